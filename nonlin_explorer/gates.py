@@ -1,0 +1,212 @@
+"""Linearizable ReLU units: a per-unit negative slope ``alpha`` in [0, 1] (0 = ReLU, 1 = identity).
+
+``f(x) = max(x, 0) + alpha * min(x, 0)`` is a channel-wise PReLU whose slope is kept in [0, 1], so it
+runs on torch's fused ``prelu`` kernel. Each unit is *free* (alpha trained), *forced linear*
+(alpha = 1, frozen) or *forced nonlinear* (alpha = 0, frozen).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: A default tolerance: a unit counts as linear when ``1 - alpha <= tol``.
+DEFAULT_TOL = 1e-3
+
+Units = None | int | slice | Sequence[int] | torch.Tensor
+
+
+class UnitState(enum.IntEnum):
+    """The three states of a unit; the values are what the ``state`` buffer (uint8) holds."""
+
+    FREE = 0
+    LINEAR = 1
+    NONLINEAR = 2
+
+
+class LinearizableReLU(nn.Module):
+    """ReLU with a per-unit slope ``alpha`` in [0, 1] on its negative side.
+
+    ``axis`` is the unit axis of the input: ``1`` (channels of conv maps; features of 2-D inputs) or
+    ``-1`` (the last dimension, e.g. transformer features). ``name`` is the gate's qualified module
+    name, set by :func:`nonlin_explorer.linearize`.
+    """
+
+    def __init__(self, num_units: int, axis: int = 1, alpha: float = 0.0, name: str = ""):
+        super().__init__()
+        if num_units < 1:
+            raise ValueError(f"num_units must be >= 1, got {num_units}")
+        if axis not in (1, -1):
+            raise ValueError(f"axis must be 1 (channels) or -1 (last dimension), got {axis}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        self.num_units = int(num_units)
+        self.axis = axis
+        self.name = name
+        self.alpha = nn.Parameter(torch.full((num_units,), float(alpha)))
+        self.register_buffer("state", torch.zeros(num_units, dtype=torch.uint8))
+
+    # -- forward -------------------------------------------------------------------------------
+    def effective_slope(self) -> torch.Tensor:
+        """The slopes the forward pass uses: clamped alpha for free units, 1 or 0 for forced ones."""
+        free = self.state == UnitState.FREE
+        fixed = (self.state == UnitState.LINEAR).to(self.alpha.dtype)
+        return torch.where(free, self.alpha.clamp(0.0, 1.0), fixed)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[self.axis] if x.dim() > 1 else x.shape[0]
+        if n != self.num_units:
+            raise ValueError(
+                f"gate {self.name or '<unnamed>'} has {self.num_units} units on axis {self.axis}, "
+                f"but its input has shape {tuple(x.shape)}"
+            )
+        slope = self.effective_slope().to(x.dtype)
+        if x.dim() <= 2 or self.axis == 1:
+            return F.prelu(x, slope)
+        # Unit axis last: view as (rows, units) so prelu's channel axis is the unit axis (no copy).
+        return F.prelu(x.reshape(-1, self.num_units), slope).reshape(x.shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_units}, axis={self.axis}, name={self.name!r}"
+
+    # -- inspection ----------------------------------------------------------------------------
+    @property
+    def slope(self) -> torch.Tensor:
+        """The effective slopes (detached), one per unit."""
+        with torch.no_grad():
+            return self.effective_slope().detach().clone()
+
+    def nonlinear_mask(self, tol: float = DEFAULT_TOL) -> torch.Tensor:
+        """Boolean mask of units still nonlinear (``1 - alpha > tol``)."""
+        return (1.0 - self.slope) > tol
+
+    def nonlinear_count(self, tol: float = DEFAULT_TOL) -> int:
+        return int(self.nonlinear_mask(tol).sum())
+
+    # -- state changes -------------------------------------------------------------------------
+    def _index(self, units: Units) -> torch.Tensor:
+        """Normalize a unit selection to a long index tensor, with a clear error when out of range."""
+        idx = torch.arange(self.num_units)
+        if units is None:
+            return idx
+        if isinstance(units, slice):
+            return idx[units]
+        t = torch.as_tensor(units)
+        if t.dtype == torch.bool:
+            if t.shape != (self.num_units,):
+                raise ValueError(f"a boolean unit mask must have shape ({self.num_units},), got {tuple(t.shape)}")
+            return idx[t.cpu()]
+        t = t.reshape(-1).long().cpu()
+        bad = (t < -self.num_units) | (t >= self.num_units)
+        if bad.any():
+            raise IndexError(
+                f"gate {self.name or '<unnamed>'} has units 0..{self.num_units - 1}; got {t[bad].tolist()}"
+            )
+        return t % self.num_units
+
+    @torch.no_grad()
+    def _set(self, units: Units, state: UnitState, value: float | None) -> None:
+        i = self._index(units).to(self.state.device)
+        self.state[i] = int(state)
+        if value is not None:
+            self.alpha[i] = value
+
+    def set_linear(self, units: Units = None) -> None:
+        """Force units linear (alpha = 1, frozen)."""
+        self._set(units, UnitState.LINEAR, 1.0)
+
+    def set_nonlinear(self, units: Units = None) -> None:
+        """Force units nonlinear (alpha = 0, frozen): plain ReLU."""
+        self._set(units, UnitState.NONLINEAR, 0.0)
+
+    def release(self, units: Units = None) -> None:
+        """Make units free again; their alpha continues from its current value."""
+        self._set(units, UnitState.FREE, None)
+
+    def set_state(self, units: Units, state: int | UnitState) -> None:
+        """Set units to a given :class:`UnitState` (what a UI click sends)."""
+        state = UnitState(int(state))
+        {UnitState.FREE: self.release, UnitState.LINEAR: self.set_linear,
+         UnitState.NONLINEAR: self.set_nonlinear}[state](units)
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        """Project alpha back to [0, 1] (the training engine calls this after every step)."""
+        self.alpha.clamp_(0.0, 1.0)
+
+
+# -- model-level helpers ---------------------------------------------------------------------------
+
+def gates(model: nn.Module) -> list[LinearizableReLU]:
+    """The model's gates in forward order (as recorded by ``linearize``), each knowing its name."""
+    found = {}
+    for name, module in model.named_modules():
+        if isinstance(module, LinearizableReLU):
+            if not module.name:
+                module.name = name
+            found[name] = module
+    order = getattr(model, "_nonlin_gate_order", None)
+    if order and set(order) == set(found):
+        return [found[n] for n in order]
+    return list(found.values())
+
+
+def gate_dict(model: nn.Module) -> dict[str, LinearizableReLU]:
+    """Gates by qualified module name, in forward order."""
+    return {g.name: g for g in gates(model)}
+
+
+def sparsity_penalty(model: nn.Module) -> torch.Tensor:
+    """``sum(1 - alpha)`` over free units: the sparsity prior (multiply by lambda)."""
+    terms = []
+    for g in gates(model):
+        free = g.state == UnitState.FREE
+        terms.append(((1.0 - g.alpha.clamp(0.0, 1.0)) * free).sum())
+    if not terms:
+        return torch.zeros(())
+    return torch.stack(terms).sum()
+
+
+def nonlinear_count(model: nn.Module, tol: float = DEFAULT_TOL) -> int:
+    """How many units are still nonlinear (``1 - alpha > tol``)."""
+    return sum(g.nonlinear_count(tol) for g in gates(model))
+
+
+def unit_count(model: nn.Module) -> int:
+    """How many gated units the model has."""
+    return sum(g.num_units for g in gates(model))
+
+
+def clamp_slopes_(model: nn.Module) -> None:
+    """Project every gate's alpha back to [0, 1]."""
+    for g in gates(model):
+        g.clamp_()
+
+
+def gate_snapshot(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Copies of every gate's (alpha, state), to restore later."""
+    return {g.name: (g.alpha.detach().clone(), g.state.clone()) for g in gates(model)}
+
+
+@torch.no_grad()
+def restore_gates(model: nn.Module, snapshot: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Put back what :func:`gate_snapshot` saved."""
+    for g in gates(model):
+        alpha, state = snapshot[g.name]
+        g.alpha.copy_(alpha)
+        g.state.copy_(state)
+
+
+@contextlib.contextmanager
+def temporary_gates(model: nn.Module) -> Iterator[dict[str, LinearizableReLU]]:
+    """Toggle gates freely inside the block; every alpha and state is restored on exit, error or not."""
+    snap = gate_snapshot(model)
+    try:
+        yield gate_dict(model)
+    finally:
+        restore_gates(model, snap)

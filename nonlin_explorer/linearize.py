@@ -1,0 +1,247 @@
+"""``linearize``: put a :class:`LinearizableReLU` in place of every ReLU of a model.
+
+Two routes, picked from one probing forward pass on an example input:
+
+* every ReLU is a module called exactly once: swap the modules in place (the model keeps its class);
+* a ReLU module is reused, or ``F.relu``/``torch.relu``/``Tensor.relu`` is called directly: trace the
+  model with ``torch.fx`` and give every call site a gate of its own (returns an ``fx.GraphModule``).
+
+Each gate gets its unit count and unit axis from the shape seen in the probe: channels (dim 1) for
+conv feature maps, the last dimension for linear/transformer features.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from nonlin_explorer.gates import LinearizableReLU, gates
+
+_FUNCTIONAL_RELUS = (F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_)
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+         nn.MaxPool1d, nn.AvgPool1d, nn.ConvTranspose1d)
+_FEATURE_LAST = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.MultiheadAttention)
+
+Axis = int | Mapping[str, int] | None
+
+
+class _ProbeFunctionals(TorchFunctionMode):
+    """Counts functional ReLU calls made outside activation modules during the probe."""
+
+    def __init__(self):
+        super().__init__()
+        self.depth = 0  # > 0 while inside an activation module's forward
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _FUNCTIONAL_RELUS and self.depth == 0:
+            self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _fix_functional_activation_attrs(model: nn.Module) -> None:
+    """Layers that store ``F.relu`` as an attribute (torch's transformer layers) get a module instead."""
+    for m in model.modules():
+        if getattr(m, "activation", None) in (F.relu, torch.relu):
+            m.activation = nn.ReLU()
+
+
+def _disable_fused_fast_paths(model: nn.Module) -> None:
+    """torch's transformer layers have a fused inference path that hard-codes ReLU; gates must win."""
+    for m in model.modules():
+        if hasattr(m, "activation_relu_or_gelu") and isinstance(getattr(m, "activation", None),
+                                                                  LinearizableReLU):
+            m.activation_relu_or_gelu = 0
+
+
+def _has_conv1d(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv1d) for m in model.modules())
+
+
+def _infer_axis(shape: torch.Size, producer: type | None, model: nn.Module) -> int:
+    """Channels (1) for conv maps, last (-1) for linear/transformer features."""
+    if len(shape) <= 2:
+        return 1
+    if len(shape) >= 4:
+        return 1
+    if producer is not None:
+        if issubclass(producer, _CONV):
+            return 1
+        if issubclass(producer, _FEATURE_LAST):
+            return -1
+    return 1 if _has_conv1d(model) else -1
+
+
+def _axis_for(name: str, axis: Axis, inferred: int) -> int:
+    if axis is None:
+        return inferred
+    if isinstance(axis, Mapping):
+        return axis.get(name, inferred)
+    return axis
+
+
+def _units(shape: torch.Size, axis: int) -> int:
+    return int(shape[axis]) if len(shape) > 1 else int(shape[0])
+
+
+def _run(model: nn.Module, example_input) -> None:
+    if isinstance(example_input, (tuple, list)):
+        model(*example_input)
+    else:
+        model(example_input)
+
+
+@contextlib.contextmanager
+def _eval_with_grad(model: nn.Module):
+    """Probe in eval mode (no BatchNorm stat updates) but with grad on (no fused fast paths)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (nn.ReLU,),
+              axis: Axis = None) -> nn.Module:
+    """Replace every ReLU of ``model`` by a :class:`LinearizableReLU` at alpha = 0 (same function).
+
+    ``axis`` forces the unit axis: one int for all gates, or ``{gate name: axis}``. Returns the model
+    (the same object when modules could be swapped in place, else an ``fx.GraphModule``).
+    """
+    if gates(model):
+        raise ValueError("model is already linearized (it has LinearizableReLU gates)")
+    _fix_functional_activation_attrs(model)
+    act_names = {m: n for n, m in model.named_modules() if isinstance(m, activations)}
+
+    seen: dict[nn.Module, list[torch.Size]] = {m: [] for m in act_names}
+    producer_of: dict[int, type] = {}
+    producer_of_act: dict[nn.Module, type | None] = {}
+    keep_alive: list[torch.Tensor] = []
+    probe = _ProbeFunctionals()
+    handles = []
+
+    def leaf_hook(module, inputs, output):
+        for t in output if isinstance(output, tuple) else (output,):
+            if isinstance(t, torch.Tensor):
+                producer_of[id(t)] = type(module)
+                keep_alive.append(t)
+
+    def act_pre(module, inputs):
+        probe.depth += 1
+        seen[module].append(inputs[0].shape)
+        producer_of_act.setdefault(module, producer_of.get(id(inputs[0])))
+
+    def act_post(module, inputs, output):
+        probe.depth -= 1
+
+    for m in model.modules():
+        if m in act_names:
+            handles.append(m.register_forward_pre_hook(act_pre))
+            handles.append(m.register_forward_hook(act_post))
+        elif not any(True for _ in m.children()):
+            handles.append(m.register_forward_hook(leaf_hook))
+    try:
+        with _eval_with_grad(model), probe:
+            _run(model, example_input)
+    finally:
+        for h in handles:
+            h.remove()
+
+    reused = [act_names[m] for m, shapes in seen.items() if len(shapes) > 1]
+    if reused or probe.calls:
+        model = _linearize_fx(model, example_input, activations, axis)
+    else:
+        for m, shapes in seen.items():
+            if not shapes:
+                continue  # never called on this input: leave it as it is
+            name = act_names[m]
+            ax = _axis_for(name, axis, _infer_axis(shapes[0], producer_of_act.get(m), model))
+            gate = LinearizableReLU(_units(shapes[0], ax), axis=ax, name=name)
+            _set_submodule(model, name, gate)
+        model._nonlin_gate_order = _forward_order(model, example_input)
+    _disable_fused_fast_paths(model)
+    dev = next((p.device for p in model.parameters()), None)
+    if dev is not None:
+        model.to(dev)
+    return model
+
+
+def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, attr = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, attr, module)
+
+
+def _forward_order(model: nn.Module, example_input) -> list[str]:
+    """Gate names in the order the forward pass calls them."""
+    order: list[str] = []
+    handles = [g.register_forward_pre_hook(lambda m, i, n=n: order.append(n) if n not in order else None)
+               for n, g in model.named_modules() if isinstance(g, LinearizableReLU)]
+    try:
+        with _eval_with_grad(model):
+            _run(model, example_input)
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> torch.fx.GraphModule:
+    """Give every ReLU call site (module or functional) its own gate in a traced copy of the model."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    try:
+        gm = torch.fx.symbolic_trace(model)
+    except Exception as exc:  # fx raises many kinds of errors on untraceable code
+        raise ValueError(
+            f"linearize needs torch.fx to give each ReLU call its own gate in {type(model).__name__} "
+            f"(it reuses a ReLU module or calls F.relu), but tracing failed: {exc}. "
+            "Use a separate nn.ReLU module per call site instead."
+        ) from exc
+    inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    with _eval_with_grad(gm):
+        ShapeProp(gm).propagate(*inputs)
+
+    def is_relu(node: torch.fx.Node) -> bool:
+        if node.op == "call_module":
+            return isinstance(gm.get_submodule(node.target), activations)
+        if node.op == "call_function":
+            return node.target in _FUNCTIONAL_RELUS
+        return node.op == "call_method" and node.target in ("relu", "relu_")
+
+    def producer(node: torch.fx.Node) -> type | None:
+        src = node.args[0] if node.args else None
+        if isinstance(src, torch.fx.Node) and src.op == "call_module":
+            return type(gm.get_submodule(src.target))
+        return None
+
+    used: set[str] = set()
+    order: list[str] = []
+    for node in [n for n in gm.graph.nodes if is_relu(n)]:  # decide before any module is swapped
+        src = node.args[0]
+        shape = src.meta["tensor_meta"].shape
+        base = node.target if node.op == "call_module" else node.name
+        name = base if base not in used else node.name
+        while name in used:
+            name += "_"
+        used.add(name)
+        ax = _axis_for(name, axis, _infer_axis(shape, producer(node), gm))
+        gm.add_submodule(name, LinearizableReLU(_units(shape, ax), axis=ax, name=name))
+        with gm.graph.inserting_after(node):
+            new = gm.graph.call_module(name, (src,))
+        node.replace_all_uses_with(new)
+        gm.graph.erase_node(node)
+        order.append(name)
+    gm.graph.lint()
+    gm.delete_all_unused_submodules()
+    gm.recompile()
+    gm._nonlin_gate_order = order
+    return gm

@@ -1,0 +1,180 @@
+"""Model families for the experiments. Every nonlinearity is its own ``nn.ReLU`` module, so
+:func:`nonlin_explorer.linearize` swaps them in place and every gate has a readable name
+(``blocks.0.relu1``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+_BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
+_POOL = {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d}
+
+
+def _dims_of(input_shape: Sequence[int]) -> int:
+    """Spatial dimensions of a conv input shape (channels, *spatial)."""
+    if len(input_shape) not in (2, 3):
+        raise ValueError(f"conv models need input shape (C, L) or (C, H, W), got {tuple(input_shape)}")
+    return len(input_shape) - 1
+
+
+class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` ReLU units; inputs are flattened."""
+
+    def __init__(self, in_features: int, num_classes: int, width: int = 128, depth: int = 3):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"MLP needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
+        layers: list[nn.Module] = [nn.Flatten()]
+        fan_in = in_features
+        for _ in range(depth):
+            layers += [nn.Linear(fan_in, width), nn.ReLU()]
+            fan_in = width
+        layers.append(nn.Linear(fan_in, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SmallCNN(nn.Module):
+    """Conv-BN-ReLU stages (stride 2 after the first) for 1-D signals or 2-D images, then a linear head."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, width: int = 32, depth: int = 3):
+        super().__init__()
+        dims = _dims_of(input_shape)
+        conv, bn = _CONV[dims], _BN[dims]
+        layers: list[nn.Module] = []
+        c_in = input_shape[0]
+        for i in range(depth):
+            c_out = width * (2 ** min(i, 2))
+            layers += [conv(c_in, c_out, 3, stride=1 if i == 0 else 2, padding=1, bias=False), bn(c_out),
+                       nn.ReLU()]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.pool = _POOL[dims](1)
+        self.head = nn.Linear(c_in, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with a residual connection (1x1 conv projection when the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, dims: int):
+        super().__init__()
+        conv, bn = _CONV[dims], _BN[dims]
+        self.conv1 = conv(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = bn(c_out)
+        self.relu1 = nn.ReLU()
+        self.conv2 = conv(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = bn(c_out)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(conv(c_in, c_out, 1, stride=stride, bias=False), bn(c_out))
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu2(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR-style ResNet (He et al. 2016): depth = 6n + 2, three stages of 16/32/64 x ``width`` channels.
+
+    ``ResNet(depth=20)`` and ``ResNet(depth=56)`` are the paper-sized ones; 1-D inputs give Conv1d.
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10, depth: int = 20,
+                 width: float = 1.0):
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"ResNet depth must be 6n + 2 with n >= 1 (8, 14, 20, 56, ...), got {depth}")
+        dims = _dims_of(input_shape)
+        n = (depth - 2) // 6
+        widths = [max(1, int(round(c * width))) for c in (16, 32, 64)]
+        self.stem = nn.Sequential(_CONV[dims](input_shape[0], widths[0], 3, padding=1, bias=False),
+                                  _BN[dims](widths[0]), nn.ReLU())
+        blocks: list[nn.Module] = []
+        c_in = widths[0]
+        for stage, c_out in enumerate(widths):
+            for i in range(n):
+                blocks.append(BasicBlock(c_in, c_out, stride=2 if (stage > 0 and i == 0) else 1, dims=dims))
+                c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = _POOL[dims](1)
+        self.head = nn.Linear(c_in, num_classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+def resnet20(input_shape=(3, 32, 32), num_classes=10, width=1.0) -> ResNet:
+    return ResNet(input_shape, num_classes, depth=20, width=width)
+
+
+def resnet56(input_shape=(3, 32, 32), num_classes=10, width=1.0) -> ResNet:
+    return ResNet(input_shape, num_classes, depth=56, width=width)
+
+
+class TransformerClassifier(nn.Module):
+    """A small Transformer encoder over token sequences, predicting a class per token.
+
+    Uses torch's own ``nn.TransformerEncoderLayer`` with ``activation=nn.ReLU()``; outputs logits of
+    shape (batch, seq_len, num_classes).
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, seq_len: int, d_model: int = 64, depth: int = 2,
+                 heads: int = 4, ff_width: int = 128, dropout: float = 0.0):
+        super().__init__()
+        if d_model % heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.pos = nn.Parameter(torch.randn(seq_len, d_model) / math.sqrt(d_model))
+        layer = nn.TransformerEncoderLayer(d_model, heads, ff_width, dropout=dropout, activation=nn.ReLU(),
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 2:
+            raise ValueError(f"TransformerClassifier expects (batch, seq_len) tokens, got {tuple(tokens.shape)}")
+        h = self.embed(tokens) + self.pos[: tokens.shape[1]]
+        return self.head(self.encoder(h))
+
+
+#: Model names accepted by :func:`build`.
+MODELS = ("mlp", "cnn", "resnet", "resnet20", "resnet56", "transformer")
+
+
+def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
+    """Build a model by name for data of ``input_shape`` (without batch) and ``num_classes`` classes.
+
+    ``kwargs`` go to the model (``width``, ``depth``, ...); transformers also need ``vocab_size``.
+    """
+    name = name.lower()
+    if name == "mlp":
+        return MLP(math.prod(input_shape), num_classes, **kwargs)
+    if name == "cnn":
+        return SmallCNN(input_shape, num_classes, **kwargs)
+    if name in ("resnet", "resnet20", "resnet56"):
+        if name != "resnet":
+            kwargs["depth"] = int(name[6:])
+        return ResNet(input_shape, num_classes, **kwargs)
+    if name == "transformer":
+        if len(input_shape) != 1:
+            raise ValueError(f"the transformer takes token sequences (seq_len,), got input shape {tuple(input_shape)}")
+        vocab = kwargs.pop("vocab_size", None)
+        if vocab is None:
+            raise ValueError("the transformer needs vocab_size (the sequence datasets provide it)")
+        return TransformerClassifier(vocab, num_classes, seq_len=input_shape[0], **kwargs)
+    raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")

@@ -1,0 +1,203 @@
+"""Result sets (``xr.Dataset``, written as netCDF) and checkpoints (``torch.save``) of training runs.
+
+A result set has coordinates ``step`` (with ``epoch`` along it), ``layer`` (gate names) and ``unit``;
+per-evaluation losses and accuracies, the sparsity in force, nonlinear counts per layer, and per-unit
+slopes over time (on ``slope_step``, downsampled when huge, NaN past each layer's unit count). Its attrs
+carry the provenance; nested values are JSON strings so the file round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from nonlin_explorer._version import __version__
+from nonlin_explorer.gates import gates
+
+_SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "sparsity", "lr")
+_DOCS = {
+    "train_loss": "mean cross-entropy over the training steps since the previous evaluation",
+    "train_acc": "accuracy over the training steps since the previous evaluation",
+    "test_loss": "cross-entropy on the test set",
+    "test_acc": "accuracy on the test set",
+    "sparsity": "lambda of the prior lambda * sum(1 - alpha) in force (0 while the prior is off)",
+    "lr": "learning rate of the weights",
+    "prior_on": "1 when the sparsity prior is on",
+    "nonlinear": "units with 1 - alpha > tol, per gate layer",
+    "units": "units per gate layer",
+    "slope": "alpha per unit (NaN beyond a layer's unit count)",
+}
+
+
+def provenance(**extra) -> dict[str, Any]:
+    """Versions, platform and time: what is needed to say where a result came from."""
+    return {
+        "nonlin_explorer_version": __version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def _attr(value):
+    """netCDF attrs hold strings and numbers: everything else becomes JSON."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (str, int, float, np.integer, np.floating)):
+        return value
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
+    """The session's history as a labelled result set."""
+    hist = session.history
+    layers = list(session.gate_names)
+    units = np.array([g.num_units for g in gates(session.model)], dtype=np.int64)
+    steps = np.array([h["step"] for h in hist], dtype=np.int64)
+    data: dict[str, Any] = {}
+    for key in _SCALARS:
+        data[key] = ("step", np.array([h[key] for h in hist], dtype=np.float64), {"long_name": _DOCS[key]})
+    data["prior_on"] = ("step", np.array([int(h["prior_on"]) for h in hist], dtype=np.int8),
+                        {"long_name": _DOCS["prior_on"]})
+    nonlinear = np.array([h["nonlinear"] for h in hist], dtype=np.int64).reshape(len(hist), len(layers))
+    data["nonlinear"] = (("step", "layer"), nonlinear, {"long_name": _DOCS["nonlinear"]})
+    data["nonlinear_total"] = ("step", nonlinear.sum(1), {"long_name": "nonlinear units in the whole model"})
+    data["units"] = ("layer", units, {"long_name": _DOCS["units"]})
+    for name in session.metrics:
+        data[name] = ("step", np.array([h.get(name, np.nan) for h in hist], dtype=np.float64))
+
+    # Slopes: (slope_step, layer, unit), every k-th evaluation so the array stays below the budget.
+    width = int(units.max()) if len(units) else 0
+    per_eval = max(1, len(layers) * width)
+    stride = max(1, int(np.ceil(len(hist) * per_eval / max_slope_values)))
+    keep = list(range(len(hist) - 1, -1, -stride))[::-1]  # always keep the last evaluation
+    slopes = np.full((len(keep), len(layers), width), np.nan, dtype=np.float32)
+    for i, k in enumerate(keep):
+        for j, s in enumerate(hist[k]["slopes"]):
+            slopes[i, j, : len(s)] = np.asarray(s, dtype=np.float32)
+    data["slope"] = (("slope_step", "layer", "unit"), slopes, {"long_name": _DOCS["slope"]})
+
+    cfg = session.config
+    attrs = provenance(
+        kind="training",
+        model=cfg.model,
+        dataset=session.data.name,
+        schedule=cfg.schedule,
+        seed=cfg.seed,
+        device=str(session.device),
+        tol=cfg.tol,
+        status=session.status,
+        stop_reason=session.stop_reason,
+        switch_step=session.switch_step,
+        steps_per_epoch=session.steps_per_epoch,
+        config=cfg.to_dict(),
+        events=session.events,
+    )
+    ds = xr.Dataset(
+        data,
+        coords={
+            "step": steps,
+            "epoch": ("step", np.array([h["epoch"] for h in hist], dtype=np.float64)),
+            "layer": np.array(layers, dtype=object),
+            "unit": np.arange(width, dtype=np.int64),
+            "slope_step": steps[keep] if len(keep) else np.zeros(0, dtype=np.int64),
+        },
+        attrs={k: _attr(v) for k, v in attrs.items()},
+    )
+    return ds
+
+
+def _check_writable(path: str | os.PathLike) -> Path:
+    """Fail before any work is lost: the folder must exist and be writable."""
+    path = Path(path).expanduser()
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OSError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OSError(f"cannot write {path}: permission denied")
+    return path
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Public form of the check: raise ``OSError`` now if ``path`` cannot be written."""
+    return _check_writable(path)
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
+    """Write a result set atomically (a temporary file renamed into place: no half-written files)."""
+    path = _check_writable(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """Read a result set fully into memory (the file is closed afterwards)."""
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return ds.load()
+
+
+def save_checkpoint(session, path: str | os.PathLike) -> Path:
+    """Model weights, gate states, optimizer state, history, events and config in one file."""
+    path = _check_writable(path)
+    history = [{**h, "slopes": [s.tolist() for s in h["slopes"]]} for h in session.history]
+    state = {
+        "format": "nonlin_explorer.checkpoint/1",
+        "version": __version__,
+        "config": session.config.to_dict(),
+        "model": session.model.state_dict(),
+        "opt_w": session._opt_w.state_dict(),
+        "opt_a": session._opt_a.state_dict(),
+        "step": session.step,
+        "sparsity": session.sparsity,
+        "prior_on": session.prior_on,
+        "history": json.dumps(history),
+        "events": json.dumps(session.events, default=str),
+        "status": session.status,
+        "stop_reason": session.stop_reason,
+    }
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | None = None):
+    """Rebuild a :class:`~nonlin_explorer.training.TrainingSession` from :func:`save_checkpoint`'s file."""
+    from nonlin_explorer.training import TrainConfig, TrainingSession
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") != "nonlin_explorer.checkpoint/1":
+        raise ValueError(f"{path} is not a nonlin_explorer checkpoint")
+    config = TrainConfig(**state["config"])
+    if device is not None:
+        config.device = device
+    session = TrainingSession(config)
+    session.model.load_state_dict(state["model"])
+    session._opt_w.load_state_dict(state["opt_w"])
+    session._opt_a.load_state_dict(state["opt_a"])
+    session.step = state["step"]
+    session.sparsity = state["sparsity"]
+    session.prior_on = state["prior_on"]
+    session._set_slopes_trainable(session.prior_on)
+    session.history = [{**h, "slopes": [torch.tensor(s) for s in h["slopes"]]}
+                       for h in json.loads(state["history"])]
+    session.events = json.loads(state["events"])
+    session.status, session.stop_reason = state["status"], state["stop_reason"]
+    session._good_state = session._snapshot()
+    return session
