@@ -237,6 +237,7 @@ def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> t
         gm.add_submodule(name, LinearizableReLU(_units(shape, ax), axis=ax, name=name))
         with gm.graph.inserting_after(node):
             new = gm.graph.call_module(name, (src,))
+        new.meta = dict(node.meta)  # later gates read the shape of this output
         node.replace_all_uses_with(new)
         gm.graph.erase_node(node)
         order.append(name)

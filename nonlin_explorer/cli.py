@@ -1,0 +1,107 @@
+"""The ``nonlin-explorer`` command line. Bad arguments give one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from nonlin_explorer._version import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's name
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _json_dict(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"width\": 64}'")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    from nonlin_explorer.datasets import DATASETS
+    from nonlin_explorer.models import MODELS
+    from nonlin_explorer.training import SCHEDULES
+
+    p = _Parser(prog="nonlin-explorer", description="Partial linearization of neural networks.")
+    p.add_argument("--version", action="version", version=f"nonlin_explorer {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train with the sparsity prior and write an xarray result set (netCDF)")
+    t.add_argument("--dataset", default="mnist1d", help=f"one of {', '.join(DATASETS)}")
+    t.add_argument("--data-root", help="folder with local data files (cifar10)")
+    t.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
+    t.add_argument("--width", type=float, help="model width (units, channels or multiplier)")
+    t.add_argument("--depth", type=int, help="model depth (layers, stages or ResNet depth)")
+    t.add_argument("--model-kwargs", type=_json_dict, default={}, help="more model settings as JSON")
+    t.add_argument("--epochs", type=float, default=10.0)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--sparsity", type=float, default=0.0, help="lambda of the prior lambda * sum(1 - alpha)")
+    t.add_argument("--schedule", default="early", choices=SCHEDULES)
+    t.add_argument("--switch-epoch", type=float, help="epoch at which the prior switches on (late/custom)")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--slope-lr", type=float, default=1e-2)
+    t.add_argument("--eval-every", type=int, default=50, help="evaluate every N steps")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    t.add_argument("--out", default="results.nc", help="netCDF file for the result set")
+    t.add_argument("--checkpoint", help="also save a checkpoint (torch.save) here")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _train(args) -> int:
+    from nonlin_explorer.results import check_writable, write_netcdf
+    from nonlin_explorer.training import TrainConfig, TrainingSession
+
+    model_kwargs = dict(args.model_kwargs)
+    if args.width is not None:
+        model_kwargs["width"] = int(args.width) if args.model.lower() in ("mlp", "cnn") else args.width
+    if args.depth is not None:
+        model_kwargs["depth"] = args.depth
+    dataset_kwargs = {"root": args.data_root} if args.data_root else {}
+    config = TrainConfig(dataset=args.dataset, model=args.model, model_kwargs=model_kwargs,
+                         dataset_kwargs=dataset_kwargs, epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, slope_lr=args.slope_lr, sparsity=args.sparsity, schedule=args.schedule,
+                         switch_epoch=args.switch_epoch, eval_every=args.eval_every, seed=args.seed,
+                         device=args.device)
+    config.validate()
+    out = check_writable(args.out)  # before training: never lose a run to an unwritable path
+    if args.checkpoint:
+        check_writable(args.checkpoint)
+    session = TrainingSession(config)
+    session.run(progress=not args.quiet)
+    write_netcdf(session.to_xarray(), out)
+    if args.checkpoint:
+        session.save(args.checkpoint)
+    last = session.history[-1] if session.history else {}
+    print(f"{session.status}: step {session.step}, test accuracy {last.get('test_acc', float('nan')):.4f}, "
+          f"nonlinear units {session.nonlinear_count()}; wrote {out}")
+    return 0 if session.status in ("finished", "stopped") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+    except (ValueError, OSError, KeyError, IndexError) as exc:
+        print(f"nonlin-explorer: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nonlin-explorer: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The command line: a result set on success; one line and exit code 2 on bad arguments."""
+
+import subprocess
+import sys
+
+import pytest
+import xarray as xr
+
+from nonlin_explorer.cli import main
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["train", "--model", "nope"], "unknown model 'nope'"),
+    (["train", "--epochs", "-2"], "epochs must be > 0"),
+    (["train", "--sparsity", "nan"], "sparsity must be finite"),
+    (["train", "--out", "/no/such/folder/r.nc"], "cannot write /no/such/folder/r.nc"),
+    (["train", "--epochs", "ten"], "invalid float value: 'ten'"),
+    (["train", "--model-kwargs", "{bad"], "not valid JSON"),
+    (["train", "--schedule", "never"], "invalid choice: 'never'"),
+    (["fly"], "invalid choice: 'fly'"),
+])
+def test_bad_arguments_give_one_line_and_exit_code_2(argv, message, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+def test_train_writes_a_result_set(tmp_path):
+    out = tmp_path / "r.nc"
+    proc = subprocess.run(
+        [sys.executable, "-m", "nonlin_explorer.cli", "train", "--dataset", "spirals", "--model", "mlp",
+         "--width", "16", "--depth", "2", "--epochs", "2", "--sparsity", "1e-3", "--eval-every", "5",
+         "--schedule", "late", "--quiet", "--out", str(out), "--checkpoint", str(tmp_path / "r.pt")],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "finished" in proc.stdout
+    with xr.open_dataset(out) as ds:
+        assert ds.attrs["schedule"] == "late" and ds.attrs["dataset"] == "spirals"
+        assert ds.sizes["layer"] == 2 and ds.sizes["step"] >= 2
+    assert (tmp_path / "r.pt").stat().st_size > 0

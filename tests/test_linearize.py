@@ -1,0 +1,110 @@
+"""linearize: same function at alpha = 0; affine when every unit is linear; gates on every code path."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nonlin_explorer import gates, linearize, models
+
+
+def _affine_defect(model, x):
+    """max |f(x+y) - f(x) - f(y) + f(0)| relative to max |f(x)|: zero for an affine map."""
+    y, z = torch.randn_like(x), torch.zeros_like(x)
+    with torch.no_grad():
+        fx = model(x)
+        return ((model(x + y) - fx - model(y) + model(z)).abs().max() / fx.abs().max()).item()
+
+
+CASES = {
+    "mlp": (lambda: models.MLP(40, 10, width=16, depth=3), (4, 1, 40)),
+    "cnn1d": (lambda: models.SmallCNN((1, 40), 10, width=8), (4, 1, 40)),
+    "cnn2d": (lambda: models.SmallCNN((3, 16, 16), 10, width=8), (4, 3, 16, 16)),
+    "resnet20": (lambda: models.resnet20((3, 32, 32), 10, width=0.5), (2, 3, 32, 32)),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_linearize_keeps_the_function_and_all_linear_is_affine(name):
+    build, shape = CASES[name]
+    model = build().eval()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        before = model(x)
+    model = linearize(model, x)
+    assert gates(model), "no gates were inserted"
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before, rtol=0, atol=0)
+    assert _affine_defect(model, x) > 1e-3  # ReLU network: not affine
+    for g in gates(model):
+        g.set_linear()
+    assert _affine_defect(model, x) < 1e-5  # eval mode: BatchNorm is affine too
+    if name == "mlp":  # no BatchNorm: affine in train mode as well
+        model.train()
+        assert _affine_defect(model, x) < 1e-5
+
+
+def test_unit_axes_and_counts_are_inferred():
+    r = linearize(models.resnet20((3, 32, 32), 10), torch.randn(2, 3, 32, 32))
+    gs = gates(r)
+    assert len(gs) == 19 and gs[0].name == "stem.2" and gs[-1].name == "blocks.8.relu2"
+    assert [g.num_units for g in gs[:3]] == [16, 16, 16] and all(g.axis == 1 for g in gs)
+    t = linearize(models.TransformerClassifier(10, 10, seq_len=6, d_model=16, depth=2, heads=2, ff_width=24),
+                  torch.randint(0, 10, (2, 6)))
+    assert [(g.name, g.num_units, g.axis) for g in gates(t)] == [
+        ("encoder.layers.0.activation", 24, -1), ("encoder.layers.1.activation", 24, -1)]
+
+
+@pytest.mark.parametrize("activation", [nn.ReLU(), "relu"])
+def test_transformer_layer_gates_hold_on_the_fused_inference_path(activation):
+    layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation=activation, batch_first=True).eval()
+    x = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        before = layer(x)
+    layer = linearize(layer, x)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), before, atol=1e-5, rtol=1e-5)
+    gates(layer)[0].set_linear()
+    reference = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation=nn.Identity(), batch_first=True)
+    missing = reference.load_state_dict(layer.state_dict(), strict=False)
+    assert not missing.missing_keys
+    reference.eval()
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(layer(x), reference(x), atol=1e-5, rtol=1e-5)
+
+
+class _Functional(nn.Module):
+    """Reuses one ReLU module and calls F.relu: every call site must get its own gate."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.act = nn.Linear(4, 6), nn.Linear(6, 6), nn.ReLU()
+
+    def forward(self, x):
+        h = self.act(self.a(x))
+        return F.relu(self.b(h)) + self.act(h)
+
+
+def test_reused_and_functional_relus_each_get_a_gate():
+    model, x = _Functional(), torch.randn(5, 4)
+    with torch.no_grad():
+        before = model(x)
+    model = linearize(model, x)
+    assert len(gates(model)) == 3
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before)
+    for g in gates(model):
+        g.set_linear()
+    assert _affine_defect(model, x) < 1e-5
+
+
+def test_linearize_twice_is_an_error():
+    m = linearize(models.MLP(4, 2, 3, 1), torch.randn(2, 4))
+    with pytest.raises(ValueError, match="already linearized"):
+        linearize(m, torch.randn(2, 4))
+
+
+def test_explicit_axis_overrides_inference():
+    m = linearize(nn.Sequential(nn.Conv1d(2, 3, 1), nn.ReLU()), torch.randn(2, 2, 5), axis=-1)
+    assert gates(m)[0].axis == -1 and gates(m)[0].num_units == 5

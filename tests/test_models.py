@@ -1,0 +1,41 @@
+"""Model families: shapes, names of their ReLU modules, clear errors."""
+
+import pytest
+import torch
+
+from nonlin_explorer import models
+
+
+@pytest.mark.parametrize("name, shape, kwargs", [
+    ("mlp", (1, 40), dict(width=8, depth=2)),
+    ("cnn", (1, 40), dict(width=4)),
+    ("cnn", (3, 16, 16), dict(width=4)),
+    ("resnet20", (3, 32, 32), dict(width=0.25)),
+    ("resnet", (1, 40), dict(depth=8, width=0.5)),
+])
+def test_models_give_logits(name, shape, kwargs):
+    m = models.build(name, shape, 10, **kwargs)
+    assert m(torch.randn(2, *shape)).shape == (2, 10)
+
+
+def test_resnet_sizes_match_the_paper_families():
+    count = lambda m: sum(isinstance(x, torch.nn.ReLU) for x in m.modules())
+    assert count(models.resnet20()) == 19 and count(models.resnet56()) == 55
+    n20 = sum(p.numel() for p in models.resnet20().parameters())
+    assert 0.26e6 < n20 < 0.30e6  # ~0.27M with projection shortcuts
+
+
+def test_transformer_predicts_per_token():
+    m = models.build("transformer", (7,), 5, vocab_size=11, d_model=16, heads=2, depth=1, ff_width=8)
+    assert m(torch.randint(0, 11, (3, 7))).shape == (3, 7, 5)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: models.build("vgg", (3, 32, 32), 10), "unknown model 'vgg'"),
+    (lambda: models.ResNet(depth=21), "6n \\+ 2"),
+    (lambda: models.MLP(4, 2, depth=0), "depth >= 1"),
+    (lambda: models.build("transformer", (8,), 10), "needs vocab_size"),
+])
+def test_bad_model_settings_are_clear_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

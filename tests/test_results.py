@@ -1,0 +1,107 @@
+"""Result sets and checkpoints: labelled, exact through netCDF, nothing lost on bad paths."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from nonlin_explorer import TrainingSession, gates, load_checkpoint, read_netcdf, write_netcdf
+
+
+@pytest.fixture(scope="module")
+def session(mnist1d_small):
+    s = TrainingSession(data=mnist1d_small, model="mlp", model_kwargs=dict(width=24, depth=2), epochs=3,
+                        sparsity=1e-3, eval_every=10, seed=1)
+    s.run(progress=False)
+    s.toggle(0, [0, 1], 1)
+    return s
+
+
+def test_result_set_has_the_documented_shape(session):
+    ds = session.to_xarray()
+    n = len(session.history)
+    assert dict(ds.sizes) == {"step": n, "layer": 2, "unit": 24, "slope_step": n}
+    assert list(ds.layer.values) == ["net.2", "net.4"]
+    for var in ("train_loss", "train_acc", "test_loss", "test_acc", "sparsity", "prior_on", "nonlinear_total"):
+        assert ds[var].dims == ("step",)
+    assert ds.nonlinear.dims == ("step", "layer") and ds.slope.dims == ("slope_step", "layer", "unit")
+    assert ds.epoch.dims == ("step",) and ds.step.values[-1] == session.step
+    assert (ds.nonlinear.sum("layer") == ds.nonlinear_total).all()
+    last = np.stack([g.slope.numpy() for g in gates(session.model)])
+    # the toggle came after the last evaluation: the result set shows the slopes as evaluated
+    np.testing.assert_array_equal(ds.slope.isel(slope_step=-1).values, np.stack(
+        [s.numpy() for s in session.history[-1]["slopes"]]))
+    assert last[0, 0] == 1.0
+    assert float(ds.test_acc.max()) > 0.1
+
+
+def test_provenance_attrs(session):
+    attrs = session.to_xarray().attrs
+    assert attrs["model"] == "mlp" and attrs["dataset"] == "mnist1d" and attrs["seed"] == 1
+    assert attrs["torch_version"] == torch.__version__ and attrs["device"] == "cpu"
+    config = json.loads(attrs["config"])
+    assert config["sparsity"] == 1e-3 and config["model_kwargs"] == {"width": 24, "depth": 2}
+    assert [e["kind"] for e in json.loads(attrs["events"])] == ["toggle"]
+
+
+def test_netcdf_round_trip_is_exact(session, tmp_path):
+    ds = session.to_xarray()
+    path = write_netcdf(ds, tmp_path / "run.nc")
+    back = read_netcdf(path)
+    xr.testing.assert_identical(back, ds)
+    assert back.slope.dtype == np.float32
+
+
+def test_slopes_are_downsampled_but_keep_the_last_evaluation(session):
+    ds = session.to_xarray(max_slope_values=48 * 3)
+    assert ds.slope.size <= 48 * 3 and 2 <= ds.sizes["slope_step"] < len(session.history)
+    assert ds.slope_step.values[-1] == session.step
+    assert ds.sizes["step"] == len(session.history)
+
+
+def test_unwritable_paths_fail_before_writing_and_leave_nothing(session, tmp_path):
+    ds = session.to_xarray()
+    with pytest.raises(OSError, match="does not exist"):
+        write_netcdf(ds, tmp_path / "missing" / "run.nc")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    # root ignores permission bits; /proc refuses new files to everyone
+    target = locked if not os.access(locked, os.W_OK) else Path("/proc")
+    try:
+        with pytest.raises(OSError, match="(?i)permission denied"):
+            write_netcdf(ds, target / "run.nc")
+    finally:
+        locked.chmod(0o700)
+    assert not (target / "run.nc").exists() and not (target / ".run.nc.tmp").exists()
+
+
+def test_failed_write_keeps_the_previous_file(session, tmp_path):
+    path = write_netcdf(session.to_xarray(), tmp_path / "run.nc")
+    before = path.read_bytes()
+    bad = session.to_xarray().assign_attrs(bad=object())  # netCDF cannot store this attribute
+    with pytest.raises((TypeError, ValueError)):
+        write_netcdf(bad, path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["run.nc"]
+
+
+def test_checkpoint_round_trip_with_weights_only(session, tmp_path):
+    path = tmp_path / "run.pt"
+    session.save(path)
+    torch.load(path, weights_only=True)  # loadable without unpickling arbitrary objects
+    back = load_checkpoint(path)
+    x = session.data.x_test[:16]
+    session.model.eval()
+    back.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(back.model(x), session.model(x), rtol=0, atol=0)
+    assert back.step == session.step and back.events == session.events
+    assert [g.state.tolist() for g in gates(back.model)] == [g.state.tolist() for g in gates(session.model)]
+    xr.testing.assert_equal(back.to_xarray().drop_attrs(), session.to_xarray().drop_attrs())
+    back.extend(1)
+    back.run(progress=False)  # training resumes from the checkpoint
+    assert back.step > session.step and back.status == "finished"

@@ -1,0 +1,205 @@
+"""TrainingSession: the sparsity prior, live commands, schedules, divergence, determinism, bad input."""
+
+import math
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from nonlin_explorer import TrainConfig, TrainingSession, gates
+from nonlin_explorer.gates import UnitState
+
+FAST = dict(model="mlp", model_kwargs=dict(width=32, depth=2), batch_size=128, eval_every=20, seed=0)
+
+
+def _session(data, **kw):
+    return TrainingSession(data=data, **{**FAST, **kw})
+
+
+def _wait_for(predicate, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_prior_lowers_the_nonlinear_count_as_sparsity_grows(mnist1d_small):
+    counts = []
+    for sparsity in (0.0, 3e-4, 5e-2):
+        s = _session(mnist1d_small, epochs=8, sparsity=sparsity).run(progress=False)
+        assert s.status == "finished"
+        counts.append(s.nonlinear_count())
+    assert counts[0] > counts[1] > counts[2], counts
+    assert counts[2] <= 0.1 * counts[0]
+
+
+def test_forced_states_survive_optimizer_steps(mnist1d_small):
+    s = _session(mnist1d_small, epochs=2, sparsity=1e-2)
+    g0, g1 = gates(s.model)
+    g0.set_nonlinear([0, 1, 2])
+    g1.set_linear([5])
+    s.run(progress=False)
+    assert g0.state[:3].tolist() == [UnitState.NONLINEAR] * 3 and g0.slope[:3].tolist() == [0.0] * 3
+    assert g1.state[5] == UnitState.LINEAR and g1.slope[5] == 1.0
+    assert (g0.slope[3:] > 0).any()  # free units did move under the prior
+
+
+def test_slopes_stay_in_unit_interval(mnist1d_small):
+    s = _session(mnist1d_small, epochs=2, sparsity=0.05, slope_lr=0.5).run(progress=False)
+    for g in gates(s.model):
+        assert g.alpha.min() >= 0.0 and g.alpha.max() <= 1.0
+
+
+def test_set_and_toggle_while_running_apply_at_the_next_step_and_are_logged(mnist1d_small):
+    s = _session(mnist1d_small, epochs=40, sparsity=0.0)
+    s.start()
+    try:
+        assert _wait_for(lambda: s.step >= 5)
+        s.set(sparsity=0.02, lr=5e-4)
+        s.toggle(0, [1, 2], UnitState.LINEAR)
+        s.toggle("net.4", 0, UnitState.NONLINEAR)
+        assert _wait_for(lambda: len(s.events) >= 4)
+        applied_at = s.events[0]["step"]
+        kinds = [(e["kind"], e.get("key"), e.get("layer")) for e in s.events[:4]]
+        assert kinds == [("set", "sparsity", None), ("set", "lr", None), ("toggle", None, "net.2"),
+                         ("toggle", None, "net.4")]
+        assert all(e["step"] == applied_at for e in s.events[:4])  # one batch, between two steps
+        assert _wait_for(lambda: any(h["step"] > applied_at for h in s.history))
+    finally:
+        s.stop()
+    assert s.status == "stopped" and not s.is_alive
+    g = gates(s.model)
+    assert g[0].state[1:3].tolist() == [UnitState.LINEAR] * 2 and g[1].state[0] == UnitState.NONLINEAR
+    after = [h for h in s.history if h["step"] > applied_at]
+    assert after and all(h["sparsity"] == 0.02 and h["lr"] == 5e-4 for h in after)
+
+
+def test_pause_holds_the_step_and_resume_finishes(mnist1d_small):
+    s = _session(mnist1d_small, epochs=20)
+    s.start()
+    assert _wait_for(lambda: s.step >= 3)
+    s.pause()
+    assert _wait_for(lambda: s.status == "paused")
+    held = s.step
+    s.set(sparsity=0.01)  # applied while paused, without racing anything
+    time.sleep(0.3)
+    assert s.step == held and s.sparsity == 0.01
+    s.resume()
+    s.wait(60)
+    assert s.status == "finished" and s.step == s.total_steps
+
+
+def test_late_schedule_trains_plain_relu_then_switches_the_prior_on(mnist1d_small):
+    s = _session(mnist1d_small, epochs=4, sparsity=1e-2, schedule="late", switch_epoch=2)
+    seen = []
+    s.subscribe(lambda kind, p: seen.append((s.step, s.prior_on, max(float(g.slope.max()) for g in gates(s.model))))
+                if kind == "step" else None)
+    s.run(progress=False)
+    before = [(st, on, a) for st, on, a in seen if st <= s.switch_step]
+    after = [(st, on, a) for st, on, a in seen if st > s.switch_step]
+    assert before and all(not on and a == 0.0 for _, on, a in before)  # ReLU: same function as the original
+    assert after and all(on for _, on, _ in after) and after[-1][2] > 0.0
+    assert [e["kind"] for e in s.events] == ["prior_on"] and s.events[0]["step"] == s.switch_step
+    ds = s.to_xarray()
+    assert ds.prior_on.sel(step=slice(None, s.switch_step)).max() == 0
+    assert ds.sparsity.sel(step=slice(s.switch_step + 1, None)).min() == pytest.approx(1e-2)
+
+
+def test_switch_prior_on_by_hand(mnist1d_small):
+    s = _session(mnist1d_small, epochs=4, schedule="late")
+    assert not s.prior_on
+    s.switch_prior_on()  # not running: applied at once
+    assert s.prior_on and s.events[-1]["kind"] == "prior_on"
+
+
+def test_same_seed_same_run_on_cpu(mnist1d_small):
+    a = _session(mnist1d_small, epochs=2, sparsity=1e-3).run(progress=False)
+    b = _session(mnist1d_small, epochs=2, sparsity=1e-3).run(progress=False)
+    assert [h["test_loss"] for h in a.history] == [h["test_loss"] for h in b.history]
+    for ga, gb in zip(gates(a.model), gates(b.model)):
+        assert torch.equal(ga.alpha, gb.alpha)
+
+
+class _Bomb(nn.Module):
+    """An MLP whose output turns NaN after ``after`` training forwards."""
+
+    def __init__(self, after):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(40, 16), nn.ReLU(), nn.Linear(16, 10))
+        self.after, self.calls = after, 0
+
+    def forward(self, x):
+        self.calls += self.training
+        y = self.net(x)
+        return y * float("nan") if self.training and self.calls > self.after else y
+
+
+def test_divergence_stops_with_the_reason_and_restores_the_last_finite_state(mnist1d_small):
+    s = TrainingSession(model=_Bomb(after=25), data=mnist1d_small, epochs=5, eval_every=10)
+    s.run(progress=False)
+    assert s.status == "diverged"
+    assert "nan" in s.stop_reason and "restored to step 20" in s.stop_reason
+    assert s.step == 20 and s.events[-1]["kind"] == "diverged"
+    assert all(torch.isfinite(p).all() for p in s.model.parameters())
+    assert s.to_xarray().attrs["status"] == "diverged"
+
+
+def test_broken_subscriber_never_kills_training(mnist1d_small, capsys):
+    s = _session(mnist1d_small, epochs=1)
+    s.subscribe(lambda kind, payload: 1 / 0)
+    s.run(progress=False)
+    assert s.status == "finished"
+    assert "ZeroDivisionError" in capsys.readouterr().err
+
+
+def test_transformer_learns_sequence_reversal():
+    s = TrainingSession(dataset="reverse", model="transformer", dataset_kwargs=dict(num_samples=1200, seq_len=6),
+                        model_kwargs=dict(d_model=32, depth=1, heads=2, ff_width=32), epochs=6, lr=3e-3,
+                        eval_every=10, seed=0).run(progress=False)
+    assert s.history[-1]["test_acc"] > s.history[0]["test_acc"] + 0.2
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(dataset="imagenet"), "unknown dataset 'imagenet'; valid datasets: mnist1d"),
+    (dict(model="vgg"), "unknown model 'vgg'; valid models: mlp"),
+    (dict(epochs=-1), "epochs must be > 0"),
+    (dict(sparsity=math.nan), "sparsity must be finite"),
+    (dict(sparsity=-1.0), "sparsity must be >= 0"),
+    (dict(lr="fast"), "lr must be a number"),
+    (dict(schedule="sometimes"), "unknown schedule"),
+    (dict(schedule="custom"), "needs switch_epoch"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+])
+def test_bad_config_is_a_clear_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs).validate()
+
+
+def test_model_that_does_not_fit_the_data_is_a_clear_error():
+    with pytest.raises(ValueError, match="transformer takes token sequences"):
+        TrainingSession(dataset="digits", model="transformer")
+    with pytest.raises(ValueError, match="conv models need input shape"):
+        TrainingSession(dataset="spirals", model="cnn")
+
+
+def test_bad_live_values_raise_and_change_nothing(mnist1d_small):
+    s = _session(mnist1d_small, epochs=1, sparsity=0.5)
+    for bad in (math.nan, math.inf, -0.1, "abc", None):
+        with pytest.raises(ValueError):
+            s.set(sparsity=bad)
+    with pytest.raises(ValueError, match="cannot set 'epochs'"):
+        s.set(epochs=3)
+    with pytest.raises(IndexError):
+        s.toggle(0, [999], UnitState.LINEAR)
+    with pytest.raises(KeyError, match="no gate named"):
+        s.toggle("nope", 0, UnitState.LINEAR)
+    assert s.sparsity == 0.5 and s.events == []
+
+
+def test_cuda_is_used_when_present_else_cpu():
+    s = TrainingSession(dataset="spirals", model="mlp", epochs=1)
+    assert s.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert next(s.model.parameters()).device.type == s.device.type
