@@ -161,8 +161,7 @@ def save_checkpoint(session, path: str | os.PathLike) -> Path:
         "version": __version__,
         "config": session.config.to_dict(),
         "model": session.model.state_dict(),
-        "opt_w": session._opt_w.state_dict(),
-        "opt_a": session._opt_a.state_dict(),
+        "optimizer": session._opt.state_dict(),
         "step": session.step,
         "sparsity": session.sparsity,
         "prior_on": session.prior_on,
@@ -189,8 +188,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | None = None):
         config.device = device
     session = TrainingSession(config)
     session.model.load_state_dict(state["model"])
-    session._opt_w.load_state_dict(state["opt_w"])
-    session._opt_a.load_state_dict(state["opt_a"])
+    session._opt.load_state_dict(state["optimizer"])
     session.step = state["step"]
     session.sparsity = state["sparsity"]
     session.prior_on = state["prior_on"]

@@ -28,7 +28,7 @@ from torch import nn
 from nonlin_explorer import datasets as _datasets
 from nonlin_explorer import models as _models
 from nonlin_explorer.devices import pick_device
-from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU, UnitState, clamp_slopes_, gate_dict, gates
+from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU, UnitState, gate_dict, gates
 from nonlin_explorer.gates import sparsity_penalty as _penalty
 from nonlin_explorer.linearize import linearize
 
@@ -184,11 +184,14 @@ class TrainingSession:
         self.steps_per_epoch = max(1, math.ceil(len(self._x_train) / cfg.batch_size))
         self.total_steps = max(1, int(round(cfg.epochs * self.steps_per_epoch)))
         self.switch_step = int(round(cfg.prior_switch_epoch() * self.steps_per_epoch))
-        slope_params = [g.alpha for g in gates(self.model)]
+        self._gates = gates(self.model)
+        slope_params = [g.alpha for g in self._gates]
         slope_ids = {id(p) for p in slope_params}
         weights = [p for p in self.model.parameters() if id(p) not in slope_ids]
-        self._opt_w = torch.optim.Adam(weights, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self._opt_a = torch.optim.Adam(slope_params, lr=cfg.slope_lr)
+        # One optimizer, two groups: weights, then slopes (no weight decay on slopes).
+        self._opt = torch.optim.Adam([dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay),
+                                      dict(params=slope_params, lr=cfg.slope_lr, weight_decay=0.0,
+                                           foreach=True)])  # many tiny tensors: one fused update
         self._generator = torch.Generator().manual_seed(cfg.seed)
         self._perm = torch.empty(0, dtype=torch.long)
         self.step = 0
@@ -294,14 +297,11 @@ class TrainingSession:
                 if key == "sparsity":
                     self.sparsity = value
                 elif key == "lr":
-                    for g in self._opt_w.param_groups:
-                        g["lr"] = value
+                    self._opt.param_groups[0]["lr"] = value
                 elif key == "slope_lr":
-                    for g in self._opt_a.param_groups:
-                        g["lr"] = value
+                    self._opt.param_groups[1]["lr"] = value
                 elif key == "weight_decay":
-                    for g in self._opt_w.param_groups:
-                        g["weight_decay"] = value
+                    self._opt.param_groups[0]["weight_decay"] = value
                 setattr(self.config, key, value)
                 self._log("set", key=key, value=value)
         elif kind == "toggle":
@@ -322,7 +322,7 @@ class TrainingSession:
         self._emit("command", event)
 
     def _set_slopes_trainable(self, on: bool) -> None:
-        for g in gates(self.model):
+        for g in self._gates:
             g.alpha.requires_grad_(on)
             if not on:
                 g.alpha.grad = None
@@ -354,25 +354,27 @@ class TrainingSession:
                             enabled=self._autocast_dtype is not None):
             logits = self.model(x)
         ce, correct = self._loss(logits, y)
-        loss = ce + self.sparsity * _penalty(self.model) if (self.prior_on and self.sparsity) else ce
         ce_value = float(ce.detach())
-        if not math.isfinite(float(loss.detach())):
-            self._diverged(f"loss became {float(loss.detach())} at step {self.step}")
+        if not math.isfinite(ce_value):
+            self._diverged(f"loss became {ce_value} at step {self.step}")
             return ce_value
-        self._opt_w.zero_grad(set_to_none=True)
-        self._opt_a.zero_grad(set_to_none=True)
-        if self._scaler is not None:
+        prior = self.prior_on and self.sparsity > 0
+        self._opt.zero_grad(set_to_none=True)
+        if self._scaler is not None:  # fp16 on CUDA: let autograd carry the prior through the scaler
+            loss = ce + self.sparsity * _penalty(self.model) if prior else ce
             self._scaler.scale(loss).backward()
-            self._scaler.step(self._opt_w)
-            if self.prior_on:
-                self._scaler.step(self._opt_a)
+            self._scaler.step(self._opt)
             self._scaler.update()
         else:
-            loss.backward()
-            self._opt_w.step()
-            if self.prior_on:
-                self._opt_a.step()
-        clamp_slopes_(self.model)
+            ce.backward()
+            if prior:
+                self._add_prior_grad()
+            self._opt.step()
+        if self.prior_on:
+            with torch.no_grad():
+                alphas = [g.alpha for g in self._gates]
+                torch._foreach_clamp_min_(alphas, 0.0)
+                torch._foreach_clamp_max_(alphas, 1.0)
         self.step += 1
         n = y.numel()
         self._running_loss += ce_value * n
@@ -417,7 +419,7 @@ class TrainingSession:
             "test_acc": test_acc,
             "sparsity": self.sparsity if self.prior_on else 0.0,
             "prior_on": self.prior_on,
-            "lr": self._opt_w.param_groups[0]["lr"],
+            "lr": self._opt.param_groups[0]["lr"],
             "nonlinear": [g.nonlinear_count(self.config.tol) for g in gs],
             "slopes": [g.slope.cpu() for g in gs],
         }
@@ -430,17 +432,25 @@ class TrainingSession:
         self._emit("eval", entry)
         return entry
 
+    def _add_prior_grad(self) -> None:
+        """d/d alpha of lambda * sum(1 - alpha) over free units is -lambda: add it without autograd."""
+        grads, masks = [], []
+        for g in self._gates:
+            if g.alpha.grad is None:
+                g.alpha.grad = torch.zeros_like(g.alpha)
+            grads.append(g.alpha.grad)
+            masks.append((g.state == UnitState.FREE).to(g.alpha.dtype))
+        torch._foreach_add_(grads, masks, alpha=-self.sparsity)
+
     def _snapshot(self) -> dict[str, Any]:
         return {"model": copy.deepcopy(self.model.state_dict()), "step": self.step,
-                "opt_w": copy.deepcopy(self._opt_w.state_dict()),
-                "opt_a": copy.deepcopy(self._opt_a.state_dict())}
+                "opt": copy.deepcopy(self._opt.state_dict())}
 
     def _diverged(self, reason: str) -> None:
         """Restore the last finite state and stop with the reason recorded."""
         good = self._good_state
         self.model.load_state_dict(good["model"])
-        self._opt_w.load_state_dict(good["opt_w"])
-        self._opt_a.load_state_dict(good["opt_a"])
+        self._opt.load_state_dict(good["opt"])
         self._log("diverged", reason=reason, restored_step=good["step"])
         self.step = good["step"]
         self._stop.set()
