@@ -203,3 +203,19 @@ def test_cuda_is_used_when_present_else_cpu():
     s = TrainingSession(dataset="spirals", model="mlp", epochs=1)
     assert s.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert next(s.model.parameters()).device.type == s.device.type
+
+
+def test_interrupted_blocking_run_keeps_everything_so_far(mnist1d_small, tmp_path):
+    s = _session(mnist1d_small, epochs=10, eval_every=5)
+
+    def ctrl_c(kind, payload):
+        if kind == "step" and payload["step"] == 12:
+            raise KeyboardInterrupt
+
+    s.subscribe(ctrl_c)
+    s.run(progress=False)  # Ctrl-C in a notebook cell or the CLI ends the run, it does not lose it
+    assert s.status == "stopped" and s.stop_reason == "interrupted at step 12"
+    assert [h["step"] for h in s.history] == [5, 10]
+    from nonlin_explorer import read_netcdf, write_netcdf
+
+    assert read_netcdf(write_netcdf(s.to_xarray(), tmp_path / "r.nc")).attrs["status"] == "stopped"
