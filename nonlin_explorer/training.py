@@ -283,6 +283,8 @@ class TrainingSession:
                 self._apply(command)
 
     def _drain(self) -> None:
+        if self._commands.empty():
+            return
         while True:
             try:
                 command = self._commands.get_nowait()
@@ -348,7 +350,8 @@ class TrainingSession:
         self._drain()
         if not self.prior_on and self.step >= self.switch_step:
             self._apply(("prior_on", None))
-        self.model.train()
+        if not self.model.training:
+            self.model.train()
         x, y = self._batch()
         with torch.autocast(self.device.type, dtype=self._autocast_dtype,
                             enabled=self._autocast_dtype is not None):
@@ -378,9 +381,10 @@ class TrainingSession:
         self.step += 1
         n = y.numel()
         self._running_loss += ce_value * n
-        self._running_correct += float(correct)
+        self._running_correct = self._running_correct + correct  # a tensor: no device sync per step
         self._running_count += n
-        self._emit("step", {"step": self.step, "loss": ce_value})
+        if self._listeners:
+            self._emit("step", {"step": self.step, "loss": ce_value})
         if self.step % self.config.eval_every == 0 or self.step == self.total_steps:
             self.record()
         return ce_value
@@ -414,7 +418,7 @@ class TrainingSession:
             "epoch": self.epoch,
             "time": time.time(),
             "train_loss": self._running_loss / self._running_count if self._running_count else math.nan,
-            "train_acc": self._running_correct / self._running_count if self._running_count else math.nan,
+            "train_acc": float(self._running_correct) / self._running_count if self._running_count else math.nan,
             "test_loss": test_loss,
             "test_acc": test_acc,
             "sparsity": self.sparsity if self.prior_on else 0.0,
@@ -434,13 +438,20 @@ class TrainingSession:
 
     def _add_prior_grad(self) -> None:
         """d/d alpha of lambda * sum(1 - alpha) over free units is -lambda: add it without autograd."""
-        grads, masks = [], []
+        all_free, grads, masks = [], [], []
         for g in self._gates:
             if g.alpha.grad is None:
                 g.alpha.grad = torch.zeros_like(g.alpha)
-            grads.append(g.alpha.grad)
-            masks.append((g.state == UnitState.FREE).to(g.alpha.dtype))
-        torch._foreach_add_(grads, masks, alpha=-self.sparsity)
+            free, _ = g._masks()  # cached until the gate's state changes; None: every unit free
+            if free is None:
+                all_free.append(g.alpha.grad)
+            else:
+                grads.append(g.alpha.grad)
+                masks.append(free)
+        if all_free:
+            torch._foreach_add_(all_free, -self.sparsity)
+        if grads:
+            torch._foreach_add_(grads, masks, alpha=-self.sparsity)
 
     def _snapshot(self) -> dict[str, Any]:
         return {"model": copy.deepcopy(self.model.state_dict()), "step": self.step,

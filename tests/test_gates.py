@@ -36,13 +36,26 @@ def test_partial_slope_matches_formula_on_channel_and_last_axes():
         torch.testing.assert_close(g(x), expected)
 
 
-def test_slope_outside_unit_interval_is_clamped_in_forward():
+def test_clamp_projects_slopes_back_to_the_unit_interval():
     g = LinearizableReLU(2)
     with torch.no_grad():
-        g.alpha.copy_(torch.tensor([-3.0, 7.0]))
-    assert g.slope.tolist() == [0.0, 1.0]
+        g.alpha.copy_(torch.tensor([-3.0, 7.0]))  # only a direct write can do this; training clamps
     g.clamp_()
-    assert g.alpha.tolist() == [0.0, 1.0]
+    assert g.alpha.tolist() == [0.0, 1.0] and g.slope.tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (2, 3, 5), (2, 3, 4, 4), (300, 3, 100)])
+def test_fast_backward_matches_prelu_on_both_kernels(shape):
+    x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    g = LinearizableReLU(3).double()
+    with torch.no_grad():
+        g.alpha.copy_(torch.tensor([0.0, 0.3, 1.0]))
+    grad = torch.randn(shape, dtype=torch.float64)
+    ours = torch.autograd.grad(g(x), (x, g.alpha), grad)
+    ref_alpha = g.alpha.detach().clone().requires_grad_()
+    ref = torch.autograd.grad(torch.nn.functional.prelu(x, ref_alpha), (x, ref_alpha), grad)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b)
 
 
 def test_states_force_slopes_and_release_keeps_alpha():
