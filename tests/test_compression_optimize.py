@@ -111,6 +111,15 @@ def test_small_cases_and_shorthand():
     assert compress(t, M=5).loss <= edge.loss + 1e-12
 
 
+def test_in_one_dimension_two_units_are_exact():
+    """For d = 1, f*(x) = A relu(x) + B relu(-x): M = 2 reproduces any target (loss 0 to rounding)."""
+    t = random_target(30, 1, seed=6)
+    for method in ("exact", "etf"):
+        res = compress(t, M=2, method=method)
+        assert abs(res.loss) < 1e-14 * t.energy
+        assert sorted(res.V[:, 0].tolist()) == [-1.0, 1.0]
+
+
 def test_beyond_relu_exact_beats_pruning():
     t = random_target(40, 3, seed=4, activation="tanh")
     res = compress(t, M=3, restarts=2, quad_points=24)  # unit-scale weights: 24 points are accurate to ~1e-7

@@ -180,6 +180,8 @@ def newton(chart: Chart, *, max_iter: int = 30, ftol: float = 1e-14, f_scale: fl
     with torch.no_grad():
         f = float(chart.evaluate(torch.zeros(1, chart.dim, dtype=chart.dtype, device=chart.device))[0])
     n_eval, history, stopped, it = 1, [], False, 0
+    if chart.dim == 0:  # nothing to move
+        return chart, f, 0, n_eval, history, stopped
     for it in range(1, max_iter + 1):
         exact = chart.grad_hess()
         if exact is not None:

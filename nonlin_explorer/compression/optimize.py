@@ -3,7 +3,9 @@
 All methods eliminate the output weights: for fixed V the loss is quadratic in b, so ``b*(V)`` solves a
 small linear system and the optimizer works on ``min_b L(b, V) = E f*^2 - h^T K(V,V)^-1 h`` (variable
 projection). For ReLU (positively homogeneous) only the directions of V matter; they are kept on the unit
-sphere. Restarts run as one batch of independent L-BFGS problems in float64.
+sphere. Restarts run as one batch of independent L-BFGS problems in float64; the best is finished by
+trust-region Newton (exact Riemannian Hessian for ReLU, finite differences otherwise), because the loss is
+nearly flat along rotations and L-BFGS crawls there.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class CompressionResult:
             "method": self.method, "M": self.M, "loss": self.loss, "relative_loss": self.relative_loss,
             "etf_distance": self.etf_distance, "time": self.time, "iterations": self.iterations,
             "meanfield_loss": self.meanfield_loss,
-            "mean_cosine": float(self.gram[~torch.eye(self.M, dtype=torch.bool)].mean()) if self.M > 1 else 1.0,
+            "mean_cosine": float(self.gram[~torch.eye(self.M, dtype=torch.bool)].mean()) if self.M > 1 else math.nan,
         }
 
 
@@ -140,8 +142,9 @@ class _RowsChart(_solvers.Chart):
     def points(self, delta):
         M, d = self.V.shape
         if self.homogeneous:
-            return _unit_rows(self.V + torch.einsum("mdk,bmk->bmd", self.basis, delta.reshape(-1, M, d - 1)))
-        return self.V + delta.reshape(-1, M, d)
+            du = delta.reshape(delta.shape[0], M, d - 1)
+            return _unit_rows(self.V + torch.einsum("mdk,bmk->bmd", self.basis, du))
+        return self.V + delta.reshape(delta.shape[0], M, d)
 
     def evaluate(self, delta):
         return self.loss_fn.reduced(self.points(delta))[0]
@@ -166,7 +169,8 @@ class _ReluChart(_solvers.Chart):
 
     def points(self, delta):
         M, d = self.M, self.d
-        U = _unit_rows(self.U + torch.einsum("mdk,bmk->bmd", self.basis, delta[:, M:].reshape(-1, M, d - 1)))
+        du = delta[:, M:].reshape(delta.shape[0], M, d - 1)
+        U = _unit_rows(self.U + torch.einsum("mdk,bmk->bmd", self.basis, du))
         return self.b + delta[:, :M], U
 
     def evaluate(self, delta):
@@ -222,10 +226,10 @@ class _ETFChart(_solvers.Chart):
         self.dim = self.n_lead + self.n_skew + self.n_k
 
     def params(self, delta):
-        i = 0
-        phi = self.phi + (delta[:, 0] if self.fam.tilted else 0.0 * delta[:, 0])
-        i += int(self.fam.tilted)
-        log_s = self.log_s + (delta[:, i] if not self.fam.homogeneous else 0.0 * delta[:, 0])
+        zero = torch.zeros(delta.shape[0], dtype=delta.dtype, device=delta.device)
+        i = int(self.fam.tilted)
+        phi = self.phi + (delta[:, 0] if self.fam.tilted else zero)
+        log_s = self.log_s + (zero if self.fam.homogeneous else delta[:, i])
         i = self.n_lead
         Om = _skew(delta[:, i:i + self.n_skew], self.fam.k)
         K = delta[:, i + self.n_skew:].reshape(delta.shape[0], self.fam.n - self.fam.k, self.fam.k)
@@ -292,7 +296,6 @@ def _run(target, M, method, fun, build, x0, to_chart, *, max_iter, tol, callback
     energy = float(loss_fn.energy)
     scale = max(energy, 1e-300)
     rel = (lambda f: f / energy) if energy > 0 else (lambda f: math.nan)
-    done = [0]
 
     def report(it, V, loss):
         with torch.no_grad():
@@ -300,7 +303,6 @@ def _run(target, M, method, fun, build, x0, to_chart, *, max_iter, tol, callback
         return bool(callback(CompressionProgress(method, it, loss, rel(loss), b.clone(), V.clone())))
 
     def cb1(it, x, f):
-        done[0] = it
         if callback is None:
             return False
         best = int(torch.argmin(f))
@@ -329,7 +331,7 @@ def _run(target, M, method, fun, build, x0, to_chart, *, max_iter, tol, callback
             phase2 = "lbfgs"
             x_best = res.x[best:best + 1]
             res2 = _solvers.lbfgs(fun, x_best, max_iter=max_iter - iterations, ftol=tol, gtol=1e-14 * scale,
-                                  f_scale=scale, callback=cb1 and (lambda it, x, f: cb1(iterations + it, x, f)))
+                                  f_scale=scale, callback=lambda it, x, f: cb1(iterations + it, x, f))
             chart, it2, ev2, hist2 = to_chart(res2.x), res2.iterations, res2.evaluations, res2.history
         history += hist2
         iterations += it2
