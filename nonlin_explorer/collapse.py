@@ -524,8 +524,9 @@ def count_flops(model: nn.Module, example_input) -> int:
         elif isinstance(m, (LinearizableReLU, nn.ReLU, nn.GELU)):
             total[0] += o.numel()
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if not any(True for _ in m.children()) or isinstance(m, nn.MultiheadAttention)]
+    counted = (nn.Linear, AffineSum, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention, *_BNS, nn.LayerNorm,
+               LinearizableReLU, nn.ReLU, nn.GELU)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
     was = model.training
     model.eval()
     try:

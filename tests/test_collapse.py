@@ -214,6 +214,26 @@ def test_the_original_is_untouched_and_the_report_is_complete():
         assert word in text
 
 
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.s = AffineSum([3, 5], 4)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.s(x[:, :3], x[:, 3:]))
+
+
+def test_flops_count_affine_sums_and_attention():
+    assert count_flops(_TwoInputs(), torch.randn(5, 8)) == 2 * 8 * 4 + 2 * 4 * 2
+    x = torch.randn(2, 3, 8)
+    layer = nn.TransformerEncoderLayer(8, 2, 6, dropout=0.0, batch_first=True)
+    # q, k, v and output projections, scores and weighted sum, feed-forward, two LayerNorms, the ReLU (F.relu:
+    # a function, not counted)
+    expected = 2 * (4 * 3 * 8 * 8 + 2 * 3 * 3 * 8) + 2 * 2 * 3 * 8 * 6 + 2 * 2 * 3 * 8
+    assert count_flops(layer, x) == expected
+
+
 def test_tol_trades_exactness_for_size():
     x = torch.randn(64, 10)
     m = linearize(models.MLP(10, 2, width=8, depth=2), x)
