@@ -314,11 +314,11 @@ def _gate_version(model: nn.Module, path: str) -> tuple:
 # -- brute force (tests and benchmarks) --------------------------------------------------------------------
 
 def brute_force_path_lengths(graph: UnitGraph, masks: Masks, max_paths: int = 10_000_000,
-                             time_limit: float | None = None) -> PathLengths:
+                             time_limit: float | None = None, per_layer: bool = True) -> PathLengths:
     """Both APLs by enumerating every input-to-output path (exponential: tests and benchmarks only).
 
-    Raises ``RuntimeError`` past ``max_paths`` paths or ``time_limit`` seconds. Per-layer
-    contributions are counted per path as well.
+    Raises ``RuntimeError`` past ``max_paths`` paths or ``time_limit`` seconds. ``per_layer=True`` also
+    counts each gate layer's contribution (keeping every path; slower), else those dicts are empty.
     """
     start = time.perf_counter()
     nl = _mask_vectors(graph, masks)
@@ -352,6 +352,8 @@ def brute_force_path_lengths(graph: UnitGraph, masks: Masks, max_paths: int = 10
     per_u = np.zeros(len(graph.layers))
     per_n = np.zeros(len(graph.layers))
     k = 1.0 / len(outs)
+    if not per_layer:
+        return _enumerate_counts(outs, k, live_preds, nonlin_list, is_input_list, max_paths, time_limit, start)
     for o in outs:
         stack = [(o, k, (o,))]
         while stack:
@@ -383,3 +385,27 @@ def brute_force_path_lengths(graph: UnitGraph, masks: Masks, max_paths: int = 10
         log_num_paths=math.log(count),
     )
 
+
+def _enumerate_counts(outs, k, live_preds, nonlin, is_input, max_paths, time_limit, start) -> PathLengths:
+    """The lean enumeration: per path only its probability and its nonlinear count."""
+    count, length_sum, norm_sum = 0, 0, 0.0
+    for o in outs:
+        stack = [(o, k, nonlin[o])]
+        while stack:
+            v, p, c = stack.pop()
+            if is_input[v]:
+                count += 1
+                length_sum += c
+                norm_sum += p * c
+                if count % 65536 == 0:
+                    if count > max_paths:
+                        raise RuntimeError(f"more than max_paths={max_paths} paths")
+                    if time_limit is not None and time.perf_counter() - start > time_limit:
+                        raise RuntimeError(f"path enumeration exceeded time_limit={time_limit} s")
+                continue
+            lp = live_preds[v]
+            q = p / len(lp)
+            for u in lp:
+                stack.append((u, q, c + nonlin[u]))
+    return PathLengths(normalized=norm_sum, unnormalized=length_sum / count, per_layer_normalized={},
+                       per_layer_unnormalized={}, num_paths=float(count), log_num_paths=math.log(count))

@@ -64,7 +64,10 @@ def test_grouped_and_depthwise_convs_connect_within_groups_and_flatten_maps_chan
 def test_residual_additions_merge_unit_wise():
     x = torch.randn(2, 3, 16, 16)
     m = linearize(models.resnet20((3, 16, 16), 10, width=0.25), x)
+    m.train()
+    stats = m.stem[1].running_mean.clone()
     g = unit_graph(m, x)
+    assert m.training and torch.equal(m.stem[1].running_mean, stats)  # traced in eval mode, mode restored
     merges = [layer for layer in g.layers if layer.kind == "merge"]
     assert len(merges) == 9 and merges[0].name == "blocks.0.add"
     for layer in merges:

@@ -180,6 +180,8 @@ def test_dynamic_programs_match_brute_force_on_random_dags():
         assert res.normalized == pytest.approx(brute.normalized, abs=1e-9)
         assert res.unnormalized == pytest.approx(brute.unnormalized, abs=1e-9)
         assert res.num_paths == brute.num_paths
+        lean = brute_force_path_lengths(g, masks, per_layer=False)
+        assert (lean.normalized, lean.unnormalized) == pytest.approx((brute.normalized, brute.unnormalized), abs=1e-12)
         for name, value in brute.per_layer_normalized.items():
             assert res.per_layer_normalized[name] == pytest.approx(value, abs=1e-9)
             assert res.per_layer_unnormalized[name] == pytest.approx(brute.per_layer_unnormalized[name], abs=1e-9)
