@@ -4,8 +4,10 @@ The compute core (gates, linearize, models, datasets, training, results, path le
 no UI; the widgets live in ``nonlin_explorer.ui``.
 """
 
-from nonlin_explorer import datasets, models
+from nonlin_explorer import compression, datasets, models
 from nonlin_explorer._version import __version__
+from nonlin_explorer.collapse import CollapseResult, collapse
+from nonlin_explorer.core_network import CoreNetwork, core_network
 from nonlin_explorer.devices import pick_device
 from nonlin_explorer.gates import (
     DEFAULT_TOL,
@@ -21,26 +23,40 @@ from nonlin_explorer.gates import (
     temporary_gates,
     unit_count,
 )
+from nonlin_explorer.graph import UnitGraph, UnsupportedOperationError, unit_graph
 from nonlin_explorer.linearize import linearize
+from nonlin_explorer.paths import PathLengths, average_path_length, layer_contributions, path_lengths, path_metrics
 from nonlin_explorer.results import load_checkpoint, read_netcdf, write_netcdf
 from nonlin_explorer.training import TrainConfig, TrainingSession, train
 
 __all__ = [
+    "CollapseResult",
+    "CoreNetwork",
     "DEFAULT_TOL",
     "LinearizableReLU",
+    "PathLengths",
     "TrainConfig",
     "TrainingSession",
+    "UnitGraph",
     "UnitState",
+    "UnsupportedOperationError",
     "__version__",
+    "average_path_length",
     "clamp_slopes_",
+    "collapse",
+    "compression",
+    "core_network",
     "datasets",
     "gate_dict",
     "gate_snapshot",
     "gates",
+    "layer_contributions",
     "linearize",
     "load_checkpoint",
     "models",
     "nonlinear_count",
+    "path_lengths",
+    "path_metrics",
     "pick_device",
     "read_netcdf",
     "restore_gates",
@@ -48,5 +64,6 @@ __all__ = [
     "temporary_gates",
     "train",
     "unit_count",
+    "unit_graph",
     "write_netcdf",
 ]

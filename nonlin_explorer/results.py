@@ -98,6 +98,7 @@ def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
         tol=cfg.tol,
         status=session.status,
         stop_reason=session.stop_reason,
+        metrics_error=session.metrics_error,
         switch_step=session.switch_step,
         steps_per_epoch=session.steps_per_epoch,
         config=cfg.to_dict(),

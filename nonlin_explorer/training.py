@@ -133,7 +133,7 @@ class TrainingSession:
     """
 
     def __init__(self, config: TrainConfig | None = None, *, model: nn.Module | str | None = None, data=None,
-                 **overrides):
+                 track_paths: bool = True, **overrides):
         if isinstance(model, str):  # a model name is a config field; a module is the model itself
             overrides["model"], model = model, None
         if isinstance(data, str):
@@ -147,6 +147,7 @@ class TrainingSession:
         self._user_data = data
         self._listeners: list[Callable[[str, dict], None]] = []
         self.metrics: dict[str, Callable[[nn.Module], float]] = {}
+        self._track = track_paths
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
@@ -155,6 +156,16 @@ class TrainingSession:
         self._build()
 
     # -- construction -----------------------------------------------------------------------------
+    def _track_paths(self) -> None:
+        """Record average path length (both normalizations) and nonlinear layers at every evaluation."""
+        from nonlin_explorer.graph import UnsupportedOperationError
+        from nonlin_explorer.paths import path_metrics
+
+        try:
+            self.metrics.update(path_metrics(self.model, self.example_input, tol=self.config.tol))
+        except UnsupportedOperationError as exc:  # a model the graph cannot read still trains
+            self.metrics_error = f"path length not tracked: {exc}"
+
     def _build(self) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed)
@@ -179,6 +190,9 @@ class TrainingSession:
         if not self.gate_names:
             raise ValueError("the model has no ReLU units to linearize")
         self.example_input = self.data.x_train[:2].to(self.device)
+        self.metrics_error = ""
+        if self._track:
+            self._track_paths()
         self._x_train, self._y_train = self.data.x_train.to(self.device), self.data.y_train.to(self.device)
         self._x_test, self._y_test = self.data.x_test.to(self.device), self.data.y_test.to(self.device)
         self.steps_per_epoch = max(1, math.ceil(len(self._x_train) / cfg.batch_size))

@@ -108,6 +108,20 @@ def test_late_schedule_trains_plain_relu_then_switches_the_prior_on(mnist1d_smal
     assert ds.sparsity.sel(step=slice(s.switch_step + 1, None)).min() == pytest.approx(1e-2)
 
 
+def test_path_length_is_recorded_at_every_evaluation(mnist1d_small):
+    s = _session(mnist1d_small, epochs=5, sparsity=3e-2, slope_lr=0.05, schedule="late",
+                 switch_epoch=2).run(progress=False)
+    ds = s.to_xarray()
+    assert ds.step[0] <= s.switch_step
+    fractions = (ds.nonlinear / ds.units).sum("layer")  # a dense chain: APL = sum of nonlinear fractions
+    for var in ("apl_normalized", "apl_unnormalized"):
+        assert ds[var].dims == ("step",)
+        assert ds[var][0] == pytest.approx(2.0)  # plain ReLU before the switch
+        assert ds[var].values == pytest.approx(fractions.values, abs=1e-9)
+    assert float(ds.apl_normalized[-1]) < 2.0  # the prior made the network shallower
+    assert (ds.nonlinear_layers <= 2).all() and ds.attrs["metrics_error"] == ""
+
+
 def test_switch_prior_on_by_hand(mnist1d_small):
     s = _session(mnist1d_small, epochs=4, schedule="late")
     assert not s.prior_on
