@@ -184,13 +184,22 @@ def test_compression_points_match_the_compression_sweep():
     assert (ds["status"].sel(M=2) == "finished").all()
 
 
-def test_path_metrics_are_recorded_per_point():
-    pytest.importorskip("nonlin_explorer.paths")
-    spec = {"metrics": ["paths"], "series": True, "base": TRAIN_BASE, "grid": {"sparsity": [0.0]}}
+def parameter_count(model, example_input):
+    """A metric factory: name -> callable(model), recorded at each evaluation."""
+    return {"parameters": lambda m: float(sum(p.numel() for p in m.parameters()))}
+
+
+def test_path_length_and_custom_metrics_are_recorded_per_point():
+    spec = {"metrics": [f"{__name__}:parameter_count"], "series": True, "base": TRAIN_BASE,
+            "grid": {"model_kwargs.width": [4, 8]}}
     ds = sweep.run(spec, workers=0, progress=False)
-    apl = float(ds["apl_normalized"].squeeze())
-    assert 0 < apl <= 2  # two gate layers: at most two nonlinear units on any path
-    assert float(ds["series_apl_normalized"].squeeze()[-1]) == apl
+    apl = ds["apl_normalized"].sel(seed=0).values
+    assert ((apl > 0) & (apl <= 2)).all()  # two gate layers: at most two nonlinear units on a path
+    assert ds["series_apl_normalized"].sel(seed=0).values[:, -1].tolist() == apl.tolist()
+    # width w, 2 inputs, 3 classes, depth 2: (2w + w) + (w*w + w) + (3w + 3) weights, slopes 2w
+    assert ds["parameters"].sel(seed=0).values.tolist() == [float(w * w + 9 * w + 3) for w in (4, 8)]
+    quiet = sweep.run({**spec, "track_paths": False, "metrics": []}, workers=0, progress=False)
+    assert "apl_normalized" not in quiet and "parameters" not in quiet
 
 
 # -- specs ------------------------------------------------------------------------------------------------
@@ -261,6 +270,7 @@ def _with(path: Path, old: str, new: str) -> Path:
     ({"seeds": [-1]}, "non-negative integers"),
     ({"seeds": [0, 0]}, "repeated values"),
     ({"metrics": ["nope"]}, "\"package.module:name\""),
+    ({"track_paths": "yes"}, "track_paths must be true or false"),
     ({"kind": "compression", "base": {"N": 8, "d": 4}}, "compression needs M"),
     ({"kind": "compression", "base": {"N": 8, "M": 2, "d": 4, "compress": {"maxiter": 3}}},
      "unknown option 'compress.maxiter'"),

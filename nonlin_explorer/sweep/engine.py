@@ -74,6 +74,7 @@ def task_for(spec: SweepSpec, point: Point) -> dict[str, Any]:
     """What a worker needs to run ``point`` (plain data: cheap to send)."""
     return {"kind": spec.kind, "params": point.params, "seed": point.seed, "key": point.key,
             "threads": spec.threads, "series": spec.series, "metrics": list(spec.metrics),
+            "track_paths": spec.track_paths,
             "function": spec.function}
 
 

@@ -128,15 +128,14 @@ def _training(task) -> dict[str, Any]:
     config = TrainConfig(**task["params"], seed=task["seed"])
     if config.device is None or config.device == "auto":
         config.device = worker_device()
-    session = TrainingSession(config)
-    custom: list[str] = []
+    session = TrainingSession(config, **({} if task.get("track_paths", True) else {"track_paths": False}))
     for ref in task.get("metrics", ()):
         factory = resolve(ref, "metric factory")
         made = factory(session.model, session.example_input)
         if not isinstance(made, Mapping):
             raise TypeError(f"metric factory {ref!r} must return a dict of name -> callable(model)")
         session.metrics.update(made)
-        custom += [name for name in made if name not in custom]
+    custom = list(session.metrics)  # path length (tracked by default) and the spec's metric factories
     session.run(progress=False)
     if session.status == "stopped":  # the session turns Ctrl-C into a stop: pass it on, the sweep must end
         raise KeyboardInterrupt(session.stop_reason)
@@ -166,7 +165,8 @@ def _training(task) -> dict[str, Any]:
     error = "" if status == "finished" else session.stop_reason
     return {"status": status, "error": error, "metrics": metrics, "series": series,
             "provenance": {"config": config.to_dict(), "device": str(session.device), "stop_reason":
-                           session.stop_reason, "events": session.events, "custom_metrics": custom}}
+                           session.stop_reason, "events": session.events, "custom_metrics": custom,
+                           "metrics_error": getattr(session, "metrics_error", "")}}
 
 
 # -- compression ----------------------------------------------------------------------------------------

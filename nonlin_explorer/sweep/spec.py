@@ -5,7 +5,8 @@ A spec is a dict (or a TOML/JSON file holding one)::
     kind = "training"            # "training" (TrainConfig fields), "compression", or "function"
     seeds = [0, 1, 2]            # or seeds = 3 for 0, 1, 2: the `seed` dimension
     series = false               # also keep each point's time series
-    metrics = ["paths"]          # training only: metric factories recorded at each evaluation
+    track_paths = true           # training only: record average path length at each evaluation (default)
+    metrics = ["pkg.mod:factory"]  # training only: more metrics, factory(model, example_input) -> {name: fn}
 
     [base]                       # fixed values
     dataset = "spirals"
@@ -48,9 +49,7 @@ import numpy as np
 KINDS = ("training", "compression", "function")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
 TOP_LEVEL = ("kind", "name", "description", "function", "seeds", "base", "grid", "random", "samples",
-             "random_seed", "series", "metrics", "threads")
-#: Shorthands for training metric factories (``metrics = ["paths"]``).
-METRIC_ALIASES = {"paths": "nonlin_explorer.paths:path_metrics"}
+             "random_seed", "series", "metrics", "track_paths", "threads")
 
 #: Compression parameters: plain keys, and tables whose entries go to one function.
 COMPRESSION_KEYS = ("N", "M", "d", "method", "activation", "device")
@@ -121,6 +120,7 @@ class SweepSpec:
     seeds: tuple[int, ...]
     series: bool = False
     metrics: tuple[str, ...] = ()
+    track_paths: bool = True
     function: str | None = None
     threads: int = 1
     name: str = ""
@@ -267,12 +267,17 @@ def parse_spec(raw: Mapping[str, Any], source: str = "spec") -> SweepSpec:
     if isinstance(metrics, str):
         metrics = [metrics]
     if not isinstance(metrics, Sequence) or not all(isinstance(m, str) for m in metrics):
-        raise SpecError(f"{source}: metrics must be a list of names like \"paths\" or \"module:factory\"")
+        raise SpecError(f"{source}: metrics must be a list of \"package.module:factory\" names")
     if metrics and kind != "training":
         raise SpecError(f"{source}: metrics apply only to kind = \"training\"")
-    metrics = tuple(METRIC_ALIASES.get(m, m) for m in metrics)
+    metrics = tuple(metrics)
     for m in metrics:
         resolve(m, "metric factory")
+    track_paths = raw.get("track_paths", True)
+    if not isinstance(track_paths, bool):
+        raise SpecError(f"{source}: track_paths must be true or false, got {track_paths!r}")
+    if "track_paths" in raw and kind != "training":
+        raise SpecError(f"{source}: track_paths applies only to kind = \"training\"")
 
     swept = list(grid_raw) + list(random_raw)
     for key in swept:
@@ -289,7 +294,8 @@ def parse_spec(raw: Mapping[str, Any], source: str = "spec") -> SweepSpec:
     if not isinstance(name, str):
         raise SpecError(f"{source}: name must be a string")
     spec = SweepSpec(kind=kind, base=base, grid=grid, random=randoms, samples=int(samples),
-                     random_seed=int(random_seed), seeds=seeds, series=series, metrics=metrics, function=function,
+                     random_seed=int(random_seed), seeds=seeds, series=series, metrics=metrics, track_paths=track_paths,
+                     function=function,
                      threads=int(threads), name=name, raw=json.loads(json.dumps(raw, default=str)))
     if spec.size == 0:
         raise SpecError(f"{source}: the sweep has no points")
