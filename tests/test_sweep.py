@@ -351,3 +351,27 @@ def test_zarr_output_round_trips_and_resumes(tmp_path):
     sweep.run(spec, workers=0, out=out, progress=False)
     ds = sweep.run(spec, workers=0, out=out, resume=True, progress=False)
     assert _executions(tmp_path / "log") == [0, 3] and ds["y"].values.ravel().tolist() == [0, 9]
+
+
+def product_point(a, b, seed):
+    return {"y": a * b + seed, "z": a}
+
+
+def test_plot_one_line_per_schedule_averaged_over_seeds():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    spec = {"kind": "function", "function": f"{__name__}:product_point", "seeds": [0, 2],
+            "grid": {"a": [3, 1, 2], "b": [10, 20]}}
+    ds = sweep.run(spec, workers=0, progress=False)
+    ds["status"].loc[{"a": 2, "b": 20, "seed": 2}] = "failed"  # left out of the mean
+    ax = sweep.plot_sweep(ds, "a", "y", hue="b")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["b = 10", "b = 20"]
+    line10, line20 = (c.lines[0] for c in ax.containers)
+    assert line10.get_xdata().tolist() == [1, 2, 3] and line10.get_ydata().tolist() == [11, 21, 31]
+    assert line20.get_ydata().tolist() == [21, 40, 61]
+    with pytest.raises(ValueError, match="no variable 'acc'"):
+        sweep.plot_sweep(ds, "a", "acc")
+    with pytest.raises(ValueError, match="hue must be a swept dimension"):
+        sweep.plot_sweep(ds, "a", "y", hue="z")

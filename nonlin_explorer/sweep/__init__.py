@@ -11,6 +11,7 @@ See :mod:`nonlin_explorer.sweep.spec` for the specification format.
 from nonlin_explorer.sweep.cli import add_sweep_parser, sweep_main
 from nonlin_explorer.sweep.engine import local_cluster, run, task_for
 from nonlin_explorer.sweep.gather import assemble, records_from_dataset
+from nonlin_explorer.sweep.plot import plot_sweep
 from nonlin_explorer.sweep.runners import DONE, STATUSES, run_point
 from nonlin_explorer.sweep.spec import SpecError, SweepSpec, load_spec, parse_spec
 
@@ -24,6 +25,7 @@ __all__ = [
     "load_spec",
     "local_cluster",
     "parse_spec",
+    "plot_sweep",
     "records_from_dataset",
     "run",
     "run_point",
