@@ -93,11 +93,13 @@ def kmeans_merge(a, W=None, M: int | None = None, *, seed: int = 0, n_iter: int 
 
 def sgd_distill(a, W=None, M: int | None = None, *, steps: int = 20_000, batch_size: int = 256, lr: float = 1e-2,
                 seed: int = 0, target_loss: float | None = None, eval_every: int = 50,
-                time_limit: float | None = None, activation: str = "relu") -> CompressionResult:
+                time_limit: float | None = None, activation: str = "relu",
+                dtype: torch.dtype = torch.float32) -> CompressionResult:
     """Distil the target into M units by Adam on fresh Gaussian inputs (the usual approach, no closed form).
 
-    Stops after ``steps``, after ``time_limit`` seconds of training, or as soon as the exact loss (checked
-    every ``eval_every`` steps; checks are not timed) is at most ``target_loss``. ``info["reached"]`` says
+    Trains in ``dtype`` (float32 by default, as one would). Stops after ``steps``, after ``time_limit``
+    seconds of training, or as soon as the exact loss (in the target's precision, checked every
+    ``eval_every`` steps; checks are not timed) is at most ``target_loss``. ``info["reached"]`` says
     whether it got there; ``time`` counts training only.
     """
     target, M = _target_and_M(a, W, M, activation)
@@ -111,7 +113,10 @@ def sgd_distill(a, W=None, M: int | None = None, *, steps: int = 20_000, batch_s
         time_limit = check_real("time_limit", time_limit, positive=True)
     act = get_activation(target.activation)
     loss_fn = target.loss_fn()
-    dev, dt = target.device, target.dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    dev, dt = target.device, dtype
+    Wt, at = target.W.to(dt), target.a.to(dt)
     gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
     scale = float(target.W.norm(dim=1).median())
     V = (torch.randn(M, target.d, generator=gen, dtype=torch.float64) * scale / math.sqrt(target.d)).to(dev, dt)
@@ -125,7 +130,7 @@ def sgd_distill(a, W=None, M: int | None = None, *, steps: int = 20_000, batch_s
         t0 = time.perf_counter()
         x = torch.randn(batch_size, target.d, generator=xgen, dtype=dt, device=dev)
         with torch.no_grad():
-            y = act(x @ target.W.T) @ target.a
+            y = act(x @ Wt.T) @ at
         loss = ((act(x @ V.T) @ b - y) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -133,15 +138,17 @@ def sgd_distill(a, W=None, M: int | None = None, *, steps: int = 20_000, batch_s
         train_time += time.perf_counter() - t0
         if step % eval_every == 0 or step == steps:
             with torch.no_grad():
-                exact = float(loss_fn.evaluate(b, V))
+                exact = float(loss_fn.evaluate(b.to(target.dtype), V.to(target.dtype)))
             history.append(exact)
             if target_loss is not None and exact <= target_loss:
                 reached = True
                 break
         if time_limit is not None and train_time >= time_limit:
             break
-    res = finish(target, b.detach().clone(), V.detach().clone(), "sgd", time.perf_counter(), history=history,
+    res = finish(target, b.detach().to(target.dtype), V.detach().to(target.dtype), "sgd", time.perf_counter(),
+                 history=history,
                  iterations=step, evaluations=step,
-                 info={"reached": reached, "samples": step * batch_size, "lr": lr, "batch_size": batch_size})
+                 info={"reached": reached, "samples": step * batch_size, "lr": lr, "batch_size": batch_size,
+                       "dtype": str(dt).replace("torch.", "")})
     res.time = train_time
     return res
