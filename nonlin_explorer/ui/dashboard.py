@@ -1,0 +1,453 @@
+"""A live training dashboard (Panel + Bokeh): steer a :class:`~nonlin_explorer.training.TrainingSession` and
+watch units turn linear.
+
+The training thread never touches the UI: the session's callback is a :class:`LiveBuffer` (an append under a
+lock); a Panel periodic callback drains it ``rate`` times a second on the document's thread and streams
+everything that arrived in one ``ColumnDataSource.stream(..., rollover=...)`` call per plot.
+
+Works in a notebook (display the object) and standalone (``nonlin-explorer serve``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import panel as pn
+from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, LinearColorMapper, Range1d
+from bokeh.plotting import figure
+
+from nonlin_explorer.datasets import DATASETS
+from nonlin_explorer.models import MODELS
+from nonlin_explorer.training import SCHEDULES, TrainConfig, TrainingSession
+from nonlin_explorer.ui.dashboard_core import (
+    DEFAULT_RATE,
+    EVAL_ROLLOVER,
+    LR_OPTIONS,
+    SPARSITY_OPTIONS,
+    STEP_ROLLOVER,
+    LiveBuffer,
+    core_columns,
+    core_summary,
+    eval_columns,
+    export_session,
+    heatmap_columns,
+    nearest_option,
+    option_label,
+    parse_number,
+    parse_sparsity,
+    reproduce_code,
+    step_columns,
+)
+
+__all__ = ["TrainingDashboard"]
+
+_PLOT = dict(height=230, sizing_mode="stretch_width", toolbar_location=None)
+
+
+def _empty(cols) -> dict[str, list]:
+    return {c: [] for c in cols}
+
+
+class TrainingDashboard(pn.viewable.Viewer):
+    """Controls, live plots and export for one training session.
+
+    ``TrainingDashboard(session)`` steers an existing session; ``TrainingDashboard(config)`` or
+    ``TrainingDashboard(dataset="spirals", model_kwargs={"width": 32})`` builds one. ``rate`` is the plot
+    refresh rate in Hz (10-20 keeps a browser smooth without costing training time).
+    """
+
+    def __init__(self, session_or_config: TrainingSession | TrainConfig | None = None, *, rate: float = DEFAULT_RATE,
+                 theme: str = "light", **config):
+        super().__init__()
+        if isinstance(session_or_config, TrainingSession):
+            if config:
+                raise ValueError("pass either a session or config fields, not both")
+            session = session_or_config
+        else:
+            session = TrainingSession(session_or_config, **config)
+        rate = parse_number(rate, "rate", low=0.5, high=60.0)
+        self.rate = float(rate)
+        self.theme = theme
+        self.session: TrainingSession = session
+        self.buffer = LiveBuffer()
+        self._unsubscribe = session.subscribe(self.buffer)
+        self._syncing = False
+        self._last_eval: dict[str, Any] | None = session.history[-1] if session.history else None
+        self.flushes = 0
+        self._build_widgets()
+        self._build_plots()
+        self._reset_sources()
+        self._layout = self._build_layout()
+        self._callback = None
+        self._start_callback()
+
+    # -- construction -----------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        cfg = self.session.config
+        self.start_button = pn.widgets.Button(label="Start", color="success", width=80)
+        self.pause_button = pn.widgets.Button(label="Pause", color="warning", width=80)
+        self.stop_button = pn.widgets.Button(label="Stop", color="danger", width=80)
+        self.reset_button = pn.widgets.Button(label="Apply & reset", color="primary", width=120)
+        self.start_button.on_click(lambda e: self.start())
+        self.pause_button.on_click(lambda e: self.pause())
+        self.stop_button.on_click(lambda e: self.stop())
+        self.reset_button.on_click(lambda e: self.reset())
+
+        sparsity = float(self.session.sparsity)
+        self.sparsity_slider = pn.widgets.DiscreteSlider(
+            name="Sparsity λ (log scale)", options={option_label(o): o for o in SPARSITY_OPTIONS},
+            value=nearest_option(sparsity), sizing_mode="stretch_width", css_classes=["ne-sparsity-slider"])
+        self.sparsity_input = pn.widgets.TextInput(label="Sparsity λ (exact)", value=f"{sparsity:g}", width=140)
+        self.lr_slider = pn.widgets.DiscreteSlider(
+            name="Learning rate (log scale)", options={option_label(o): o for o in LR_OPTIONS},
+            value=nearest_option(cfg.lr, LR_OPTIONS), sizing_mode="stretch_width")
+        self.sparsity_slider.param.watch(self._on_sparsity_slider, "value")
+        self.sparsity_input.param.watch(self._on_sparsity_text, "value")
+        self.lr_slider.param.watch(self._on_lr, "value")
+
+        self.schedule = pn.widgets.RadioButtonGroup(label="Schedule", options=list(SCHEDULES[:2]),
+                                                    value=cfg.schedule if cfg.schedule in SCHEDULES[:2] else "early")
+        self.prior_button = pn.widgets.Button(label="Switch the prior on now", width=190)
+        self.prior_button.on_click(lambda e: self.switch_prior_on())
+
+        width = cfg.model_kwargs.get("width", "")
+        depth = cfg.model_kwargs.get("depth", "")
+        self.dataset = pn.widgets.Select(label="Dataset", options=list(DATASETS), value=cfg.dataset, width=130)
+        self.model = pn.widgets.Select(label="Model", options=list(MODELS), value=cfg.model, width=130)
+        self.width_input = pn.widgets.TextInput(label="Width", value=str(width), placeholder="default", width=90)
+        self.depth_input = pn.widgets.TextInput(label="Depth", value=str(depth), placeholder="default", width=90)
+        self.seed_input = pn.widgets.TextInput(label="Seed", value=str(cfg.seed), width=90)
+        self.epochs_input = pn.widgets.TextInput(label="Epochs", value=f"{cfg.epochs:g}", width=90)
+
+        self.device = pn.pane.Markdown(self._device_text(), css_classes=["ne-device"], margin=(0, 10))
+        self.status = pn.pane.Markdown(self._status_text(), css_classes=["ne-status"], margin=(0, 10))
+        self.message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["ne-message"],
+                                     sizing_mode="stretch_width")
+
+        self.export_path = pn.widgets.TextInput(label="Export to (netCDF)", value="results.nc", width=260)
+        self.export_button = pn.widgets.Button(label="Export", color="primary", width=90)
+        self.export_button.on_click(lambda e: self.export())
+        self.code = pn.pane.Markdown(self._code_text(), css_classes=["ne-code"], sizing_mode="stretch_width")
+
+    def _build_plots(self) -> None:
+        self.evals_source = ColumnDataSource(_empty((*eval_columns([]),)))
+        self.steps_source = ColumnDataSource(_empty(("step", "loss")))
+        self.heat_source = ColumnDataSource(_empty(("step", "layer", "fraction", "count", "width")))
+        self.core_source = ColumnDataSource(_empty(("layer", "name", "units", "nonlinear")))
+        src = self.evals_source
+
+        loss = figure(title="Loss", x_axis_label="step", **_PLOT)
+        loss.line("step", "loss", source=self.steps_source, color="#bbbbbb", legend_label="batch")
+        loss.line("step", "train_loss", source=src, color="#1f77b4", line_width=2, legend_label="train")
+        loss.line("step", "test_loss", source=src, color="#d62728", line_width=2, legend_label="test")
+        acc = figure(title="Accuracy", x_axis_label="step", x_range=loss.x_range, y_range=Range1d(0, 1), **_PLOT)
+        acc.line("step", "train_acc", source=src, color="#1f77b4", line_width=2, legend_label="train")
+        acc.line("step", "test_acc", source=src, color="#d62728", line_width=2, legend_label="test")
+
+        heat = figure(title="Nonlinear units per layer (fraction)", x_axis_label="step", y_axis_label="gate layer",
+                      x_range=loss.x_range, **_PLOT)
+        self._mapper = LinearColorMapper(palette="Viridis256", low=0, high=1)
+        heat.rect(x="step", y="layer", width="width", height=1, source=self.heat_source,
+                  fill_color={"field": "fraction", "transform": self._mapper}, line_color=None)
+        heat.add_tools(HoverTool(tooltips=[("step", "@step{0}"), ("layer", "@layer"), ("nonlinear", "@count")]))
+        self.heat_figure = heat
+
+        apl = figure(title="Average path length", x_axis_label="step", y_axis_label="normalized",
+                     x_range=loss.x_range, **_PLOT)
+        apl.line("step", "apl_normalized", source=src, color="#2ca02c", line_width=2, legend_label="normalized")
+        apl.extra_y_ranges = {"unnorm": Range1d(0, 1)}
+        self._apl_unnorm_range = apl.extra_y_ranges["unnorm"]
+        apl.add_layout(LinearAxis(y_range_name="unnorm", axis_label="unnormalized"), "right")
+        apl.line("step", "apl_unnormalized", source=src, color="#9467bd", line_width=2, y_range_name="unnorm",
+                 legend_label="unnormalized")
+
+        sparsity = figure(title="Sparsity in force (λ) and nonlinear units", x_axis_label="step", y_axis_label="λ",
+                          x_range=loss.x_range, **_PLOT)
+        sparsity.step("step", "sparsity", source=src, color="#ff7f0e", line_width=2, legend_label="λ", mode="after")
+        sparsity.extra_y_ranges = {"count": Range1d(0, 1)}
+        self._count_range = sparsity.extra_y_ranges["count"]
+        sparsity.add_layout(LinearAxis(y_range_name="count", axis_label="nonlinear units"), "right")
+        sparsity.line("step", "nonlinear_total", source=src, color="#17becf", line_width=2, y_range_name="count",
+                      legend_label="nonlinear")
+
+        core = figure(title="Core network: nonlinear width per gate layer", x_axis_label="gate layer",
+                      x_range=[], **_PLOT)
+        core.vbar(x="layer", top="units", width=0.8, source=self.core_source, color="#dddddd", legend_label="units")
+        core.vbar(x="layer", top="nonlinear", width=0.6, source=self.core_source, color="#d62728",
+                  legend_label="nonlinear")
+        core.add_tools(HoverTool(tooltips=[("layer", "@name"), ("nonlinear", "@nonlinear / @units")]))
+        self.core_figure = core
+        for f in (loss, acc, apl, sparsity, core):
+            f.legend.location = "top_left"
+            f.legend.background_fill_alpha = 0.5
+        self.figures = {"loss": loss, "accuracy": acc, "heatmap": heat, "apl": apl, "sparsity": sparsity,
+                        "core": core}
+        self.core_text = pn.pane.Markdown(core_summary(None, []), css_classes=["ne-core"])
+
+    def _build_layout(self):
+        controls = pn.Column(
+            pn.pane.Markdown("## nonlin_explorer: live training", margin=(0, 10)),
+            pn.Row(self.device, self.status),
+            pn.Row(self.start_button, self.pause_button, self.stop_button, self.reset_button),
+            self.message,
+            pn.Row(self.sparsity_slider, self.sparsity_input),
+            self.lr_slider,
+            pn.Row(self.schedule, self.prior_button),
+            pn.pane.Markdown("**Run** (applied by *Apply & reset*)", margin=(0, 10)),
+            pn.Row(self.dataset, self.model),
+            pn.Row(self.width_input, self.depth_input, self.seed_input, self.epochs_input),
+            pn.pane.Markdown("**Export**", margin=(0, 10)),
+            pn.Row(self.export_path, self.export_button),
+            self.code,
+            width=470,
+        )
+        plots = pn.GridBox(*(pn.pane.Bokeh(self.figures[k], sizing_mode="stretch_width")
+                             for k in ("loss", "accuracy", "heatmap", "apl", "sparsity", "core")),
+                           ncols=2, sizing_mode="stretch_width")
+        return pn.Row(controls, pn.Column(plots, self.core_text, sizing_mode="stretch_width"),
+                      sizing_mode="stretch_width")
+
+    def __panel__(self):
+        return self._layout
+
+    # -- the refresh loop (document thread) -------------------------------------------------------
+    def _start_callback(self) -> None:
+        try:
+            self._callback = pn.state.add_periodic_callback(self.flush, period=int(1000 / self.rate))
+        except Exception:  # no event loop (plain scripts): call flush() yourself
+            self._callback = None
+
+    def _units(self) -> list[int]:
+        return [int(g.num_units) for g in self.session._gates]
+
+    def _reset_sources(self) -> None:
+        s = self.session
+        self.evals_source.data = eval_columns([])
+        self.steps_source.data = _empty(("step", "loss"))
+        self.heat_source.data = _empty(("step", "layer", "fraction", "count", "width"))
+        units = self._units()
+        self.core_source.data = core_columns(s.gate_names, units, [0] * len(units))
+        self.core_figure.x_range.factors = [str(i) for i in range(len(units))]
+        self._count_range.end = float(sum(units))
+        self._apl_unnorm_range.end = 1.0
+        self.heat_figure.y_range.start, self.heat_figure.y_range.end = -0.5, len(units) - 0.5
+        self._last_eval = None
+        if s.history:  # a session that already trained: show what it has
+            rows = [self.buffer_row(h) for h in s.history]
+            self._stream(steps=[], evals=rows)
+        else:
+            self._update_core(None)
+
+    @staticmethod
+    def buffer_row(entry: dict[str, Any]) -> dict[str, Any]:
+        buf = LiveBuffer()
+        buf("eval", entry)
+        return buf.drain().evals[0]
+
+    def flush(self) -> bool:
+        """Stream whatever arrived since the last flush (one call per plot). True if anything changed."""
+        drained = self.buffer.drain()
+        if not drained:
+            return False
+        self._stream(drained.steps, drained.evals)
+        if drained.status is not None or drained.commands:
+            self.status.object = self._status_text()
+        self.flushes += 1
+        return True
+
+    def _stream(self, steps, evals) -> None:
+        if steps:
+            self.steps_source.stream(step_columns(steps), rollover=STEP_ROLLOVER)
+        if evals:
+            self.evals_source.stream(eval_columns(evals), rollover=EVAL_ROLLOVER)
+            units = self._units()
+            self.heat_source.stream(heatmap_columns(evals, units, self.session.config.eval_every),
+                                    rollover=EVAL_ROLLOVER * max(1, len(units)))
+            apl_u = [r.get("apl_unnormalized") for r in evals]
+            finite = [v for v in apl_u if v is not None and math.isfinite(v)]
+            if finite and max(finite) * 1.05 > self._apl_unnorm_range.end:
+                self._apl_unnorm_range.end = max(finite) * 1.1
+            self._update_core(evals[-1])
+            self.status.object = self._status_text()
+
+    def _update_core(self, row) -> None:
+        self._last_eval = row
+        units = self._units()
+        if row is not None:
+            self.core_source.data = core_columns(self.session.gate_names, units, row["nonlinear"])
+        self.core_text.object = core_summary(row, units)
+
+    # -- text -------------------------------------------------------------------------------------
+    def _device_text(self) -> str:
+        d = self.session.device
+        return f"Device: **{'CUDA' if d.type == 'cuda' else d.type.upper()}** ({d})"
+
+    def _status_text(self) -> str:
+        s = self.session
+        prior = "on" if s.prior_on else "off"
+        last = self._last_eval
+        acc = f", test accuracy {last['test_acc']:.3f}" if last and math.isfinite(last["test_acc"]) else ""
+        return (f"Status: **{s.status}**, step {s.step}/{s.total_steps}, λ = {s.sparsity:g} (prior {prior})"
+                f"{acc}")
+
+    def _code_text(self) -> str:
+        return "Reproduce this run:\n```python\n" + reproduce_code(self.session.config) + "\n```"
+
+    def show_message(self, text: str, kind: str = "danger") -> None:
+        self.message.alert_type = kind
+        self.message.object = text
+        self.message.visible = True
+
+    def clear_message(self) -> None:
+        self.message.visible = False
+        self.message.object = ""
+
+    # -- actions ----------------------------------------------------------------------------------
+    def _guard(self, fn, *args, **kwargs) -> bool:
+        try:
+            fn(*args, **kwargs)
+        except (ValueError, RuntimeError, OSError, KeyError, IndexError) as exc:
+            self.show_message(str(exc))
+            return False
+        self.clear_message()
+        return True
+
+    def start(self) -> None:
+        self._guard(self.session.start)
+        self.status.object = self._status_text()
+
+    def pause(self) -> None:
+        self.session.pause()
+
+    def resume(self) -> None:
+        self.session.resume()
+
+    def stop(self) -> None:
+        self.session.stop(wait=False)
+
+    def switch_prior_on(self) -> None:
+        self._guard(self.session.switch_prior_on)
+
+    def set_sparsity(self, value) -> bool:
+        """Set the session's sparsity (text or number); a bad value shows a message and changes nothing."""
+        try:
+            value = parse_sparsity(value)
+            self.session.set(sparsity=value)
+        except ValueError as exc:
+            self.show_message(f"{exc} (keeping λ = {self.session.sparsity:g})")
+            self._sync_sparsity_widgets(self._pending_sparsity())
+            return False
+        self.clear_message()
+        self._sync_sparsity_widgets(value)
+        return True
+
+    def _pending_sparsity(self) -> float:
+        """The last valid sparsity: the config holds what was set, even before the next step applies it."""
+        return float(self.session.config.sparsity)
+
+    def _sync_sparsity_widgets(self, value: float) -> None:
+        self._syncing = True
+        try:
+            self.sparsity_input.value = f"{value:g}"
+            self.sparsity_slider.value = nearest_option(value)
+        finally:
+            self._syncing = False
+
+    def _on_sparsity_slider(self, event) -> None:
+        if not self._syncing:
+            self.set_sparsity(event.new)
+
+    def _on_sparsity_text(self, event) -> None:
+        if not self._syncing:
+            self.set_sparsity(event.new)
+
+    def _on_lr(self, event) -> None:
+        if not self._guard(self.session.set, lr=event.new):
+            self._syncing = True
+            self.lr_slider.value = nearest_option(event.old, LR_OPTIONS)
+            self._syncing = False
+
+    def _config_from_widgets(self) -> TrainConfig:
+        cfg = self.session.config
+        kwargs = dict(cfg.model_kwargs)
+        for key, widget in (("width", self.width_input), ("depth", self.depth_input)):
+            text = widget.value.strip()
+            if text:
+                kwargs[key] = parse_number(text, key, low=1, integer=key == "depth" or self.model.value in ("mlp",
+                                                                                                            "cnn"))
+            else:
+                kwargs.pop(key, None)
+        seed = parse_number(self.seed_input.value, "seed", low=0, integer=True)
+        epochs = parse_number(self.epochs_input.value, "epochs", low=1e-9)
+        dataset_kwargs = cfg.dataset_kwargs if self.dataset.value == cfg.dataset else {}
+        return TrainConfig(**{**cfg.to_dict(), "dataset": self.dataset.value, "model": self.model.value,
+                              "model_kwargs": kwargs, "dataset_kwargs": dict(dataset_kwargs),
+                              "schedule": self.schedule.value, "seed": seed, "epochs": epochs,
+                              "sparsity": self._pending_sparsity(),
+                              "switch_epoch": cfg.switch_epoch if self.schedule.value == cfg.schedule else None})
+
+    def reset(self) -> bool:
+        """Stop and rebuild the session from the run settings. Bad settings: a message, the old session kept."""
+        if self.session._user_model is not None:
+            self.show_message("this session was given its own model: reset is not available")
+            return False
+        try:
+            config = self._config_from_widgets()
+            session = TrainingSession(config, track_paths=self.session._track)
+        except (ValueError, TypeError) as exc:
+            self.show_message(f"{exc} (the current run is kept)")
+            self._sync_run_widgets()
+            return False
+        old = self.session
+        self._unsubscribe()
+        old.stop(wait=True, timeout=30)
+        self.session = session
+        self.buffer = LiveBuffer()
+        self._unsubscribe = session.subscribe(self.buffer)
+        self._reset_sources()
+        self.device.object = self._device_text()
+        self.status.object = self._status_text()
+        self.code.object = self._code_text()
+        self.clear_message()
+        return True
+
+    def _sync_run_widgets(self) -> None:
+        cfg = self.session.config
+        self.dataset.value, self.model.value = cfg.dataset, cfg.model
+        self.width_input.value = str(cfg.model_kwargs.get("width", ""))
+        self.depth_input.value = str(cfg.model_kwargs.get("depth", ""))
+        self.seed_input.value, self.epochs_input.value = str(cfg.seed), f"{cfg.epochs:g}"
+        if cfg.schedule in self.schedule.options:
+            self.schedule.value = cfg.schedule
+
+    def export(self, path: str | None = None) -> str | None:
+        """Write the result set to netCDF. An unwritable path: a message, the session untouched."""
+        path = self.export_path.value if path is None else path
+        try:
+            written = export_session(self.session, path)
+        except (OSError, ValueError) as exc:
+            self.show_message(f"export failed: {exc}")
+            return None
+        self.show_message(f"wrote {written}", kind="success")
+        self.code.object = self._code_text()
+        return written
+
+    def status_dict(self) -> dict[str, Any]:
+        """The live session's state as plain values (the ``serve`` app's status endpoint returns this)."""
+        s = self.session
+        return {"status": s.status, "step": s.step, "total_steps": s.total_steps, "sparsity": s.sparsity,
+                "config_sparsity": s.config.sparsity, "lr": s._opt.param_groups[0]["lr"], "prior_on": s.prior_on,
+                "nonlinear": [g.nonlinear_count(s.config.tol) for g in s._gates], "gates": s.gate_names,
+                "dataset": s.config.dataset, "model": s.config.model, "seed": s.config.seed,
+                "model_kwargs": dict(s.config.model_kwargs), "device": str(s.device),
+                "message": self.message.object if self.message.visible else "", "flushes": self.flushes,
+                "history": len(s.history)}
+
+    def close(self) -> None:
+        """Stop training, the refresh loop and the subscription (no orphan thread)."""
+        if self._callback is not None:
+            self._callback.stop()
+            self._callback = None
+        self._unsubscribe()
+        self.session.stop(wait=True, timeout=30)

@@ -1,0 +1,176 @@
+"""The dashboard without a browser: buffering and coalescing, input parsing, bad input, export, the serve CLI."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pytest
+
+from nonlin_explorer.ui.dashboard_core import (
+    SPARSITY_OPTIONS,
+    LiveBuffer,
+    core_summary,
+    eval_columns,
+    heatmap_columns,
+    nearest_option,
+    parse_number,
+    parse_sparsity,
+    reproduce_code,
+    step_columns,
+)
+
+TINY = dict(dataset="spirals", dataset_kwargs={"num_samples": 300}, model_kwargs={"width": 8, "depth": 2},
+            epochs=2, eval_every=4, batch_size=64)
+
+
+def _eval(step, nonlinear=(3, 1)):
+    return {"step": step, "epoch": step / 10, "train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.1, "test_acc": 0.4,
+            "sparsity": 0.01, "prior_on": True, "lr": 1e-3, "nonlinear": list(nonlinear), "slopes": ["big tensor"],
+            "apl_normalized": 1.5, "apl_unnormalized": 2.5, "nonlinear_layers": 2}
+
+
+def test_sparsity_options_have_an_exact_zero_and_a_log_scale():
+    assert SPARSITY_OPTIONS[0] == 0.0
+    ratios = [b / a for a, b in zip(SPARSITY_OPTIONS[1:], SPARSITY_OPTIONS[2:])]
+    assert all(2 < r < 4 for r in ratios)
+    assert nearest_option(0.0) == 0.0
+    assert nearest_option(1e-9) == 1e-5
+    assert nearest_option(2.5e-3) == 3e-3
+    assert nearest_option(50.0) == 1e-1
+
+
+@pytest.mark.parametrize("text, message", [("abc", "not a number"), ("", "enter a number"), ("nan", "finite"),
+                                           ("-0.1", ">= 0"), ("2", "<= 1"), (None, "not a number")])
+def test_parse_sparsity_rejects_bad_input(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_sparsity(text)
+
+
+def test_parse_number():
+    assert parse_sparsity(" 1e-3 ") == 1e-3
+    assert parse_number("7", "seed", low=0, integer=True) == 7
+    with pytest.raises(ValueError, match="whole number"):
+        parse_number("7.5", "seed", integer=True)
+
+
+def test_buffer_coalesces_events_and_drops_slope_tensors():
+    buf = LiveBuffer(max_steps=5)
+    for i in range(1, 9):
+        buf("step", {"step": i, "loss": 1.0 / i})
+    buf("eval", _eval(8))
+    buf("status", {"status": "running", "step": 8})
+    buf("status", {"status": "paused", "step": 8})
+    out = buf.drain()
+    assert [s for s, _ in out.steps] == [4, 5, 6, 7, 8]  # bounded: the oldest dropped, and counted
+    assert out.dropped_steps == 3
+    assert out.status["status"] == "paused"  # only the latest status matters
+    assert len(out.evals) == 1 and "slopes" not in out.evals[0] and out.evals[0]["nonlinear"] == [3, 1]
+    assert not buf.drain()  # nothing new: the UI does nothing
+
+
+def test_columns():
+    evals = [_eval(4, (3, 1)), _eval(8, (2, 0))]
+    cols = eval_columns(evals)
+    assert cols["step"] == [4.0, 8.0] and cols["nonlinear_total"] == [4.0, 2.0]
+    heat = heatmap_columns(evals, units=[4, 2], eval_every=4)
+    assert heat["layer"] == [0, 1, 0, 1]
+    assert heat["fraction"] == [0.75, 0.5, 0.5, 0.0]
+    assert heat["step"] == [2.0, 2.0, 6.0, 6.0]
+    thin = step_columns([(i, float(i)) for i in range(1000)], max_points=100)
+    assert len(thin["step"]) <= 100 and thin["step"][-1] == 999.0
+    text = core_summary(evals[-1], [4, 2])
+    assert "2/6" in text and "1/2" in text and "1.50" in text
+
+
+def test_reproduce_code_runs_the_same_config():
+    from nonlin_explorer.training import TrainConfig
+
+    cfg = TrainConfig(**TINY, sparsity=0.003, seed=5)
+    code = reproduce_code(cfg)
+    ns: dict = {}
+    exec(code.replace("session.run()", "").replace("ds = session.to_xarray()", ""), ns)
+    assert ns["config"] == cfg
+
+
+@pytest.fixture
+def dashboard():
+    pytest.importorskip("panel")
+    from nonlin_explorer.ui.dashboard import TrainingDashboard
+
+    d = TrainingDashboard(**TINY)
+    yield d
+    d.close()
+
+
+def test_bad_sparsity_keeps_the_last_valid_value(dashboard):
+    assert dashboard.set_sparsity("0.01")
+    assert dashboard.session.sparsity == 0.01 and not dashboard.message.visible
+    assert dashboard.sparsity_slider.value == 1e-2
+    assert not dashboard.set_sparsity("many")
+    assert dashboard.message.visible and "not a number" in dashboard.message.object
+    assert dashboard.session.sparsity == 0.01
+    assert dashboard.sparsity_input.value == "0.01"
+    dashboard.sparsity_slider.value = 1e-1  # what the browser's slider does
+    assert dashboard.session.sparsity == 0.1 and dashboard.sparsity_input.value == "0.1"
+
+
+def test_model_that_does_not_fit_keeps_the_session(dashboard):
+    old = dashboard.session
+    dashboard.dataset.value, dashboard.model.value = "reverse", "cnn"
+    assert not dashboard.reset()
+    assert dashboard.session is old
+    assert "current run is kept" in dashboard.message.object
+    assert (dashboard.dataset.value, dashboard.model.value) == ("spirals", "mlp")
+    dashboard.width_input.value = "4"
+    assert dashboard.reset()
+    assert dashboard.session is not old and dashboard.session.config.model_kwargs["width"] == 4
+    assert dashboard.core_source.data["units"] == [4, 4]
+
+
+def test_training_streams_through_flush(dashboard):
+    s = dashboard.session
+    s.run(progress=False)  # events land in the buffer; nothing is drawn until flush
+    assert dashboard.evals_source.data["step"] == []
+    assert dashboard.flush()
+    assert dashboard.evals_source.data["step"] == [float(h["step"]) for h in s.history]
+    assert len(dashboard.heat_source.data["layer"]) == 2 * len(s.history)
+    assert dashboard.core_source.data["nonlinear"] == s.history[-1]["nonlinear"]
+    assert "finished" in dashboard.status.object
+    assert not dashboard.flush()
+
+
+def test_export(dashboard, tmp_path):
+    from nonlin_explorer.results import read_netcdf
+
+    dashboard.session.run(progress=False)
+    steps = len(dashboard.session.history)
+    path = dashboard.export(str(tmp_path / "run.nc"))
+    assert path and os.path.exists(path)
+    assert dashboard.message.alert_type == "success"
+    ds = read_netcdf(path)
+    assert ds.sizes["step"] == steps
+    assert "TrainingSession(config)" in dashboard.code.object
+    bad = dashboard.export(str(tmp_path / "missing" / "run.nc"))
+    assert bad is None and "does not exist" in dashboard.message.object
+    assert dashboard.message.alert_type == "danger"
+    assert len(dashboard.session.history) == steps  # nothing lost
+
+
+def test_serve_parser_defaults_to_localhost():
+    import argparse
+
+    from nonlin_explorer.ui.serve import add_serve_parser, demo_config
+
+    p = argparse.ArgumentParser()
+    add_serve_parser(p.add_subparsers(dest="command"))
+    args = p.parse_args(["serve"])
+    assert (args.host, args.demo, args.theme, args.show) == ("127.0.0.1", "training", "light", False)
+    args = p.parse_args(["serve", "--port", "0", "--theme", "dark", "--show", "--config", '{"epochs": 3}'])
+    assert args.show and args.config == {"epochs": 3}
+    assert demo_config("training", args.config).epochs == 3
+    with pytest.raises(ValueError, match="unknown demo"):
+        demo_config("nope")
+    with pytest.raises(ValueError, match="bad --config"):
+        demo_config("training", {"colour": 1})
+    assert math.isfinite(demo_config("training").lr)

@@ -1,0 +1,189 @@
+"""Browser tests of the ``serve`` app: act in the page (Chromium), assert on the live Python session.
+
+The server runs in a subprocess with ``--status-endpoint``: ``/status.json`` reports each dashboard's
+session as the server process has it (sparsity, status, nonlinear units per layer).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from lab_helpers import VIEWPORT, _free_port
+from playwright.sync_api import expect
+
+pytestmark = pytest.mark.ui
+
+#: A tiny, fast run that does not finish during the tests.
+CONFIG = {"dataset": "spirals", "dataset_kwargs": {"num_samples": 600}, "model_kwargs": {"width": 16, "depth": 2},
+          "epochs": 5000, "eval_every": 5, "batch_size": 64, "slope_lr": 0.05}
+
+
+@pytest.fixture(scope="module")
+def dashboard_server(tmp_path_factory):
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    cmd = [sys.executable, "-m", "nonlin_explorer.ui.serve", "--port", str(port), "--no-show", "--status-endpoint",
+           "--demo", "training", "--config", json.dumps(CONFIG)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(f"{base}/status.json", timeout=2)
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"serve did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _status(base: str) -> list[dict]:
+    with urllib.request.urlopen(f"{base}/status.json", timeout=5) as r:
+        return json.loads(r.read())["dashboards"]
+
+
+def _wait_for(fn, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class DashboardPage:
+    """One browser tab on the app, its dashboard's live state, and every request the tab made."""
+
+    def __init__(self, browser, base: str):
+        self.base = base
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
+        self.requests: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        before = max((d["serial"] for d in _status(base)), default=0)
+        self.page.goto(base + "/")
+        self.page.get_by_role("button", name="Start").wait_for()
+        self.serial = _wait_for(lambda: max((d["serial"] for d in _status(base)), default=0) > before and
+                                max(d["serial"] for d in _status(base)), what="the page's dashboard")
+
+    def state(self) -> dict:
+        return next(d for d in _status(self.base) if d["serial"] == self.serial)
+
+    def wait(self, pred, what: str, timeout: float = 20.0) -> dict:
+        return _wait_for(lambda: (lambda s: s if pred(s) else None)(self.state()), timeout, what)
+
+    def click(self, name: str) -> None:
+        self.page.get_by_role("button", name=name, exact=True).click()
+
+    def type_into(self, label: str, text: str) -> None:
+        box = self.page.get_by_label(label)
+        box.fill(text)
+        box.press("Enter")
+
+    def external_requests(self) -> list[str]:
+        local = (self.base + "/", self.base.replace("http", "ws") + "/", "data:", "blob:", "about:")
+        return [u for u in self.requests if not u.startswith(local)]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def dash(browser, dashboard_server):
+    d = DashboardPage(browser, dashboard_server)
+    yield d
+    d.close()
+
+
+def _move_sparsity_slider_to_max(page) -> None:
+    """Drag the sparsity slider's handle to its right end (the largest λ)."""
+    slider = page.locator(".ne-sparsity-slider .noUi-target")
+    handle = slider.locator(".noUi-handle")
+    box, hbox = slider.bounding_box(), handle.bounding_box()
+    page.mouse.move(hbox["x"] + hbox["width"] / 2, hbox["y"] + hbox["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] + 20, hbox["y"] + hbox["height"] / 2, steps=8)
+    page.mouse.up()
+
+
+def test_start_slider_pause_resume(dash):
+    s = dash.state()
+    assert s["status"] == "idle" and s["sparsity"] == 0.0
+    dash.click("Start")
+    s = dash.wait(lambda s: s["status"] == "running" and s["history"] >= 3, "training to run")
+    full = sum(s["nonlinear"])
+    assert full > 0
+
+    _move_sparsity_slider_to_max(dash.page)
+    s = dash.wait(lambda s: s["sparsity"] == pytest.approx(0.1), "the session's sparsity to change")
+    assert s["message"] == ""
+    expect(dash.page.get_by_label("Sparsity λ (exact)")).to_have_value("0.1")
+    dash.wait(lambda s: sum(s["nonlinear"]) < full / 2, "nonlinear units to fall", timeout=40)
+
+    dash.click("Pause")
+    s = dash.wait(lambda s: s["status"] == "paused", "pause")
+    step = s["step"]
+    time.sleep(0.5)
+    assert dash.state()["step"] == step  # paused: no steps
+    dash.click("Start")  # resumes
+    dash.wait(lambda s: s["status"] == "running" and s["step"] > step, "resume")
+    dash.page.get_by_text("Status: running").wait_for()  # the page follows the session
+    assert dash.external_requests() == []
+
+
+def test_bad_input_shows_message_and_keeps_settings(dash):
+    dash.type_into("Sparsity λ (exact)", "0.003")
+    dash.wait(lambda s: s["sparsity"] == pytest.approx(0.003), "a valid sparsity to apply")
+
+    dash.type_into("Sparsity λ (exact)", "lots")
+    dash.page.locator(".ne-message").get_by_text("not a number").wait_for()
+    expect(dash.page.get_by_label("Sparsity λ (exact)")).to_have_value("0.003")
+    dash.type_into("Sparsity λ (exact)", "-1")
+    dash.page.locator(".ne-message").get_by_text("must be >= 0").wait_for()
+    dash.type_into("Sparsity λ (exact)", "5")
+    dash.page.locator(".ne-message").get_by_text("must be <= 1").wait_for()
+    time.sleep(0.3)
+    assert dash.state()["sparsity"] == pytest.approx(0.003)
+
+    # A model that does not fit the dataset: the message, and the old run is kept.
+    before = dash.state()
+    dash.page.get_by_label("Dataset").select_option("reverse")
+    dash.page.get_by_label("Model").select_option("cnn")
+    dash.click("Apply & reset")
+    dash.page.locator(".ne-message").get_by_text("the current run is kept").wait_for()
+    after = dash.state()
+    assert (after["dataset"], after["model"], after["model_kwargs"]) == (
+        before["dataset"], before["model"], before["model_kwargs"])
+    expect(dash.page.get_by_label("Dataset")).to_have_value(before["dataset"])
+
+    # Non-numeric width: a message, nothing rebuilt.
+    dash.type_into("Width", "wide")
+    dash.click("Apply & reset")
+    dash.page.locator(".ne-message").get_by_text("not a number").wait_for()
+    assert dash.state()["model_kwargs"] == before["model_kwargs"]
+
+    # A valid change rebuilds the session.
+    dash.type_into("Width", "8")
+    dash.click("Apply & reset")
+    dash.wait(lambda s: s["model_kwargs"].get("width") == 8 and s["nonlinear"] == [8, 8], "the rebuilt session")
+    assert dash.external_requests() == []
