@@ -40,8 +40,31 @@ setup_python() {
 }
 
 setup_frontend() {
-  # Filled in by the front-end build (js/): bundles the widgets and the JupyterLab extension.
-  :
+  # The front end (js/, Node.js 20 + npm): npm packages when the lockfile changed, then the build
+  # (js/scripts/build.mjs: anywidget bundles -> nonlin_explorer/static, prebuilt JupyterLab extension ->
+  # nonlin_explorer/labextension), which skips itself when no input changed. pip install runs the same
+  # build through hatch-jupyter-builder; here, JupyterLab is pointed at the build folder itself (a symlink,
+  # as `jupyter labextension develop` makes), so a rebuild shows after a browser reload.
+  if ! command -v npm >/dev/null 2>&1; then
+    log "Node.js (20 or newer) with npm is needed to build the front end in js/"; exit 1
+  fi
+  local want stamp
+  want=$(cat js/package.json js/package-lock.json | sha256sum | cut -c1-16)
+  stamp=$(cat js/node_modules/.nonlin_stamp 2>/dev/null || true)
+  if [ ! -d js/node_modules ]; then
+    log "installing the front end's npm packages (js/package-lock.json)"
+    (cd js && npm ci --no-audit --no-fund --loglevel=error)
+  elif [ "$want" != "$stamp" ]; then
+    (cd js && npm install --no-audit --no-fund --loglevel=error)
+  fi
+  echo "$want" > js/node_modules/.nonlin_stamp
+  (cd js && npm run --silent build)
+  local share="$VENV/share/jupyter/labextensions/nonlin-explorer"
+  if [ "$(readlink "$share" 2>/dev/null)" != "$ROOT/nonlin_explorer/labextension" ]; then
+    rm -rf "$share"
+    mkdir -p "$(dirname "$share")"
+    ln -s "$ROOT/nonlin_explorer/labextension" "$share"
+  fi
 }
 
 setup_chromium() {
@@ -71,6 +94,8 @@ case "$cmd" in
     setup; setup_chromium
     export PYTHONUNBUFFERED=1
     "$VENV/bin/ruff" check nonlin_explorer tests benchmarks
+    # Front end: types (tsc --noEmit) and lint (eslint), see js/package.json "check".
+    (cd js && npm run --silent check)
     set +e
     "$PY" -m pytest "$@"
     rc=$?

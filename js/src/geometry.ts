@@ -1,0 +1,150 @@
+/**
+ * Where every unit goes: one column per gate layer (wrapped into sub-columns past `maxRows` units),
+ * centred vertically, residual blocks as shaded bands with an arc per skip connection. Pure: sizes in,
+ * positions out (CSS pixels).
+ */
+
+import type { BlockInfo, LayerInfo } from './network_view_types';
+
+export interface Geometry {
+  /** Cell size (square) and the inset painted inside it. */
+  cell: number;
+  inset: number;
+  width: number;
+  height: number;
+  /** Top-left corner of every unit's cell. */
+  x: Float32Array;
+  y: Float32Array;
+  /** Per layer: left edge, right edge, top, bottom, rows (units per sub-column). */
+  layerLeft: number[];
+  layerRight: number[];
+  layerTop: number[];
+  layerBottom: number[];
+  layerRows: number[];
+  /** Per block: shaded band and skip arc (start x/y, end x/y). */
+  blockBands: { left: number; right: number; top: number; bottom: number }[];
+  skips: { x0: number; y0: number; x1: number; y1: number; projection: boolean }[];
+  /** Top of the label strip under the columns. */
+  labelTop: number;
+}
+
+export interface GeometryOptions {
+  /** Width available (CSS px). */
+  width: number;
+  /** Height available, or 0 when the view may grow to fit. */
+  height: number;
+  maxRows: number;
+  minCell?: number;
+  maxCell?: number;
+}
+
+const PAD = 8;
+const LABELS = 18;
+const GAP = 0.6; // gap between layers, in cells
+const BLOCK_GAP = 0.8; // extra gap between blocks, in cells
+
+export function layoutNetwork(layers: LayerInfo[], blocks: BlockInfo[], opts: GeometryOptions): Geometry {
+  const minCell = opts.minCell ?? 4;
+  const maxCell = opts.maxCell ?? 28;
+  const maxRows = Math.max(1, opts.maxRows);
+  const top = blocks.length ? 30 : 8;
+  const cols = layers.map(l => Math.ceil(l.units / maxRows));
+  const rows = layers.map((l, i) => Math.ceil(l.units / cols[i]));
+  const maxR = Math.max(1, ...rows);
+  // Gaps (in cells) before each layer.
+  const gapBefore = layers.map((l, i) => {
+    if (i === 0) {
+      return 0;
+    }
+    const newBlock = l.block !== layers[i - 1].block;
+    return GAP + (newBlock ? BLOCK_GAP : 0);
+  });
+  const widthInCells = cols.reduce((a, b) => a + b, 0) + gapBefore.reduce((a, b) => a + b, 0);
+  let cell = (opts.width - 2 * PAD) / Math.max(1, widthInCells);
+  if (opts.height > 0) {
+    cell = Math.min(cell, (opts.height - top - LABELS - PAD) / maxR);
+  }
+  cell = Math.max(minCell, Math.min(maxCell, cell));
+  if (cell >= 6) {
+    cell = Math.floor(cell);
+  }
+  const inset = cell >= 8 ? 1 : cell >= 5 ? 0.5 : 0;
+
+  const n = layers.reduce((a, l) => a + l.units, 0);
+  const x = new Float32Array(n);
+  const y = new Float32Array(n);
+  const layerLeft: number[] = [];
+  const layerRight: number[] = [];
+  const layerTop: number[] = [];
+  const layerBottom: number[] = [];
+  const columnsHeight = maxR * cell;
+  let cursor = PAD;
+  layers.forEach((layer, li) => {
+    cursor += gapBefore[li] * cell;
+    const r = rows[li];
+    const t = top + (columnsHeight - r * cell) / 2;
+    layerLeft.push(cursor);
+    layerTop.push(t);
+    layerBottom.push(t + r * cell);
+    for (let u = 0; u < layer.units; u++) {
+      const i = layer.offset + u;
+      x[i] = cursor + Math.floor(u / r) * cell;
+      y[i] = t + (u % r) * cell;
+    }
+    cursor += cols[li] * cell;
+    layerRight.push(cursor);
+  });
+  const width = Math.max(opts.width, cursor + PAD);
+  const labelTop = top + columnsHeight + 4;
+  const height = labelTop + LABELS;
+
+  const blockBands = blocks.map(b => ({
+    left: layerLeft[b.first] - (GAP * cell) / 2,
+    right: layerRight[b.last] + (GAP * cell) / 2,
+    top: top - 4,
+    bottom: top + columnsHeight + 2
+  }));
+  const skips = blocks.map(b => {
+    const from = b.first - 1;
+    const x0 = from >= 0 ? (layerLeft[from] + layerRight[from]) / 2 : PAD / 2;
+    const y0 = from >= 0 ? layerTop[from] : top + columnsHeight / 2;
+    return {
+      x0,
+      y0,
+      x1: (layerLeft[b.last] + layerRight[b.last]) / 2,
+      y1: layerTop[b.last],
+      projection: b.projection
+    };
+  });
+  return {
+    cell,
+    inset,
+    width,
+    height,
+    x,
+    y,
+    layerLeft,
+    layerRight,
+    layerTop,
+    layerBottom,
+    layerRows: rows,
+    blockBands,
+    skips,
+    labelTop
+  };
+}
+
+/** Units whose cells intersect a rectangle (for shift-drag selection). */
+export function unitsInRect(g: Geometry, x0: number, y0: number, x1: number, y1: number): number[] {
+  const left = Math.min(x0, x1);
+  const right = Math.max(x0, x1);
+  const top = Math.min(y0, y1);
+  const bottom = Math.max(y0, y1);
+  const out: number[] = [];
+  for (let i = 0; i < g.x.length; i++) {
+    if (g.x[i] + g.cell > left && g.x[i] < right && g.y[i] + g.cell > top && g.y[i] < bottom) {
+      out.push(i);
+    }
+  }
+  return out;
+}
