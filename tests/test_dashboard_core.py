@@ -174,3 +174,30 @@ def test_serve_parser_defaults_to_localhost():
     with pytest.raises(ValueError, match="bad --config"):
         demo_config("training", {"colour": 1})
     assert math.isfinite(demo_config("training").lr)
+
+
+@pytest.mark.slow
+def test_in_a_kernel_other_cells_run_while_training_and_close_stops_the_thread():
+    """The dashboard in a real ipykernel (no browser): its refresh loop runs, and while training runs the next
+    cell starts within 1 s of the last one ending (reply, request and scheduling included)."""
+    nbclient = pytest.importorskip("nbclient")
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                           "language": "python"}})
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in [
+        "import asyncio, time\nimport panel as pn\npn.extension()\n"
+        "from nonlin_explorer.ui.dashboard import TrainingDashboard\n"
+        "dash = TrainingDashboard(dataset='spirals', dataset_kwargs={'num_samples': 300},\n"
+        "                         model_kwargs={'width': 8, 'depth': 2}, epochs=500, eval_every=5)\ndash",
+        "dash.start()\nawait asyncio.sleep(2)\n_t = time.time()",
+        "print('CELL', time.time() - _t)  # from the end of the last cell to the start of this one",
+        "print('STATE', dash.session.status, dash.flushes, len(dash.evals_source.data['step']))",
+        "dash.close(); print('ALIVE', dash.session.is_alive)",
+    ]]
+    nbclient.NotebookClient(nb, timeout=120).execute()
+    out = ["".join(o.get("text", "") for o in c.outputs) for c in nb.cells]
+    assert float(out[2].split()[1]) < 1.0
+    _, status, flushes, streamed = out[3].split()
+    assert status == "running" and int(flushes) > 0 and int(streamed) > 0
+    assert out[4].strip() == "ALIVE False"

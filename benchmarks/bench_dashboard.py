@@ -1,0 +1,88 @@
+"""Training throughput with the dashboard attached and refreshing at its default rate, over headless training.
+
+Both runs train the same config in the same process, alternating (A B A B ...) so machine noise hits both;
+the ratio of median steps per second is printed (target >= 0.90).
+
+"Attached" means: the dashboard subscribed to the session (its buffer copies each event on the training
+thread) and a UI thread calling ``flush()`` at the dashboard's rate, streaming into its Bokeh sources, as a
+Panel server's periodic callback does. What a browser costs beyond that (serializing and sending the
+patches, rendering) runs in the server's event loop and the browser's process; it is not measured here.
+
+    .venv/bin/python benchmarks/bench_dashboard.py [--repeats 3] [--epochs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+
+import torch
+
+from nonlin_explorer.training import TrainConfig, TrainingSession
+from nonlin_explorer.ui.dashboard import TrainingDashboard
+
+
+def _config(epochs: float) -> TrainConfig:
+    return TrainConfig(dataset="mnist1d", dataset_kwargs={"num_samples": 4000}, model="mlp",
+                       model_kwargs={"width": 128, "depth": 3}, epochs=epochs, eval_every=20, sparsity=1e-3,
+                       slope_lr=5e-2, seed=0)
+
+
+def headless(epochs: float) -> tuple[float, float]:
+    """(steps per wall second, steps per CPU second of the whole process)."""
+    session = TrainingSession(_config(epochs))
+    t0, c0 = time.perf_counter(), time.process_time()
+    session.run(progress=False)
+    return session.step / (time.perf_counter() - t0), session.step / (time.process_time() - c0)
+
+
+def attached(epochs: float) -> tuple[float, float, int]:
+    session = TrainingSession(_config(epochs))
+    dash = TrainingDashboard(session)
+    done = threading.Event()
+
+    def ui_loop():  # what the Panel periodic callback does, at the dashboard's default rate
+        while not done.wait(1.0 / dash.rate):
+            dash.flush()
+
+    ui = threading.Thread(target=ui_loop, daemon=True)
+    ui.start()
+    t0, c0 = time.perf_counter(), time.process_time()
+    session.run(progress=False)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0  # CPU: training and UI threads
+    done.set()
+    ui.join()
+    dash.flush()
+    flushes = dash.flushes
+    dash.close()
+    assert len(dash.evals_source.data["step"]) == len(session.history)
+    return session.step / elapsed, session.step / cpu, flushes
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--epochs", type=float, default=8.0)
+    args = p.parse_args()
+    torch.set_num_threads(2)
+    headless(0.5)  # warm-up: data generation caches, allocator
+    base, dash, flushes = [], [], []
+    for _ in range(args.repeats):
+        base.append(headless(args.epochs))
+        *rates, n = attached(args.epochs)
+        dash.append(tuple(rates))
+        flushes.append(n)
+    for i, what in enumerate(("wall-clock", "CPU-time")):
+        b, d = statistics.median(r[i] for r in base), statistics.median(r[i] for r in dash)
+        pairs = statistics.median(x[i] / y[i] for x, y in zip(dash, base))
+        print(f"{what}: headless {b:.1f} steps/s, dashboard attached {d:.1f} steps/s "
+              f"(runs: {', '.join(f'{y[i]:.1f}/{x[i]:.1f}' for x, y in zip(dash, base))} headless/attached)")
+        print(f"  ratio attached / headless: {d / b:.3f} (medians), {pairs:.3f} (median of paired runs); "
+              "target >= 0.90")
+    print(f"flushes per attached run: {flushes}")
+
+
+if __name__ == "__main__":
+    main()
