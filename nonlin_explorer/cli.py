@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="results.nc", help="netCDF file for the result set")
     t.add_argument("--checkpoint", help="also save a checkpoint (torch.save) here")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    from nonlin_explorer.sweep.cli import add_sweep_parser
+    from nonlin_explorer.ui.serve import add_serve_parser
+
+    add_sweep_parser(sub)
+    add_serve_parser(sub)
     return p
 
 
@@ -94,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "sweep":
+            from nonlin_explorer.sweep.cli import sweep_main
+
+            return sweep_main(args)
+        if args.command == "serve":
+            from nonlin_explorer.ui.serve import serve_main
+
+            return serve_main(args)
     except (ValueError, OSError, KeyError, IndexError) as exc:
         print(f"nonlin-explorer: error: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,10 @@ from nonlin_explorer.cli import main
     (["train", "--model-kwargs", "{bad"], "not valid JSON"),
     (["train", "--schedule", "never"], "invalid choice: 'never'"),
     (["fly"], "invalid choice: 'fly'"),
+    (["sweep", "no_such_spec.toml", "--out", "r.nc"], "spec file no_such_spec.toml not found"),
+    (["sweep", "spec.toml", "--out", "r.nc", "--workers", "-1"], "must be >= 0"),
+    (["serve", "--port", "abc"], "invalid int value: 'abc'"),
+    (["serve", "--theme", "purple"], "invalid choice: 'purple'"),
 ])
 def test_bad_arguments_give_one_line_and_exit_code_2(argv, message, capsys):
     try:
