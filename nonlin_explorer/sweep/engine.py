@@ -107,12 +107,20 @@ def _serial(spec: SweepSpec, tasks: Sequence[dict[str, Any]]) -> Iterator[dict[s
             torch.set_num_threads(before)
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers narrow), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def local_cluster(n_workers: int | None = None, threads: int = 1, **kwargs):
     """A ``LocalCluster`` for sweeps: one process per core (or ``n_workers``), one task at a time each, and
     BLAS/OpenMP limited to ``threads`` per process so torch does not oversubscribe the cores."""
     from distributed import LocalCluster
 
-    n = n_workers or os.cpu_count() or 1
+    n = n_workers or usable_cores()
     env = {var: str(threads) for var in _THREAD_VARS} if threads > 0 else {}
     options = dict(n_workers=n, threads_per_worker=1, processes=True, env=env, silence_logs=logging.ERROR,
                    dashboard_address=":0" if importlib.util.find_spec("bokeh") else None)
