@@ -189,7 +189,8 @@ def test_in_a_kernel_other_cells_run_while_training_and_close_stops_the_thread()
         "import asyncio, time\nimport panel as pn\npn.extension()\n"
         "from nonlin_explorer.ui.dashboard import TrainingDashboard\n"
         "dash = TrainingDashboard(dataset='spirals', dataset_kwargs={'num_samples': 300},\n"
-        "                         model_kwargs={'width': 8, 'depth': 2}, epochs=500, eval_every=5)\ndash",
+        # epochs=10**6: still training when checked (close() stops it)
+        "                         model_kwargs={'width': 8, 'depth': 2}, epochs=10**6, eval_every=5)\ndash",
         "dash.start()\nawait asyncio.sleep(2)\n_t = time.time()",
         "print('CELL', time.time() - _t)  # from the end of the last cell to the start of this one",
         "print('STATE', dash.session.status, dash.flushes, len(dash.evals_source.data['step']))",
