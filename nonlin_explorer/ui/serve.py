@@ -21,6 +21,9 @@ DEMOS: dict[str, dict[str, Any]] = {
                     eval_every=50, sparsity=1e-4, schedule="late"),
 }
 
+#: The compression explorer (``--demo compression``; ``--config`` holds its settings, e.g. '{"N": 500}').
+COMPRESSION_DEMO = "compression"
+
 #: Live dashboards of this process (read by the status endpoint).
 _DASHBOARDS: list = []
 _LOCK = threading.Lock()
@@ -48,7 +51,8 @@ def _add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--port", type=int, default=5006, help="port (0: any free port)")
     s.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the dashboard to the network)")
-    s.add_argument("--demo", default="training", choices=sorted(DEMOS), help="which run to load")
+    s.add_argument("--demo", default="training", choices=sorted([*DEMOS, COMPRESSION_DEMO]),
+                   help="which run to load (compression: the compression explorer)")
     s.add_argument("--config", type=_json_dict, default={}, help="TrainConfig fields overriding the demo, as JSON")
     s.add_argument("--theme", default="light", choices=("light", "dark"))
     s.add_argument("--rate", type=float, default=10.0, help="plot refresh rate in Hz (default 10)")
@@ -97,6 +101,34 @@ def make_app(config, theme: str = "light", rate: float = 10.0):
     return app
 
 
+def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0):
+    """Like :func:`make_app`, for the compression explorer (``initial``: its settings)."""
+    import panel as pn
+
+    from nonlin_explorer.ui.compression_core import validate_params
+    from nonlin_explorer.ui.compression_explorer import CompressionExplorer
+
+    validate_params(initial)  # bad --config: an error before serving
+
+    def app():
+        view = CompressionExplorer(rate=rate, theme=theme, **initial)
+        with _LOCK:
+            _SERIAL[0] += 1
+            view.serial = _SERIAL[0]
+            _DASHBOARDS.append(view)
+
+        def cleanup(session_context):
+            with _LOCK:
+                if view in _DASHBOARDS:
+                    _DASHBOARDS.remove(view)
+            view.close()
+
+        pn.state.on_session_destroyed(cleanup)
+        return pn.Column(view, sizing_mode="stretch_both", styles={"padding": "8px"})
+
+    return app
+
+
 def _status_handler():
     from tornado.web import RequestHandler
 
@@ -115,13 +147,16 @@ def serve_main(args) -> int:
     """Run the server until interrupted."""
     import panel as pn
 
-    config = demo_config(args.demo, args.config)
+    if args.demo == COMPRESSION_DEMO:
+        app = make_compression_app(args.config, theme=args.theme, rate=args.rate)
+    else:
+        app = make_app(demo_config(args.demo, args.config), theme=args.theme, rate=args.rate)
     pn.extension()
     pn.config.theme = "dark" if args.theme == "dark" else "default"
     extra = [(r"/status\.json", _status_handler())] if args.status_endpoint else []
     origins = [f"{args.host}:{args.port}", f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
     print(f"nonlin-explorer: serving the dashboard at http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
-    pn.serve({"/": make_app(config, theme=args.theme, rate=args.rate)}, port=args.port, address=args.host,
+    pn.serve({"/": app}, port=args.port, address=args.host,
              websocket_origin=origins, show=args.show, title="nonlin_explorer", extra_patterns=extra,
              verbose=False)
     return 0
