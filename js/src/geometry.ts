@@ -31,9 +31,11 @@ export interface Geometry {
 export interface GeometryOptions {
   /** Width available (CSS px). */
   width: number;
-  /** Height available, or 0 when the view may grow to fit. */
+  /** Height available (present mode), or 0: the view picks its height, up to `targetHeight`. */
   height: number;
+  /** Units per sub-column before a layer wraps into the next one; 0: chosen for the biggest cells. */
   maxRows: number;
+  targetHeight?: number;
   minCell?: number;
   maxCell?: number;
 }
@@ -46,11 +48,7 @@ const BLOCK_GAP = 0.8; // extra gap between blocks, in cells
 export function layoutNetwork(layers: LayerInfo[], blocks: BlockInfo[], opts: GeometryOptions): Geometry {
   const minCell = opts.minCell ?? 4;
   const maxCell = opts.maxCell ?? 28;
-  const maxRows = Math.max(1, opts.maxRows);
   const top = blocks.length ? 30 : 8;
-  const cols = layers.map(l => Math.ceil(l.units / maxRows));
-  const rows = layers.map((l, i) => Math.ceil(l.units / cols[i]));
-  const maxR = Math.max(1, ...rows);
   // Gaps (in cells) before each layer.
   const gapBefore = layers.map((l, i) => {
     if (i === 0) {
@@ -59,12 +57,28 @@ export function layoutNetwork(layers: LayerInfo[], blocks: BlockInfo[], opts: Ge
     const newBlock = l.block !== layers[i - 1].block;
     return GAP + (newBlock ? BLOCK_GAP : 0);
   });
-  const widthInCells = cols.reduce((a, b) => a + b, 0) + gapBefore.reduce((a, b) => a + b, 0);
-  let cell = (opts.width - 2 * PAD) / Math.max(1, widthInCells);
-  if (opts.height > 0) {
-    cell = Math.min(cell, (opts.height - top - LABELS - PAD) / maxR);
+  const gaps = gapBefore.reduce((a, b) => a + b, 0);
+  const height = opts.height > 0 ? opts.height : (opts.targetHeight ?? 420);
+  const fit = (maxRows: number) => {
+    const cols = layers.map(l => Math.ceil(l.units / maxRows));
+    const rows = layers.map((l, i) => Math.ceil(l.units / cols[i]));
+    const maxR = Math.max(1, ...rows);
+    const widthInCells = cols.reduce((a, b) => a + b, 0) + gaps;
+    const cell = Math.min(maxCell, (opts.width - 2 * PAD) / Math.max(1, widthInCells),
+      (height - top - LABELS - PAD) / maxR);
+    return { cols, rows, maxR, cell };
+  };
+  // Wrap the biggest layer into k sub-columns, for the k that gives the biggest cells (fewest on ties).
+  const biggest = Math.max(1, ...layers.map(l => l.units));
+  let best = fit(opts.maxRows > 0 ? opts.maxRows : biggest);
+  for (let k = 2; opts.maxRows <= 0 && k <= 16 && Math.ceil(biggest / k) >= 4; k++) {
+    const candidate = fit(Math.ceil(biggest / k));
+    if (candidate.cell > best.cell + 0.25) {
+      best = candidate;
+    }
   }
-  cell = Math.max(minCell, Math.min(maxCell, cell));
+  const { cols, rows, maxR } = best;
+  let cell = Math.max(minCell, best.cell);
   if (cell >= 6) {
     cell = Math.floor(cell);
   }
@@ -96,14 +110,17 @@ export function layoutNetwork(layers: LayerInfo[], blocks: BlockInfo[], opts: Ge
   });
   const width = Math.max(opts.width, cursor + PAD);
   const labelTop = top + columnsHeight + 4;
-  const height = labelTop + LABELS;
 
-  const blockBands = blocks.map(b => ({
-    left: layerLeft[b.first] - (GAP * cell) / 2,
-    right: layerRight[b.last] + (GAP * cell) / 2,
-    top: top - 4,
-    bottom: top + columnsHeight + 2
-  }));
+  const blockBands = blocks.map(b => {
+    const tops = layerTop.slice(b.first, b.last + 1);
+    const bottoms = layerBottom.slice(b.first, b.last + 1);
+    return {
+      left: layerLeft[b.first] - (GAP * cell) / 2,
+      right: layerRight[b.last] + (GAP * cell) / 2,
+      top: Math.min(...tops) - 3,
+      bottom: Math.max(...bottoms) + 3
+    };
+  });
   const skips = blocks.map(b => {
     const from = b.first - 1;
     const x0 = from >= 0 ? (layerLeft[from] + layerRight[from]) / 2 : PAD / 2;
@@ -120,7 +137,7 @@ export function layoutNetwork(layers: LayerInfo[], blocks: BlockInfo[], opts: Ge
     cell,
     inset,
     width,
-    height,
+    height: labelTop + LABELS,
     x,
     y,
     layerLeft,

@@ -474,7 +474,7 @@ export class NetworkView {
     const g = layoutNetwork(this.layers, this.model.get('blocks') ?? [], {
       width,
       height,
-      maxRows: this.model.get('max_rows') || 64,
+      maxRows: this.model.get('max_rows') ?? 0,
       maxCell: fill ? 64 : 28
     });
     this.geom = g;
@@ -506,7 +506,7 @@ export class NetworkView {
     this.ctx.font = `10px ${this.theme.font}`;
     this.labels = [];
     this.layers.forEach((layer, li) => {
-      const room = g.layerRight[li] - g.layerLeft[li] + s * 0.6;
+      const room = g.layerRight[li] - g.layerLeft[li] + s * 0.6 - 4; // the column and half of each gap
       let text = layer.name;
       if (this.ctx.measureText(text).width > room) {
         text = layer.name.split('.').slice(-1)[0];
@@ -533,6 +533,7 @@ export class NetworkView {
     if (!g || !theme) {
       return;
     }
+    const t0 = performance.now();
     const ctx = this.ctx;
     const dpr = window.devicePixelRatio || 1;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -546,12 +547,13 @@ export class NetworkView {
     ctx.lineWidth = 1.2;
     ctx.strokeStyle = theme.skip;
     for (const k of g.skips) {
+      // A low arch over the block, from the column before it to the gate after the addition.
       ctx.setLineDash(k.projection ? [3, 2] : []);
-      const peak = 4;
-      const cy = 2 * peak - Math.min(k.y0, k.y1) + 8;
+      const rise = Math.max(8, Math.min(24, 0.4 * (k.x1 - k.x0)));
+      const cy = Math.max(2, Math.min(k.y0, k.y1) - 4 - 2 * rise);
       ctx.beginPath();
-      ctx.moveTo(k.x0, k.y0 - 2);
-      ctx.quadraticCurveTo((k.x0 + k.x1) / 2, cy, k.x1, k.y1 - 2);
+      ctx.moveTo(k.x0, k.y0 - 4);
+      ctx.quadraticCurveTo((k.x0 + k.x1) / 2, cy, k.x1, k.y1 - 4);
       ctx.stroke();
     }
     ctx.setLineDash([]);
@@ -632,6 +634,10 @@ export class NetworkView {
       this.root.dataset.statesPainted = String(this.statesSeq);
     }
     this.root.dataset.paints = String(Number(this.root.dataset.paints ?? 0) + 1);
+    // For benchmarks: how long painting took (ms), last and worst.
+    const ms = performance.now() - t0;
+    this.root.dataset.paintMs = ms.toFixed(1);
+    this.root.dataset.maxPaintMs = Math.max(ms, Number(this.root.dataset.maxPaintMs ?? 0)).toFixed(1);
   }
 
   // -- interaction ---------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ export interface NetworkViewModel {
   /** "model" (no session) or the session's status. */
   status: string;
   step: number;
+  /** Units per sub-column before a layer wraps; 0: chosen to fit. */
   max_rows: number;
 }
 

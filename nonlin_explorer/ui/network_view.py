@@ -4,8 +4,9 @@ The anywidget front end is ``js/src/network_view.ts`` (bundled into ``nonlin_exp
 travels as binary typed arrays (float32 slopes, uint8 states, float32 mean activations), layout as small
 JSON (layer names, unit counts, residual blocks). Clicks arrive as ``{"type": "set_state", ...}`` messages
 and go through ``session.toggle`` when the view follows a training session (queued and applied between
-two steps while it trains), else straight to the gates. Updates are pushed from a throttle thread, never
-from the training thread or the comm handler.
+two steps while it trains), else straight to the gates. Updates are pushed from throttle threads, never
+from the training thread or the comm handler: slopes and states at most ``max_rate`` times a second, mean
+activations (a forward pass) on a thread of their own at most once a second, so they never delay a click.
 """
 
 from __future__ import annotations
@@ -82,10 +83,11 @@ class NetworkView(anywidget.AnyWidget):
     title = t.Unicode("").tag(sync=True)
     status = t.Unicode("model", help='"model" (no session) or the session status').tag(sync=True)
     step = t.Int(0).tag(sync=True)
-    max_rows = t.Int(64, help="units per sub-column before a layer wraps into another").tag(sync=True)
+    max_rows = t.Int(0, help="units per sub-column before a layer wraps into another; 0: chosen to fit").tag(
+        sync=True)
 
     def __init__(self, model_or_session: nn.Module | Any, example_input: Any = None, *, max_rate: float = 15.0,
-                 title: str | None = None, tol: float | None = None, max_rows: int = 64, **kwargs):
+                 title: str | None = None, tol: float | None = None, max_rows: int = 0, **kwargs):
         if _is_session(model_or_session):
             session, model = model_or_session, model_or_session.model
             if example_input is None:
@@ -99,23 +101,24 @@ class NetworkView(anywidget.AnyWidget):
                             f"got {type(model_or_session).__name__}")
         if not 0 < max_rate <= 60:
             raise ValueError(f"max_rate must lie in (0, 60] updates per second, got {max_rate}")
-        if max_rows < 1:
-            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+        if max_rows < 0:
+            raise ValueError(f"max_rows must be >= 0 (0: chosen to fit), got {max_rows}")
         super().__init__(**kwargs)
         self._session = session
         self._model = model
         self._example = example_input
         self._closed = False
-        self._last_activations = -math.inf
         self._lock = threading.RLock()
-        self._activation_timer: threading.Timer | None = None
         self._gates: list[LinearizableReLU] = []
         self.tol = float(DEFAULT_TOL if tol is None else tol)
         self.max_rows = int(max_rows)
         self.title = title if title is not None else self._default_title()
         self._relayout()
-        self._push({"states", "slopes", "activations"}, force=True)
-        self._throttle = Throttle(self._push, max_rate, name="nonlin-explorer-network-view")
+        self._push_state()
+        self._push_activations(strict=True)
+        self._throttle = Throttle(lambda _: self._push_state(), max_rate, name="nonlin-explorer-network-view")
+        self._act_throttle = Throttle(lambda _: self._push_activations(), 1.0 / ACTIVATION_INTERVAL,
+                                      name="nonlin-explorer-network-view-activations")
         self._unsubscribe = session.subscribe(self._on_session_event) if session is not None else None
         self.on_msg(self._on_msg)
 
@@ -144,7 +147,15 @@ class NetworkView(anywidget.AnyWidget):
             self._session.toggle(gate.name, units, state)
         else:
             gate.set_state(units, state)
-        self._throttle.request("states", "activations")
+        self.update(activations=True)
+
+    def update(self, activations: bool = False) -> None:
+        """Repaint from the gates' current values, soon (non-blocking, throttled: call it as often as you
+        like, e.g. after every step of a training loop of your own). ``activations``: also recompute the
+        mean activations (a forward pass, at most once a second)."""
+        self._throttle.request("state")
+        if activations:
+            self._act_throttle.request("activations")
 
     def refresh(self) -> None:
         """Re-read layout, slopes, states and mean activations now (blocking; a forward pass)."""
@@ -152,11 +163,13 @@ class NetworkView(anywidget.AnyWidget):
             if self._session is not None and self._session.model is not self._model:
                 self._model = self._session.model  # the session rebuilt its model (reset)
             self._relayout()
-            self._push({"states", "slopes", "activations"}, force=True)
+            self._push_state()
+            self._push_activations(strict=True)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until every requested update has been sent (for scripts and tests)."""
-        return self._throttle.wait_idle(timeout)
+        end = time.monotonic() + timeout
+        return self._throttle.wait_idle(timeout) and self._act_throttle.wait_idle(max(0.0, end - time.monotonic()))
 
     def close(self) -> None:
         """Stop following the session and close the widget."""
@@ -164,10 +177,9 @@ class NetworkView(anywidget.AnyWidget):
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._activation_timer is not None:
-            self._activation_timer.cancel()
-        if getattr(self, "_throttle", None) is not None:
-            self._throttle.close()
+        for throttle in (getattr(self, "_throttle", None), getattr(self, "_act_throttle", None)):
+            if throttle is not None:
+                throttle.close()
         super().close()
 
     # -- internals ----------------------------------------------------------------------------------
@@ -212,7 +224,7 @@ class NetworkView(anywidget.AnyWidget):
                         raise ValueError(f"units must be null or a list of integers, got {units!r}")
                     self.toggle(int(target["layer"]), units, int(state))
             elif kind == "refresh":
-                self._throttle.request("states", "slopes", "activations")
+                self.update(activations=True)
             else:
                 raise ValueError(f"unknown message type {kind!r}")
         except Exception as exc:
@@ -220,10 +232,8 @@ class NetworkView(anywidget.AnyWidget):
 
     def _on_session_event(self, kind: str, payload: dict) -> None:
         """Called on the training thread: only requests an update (the throttle thread does the work)."""
-        if kind == "step":
-            self._throttle.request("slopes")
-        elif kind in ("eval", "command", "status"):
-            self._throttle.request("states", "activations")
+        if kind in ("step", "eval", "command", "status"):
+            self.update(activations=kind != "step")
 
     def _read_gates(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(effective alpha, state) of every unit, flat. Reads only tensors (no gate caches): safe to call
@@ -271,10 +281,8 @@ class NetworkView(anywidget.AnyWidget):
                 h.remove()
         return torch.cat([means.get(id(g), torch.full((g.num_units,), math.nan)) for g in self._gates]).numpy()
 
-    def _push(self, reasons: set[str], force: bool = False) -> None:
-        """Send the current state: slopes and states first (one message), then mean activations (a
-        forward pass, at most every ACTIVATION_INTERVAL seconds unless forced). Runs on the throttle
-        thread, or on the caller's for ``__init__`` and ``refresh``."""
+    def _push_state(self) -> None:
+        """Send slopes, states and the session's progress (one comm message)."""
         with self._lock:
             if self._closed:
                 return
@@ -285,27 +293,17 @@ class NetworkView(anywidget.AnyWidget):
                 if self._session is not None:
                     self.status = str(getattr(self._session, "status", "session"))
                     self.step = int(getattr(self._session, "step", 0))
-            if "activations" not in reasons:
-                return
-            wait = self._last_activations + ACTIVATION_INTERVAL - time.monotonic()
-            if wait > 0 and not force:
-                self._defer_activations(wait)
-                return
-            self._last_activations = time.monotonic()
-            try:
-                acts = self._activations()
-            except Exception as exc:
-                if force:
-                    raise ValueError(f"NetworkView: the example input does not run through the model: {exc}") \
-                        from exc
-                traceback.print_exc()
-                return
-            self.activations = array_to_binary(acts, "float32")
 
-    def _defer_activations(self, wait: float) -> None:
-        """Ask for the activations again once the interval has passed (one timer at a time)."""
-        if self._activation_timer is not None and self._activation_timer.is_alive():
+    def _push_activations(self, strict: bool = False) -> None:
+        """Recompute and send the mean activations; ``strict``: a failing forward pass raises (at
+        construction), else it is reported and the view keeps the last values."""
+        try:
+            acts = self._activations()
+        except Exception as exc:
+            if strict:
+                raise ValueError(f"NetworkView: the example input does not run through the model: {exc}") from exc
+            traceback.print_exc()
             return
-        self._activation_timer = threading.Timer(wait, self._throttle.request, args=("activations",))
-        self._activation_timer.daemon = True
-        self._activation_timer.start()
+        with self._lock:
+            if not self._closed:
+                self.activations = array_to_binary(acts, "float32")

@@ -31,7 +31,6 @@ def nb(browser, lab_server):
     notebook.run(0)
     unit_button(rec.page, "net.2", 0, "nonlinear").wait_for(timeout=120_000)
     yield notebook
-    print("dialogs:", rec.dialogs)
     context.close()
 
 

@@ -171,8 +171,16 @@ def test_activations_are_computed_off_the_comm_thread(mlp):
     threads = []
     original = view._activations
     view._activations = lambda: (threads.append(threading.current_thread().name), original())[1]
-    view._last_activations = 0.0  # due now
     set_state(view, 0, [0], UnitState.LINEAR)
     assert view.wait_idle()
-    assert threads and all(name == "nonlin-explorer-network-view" for name in threads)
+    assert threads == ["nonlin-explorer-network-view-activations"]  # its own thread: clicks never wait on it
     view.close()
+
+
+def test_update_repaints_from_the_gates_for_custom_training_loops(mlp):
+    view = NetworkView(mlp)
+    with torch.no_grad():
+        ne.gates(mlp)[1].alpha[:] = 0.5
+    view.update()
+    assert view.wait_idle()
+    assert binary_to_array(view.slopes)[6:].tolist() == [0.5] * 6
