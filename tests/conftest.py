@@ -7,7 +7,7 @@ import torch
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # small problems: one thread is faster and steadier on a shared machine
     yield
 
 
