@@ -219,6 +219,10 @@ export class NetworkView {
 
     this.resize = new ResizeObserver(() => this.relayoutIfResized());
     this.resize.observe(this.stage);
+    // A theme switch changes the colours the canvas reads from CSS variables.
+    const theme = new MutationObserver(() => this.relayout());
+    theme.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-name', 'data-jp-theme-light'] });
+    this.cleanups.push(() => theme.disconnect());
     this.rebuild();
   }
 
