@@ -3,17 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
 import xarray as xr
-from lab_helpers import VIEWPORT, _free_port
+from served_app import ServedPage, served_app
 
 pytestmark = pytest.mark.ui
 
@@ -22,78 +17,20 @@ CONFIG = {"N": 500, "d": 10, "M": 3}
 
 @pytest.fixture(scope="module")
 def explorer_server(tmp_path_factory):
-    port = _free_port()
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    cmd = [sys.executable, "-m", "nonlin_explorer.ui.serve", "--port", str(port), "--no-show", "--status-endpoint",
-           "--demo", "compression", "--config", json.dumps(CONFIG)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"{base}/status.json", timeout=2)
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with served_app("compression", CONFIG, tmp_path_factory.mktemp("serve")) as base:
+        yield base
 
 
-def _status(base: str) -> list[dict]:
-    with urllib.request.urlopen(f"{base}/status.json", timeout=5) as r:
-        return json.loads(r.read())["dashboards"]
+class ExplorerPage(ServedPage):
+    """One browser tab on the compression explorer app."""
 
-
-def _wait_for(fn, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-class ExplorerPage:
-    def __init__(self, browser, base: str):
-        self.base = base
-        self.context = browser.new_context(viewport=VIEWPORT)
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(30_000)
-        self.requests: list[str] = []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        before = max((d["serial"] for d in _status(base)), default=0)
-        self.page.goto(base + "/")
-        self.page.get_by_role("button", name="Re-optimize").wait_for()
-        self.serial = _wait_for(lambda: max((d["serial"] for d in _status(base)), default=0) > before and
-                                max(d["serial"] for d in _status(base)), what="the page's explorer")
-
-    def state(self) -> dict:
-        return next(d for d in _status(self.base) if d["serial"] == self.serial)
-
-    def wait(self, pred, what: str, timeout: float = 30.0) -> dict:
-        return _wait_for(lambda: (lambda s: s if pred(s) else None)(self.state()), timeout, what)
+    ready_button = "Re-optimize"
+    timeout = 30.0
 
     def type_into(self, label: str, text: str) -> None:
         box = self.page.get_by_label(label, exact=True)
         box.fill(text)
         box.press("Enter")
-
-    def external_requests(self) -> list[str]:
-        local = (self.base + "/", self.base.replace("http", "ws") + "/", "data:", "blob:", "about:")
-        return [u for u in self.requests if not u.startswith(local)]
 
 
 @pytest.fixture

@@ -1,0 +1,103 @@
+"""The ``serve`` app under test: start it in a subprocess with ``--status-endpoint`` and drive one tab of it.
+
+``/status.json`` reports the live Python state of every app the server runs (one per browser tab), so tests
+act in the page and assert on the Python side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from lab_helpers import VIEWPORT, _free_port
+
+
+@contextlib.contextmanager
+def served_app(demo: str, config: dict, log_dir: Path, timeout: float = 60.0) -> Iterator[str]:
+    """Run ``nonlin-explorer serve --demo DEMO`` on a free localhost port; yields its base URL."""
+    port = _free_port()
+    log = log_dir / "serve.log"
+    cmd = [sys.executable, "-m", "nonlin_explorer.ui.serve", "--port", str(port), "--no-show", "--status-endpoint",
+           "--demo", demo, "--config", json.dumps(config)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{base}/status.json", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"serve did not start:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def app_status(base: str) -> list[dict]:
+    """The live state of every app the server runs."""
+    with urllib.request.urlopen(f"{base}/status.json", timeout=5) as r:
+        return json.loads(r.read())["dashboards"]
+
+
+def wait_for(fn, timeout: float = 20.0, what: str = "condition"):
+    """Poll ``fn`` until it returns something truthy; that value, or an AssertionError naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class ServedPage:
+    """One browser tab on the app, the live state of its app, and every request the tab made."""
+
+    #: the button that shows the app has rendered
+    ready_button = ""
+    timeout = 20.0
+
+    def __init__(self, browser, base: str):
+        self.base = base
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(30_000)
+        self.requests: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
+        newest = lambda: max((d["serial"] for d in app_status(base)), default=0)
+        before = newest()
+        self.page.goto(base + "/")
+        self.page.get_by_role("button", name=self.ready_button).wait_for()
+        self.serial = wait_for(lambda: newest() > before and newest(), what="the page's app")
+
+    def state(self) -> dict:
+        return next(d for d in app_status(self.base) if d["serial"] == self.serial)
+
+    def wait(self, pred, what: str, timeout: float | None = None) -> dict:
+        return wait_for(lambda: (lambda s: s if pred(s) else None)(self.state()), timeout or self.timeout, what)
+
+    def external_requests(self) -> list[str]:
+        local = (self.base + "/", self.base.replace("http", "ws") + "/", "data:", "blob:", "about:")
+        return [u for u in self.requests if not u.startswith(local)]
+
+    def close(self) -> None:
+        self.context.close()
