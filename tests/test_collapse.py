@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from tiny_models import FigureOne
 from torch import nn
 
 from nonlin_explorer import gates, linearize, models
@@ -76,22 +77,6 @@ def test_an_all_linear_mlp_becomes_one_affine_map():
     assert len(lin) == 1 and (lin[0].in_features, lin[0].out_features) == (12, 4)
     assert not gates(res.model) and res.params_after == 12 * 4 + 4
     _assert_same(m, res.model, torch.randn(64, 1, 12))
-
-
-class FigureOne(nn.Module):
-    """The paper's Figure 1: 1 unit -> 4 ReLU layers of width 4 -> 1 unit, plus a skip from input to output."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.ModuleList([nn.Linear(1, 4)] + [nn.Linear(4, 4) for _ in range(3)])
-        self.relu = nn.ModuleList([nn.ReLU() for _ in range(4)])
-        self.out = nn.Linear(4, 1)
-
-    def forward(self, x):
-        h = x
-        for fc, relu in zip(self.fc, self.relu):
-            h = relu(fc(h))
-        return self.out(h) + x
 
 
 def test_skips_and_bypasses_become_affine_sums():

@@ -3,27 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from tiny_models import FigureOne
 
 from nonlin_explorer import gates, linearize, models
 from nonlin_explorer.core_network import core_network
 from nonlin_explorer.graph import unit_graph
-
-
-class FigureOne(nn.Module):
-    """The paper's Figure 1: 1 unit -> 4 ReLU layers of width 4 -> 1 unit, plus a skip from input to output."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.ModuleList([nn.Linear(1, 4)] + [nn.Linear(4, 4) for _ in range(3)])
-        self.relu = nn.ModuleList([nn.ReLU() for _ in range(4)])
-        self.out = nn.Linear(4, 1)
-
-    def forward(self, x):
-        h = x
-        for fc, relu in zip(self.fc, self.relu):
-            h = relu(fc(h))
-        return self.out(h) + x
 
 
 def _figure_one_partial():

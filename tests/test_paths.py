@@ -8,6 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from tiny_models import FigureOne
 from torch import nn
 
 from nonlin_explorer import gates, linearize, models
@@ -21,22 +22,6 @@ from nonlin_explorer.paths import (
     path_lengths,
     path_metrics,
 )
-
-
-class FigureOne(nn.Module):
-    """Input (1 unit) -> 4 fully connected ReLU layers of width 4 -> output (1 unit), plus a skip."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc = nn.ModuleList([nn.Linear(1, 4)] + [nn.Linear(4, 4) for _ in range(3)])
-        self.relu = nn.ModuleList([nn.ReLU() for _ in range(4)])
-        self.out = nn.Linear(4, 1)
-
-    def forward(self, x):
-        h = x
-        for fc, relu in zip(self.fc, self.relu):
-            h = relu(fc(h))
-        return self.out(h) + x
 
 
 @pytest.fixture
