@@ -16,13 +16,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _json_dict(text: str) -> dict:
+def json_object(text: str) -> dict:
+    """argparse type: a JSON object (settings given on the command line)."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"width\": 64}'")
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"epochs\": 100}'")
     return value
 
 
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--model", default="mlp", help=f"one of {', '.join(MODELS)}")
     t.add_argument("--width", type=float, help="model width (units, channels or multiplier)")
     t.add_argument("--depth", type=int, help="model depth (layers, stages or ResNet depth)")
-    t.add_argument("--model-kwargs", type=_json_dict, default={}, help="more model settings as JSON")
+    t.add_argument("--model-kwargs", type=json_object, default={}, help="more model settings as JSON")
     t.add_argument("--epochs", type=float, default=10.0)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--sparsity", type=float, default=0.0, help="lambda of the prior lambda * sum(1 - alpha)")

@@ -107,3 +107,23 @@ def check_student(b: torch.Tensor, V: torch.Tensor, d: int) -> None:
         torch.broadcast_shapes(b.shape[:-1], V.shape[:-2])
     except RuntimeError:
         raise ValueError(f"batch dimensions of b {tuple(b.shape)} and V {tuple(V.shape)} do not broadcast") from None
+
+
+class HasFirstLayer:
+    """``N``, ``d``, ``device`` and ``dtype`` of a first-layer weight matrix ``self.W`` (N x d)."""
+
+    @property
+    def N(self) -> int:
+        return self.W.shape[0]
+
+    @property
+    def d(self) -> int:
+        return self.W.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.W.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W.dtype

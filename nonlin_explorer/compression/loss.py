@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import torch
 
-from nonlin_explorer.compression._checks import as_tensor, check_student, check_target
+from nonlin_explorer.compression._checks import HasFirstLayer, as_tensor, check_student, check_target
 from nonlin_explorer.compression.kernels import Activation, get_activation, kernel_error, kernel_matrix
 
 _ENERGY_CHUNK = 1 << 20  # kernel entries per block when summing the target's energy
 
 
-class PopulationLoss:
+class PopulationLoss(HasFirstLayer):
     """Exact loss for one target ``(a, W)``: call it with ``(b, V)``; batched over leading dimensions.
 
     ``loss(b, V)`` takes ``b`` (..., M) and ``V`` (..., M, d) and returns the loss with shape ``(...)``,
@@ -31,22 +31,6 @@ class PopulationLoss:
         self.activation = get_activation(activation, quad_points=quad_points)
         self.energy = self._energy()
         self._energy_error = None
-
-    @property
-    def N(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def d(self) -> int:
-        return self.W.shape[1]
-
-    @property
-    def device(self) -> torch.device:
-        return self.W.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.W.dtype
 
     def _energy(self) -> torch.Tensor:
         """``E f*(x)^2 = a^T K(W, W) a``, in row blocks so memory stays O(N * block)."""

@@ -9,7 +9,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from nonlin_explorer.compression._checks import as_tensor, check_int, check_real, check_target, resolve_device
+from nonlin_explorer.compression._checks import (
+    HasFirstLayer,
+    as_tensor,
+    check_int,
+    check_real,
+    check_target,
+    resolve_device,
+)
 from nonlin_explorer.compression.kernels import Activation, get_activation
 from nonlin_explorer.compression.loss import PopulationLoss
 
@@ -17,7 +24,7 @@ WEIGHT_DISTS = ("gaussian", "rademacher", "sphere")
 
 
 @dataclass(eq=False)
-class Target:
+class Target(HasFirstLayer):
     """A two-layer target ``f*(x) = sum_i a_i s(w_i.x)``: output weights ``a`` (N,), input weights ``W`` (N, d).
 
     ``info`` records how it was made (a JSON-friendly dict, copied into sweep provenance).
@@ -34,22 +41,6 @@ class Target:
         self.a = as_tensor("a", self.a, ndim=1, device=self.W.device, dtype=self.W.dtype)
         check_target(self.a, self.W)
         self.activation = get_activation(self.activation).name
-
-    @property
-    def N(self) -> int:
-        return self.W.shape[0]
-
-    @property
-    def d(self) -> int:
-        return self.W.shape[1]
-
-    @property
-    def device(self) -> torch.device:
-        return self.W.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.W.dtype
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``f*(x)`` for a batch of inputs ``x`` (..., d)."""

@@ -13,6 +13,8 @@ import sys
 import threading
 from typing import Any
 
+from nonlin_explorer.cli import json_object
+
 #: Demo runs: a name -> TrainConfig fields. "training": a tiny MLP on spirals, live on a laptop CPU.
 DEMOS: dict[str, dict[str, Any]] = {
     "training": dict(dataset="spirals", model="mlp", model_kwargs={"width": 32, "depth": 3}, epochs=400,
@@ -30,16 +32,6 @@ _LOCK = threading.Lock()
 _SERIAL = [0]
 
 
-def _json_dict(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"epochs\": 100}'")
-    return value
-
-
 def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``serve`` subcommand to an argparse ``subparsers`` object."""
     s = subparsers.add_parser("serve", help="serve the live training dashboard as a web page (Panel)")
@@ -53,7 +45,7 @@ def _add_arguments(s: argparse.ArgumentParser) -> None:
                    help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the dashboard to the network)")
     s.add_argument("--demo", default="training", choices=sorted([*DEMOS, COMPRESSION_DEMO]),
                    help="which run to load (compression: the compression explorer)")
-    s.add_argument("--config", type=_json_dict, default={}, help="TrainConfig fields overriding the demo, as JSON")
+    s.add_argument("--config", type=json_object, default={}, help="TrainConfig fields overriding the demo, as JSON")
     s.add_argument("--theme", default="light", choices=("light", "dark"))
     s.add_argument("--rate", type=float, default=10.0, help="plot refresh rate in Hz (default 10)")
     s.add_argument("--show", action=argparse.BooleanOptionalAction, default=False, help="open a browser tab")
