@@ -202,3 +202,13 @@ def test_in_a_kernel_other_cells_run_while_training_and_close_stops_the_thread()
     _, status, flushes, streamed = out[3].split()
     assert status == "running" and int(flushes) > 0 and int(streamed) > 0
     assert out[4].strip() == "ALIVE False"
+
+
+def test_ui_package_exports_the_apps_without_importing_panel_eagerly():
+    import subprocess
+    import sys
+
+    code = ("import sys, nonlin_explorer.ui as ui; eager = 'panel' in sys.modules; "
+            "print(eager, ui.TrainingDashboard.__name__, ui.CompressionExplorer.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "TrainingDashboard", "CompressionExplorer"], out.stderr

@@ -1,10 +1,28 @@
-"""Jupyter widgets on top of the compute core (anywidget; front end in ``js/src``, bundled into ``static/``).
+"""Jupyter widgets and apps on top of the compute core.
 
-- :class:`NetworkView` — every unit of a model (or a running :class:`~nonlin_explorer.TrainingSession`),
-  coloured by its slope, click to cycle free / forced linear / forced nonlinear.
+- :class:`NetworkView` (anywidget; front end in ``js/src``, bundled into ``static/``): every unit of a model
+  or of a running :class:`~nonlin_explorer.TrainingSession`, coloured by its slope; click to cycle
+  free / forced linear / forced nonlinear.
+- :class:`TrainingDashboard` (Panel + Bokeh): steer a training run live, with streamed plots.
+- :class:`CompressionExplorer` (Panel + Bokeh): compress two-layer networks interactively onto ETF weights.
+
+The Panel apps load lazily, so ``from nonlin_explorer.ui import NetworkView`` does not import Panel.
 """
 
 from nonlin_explorer.ui.layout import network_layout
 from nonlin_explorer.ui.network_view import NetworkView
 
-__all__ = ["NetworkView", "network_layout"]
+__all__ = ["CompressionExplorer", "NetworkView", "TrainingDashboard", "network_layout"]
+
+_LAZY = {
+    "TrainingDashboard": "nonlin_explorer.ui.dashboard",
+    "CompressionExplorer": "nonlin_explorer.ui.compression_explorer",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nonlin_explorer.ui' has no attribute {name!r}")
