@@ -32,7 +32,8 @@ setup_python() {
   local stamp want
   want=$(cat pyproject.toml js/package.json 2>/dev/null | sha256sum | cut -c1-16)
   stamp=$(cat "$VENV/.nonlin_stamp" 2>/dev/null || true)
-  if [ "$want" != "$stamp" ] || ! "$PY" -c "import nonlin_explorer" 2>/dev/null; then
+  # Checked from / : in the repo root the source folder would import even when nothing is installed.
+  if [ "$want" != "$stamp" ] || ! (cd / && "$PY" -c "import nonlin_explorer") 2>/dev/null; then
     log "installing nonlin_explorer (editable) with its test extras"
     "$PY" -m pip install -q -e ".[test]"
     echo "$want" > "$VENV/.nonlin_stamp"
