@@ -117,7 +117,10 @@ def usable_cores() -> int:
 
 def local_cluster(n_workers: int | None = None, threads: int = 1, **kwargs):
     """A ``LocalCluster`` for sweeps: one process per core (or ``n_workers``), one task at a time each, and
-    BLAS/OpenMP limited to ``threads`` per process so torch does not oversubscribe the cores."""
+    BLAS/OpenMP limited to ``threads`` per process so torch does not oversubscribe the cores. Dask's
+    statistical profiler (a thread sampling every 10 ms, only shown on the dashboard) is off: it costs the
+    points a few percent."""
+    import dask
     from distributed import LocalCluster
 
     n = n_workers or usable_cores()
@@ -125,7 +128,8 @@ def local_cluster(n_workers: int | None = None, threads: int = 1, **kwargs):
     options = dict(n_workers=n, threads_per_worker=1, processes=True, env=env, silence_logs=logging.ERROR,
                    dashboard_address=":0" if importlib.util.find_spec("bokeh") else None)
     options.update(kwargs)
-    return LocalCluster(**options)
+    with dask.config.set({"distributed.worker.profile.enabled": False}):  # the nannies pass it to the workers
+        return LocalCluster(**options)
 
 
 @contextlib.contextmanager
