@@ -90,7 +90,9 @@ case "$cmd" in
     setup; setup_chromium ;;
   lab)
     setup
-    exec "$VENV/bin/jupyter" lab notebooks/quickstart.ipynb "$@" ;;
+    root_flag=()
+    [ "$(id -u)" = 0 ] && root_flag=(--allow-root)  # containers and CI machines often run as root
+    exec "$VENV/bin/jupyter" lab "${root_flag[@]}" notebooks/quickstart.ipynb "$@" ;;
   test)
     setup; setup_chromium
     export PYTHONUNBUFFERED=1
