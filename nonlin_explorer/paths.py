@@ -367,10 +367,7 @@ def brute_force_path_lengths(graph: UnitGraph, masks: Masks, max_paths: int = 10
                     per_u[layer_list[u]] += 1
                     per_n[layer_list[u]] += p
                 if count % 4096 == 0:
-                    if count > max_paths:
-                        raise RuntimeError(f"more than max_paths={max_paths} paths")
-                    if time_limit is not None and time.perf_counter() - start > time_limit:
-                        raise RuntimeError(f"path enumeration exceeded time_limit={time_limit} s")
+                    _check_budget(count, max_paths, time_limit, start)
                 continue
             lp = live_preds[v]
             q = p / len(lp)
@@ -386,6 +383,14 @@ def brute_force_path_lengths(graph: UnitGraph, masks: Masks, max_paths: int = 10
     )
 
 
+def _check_budget(count: int, max_paths, time_limit, start: float) -> None:
+    """Stop an enumeration that has gone past its path or time budget."""
+    if count > max_paths:
+        raise RuntimeError(f"more than max_paths={max_paths} paths")
+    if time_limit is not None and time.perf_counter() - start > time_limit:
+        raise RuntimeError(f"path enumeration exceeded time_limit={time_limit} s")
+
+
 def _enumerate_counts(outs, k, live_preds, nonlin, is_input, max_paths, time_limit, start) -> PathLengths:
     """The lean enumeration: per path only its probability and its nonlinear count."""
     count, length_sum, norm_sum = 0, 0, 0.0
@@ -398,10 +403,7 @@ def _enumerate_counts(outs, k, live_preds, nonlin, is_input, max_paths, time_lim
                 length_sum += c
                 norm_sum += p * c
                 if count % 65536 == 0:
-                    if count > max_paths:
-                        raise RuntimeError(f"more than max_paths={max_paths} paths")
-                    if time_limit is not None and time.perf_counter() - start > time_limit:
-                        raise RuntimeError(f"path enumeration exceeded time_limit={time_limit} s")
+                    _check_budget(count, max_paths, time_limit, start)
                 continue
             lp = live_preds[v]
             q = p / len(lp)

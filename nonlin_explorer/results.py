@@ -118,8 +118,8 @@ def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
     return ds
 
 
-def _check_writable(path: str | os.PathLike) -> Path:
-    """Fail before any work is lost: the folder must exist and be writable."""
+def check_writable(path: str | os.PathLike) -> Path:
+    """Raise ``OSError`` now if ``path`` cannot be written: fail before any work is lost."""
     path = Path(path).expanduser()
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -129,14 +129,9 @@ def _check_writable(path: str | os.PathLike) -> Path:
     return path
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Public form of the check: raise ``OSError`` now if ``path`` cannot be written."""
-    return _check_writable(path)
-
-
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write a result set atomically (a temporary file renamed into place: no half-written files)."""
-    path = _check_writable(path)
+    path = check_writable(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         ds.to_netcdf(tmp, engine="netcdf4")
@@ -155,7 +150,7 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
 
 def save_checkpoint(session, path: str | os.PathLike) -> Path:
     """Model weights, gate states, optimizer state, history, events and config in one file."""
-    path = _check_writable(path)
+    path = check_writable(path)
     history = [{**h, "slopes": [s.tolist() for s in h["slopes"]]} for h in session.history]
     state = {
         "format": "nonlin_explorer.checkpoint/1",

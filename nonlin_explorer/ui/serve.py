@@ -69,33 +69,17 @@ def make_app(config, theme: str = "light", rate: float = 10.0):
     """A function building one full-screen page per browser session."""
     import dataclasses
 
-    import panel as pn
-
     from nonlin_explorer.ui.dashboard import TrainingDashboard
 
     def app():
-        dash = TrainingDashboard(dataclasses.replace(config, model_kwargs=dict(config.model_kwargs)),
-                                 rate=rate, theme=theme)
-        with _LOCK:
-            _SERIAL[0] += 1
-            dash.serial = _SERIAL[0]
-            _DASHBOARDS.append(dash)
-
-        def cleanup(session_context):
-            with _LOCK:
-                if dash in _DASHBOARDS:
-                    _DASHBOARDS.remove(dash)
-            dash.close()
-
-        pn.state.on_session_destroyed(cleanup)
-        return pn.Column(dash, sizing_mode="stretch_both", styles={"padding": "8px"})
+        return _serve_view(TrainingDashboard(dataclasses.replace(config, model_kwargs=dict(config.model_kwargs)),
+                                             rate=rate, theme=theme))
 
     return app
 
 
 def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0):
     """Like :func:`make_app`, for the compression explorer (``initial``: its settings)."""
-    import panel as pn
 
     from nonlin_explorer.ui.compression_core import validate_params
     from nonlin_explorer.ui.compression_explorer import CompressionExplorer
@@ -103,22 +87,28 @@ def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0
     validate_params(initial)  # bad --config: an error before serving
 
     def app():
-        view = CompressionExplorer(rate=rate, theme=theme, **initial)
-        with _LOCK:
-            _SERIAL[0] += 1
-            view.serial = _SERIAL[0]
-            _DASHBOARDS.append(view)
-
-        def cleanup(session_context):
-            with _LOCK:
-                if view in _DASHBOARDS:
-                    _DASHBOARDS.remove(view)
-            view.close()
-
-        pn.state.on_session_destroyed(cleanup)
-        return pn.Column(view, sizing_mode="stretch_both", styles={"padding": "8px"})
+        return _serve_view(CompressionExplorer(rate=rate, theme=theme, **initial))
 
     return app
+
+
+def _serve_view(view):
+    """Register one browser tab's app (numbered, listed for /status.json); close it when the tab closes."""
+    import panel as pn
+
+    with _LOCK:
+        _SERIAL[0] += 1
+        view.serial = _SERIAL[0]
+        _DASHBOARDS.append(view)
+
+    def cleanup(session_context):
+        with _LOCK:
+            if view in _DASHBOARDS:
+                _DASHBOARDS.remove(view)
+        view.close()
+
+    pn.state.on_session_destroyed(cleanup)
+    return pn.Column(view, sizing_mode="stretch_both", styles={"padding": "8px"})
 
 
 def _status_handler():
