@@ -245,10 +245,13 @@ def unit_count(model: nn.Module) -> int:
     return sum(g.num_units for g in gates(model))
 
 
-def clamp_slopes_(model: nn.Module) -> None:
-    """Project every gate's alpha back to [0, 1]."""
-    for g in gates(model):
-        g.clamp_()
+@torch.no_grad()
+def clamp_slopes_(model: nn.Module, gate_list: Sequence[LinearizableReLU] | None = None) -> None:
+    """Project every gate's alpha back to [0, 1] (one fused update; pass ``gate_list`` to skip the lookup)."""
+    alphas = [g.alpha for g in (gates(model) if gate_list is None else gate_list)]
+    if alphas:
+        torch._foreach_clamp_min_(alphas, 0.0)
+        torch._foreach_clamp_max_(alphas, 1.0)
 
 
 def gate_snapshot(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

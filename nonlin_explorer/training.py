@@ -28,7 +28,7 @@ from torch import nn
 from nonlin_explorer import datasets as _datasets
 from nonlin_explorer import models as _models
 from nonlin_explorer.devices import pick_device
-from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU, UnitState, gate_dict, gates
+from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU, UnitState, clamp_slopes_, gate_dict, gates
 from nonlin_explorer.gates import sparsity_penalty as _penalty
 from nonlin_explorer.linearize import linearize
 
@@ -388,10 +388,7 @@ class TrainingSession:
                 self._add_prior_grad()
             self._opt.step()
         if self.prior_on:
-            with torch.no_grad():
-                alphas = [g.alpha for g in self._gates]
-                torch._foreach_clamp_min_(alphas, 0.0)
-                torch._foreach_clamp_max_(alphas, 1.0)
+            clamp_slopes_(self.model, self._gates)
         self.step += 1
         n = y.numel()
         self._running_loss += ce_value * n
