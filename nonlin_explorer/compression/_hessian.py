@@ -73,42 +73,31 @@ def relu_grad_hess(a: torch.Tensor, W: torch.Tensor, b: torch.Tensor, U: torch.T
     grad_u = torch.einsum("mdk,md->mk", B, euc_u)
     radial = (U * euc_u).sum(1)  # u_j . grad
     P = M + M * (d - 1)
+    k1 = d - 1
     H = torch.zeros(P, P, dtype=dt, device=dev)
     H[:M, :M] = 2.0 * G
-    k1 = d - 1
-    for j in range(M):
-        sj = slice(M + j * k1, M + (j + 1) * k1)
-        Bj = B[j]
-        # b_j with u_j, and b_k with u_j (k != j).
-        H[j, sj] = H[sj, j] = Bj.T @ (2.0 * (-grad_h[j] + sum_g1[j]))
-        for k in range(M):
-            if k != j:
-                H[k, sj] = H[sj, k] = Bj.T @ (2.0 * b[j] * g1[j, k])
-        # u_j with u_j: -2 b_j hess h_j + 2 b_j sum_k b_k hess_11 K(u_j, u_k), projected, minus radial term.
-        WB = What @ Bj  # (N, d-1): tangent components of the target directions
-        hess_h = s[j] * torch.eye(k1, dtype=dt, device=dev) + WB.T @ (gamma[:, j:j + 1] * WB)
-        hess_g = torch.zeros(k1, k1, dtype=dt, device=dev)
-        for k in range(M):
-            if k == j or float(b[k]) == 0.0:
-                continue
-            st = s_uu[j, k]
-            ub = Bj.T @ U[k]  # tangent part of u_k
-            term = st / TWO_PI * torch.eye(k1, dtype=dt, device=dev)
-            if float(st) > 1e-12:
-                term = term + torch.outer(ub, ub) / (TWO_PI * st)
-            hess_g = hess_g + b[k] * term
-        H[sj, sj] = 2.0 * b[j] * (-hess_h + hess_g) - radial[j] * torch.eye(k1, dtype=dt, device=dev)
-        # u_j with u_k: 2 b_j b_k hess_12 K(u_j, u_k).
-        for k in range(j + 1, M):
-            sk = slice(M + k * k1, M + (k + 1) * k1)
-            st, tt, rr = s_uu[j, k], t_uu[j, k], r_uu[j, k]
-            mix = (math.pi - tt) * torch.eye(d, dtype=dt, device=dev) + st * torch.outer(U[k], U[j])
-            if float(st) > 1e-12:
-                e_j = (U[j] - rr * U[k]) / st  # e' for the row variable u_j
-                e_k = (U[k] - rr * U[j]) / st
-                mix = mix + st * torch.outer(e_j, e_k)
-            blk = 2.0 * b[j] * b[k] * (Bj.T @ (mix / TWO_PI) @ B[k])
-            H[sj, sk] = blk
-            H[sk, sj] = blk.T
+    eye_k = torch.eye(k1, dtype=dt, device=dev)
+    UB = torch.einsum("jdk,nd->jnk", B, U)  # UB[j, k] = B_j^T u_k: tangent part of u_k at u_j (zero for k = j)
+    # b_k with u_j: B_j^T (2 b_j grad_1 K(u_j, u_k)) for k != j; b_j with u_j: B_j^T 2(-grad h_j + sum_g1_j).
+    C = torch.einsum("jdk,jnd->njk", B, 2.0 * b[:, None, None] * g1)  # (k, j, k1); g1 vanishes for k = j
+    C[torch.arange(M), torch.arange(M)] = torch.einsum("jdk,jd->jk", B, 2.0 * (-grad_h + sum_g1))
+    H[:M, M:] = C.reshape(M, M * k1)
+    H[M:, :M] = H[:M, M:].T
+    # u_j with u_j: -2 b_j hess h_j + 2 b_j sum_k b_k hess_11 K(u_j, u_k), projected, minus the radial term.
+    WB = torch.einsum("nd,jdk->njk", What, B)  # (N, M, d-1): tangent components of the target directions
+    hess_h = s[:, None, None] * eye_k + torch.einsum("njk,njl->jkl", WB * gamma[:, :, None], WB)
+    big = s_uu > 1e-12
+    cb = b[None, :] * off  # b_k for k != j
+    inv = torch.where(big, cb / (TWO_PI * torch.where(big, s_uu, torch.ones_like(s_uu))), torch.zeros_like(s_uu))
+    hess_g = ((cb * s_uu).sum(1) / TWO_PI)[:, None, None] * eye_k + torch.einsum("jn,jnk,jnl->jkl", inv, UB, UB)
+    diag = 2.0 * b[:, None, None] * (-hess_h + hess_g) - radial[:, None, None] * eye_k  # (M, k1, k1)
+    # u_j with u_k (j != k): 2 b_j b_k B_j^T hess_12 K(u_j, u_k) B_k. With B_j^T u_j = 0 the rank-one terms
+    # st (u_k u_j^T + e_j e_k^T) project to (st + rho^2 / st) UB[j, k] UB[k, j]^T.
+    coef = torch.where(big, s_uu + r_uu * r_uu / torch.where(big, s_uu, torch.ones_like(s_uu)), s_uu)
+    BtB = torch.einsum("jdk,ndl->jnkl", B, B)
+    mix = (math.pi - t_uu)[:, :, None, None] * BtB + coef[:, :, None, None] * torch.einsum("jnk,njl->jnkl", UB, UB)
+    blocks = (2.0 * b[:, None] * b[None, :] * off / TWO_PI)[:, :, None, None] * mix  # (M, M, k1, k1)
+    blocks[torch.arange(M), torch.arange(M)] = diag
+    H[M:, M:] = blocks.permute(0, 2, 1, 3).reshape(M * k1, M * k1)
     grad = torch.cat([grad_b, grad_u.reshape(-1)])
     return loss, grad, 0.5 * (H + H.T), B

@@ -31,16 +31,28 @@ METHODS = ("exact", "etf", "meanfield")
 INITS = ("etf", "random")
 
 
-@dataclass
 class CompressionProgress:
-    """What the callback sees after each optimizer iteration (best restart so far)."""
+    """What the callback sees after each optimizer iteration (best restart so far): ``method``, ``iteration``,
+    ``loss``, ``relative_loss``, ``V`` and the optimal output weights ``b`` for that ``V``. ``b`` costs a
+    kernel evaluation against the whole target, so it is computed on first access (``b`` may be given as a
+    zero-argument function): a callback that only streams the loss does not pay for it."""
 
-    method: str
-    iteration: int
-    loss: float
-    relative_loss: float
-    b: torch.Tensor
-    V: torch.Tensor
+    __slots__ = ("method", "iteration", "loss", "relative_loss", "V", "_b")
+
+    def __init__(self, method: str, iteration: int, loss: float, relative_loss: float,
+                 b: torch.Tensor | Callable[[], torch.Tensor], V: torch.Tensor):
+        self.method, self.iteration, self.loss, self.relative_loss, self.V = method, iteration, loss, relative_loss, V
+        self._b = b
+
+    @property
+    def b(self) -> torch.Tensor:
+        if callable(self._b):
+            self._b = self._b()
+        return self._b
+
+    def __repr__(self) -> str:
+        return (f"CompressionProgress(method={self.method!r}, iteration={self.iteration}, loss={self.loss:.6g}, "
+                f"relative_loss={self.relative_loss:.6g})")
 
 
 @dataclass
@@ -298,9 +310,13 @@ def _run(target, M, method, fun, build, x0, to_chart, *, max_iter, tol, callback
     rel = (lambda f: f / energy) if energy > 0 else (lambda f: math.nan)
 
     def report(it, V, loss):
-        with torch.no_grad():
-            b = loss_fn.optimal_b(V)
-        return bool(callback(CompressionProgress(method, it, loss, rel(loss), b.clone(), V.clone())))
+        V = V.detach().clone()
+
+        def b_of_V():
+            with torch.no_grad():
+                return loss_fn.optimal_b(V)
+
+        return bool(callback(CompressionProgress(method, it, loss, rel(loss), b_of_V, V)))
 
     def cb1(it, x, f):
         if callback is None:
