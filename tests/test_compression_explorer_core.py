@@ -12,16 +12,23 @@ from nonlin_explorer.compression import compress, random_target
 from nonlin_explorer.results import read_netcdf, write_netcdf
 from nonlin_explorer.ui.compression_core import (
     ExplorerParams,
+    drag_unit,
     etf_gram,
+    evaluate_weights,
     gram_columns,
     loss_vs_m_dataset,
     make_target,
+    orthographic,
+    pca_axes,
     pca_projection,
     result_dataset,
+    rotation_3d,
     run_method,
+    simplex_edges,
     summary_markdown,
     sweep_applicable,
     validate_params,
+    view3d_columns,
 )
 
 
@@ -123,3 +130,87 @@ def test_loss_vs_m_dataset(tmp_path):
     assert np.isnan(float(ds["relative_loss"].sel({"method": "etf", "M": 1})))
     back = read_netcdf(write_netcdf(ds, tmp_path / "s.nc"))
     xr.testing.assert_identical(back, ds)
+
+
+# -- the 3-D view ---------------------------------------------------------------------------------------------
+def test_pca_3d_of_a_regular_tetrahedron_and_its_projection():
+    # The simplex ETF on 4 units spans 3 dimensions: the 3-D PCA keeps its Gram exactly, the 2-D one cannot.
+    from nonlin_explorer.compression import simplex_etf
+
+    V = simplex_etf(4, 6).numpy() * np.array([[1.0], [2.0], [0.5], [3.0]])
+    c3, arrow3, ex3 = pca_projection(V, direction=V[0], k=3)
+    assert c3.shape == (4, 3) and ex3.sum() == pytest.approx(1)
+    assert np.allclose(c3 @ c3.T, etf_gram(4))
+    assert np.linalg.norm(arrow3) == pytest.approx(1) and np.allclose(arrow3, c3[0])
+    c2, _, ex2 = pca_projection(V, k=2)
+    assert np.allclose(c2, c3[:, :2]) and ex2.sum() == pytest.approx(2 / 3)
+
+
+def test_rotation_and_orthographic_projection():
+    for az, el in ((0, 0), (30, 20), (-75, 80), (200, -45)):
+        R = rotation_3d(az, el)
+        assert np.allclose(R @ R.T, np.eye(3)) and np.linalg.det(R) == pytest.approx(1)
+    P = np.random.default_rng(0).normal(size=(6, 3))
+    xy, depth = orthographic(P, 0, 0)
+    assert np.allclose(xy, P[:, :2]) and np.allclose(depth, P[:, 2])  # the 2-D view, PC3 towards the viewer
+    xy, depth = orthographic(P, 90, 0)  # a quarter turn about the vertical axis: PC3 across the screen
+    assert np.allclose(xy[:, 0], P[:, 2]) and np.allclose(xy[:, 1], P[:, 1]) and np.allclose(depth, -P[:, 0])
+    xy, depth = orthographic(P, 0, 90)  # looking along PC2
+    assert np.allclose(xy[:, 0], P[:, 0]) and np.allclose(np.abs(xy[:, 1]), np.abs(P[:, 2]))
+    xy, depth = orthographic(P, 37, -21)
+    assert np.allclose((xy ** 2).sum(1) + depth ** 2, (P ** 2).sum(1))  # lengths are kept
+
+
+def test_view3d_columns_draw_every_simplex_edge():
+    c3 = np.eye(4)[:, :3]
+    cols = view3d_columns(c3, [0.0, 0.0, 1.0], 0, 0)
+    assert simplex_edges(4) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    assert len(cols["edges"]["x0"]) == 6 and cols["points"]["unit"] == ["0", "1", "2", "3"]
+    assert cols["edges"]["x0"][0] == pytest.approx(1) and cols["edges"]["y1"][0] == pytest.approx(1)
+    assert cols["arrow"]["x_end"] == [pytest.approx(0)] and cols["points"]["depth"][2] == pytest.approx(1)
+    cols = view3d_columns(c3, [0.0, 0.0, 1.0], 90, 0)
+    assert cols["arrow"]["x_end"] == [pytest.approx(1)]  # the arrow turns with the points
+    assert cols["axes"]["label"] == ["PC1", "PC2", "PC3"]
+
+
+# -- dragging a unit in the 2-D view --------------------------------------------------------------------------
+def test_drag_unit_moves_within_the_plane_and_lands_where_dropped():
+    rng = np.random.default_rng(1)
+    V = rng.normal(size=(5, 7)) * 3.0
+    axes, _ = pca_axes(V, 2)
+    assert np.allclose(axes @ axes.T, np.eye(2))
+    V2 = drag_unit(V, axes, 2, [0.3, -0.4])
+    assert np.allclose(np.delete(V2, 2, 0), np.delete(V, 2, 0))  # the other units stay
+    assert np.linalg.norm(V2[2]) == pytest.approx(np.linalg.norm(V[2]))  # the length stays
+    u_old, u_new = V[2] / np.linalg.norm(V[2]), V2[2] / np.linalg.norm(V2[2])
+    assert np.allclose(axes @ u_new, [0.3, -0.4])  # its projection is where it was dropped
+    out_old, out_new = u_old - axes.T @ (axes @ u_old), u_new - axes.T @ (axes @ u_new)
+    assert np.allclose(out_new / np.linalg.norm(out_new), out_old / np.linalg.norm(out_old))  # same direction off-plane
+    # Outside the unit circle: pulled back onto it, the direction then lies in the plane.
+    V3 = drag_unit(V, axes, 0, [3.0, 4.0])
+    u3 = V3[0] / np.linalg.norm(V3[0])
+    assert np.allclose(axes @ u3, [0.6, 0.8])
+    with pytest.raises(ValueError, match="no unit 9"):
+        drag_unit(V, axes, 9, [0, 0])
+    with pytest.raises(ValueError, match="finite"):
+        drag_unit(V, axes, 0, [np.nan, 0])
+
+
+def test_evaluate_weights_and_warm_start(small):
+    p, target = small
+    best = run_method(target, p)
+    same = evaluate_weights(target, best.V)
+    assert same.loss == pytest.approx(best.loss, rel=1e-9) and same.method == "dragged"
+    axes, _ = pca_axes(best.V, 2)
+    coords = pca_projection(best.V)[0]
+    moved = drag_unit(best.V, axes, 0, coords[0] * 0.5)  # halfway to the origin: a worse fit
+    worse = evaluate_weights(target, moved)
+    assert worse.loss > best.loss * 1.01
+    warm = run_method(target, p, V0=moved)
+    assert warm.method == "exact" and warm.info["restarts"] == 1
+    assert warm.loss < worse.loss and warm.loss == pytest.approx(best.loss, rel=1e-3)
+    with pytest.raises(ValueError, match="V0 must be"):
+        run_method(target, p, V0=moved[:2])
+    tanh = validate_params({"N": 200, "M": 3, "d": 6, "activation": "tanh", "method": "etf"})
+    with pytest.raises(ValueError, match="tanh has no exact"):
+        run_method(make_target(tanh), tanh, V0=moved)

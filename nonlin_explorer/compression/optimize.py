@@ -361,11 +361,16 @@ def _run(target, M, method, fun, build, x0, to_chart, *, max_iter, tol, callback
                   info=extra, quad_points=quad_points), chart
 
 
-def _compress_exact(target, M, *, init, restarts, gen, max_iter, tol, callback, quad_points, t0):
+def _compress_exact(target, M, *, init, restarts, gen, max_iter, tol, callback, quad_points, t0, V0=None):
     loss_fn = target.loss_fn(quad_points)
     homogeneous = get_activation(target.activation).homogeneous
     d = target.d
-    V0 = _initial_directions(target, M, restarts, init, gen)
+    if V0 is None:
+        V0 = _initial_directions(target, M, restarts, init, gen)
+    else:  # a warm start: one run from the given weights
+        V0 = V0.to(target.device, target.dtype)[None]
+        V0 = _unit_rows(V0) if homogeneous else V0
+        restarts = 1
 
     def build(x):
         V = x.reshape(-1, M, d)
@@ -437,7 +442,7 @@ def _compress_meanfield(target, M, *, seed, quad_points, t0, expected=True):
 def compress(a, W=None, M: int | None = None, method: str = "exact", *, activation: str = "relu",
              init: str = "etf", seed: int = 0, max_iter: int = 500, tol: float = 1e-12, restarts: int = 4,
              callback: Callable[[CompressionProgress], bool | None] | None = None,
-             quad_points: int | None = None) -> CompressionResult:
+             quad_points: int | None = None, V0=None) -> CompressionResult:
     """Compress the target ``(a, W)`` (or a :class:`Target`: ``compress(target, M=4)``) into M units.
 
     Methods: ``"exact"`` minimizes the exact population loss over b and V (L-BFGS, float64, ``restarts``
@@ -446,7 +451,8 @@ def compress(a, W=None, M: int | None = None, method: str = "exact", *, activati
     M <= d + 1); ``"meanfield"`` solves the mean-field objective (:mod:`.meanfield`), relu only. ``init``
     (``"etf"`` or ``"random"``) picks the first starts. ``tol`` stops a restart when an iteration lowers the
     loss by less than ``tol * E f*^2``. ``callback(progress)`` runs after each iteration; returning True
-    stops early (the best point so far is returned).
+    stops early (the best point so far is returned). ``V0`` (M, d), method ``"exact"`` only: a warm start,
+    one run from these weights instead of ``restarts`` starts (``init`` is then ignored).
     """
     t0 = time.perf_counter()
     if isinstance(a, Target) and M is None and W is not None and not hasattr(W, "shape"):
@@ -467,13 +473,21 @@ def compress(a, W=None, M: int | None = None, method: str = "exact", *, activati
     tol = check_real("tol", tol, nonnegative=True)
     if callback is not None and not callable(callback):
         raise ValueError("callback must be callable")
+    if V0 is not None:
+        if method != "exact":
+            raise ValueError(f"a warm start (V0) needs method='exact', not {method!r}")
+        V0 = torch.as_tensor(V0, dtype=torch.float64).detach()
+        if V0.shape != (M, target.d) or not bool(torch.isfinite(V0).all()):
+            raise ValueError(f"V0 must be a finite ({M}, {target.d}) array, got shape {tuple(V0.shape)}")
+        if bool((V0.norm(dim=1) == 0).any()):
+            raise ValueError("V0 has a zero row: a unit needs a direction")
     if method == "meanfield":
         return _compress_meanfield(target, M, seed=seed, quad_points=quad_points, t0=t0)
     gen = torch.Generator().manual_seed(seed)
     kw = dict(init=init, restarts=restarts, gen=gen, max_iter=max_iter, tol=tol, callback=callback,
               quad_points=quad_points, t0=t0)
     if method == "exact":
-        return _compress_exact(target, M, **kw)
+        return _compress_exact(target, M, V0=V0, **kw)
     return _compress_etf(target, M, **kw)
 
 

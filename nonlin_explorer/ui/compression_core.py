@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from nonlin_explorer.compression import (
     sgd_distill,
     simplex_gram,
 )
+from nonlin_explorer.compression.optimize import finish
 from nonlin_explorer.compression.targets import WEIGHT_DISTS, Target
 from nonlin_explorer.ui.dashboard_core import parse_number
 
@@ -110,11 +112,16 @@ def make_target(p: ExplorerParams) -> Target:
 
 
 def run_method(target: Target, p: ExplorerParams, M: int | None = None, method: str | None = None,
-               callback: Callable | None = None) -> CompressionResult:
+               callback: Callable | None = None, V0=None) -> CompressionResult:
     """Compress ``target`` with the explorer's method (engine or baseline); ``callback`` streams the engine's
-    progress (return True to stop). Baselines have no stream: they report once, at the end."""
+    progress (return True to stop). Baselines have no stream: they report once, at the end. ``V0``: warm
+    start the exact optimizer from these weights (one run; needs an activation with an exact loss)."""
     M = p.M if M is None else M
     method = p.method if method is None else method
+    if V0 is not None:
+        if not get_activation(target.activation).exact:
+            raise ValueError(f"a warm start runs the exact method, and {target.activation} has no exact loss")
+        return compress(target, M=M, method="exact", seed=p.seed, callback=callback, V0=_as_np(V0))
     if method in ("exact", "etf", "meanfield"):
         return compress(target, M=M, method=method, seed=p.seed, callback=callback)
     if method == "magnitude":
@@ -141,38 +148,145 @@ def gram_columns(G) -> dict[str, list]:
             "label": [f"{v:.2f}" for v in vals]}
 
 
-def pca_projection(V, direction=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unit directions of V (M, d) projected onto their two leading principal axes (uncentred: the simplex
-    stays around the origin), and the (unit) ``direction`` projected onto the same axes.
+def _as_np(x) -> np.ndarray:
+    return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=float)
 
-    Returns ``(coords (M, 2), arrow (2,), explained (2,))``; ``explained`` is each axis' share of the
-    directions' energy. Axes that do not exist (M = 1 or d = 1) are zero.
-    """
-    V = np.asarray(V.detach().cpu() if isinstance(V, torch.Tensor) else V, dtype=float)
+
+def unit_rows(V) -> np.ndarray:
+    """Rows of V scaled to unit length (zero rows stay zero)."""
+    V = _as_np(V)
     norms = np.linalg.norm(V, axis=1, keepdims=True)
-    U = V / np.where(norms > 0, norms, 1.0)
+    return V / np.where(norms > 0, norms, 1.0)
+
+
+def pca_axes(V, k: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` leading (uncentred) principal axes of V's unit rows, ``(axes (k, d), explained (k,))``.
+
+    Uncentred, so the simplex stays around the origin. Each axis points towards the first unit with a
+    nonzero component along it (a deterministic sign); axes that do not exist (k > rank) are zero and explain
+    nothing. ``explained`` is each axis' share of the directions' energy.
+    """
+    U = unit_rows(V)
     _, s, vt = np.linalg.svd(U, full_matrices=False)
-    axes = np.zeros((2, V.shape[1]))
-    k = min(2, vt.shape[0])
-    axes[:k] = vt[:k]
-    # A deterministic sign: each axis points towards the first unit with a nonzero component.
-    for i in range(k):
+    axes = np.zeros((k, U.shape[1]))
+    n = min(k, vt.shape[0])
+    axes[:n] = vt[:n]
+    for i in range(n):
         comp = U @ axes[i]
         nz = np.flatnonzero(np.abs(comp) > 1e-12)
         if nz.size and comp[nz[0]] < 0:
             axes[i] = -axes[i]
-    coords = U @ axes.T
-    arrow = np.zeros(2)
+    energy = float((s ** 2).sum())
+    explained = np.zeros(k)
+    if energy > 0:
+        explained[:n] = s[:n] ** 2 / energy
+    return axes, explained
+
+
+def _project_direction(axes: np.ndarray, direction) -> np.ndarray:
+    arrow = np.zeros(axes.shape[0])
     if direction is not None:
-        m = np.asarray(direction.detach().cpu() if isinstance(direction, torch.Tensor) else direction, dtype=float)
+        m = _as_np(direction)
         n = np.linalg.norm(m)
         if n > 0:
             arrow = axes @ (m / n)
-    energy = float((s ** 2).sum())
-    explained = np.zeros(2)
-    if energy > 0:
-        explained[:k] = s[:k] ** 2 / energy
-    return coords, arrow, explained
+    return arrow
+
+
+def pca_projection(V, direction=None, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unit directions of V (M, d) projected onto their ``k`` leading principal axes (:func:`pca_axes`), and
+    the (unit) ``direction`` projected onto the same axes.
+
+    Returns ``(coords (M, k), arrow (k,), explained (k,))``. Axes that do not exist (M < k or d < k) are zero.
+    """
+    axes, explained = pca_axes(V, k)
+    return unit_rows(V) @ axes.T, _project_direction(axes, direction), explained
+
+
+def rotation_3d(azimuth: float, elevation: float) -> np.ndarray:
+    """The camera rotation of the 3-D view (degrees): ``R = R_x(elevation) R_y(azimuth)``. Rows 0, 1 are the
+    screen's x and y axes, row 2 points towards the viewer. At (0, 0) the screen shows PC1 and PC2 (the
+    2-D view) and PC3 points at the viewer; azimuth turns about the screen's vertical axis, elevation about
+    its horizontal one."""
+    a, e = math.radians(azimuth), math.radians(elevation)
+    ry = np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]])
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, math.cos(e), -math.sin(e)], [0.0, math.sin(e), math.cos(e)]])
+    return rx @ ry
+
+
+def orthographic(points, azimuth: float, elevation: float) -> tuple[np.ndarray, np.ndarray]:
+    """Orthographic projection of 3-D ``points`` (n, 3) seen from (azimuth, elevation) in degrees: screen
+    coordinates (n, 2) and depth (n,), larger = nearer the viewer (:func:`rotation_3d`)."""
+    P = np.asarray(points, dtype=float).reshape(-1, 3) @ rotation_3d(azimuth, elevation).T
+    return P[:, :2], P[:, 2]
+
+
+def simplex_edges(M: int) -> list[tuple[int, int]]:
+    """The edges of the simplex on M vertices: every pair (i < j)."""
+    return [(i, j) for i in range(M) for j in range(i + 1, M)]
+
+
+def view3d_columns(coords3, arrow3, azimuth: float, elevation: float) -> dict[str, dict[str, list]]:
+    """What the 3-D view draws, projected: ``points`` (x, y, depth, unit), the simplex ``edges`` (x0, y0, x1,
+    y1), the ``arrow`` (x_start, y_start, x_end, y_end) and the three PC ``axes`` as unit segments from the
+    origin (x0, y0, x1, y1, label)."""
+    coords3 = np.asarray(coords3, dtype=float).reshape(-1, 3)
+    M = coords3.shape[0]
+    xy, depth = orthographic(coords3, azimuth, elevation)
+    edges = simplex_edges(M)
+    (ax, ay), = orthographic(np.asarray(arrow3, dtype=float), azimuth, elevation)[0]
+    frame, _ = orthographic(np.eye(3), azimuth, elevation)
+    return {
+        "points": {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(), "depth": depth.tolist(),
+                   "unit": [str(j) for j in range(M)]},
+        "edges": {"x0": [float(xy[i, 0]) for i, _ in edges], "y0": [float(xy[i, 1]) for i, _ in edges],
+                  "x1": [float(xy[j, 0]) for _, j in edges], "y1": [float(xy[j, 1]) for _, j in edges]},
+        "arrow": {"x_start": [0.0], "y_start": [0.0], "x_end": [float(ax)], "y_end": [float(ay)]},
+        "axes": {"x0": [0.0] * 3, "y0": [0.0] * 3, "x1": frame[:, 0].tolist(), "y1": frame[:, 1].tolist(),
+                 "label": ["PC1", "PC2", "PC3"]},
+    }
+
+
+def drag_unit(V, axes, index: int, xy) -> np.ndarray:
+    """V (M, d) with unit ``index`` moved so that its direction's projection onto the 2-D view's ``axes``
+    (2, d), orthonormal rows, lands at ``xy``; only its components within the span of the two axes change,
+    and its direction stays a unit vector: the part outside the plane keeps its direction and is rescaled to
+    ``sqrt(1 - |xy|^2)``. A point dragged outside the unit circle is pulled back onto it (the direction then
+    lies in the plane). The unit's length ``|v|`` is kept (it matters for non-homogeneous activations)."""
+    V = _as_np(V).copy()
+    A = np.asarray(axes, dtype=float)
+    if not 0 <= index < V.shape[0]:
+        raise ValueError(f"no unit {index}: M = {V.shape[0]}")
+    xy = np.asarray(xy, dtype=float).reshape(2)
+    if not np.all(np.isfinite(xy)):
+        raise ValueError("the dragged position must be finite")
+    r = float(np.linalg.norm(xy))
+    if r > 1.0:
+        xy = xy / r
+        r = 1.0
+    length = float(np.linalg.norm(V[index]))
+    u = V[index] / length if length > 0 else np.zeros(V.shape[1])
+    out = u - A.T @ (A @ u)  # the component outside the view's plane
+    n_out = float(np.linalg.norm(out))
+    in_plane = A.T @ xy
+    if n_out > 1e-12:
+        new = in_plane + out * (math.sqrt(max(0.0, 1.0 - r * r)) / n_out)
+    elif r > 1e-12:
+        new = in_plane / r  # nothing outside the plane: the nearest unit direction in it
+    else:
+        raise ValueError("the unit cannot be moved to the origin of a plane that holds it entirely")
+    V[index] = new / np.linalg.norm(new) * (length if length > 0 else 1.0)
+    return V
+
+
+def evaluate_weights(target: Target, V, method: str = "dragged") -> CompressionResult:
+    """``(b*(V), V)``: the exact loss of the given directions with their optimal output weights, packaged like
+    any method's result (loss, relative loss, ETF distance...)."""
+    t0 = time.perf_counter()
+    V = torch.as_tensor(_as_np(V), dtype=target.dtype, device=target.device)
+    with torch.no_grad():
+        b = target.loss_fn().optimal_b(V)
+    return finish(target, b, V, method, t0)
 
 
 def result_dataset(p: ExplorerParams, result: CompressionResult, *, wall_time: float | None = None) -> xr.Dataset:
