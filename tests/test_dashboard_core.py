@@ -140,6 +140,35 @@ def test_training_streams_through_flush(dashboard):
     assert not dashboard.flush()
 
 
+def test_network_view_pane_follows_the_session_and_clicks_toggle(dashboard):
+    import numpy as np
+
+    from nonlin_explorer.ui.codecs import binary_to_array
+
+    pane, s = dashboard.network, dashboard.session
+    assert [layer["name"] for layer in pane.layers] == s.gate_names
+    assert [layer["units"] for layer in pane.layers] == [8, 8]
+    assert isinstance(pane.slopes["view"], bytes) and len(binary_to_array(pane.states)) == 16
+    # What the browser does on a click: the synced request property, numbered.
+    pane.request = {"type": "set_state", "targets": [{"layer": 1, "units": [5]}], "state": 1, "seq": 1}
+    assert int(s._gates[1].state[5]) == 1  # idle session: applied at once
+    assert pane.view.wait_idle(10)
+    dashboard.flush()  # the document thread copies the view's new state into the pane
+    states = binary_to_array(pane.states)
+    assert states[8 + 5] == 1 and states.sum() == 1
+    assert binary_to_array(pane.slopes)[8 + 5] == 1.0
+    # A bad request: an error reply, the session unchanged.
+    pane.request = {"type": "set_state", "targets": [{"layer": 7, "units": [0]}], "state": 1, "seq": 2}
+    assert pane.errors and "IndexError" in pane.errors[-1]
+    assert int(np.count_nonzero(s._gates[1].state.numpy())) == 1
+    # Training moves the slopes; the pane follows after a flush.
+    before = binary_to_array(pane.slopes).copy()
+    s.run(progress=False)
+    assert pane.view.wait_idle(10)
+    dashboard.flush()
+    assert pane.step == s.step and not np.array_equal(binary_to_array(pane.slopes), before)
+
+
 def test_export(dashboard, tmp_path):
     from nonlin_explorer.results import read_netcdf
 

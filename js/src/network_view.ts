@@ -116,6 +116,7 @@ export class NetworkView {
   private paintedStatesSeq = 0;
   private lastSize = '';
   private messageTimer = 0;
+  private requests = 0;
 
   constructor(
     private readonly model: AnyModel<NetworkViewModel>,
@@ -653,7 +654,14 @@ export class NetworkView {
   }
 
   private send(request: NetworkViewRequest): void {
-    this.model.send(request);
+    if (typeof (this.model as Partial<AnyModel>).send === 'function') {
+      this.model.send(request);
+      return;
+    }
+    // Hosts without custom messages (Panel's AnyWidgetComponent, used by the training dashboard): the
+    // request travels as a synced `request` property, numbered so that a repeated click is a change.
+    this.model.set('request', { ...request, seq: ++this.requests });
+    this.model.save_changes();
   }
 
   private requestStates(targets: Map<number, number[] | null>, state: UnitState): void {

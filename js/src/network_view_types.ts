@@ -44,6 +44,8 @@ export interface NetworkViewModel {
   step: number;
   /** Units per sub-column before a layer wraps; 0: chosen to fit. */
   max_rows: number;
+  /** Only where the host has no custom messages (Panel): the latest request, numbered by `seq`. */
+  request?: NetworkViewRequest & { seq: number };
 }
 
 /** Front end -> kernel. `units: null` means every unit of the layer. */

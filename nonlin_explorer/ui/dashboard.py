@@ -39,6 +39,7 @@ from nonlin_explorer.ui.dashboard_core import (
     reproduce_code,
     step_columns,
 )
+from nonlin_explorer.ui.network_view_panel import NetworkViewPane
 
 __all__ = ["TrainingDashboard"]
 
@@ -77,6 +78,8 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.flushes = 0
         self._build_widgets()
         self._build_plots()
+        self.network = self._make_network()
+        self._network_holder = pn.Column(self.network, sizing_mode="stretch_width")
         self._reset_sources()
         self._layout = self._build_layout()
         self._callback = None
@@ -205,8 +208,15 @@ class TrainingDashboard(pn.viewable.Viewer):
         plots = pn.GridBox(*(pn.pane.Bokeh(self.figures[k], sizing_mode="stretch_width")
                              for k in ("loss", "accuracy", "heatmap", "apl", "sparsity", "core")),
                            ncols=2, sizing_mode="stretch_width")
-        return pn.Row(controls, pn.Column(plots, self.core_text, sizing_mode="stretch_width"),
-                      sizing_mode="stretch_width")
+        # More views (e.g. the early/late nonlinear-advantage view) go in as tabs: dash.tabs.append((name, view)).
+        self.tabs = pn.Tabs(("Training", pn.Column(self._network_holder, plots, self.core_text,
+                                                   sizing_mode="stretch_width")),
+                            sizing_mode="stretch_width", dynamic=False)
+        return pn.Row(controls, self.tabs, sizing_mode="stretch_width")
+
+    def _make_network(self) -> NetworkViewPane:
+        """The session's units, clickable (a headless NetworkView; synced by :meth:`flush`)."""
+        return NetworkViewPane(self.session, max_rate=self.rate, css_classes=["ne-network-pane"])
 
     def __panel__(self):
         return self._layout
@@ -246,7 +256,9 @@ class TrainingDashboard(pn.viewable.Viewer):
         return buf.drain().evals[0]
 
     def flush(self) -> bool:
-        """Stream whatever arrived since the last flush (one call per plot). True if anything changed."""
+        """Stream whatever arrived since the last flush (one call per plot) and repaint the network view if it
+        changed. True if the session sent anything."""
+        self.network.sync()
         drained = self.buffer.drain()
         if not drained:
             return False
@@ -405,6 +417,9 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.session = session
         self.buffer = LiveBuffer()
         self._unsubscribe = session.subscribe(self.buffer)
+        self.network.close()
+        self.network = self._make_network()
+        self._network_holder.objects = [self.network]
         self._reset_sources()
         self.device.object = self._device_text()
         self.status.object = self._status_text()
@@ -439,6 +454,8 @@ class TrainingDashboard(pn.viewable.Viewer):
         return {"status": s.status, "step": s.step, "total_steps": s.total_steps, "sparsity": s.sparsity,
                 "config_sparsity": s.config.sparsity, "lr": s._opt.param_groups[0]["lr"], "prior_on": s.prior_on,
                 "nonlinear": [g.nonlinear_count(s.config.tol) for g in s._gates], "gates": s.gate_names,
+                "unit_states": [[int(v) for v in g.state.reshape(-1).tolist()] for g in s._gates],
+                "network_requests": self.network.requests,
                 "dataset": s.config.dataset, "model": s.config.model, "seed": s.config.seed,
                 "model_kwargs": dict(s.config.model_kwargs), "device": str(s.device),
                 "message": self.message.object if self.message.visible else "", "flushes": self.flushes,
@@ -450,4 +467,5 @@ class TrainingDashboard(pn.viewable.Viewer):
             self._callback.stop()
             self._callback = None
         self._unsubscribe()
+        self.network.close()
         self.session.stop(wait=True, timeout=30)

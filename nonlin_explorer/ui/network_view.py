@@ -210,6 +210,14 @@ class NetworkView(anywidget.AnyWidget):
 
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         """Messages from the front end (on the comm thread: quick, never blocks on training)."""
+        reply = self.handle_message(content)
+        if reply is not None:
+            self.send(reply)
+
+    def handle_message(self, content: Any) -> dict[str, str] | None:
+        """Act on one front-end request (``set_state`` or ``refresh``); the error reply to show, or None.
+
+        Hosts other than the widget's comm (the dashboard's Panel pane) pass their requests here."""
         try:
             kind = content.get("type") if isinstance(content, dict) else None
             if kind == "set_state":
@@ -228,7 +236,8 @@ class NetworkView(anywidget.AnyWidget):
             else:
                 raise ValueError(f"unknown message type {kind!r}")
         except Exception as exc:
-            self.send({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+            return {"type": "error", "message": f"{type(exc).__name__}: {exc}"}
+        return None
 
     def _on_session_event(self, kind: str, payload: dict) -> None:
         """Called on the training thread: only requests an update (the throttle thread does the work)."""

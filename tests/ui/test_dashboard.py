@@ -118,3 +118,29 @@ def test_bad_input_shows_message_and_keeps_settings(dash):
     dash.click("Apply & reset")
     dash.wait(lambda s: s["model_kwargs"].get("width") == 8 and s["nonlinear"] == [8, 8], "the rebuilt session")
     assert dash.external_requests() == []
+
+
+def test_network_view_click_toggles_the_unit_in_the_session(dash):
+    units = dash.page.locator(".ne-network .ne-unit")
+    s = dash.state()
+    expect(units).to_have_count(sum(len(v) for v in s["unit_states"]))
+    assert s["unit_states"][0][3] == 0
+    dash.click("Start")
+    dash.wait(lambda s: s["status"] == "running", "training to run")
+
+    dash.page.get_by_role("button", name="net.2 unit 3: nonlinear", exact=True).click()
+    s = dash.wait(lambda s: s["unit_states"][0][3] == 1, "the click to force the unit linear in the session")
+    assert s["network_requests"] == 1 and s["unit_states"][1] == [0] * len(s["unit_states"][1])
+    dash.page.get_by_role("button", name="net.2 unit 3: forced linear", exact=True).wait_for()
+    # The view follows the session while it trains.
+    step = s["step"]
+    dash.wait(lambda s: s["step"] > step + 50, "training to go on")
+    status = dash.page.locator(".ne-network .ne-status")
+    expect(status).to_contain_text("running")
+    shown = int(status.inner_text().rsplit("step", 1)[1])
+    assert shown > step
+    # A second click cycles it on to forced nonlinear.
+    dash.page.get_by_role("button", name="net.2 unit 3: forced linear", exact=True).click()
+    dash.wait(lambda s: s["unit_states"][0][3] == 2, "the unit to be forced nonlinear")
+    dash.page.get_by_role("button", name="net.2 unit 3: forced nonlinear", exact=True).wait_for()
+    assert dash.external_requests() == []
