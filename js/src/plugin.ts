@@ -1,7 +1,8 @@
 /**
  * The nonlin_explorer JupyterLab extension: a "Nonlinear Explorer" launcher section and palette commands
- * that copy the bundled demo notebooks into the working directory and open them, and a "present" command
- * that opens a widget output in its own full-size main-area tab.
+ * that copy the bundled demo notebooks into the working directory and open them, items that open the Panel
+ * apps (compression explorer, training dashboard) in a new notebook, and a "present" command that opens a
+ * widget output in its own full-size main-area tab.
  */
 
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
@@ -10,6 +11,7 @@ import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { PANEL_APPS, findApp, openApp } from './apps';
 import { DEMO_NOTEBOOKS, findDemo, openDemo } from './demos';
 import { pickOutput, present } from './present';
 
@@ -17,6 +19,7 @@ export const PLUGIN_ID = 'nonlin-explorer:plugin';
 export const CATEGORY = 'Nonlinear Explorer';
 export const CommandIDs = {
   openDemo: 'nonlin-explorer:open-demo',
+  openApp: 'nonlin-explorer:open-app',
   present: 'nonlin-explorer:present'
 } as const;
 
@@ -57,6 +60,22 @@ const plugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    app.commands.addCommand(CommandIDs.openApp, {
+      label: args => {
+        const panelApp = findApp(String(args.name ?? ''));
+        if (args.isLauncher) {
+          return panelApp ? panelApp.title : 'App';
+        }
+        return panelApp ? `Open app in a new notebook: ${panelApp.title}` : 'Open an app in a new notebook';
+      },
+      caption: args => findApp(String(args.name ?? ''))?.caption ?? '',
+      icon: args => (args.isPalette ? undefined : explorerIcon),
+      execute: async args => {
+        const cwd = typeof args.cwd === 'string' ? args.cwd : (browser?.model.path ?? '');
+        return openApp(app, String(args.name ?? PANEL_APPS[0]?.name ?? ''), cwd);
+      }
+    });
+
     app.commands.addCommand(CommandIDs.present, {
       label: 'Present widget output in its own tab',
       caption: 'Open the chosen cell output (a widget) in a full-size main-area tab, for talks',
@@ -74,6 +93,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     DEMO_NOTEBOOKS.forEach((demo, rank) => {
       launcher?.add({ command: CommandIDs.openDemo, args: { name: demo.name, isLauncher: true }, category: CATEGORY, rank });
       palette?.addItem({ command: CommandIDs.openDemo, args: { name: demo.name, isPalette: true }, category: CATEGORY });
+    });
+    PANEL_APPS.forEach((panelApp, rank) => {
+      const args = { name: panelApp.name };
+      launcher?.add({ command: CommandIDs.openApp, args: { ...args, isLauncher: true }, category: CATEGORY,
+                      rank: DEMO_NOTEBOOKS.length + rank });
+      palette?.addItem({ command: CommandIDs.openApp, args: { ...args, isPalette: true }, category: CATEGORY });
     });
     palette?.addItem({ command: CommandIDs.present, args: { isPalette: true }, category: CATEGORY });
     app.contextMenu.addItem({ command: CommandIDs.present, selector: '.jp-OutputArea-child', rank: 0 });

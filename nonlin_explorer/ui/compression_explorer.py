@@ -18,8 +18,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import panel as pn
-from bokeh.models import Arrow, ColumnDataSource, LinearColorMapper, NormalHead, Range1d
+from bokeh.models import Arrow, ColumnDataSource, LinearColorMapper, NormalHead, PointDrawTool, Range1d
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
 
@@ -30,23 +31,33 @@ from nonlin_explorer.ui.compression_core import (
     EXPLORER_METHODS,
     SWEEP_METHODS,
     ExplorerParams,
+    drag_unit,
     etf_gram,
+    evaluate_weights,
     gram_columns,
     loss_vs_m_dataset,
     make_target,
-    pca_projection,
+    pca_axes,
     result_dataset,
     run_method,
     summary_markdown,
     sweep_applicable,
     sweep_ms,
+    unit_rows,
     validate_params,
+    view3d_columns,
 )
 from nonlin_explorer.ui.dashboard_core import parse_number
 
 __all__ = ["CompressionExplorer"]
 
 _NUMERIC = (("N", "N"), ("M", "M"), ("d", "d"), ("a_mean", "a mean"), ("a_std", "a spread"), ("seed", "Seed"))
+#: The M slider's range (the text box takes up to M_MAX); the 3-D view appears from M = 4 on.
+M_SLIDER_MAX = 16
+VIEW3D_MIN_M = 4
+#: Simplex edges are drawn up to this many units (M(M-1)/2 segments).
+EDGES_MAX_M = 16
+VIEW3D_TITLE = "Directions in 3-D (PCA, orthographic); simplex edges"
 
 
 @dataclass
@@ -54,6 +65,7 @@ class _Job:
     kind: str  # "opt" or "sweep"
     params: ExplorerParams
     gen: int
+    V0: Any = None  # warm start (dragged weights)
     t0: float = field(default_factory=time.perf_counter)
 
 
@@ -70,10 +82,10 @@ class _Worker:
         self._thread = threading.Thread(target=self._loop, name="compression-explorer", daemon=True)
         self._thread.start()
 
-    def submit(self, kind: str, params: ExplorerParams) -> _Job:
+    def submit(self, kind: str, params: ExplorerParams, V0=None) -> _Job:
         with self._cond:
             self._gen += 1
-            job = _Job(kind, params, self._gen)
+            job = _Job(kind, params, self._gen, V0)
             self._slots[kind] = job
             self._cond.notify()
         return job
@@ -138,6 +150,11 @@ class CompressionExplorer(pn.viewable.Viewer):
         self.requested_gen = 0
         self.sweep_losses: dict[str, dict[int, float]] = {}
         self.flushes = 0
+        self.dragged = False  # the shown result is a dragged one (Re-optimize warm-starts from it)
+        self._axes2 = None  # the 2-D view's axes (kept while dragging, so the view does not jump)
+        self._pca_xy: list[tuple[float, float]] = []
+        self._view3d_data = None
+        self.view3d_shown = False
         self._build_widgets()
         self._build_plots()
         self._layout = self._build_layout()
@@ -156,10 +173,13 @@ class CompressionExplorer(pn.viewable.Viewer):
         self.activation = pn.widgets.Select(name="Activation", options=list(ACTIVATIONS), value=p.activation,
                                             width=120)
         self.method = pn.widgets.Select(name="Method", options=list(EXPLORER_METHODS), value=p.method, width=120)
+        self.m_slider = pn.widgets.IntSlider(name="M slider", start=1, end=self._slider_end(p), value=p.M, width=250,
+                                             css_classes=["ne-m-slider"])
+        self.m_slider.param.watch(self._on_slider, "value")
         for w in (*self.inputs.values(), self.weight_dist, self.activation, self.method):
             w.param.watch(self._on_change, "value")
         self.reoptimize_button = pn.widgets.Button(name="Re-optimize", button_type="primary", width=120)
-        self.reoptimize_button.on_click(lambda e: self.optimize())
+        self.reoptimize_button.on_click(lambda e: self.reoptimize())
         self.sweep_button = pn.widgets.Button(name="Loss vs M", width=110)
         self.sweep_button.on_click(lambda e: self.request_sweep())
         self.status = pn.pane.Markdown("Status: starting", css_classes=["ne-status"], margin=(0, 10))
@@ -170,6 +190,10 @@ class CompressionExplorer(pn.viewable.Viewer):
         self.export_path = pn.widgets.TextInput(name="Export to (netCDF)", value="compression.nc", width=220)
         self.export_button = pn.widgets.Button(name="Export", button_type="primary", width=90)
         self.export_button.on_click(lambda e: self.export())
+
+    @staticmethod
+    def _slider_end(p: ExplorerParams) -> int:
+        return max(2, min(M_SLIDER_MAX, p.N - 1), p.M)
 
     @staticmethod
     def _fmt(v) -> str:
@@ -199,12 +223,37 @@ class CompressionExplorer(pn.viewable.Viewer):
                      match_aspect=True)
         pca.circle(0, 0, radius=1, fill_color=None, line_color="#cccccc")
         pca.segment("x0", "y0", "x", "y", source=self.pca_source, line_color="#1f77b4", line_width=2)
-        pca.scatter("x", "y", source=self.pca_source, size=10, color="#1f77b4")
+        units = pca.scatter("x", "y", source=self.pca_source, size=12, color="#1f77b4")
+        # Drag a unit (its direction moves within the plane of the two axes; see compression_core.drag_unit).
+        drag = PointDrawTool(renderers=[units], add=False, drag=True, description="Drag a unit")
+        pca.add_tools(drag)
+        pca.toolbar.active_tap = drag
+        pca.toolbar_location = "right"
+        self.pca_source.on_change("data", self._on_pca_data)
         pca.text("x", "y", text="unit", source=self.pca_source, x_offset=6, y_offset=-6, text_font_size="9pt")
         pca.add_layout(Arrow(end=NormalHead(size=10, fill_color="#d62728", line_color="#d62728"),
                              source=self.arrow_source, x_start="x_start", y_start="y_start", x_end="x_end",
                              y_end="y_end", line_color="#d62728", line_width=2))
         self.pca_figure = pca
+
+        self.azimuth = pn.widgets.IntSlider(name="Azimuth", start=-180, end=180, value=30, width=180)
+        self.elevation = pn.widgets.IntSlider(name="Elevation", start=-90, end=90, value=20, width=180)
+        for w in (self.azimuth, self.elevation):
+            w.param.watch(lambda e: self._draw_view3d(), "value")
+        self.v3_sources = {k: ColumnDataSource(v) for k, v in view3d_columns([], [0, 0, 0], 0, 0).items()}
+        v3 = figure(title=VIEW3D_TITLE, width=380, height=320,
+                    toolbar_location=None, x_range=Range1d(-1.3, 1.3), y_range=Range1d(-1.3, 1.3), match_aspect=True)
+        v3.axis.visible = False
+        v3.grid.visible = False
+        v3.segment("x0", "y0", "x1", "y1", source=self.v3_sources["axes"], line_color="#bbbbbb", line_dash="dashed")
+        v3.text("x1", "y1", text="label", source=self.v3_sources["axes"], text_color="#999999", text_font_size="8pt")
+        v3.segment("x0", "y0", "x1", "y1", source=self.v3_sources["edges"], line_color="#1f77b4", line_alpha=0.5)
+        v3.scatter("x", "y", source=self.v3_sources["points"], size="size", color="#1f77b4")
+        v3.text("x", "y", text="unit", source=self.v3_sources["points"], x_offset=6, y_offset=-6, text_font_size="9pt")
+        v3.add_layout(Arrow(end=NormalHead(size=10, fill_color="#d62728", line_color="#d62728"),
+                            source=self.v3_sources["arrow"], x_start="x_start", y_start="y_start", x_end="x_end",
+                            y_end="y_end", line_color="#d62728", line_width=2))
+        self.view3d_figure = v3
 
         self.conv_source = ColumnDataSource({"iteration": [], "relative_loss": []})
         conv = figure(title="Convergence", x_axis_label="iteration", y_axis_label="relative loss", y_axis_type="log",
@@ -235,6 +284,7 @@ class CompressionExplorer(pn.viewable.Viewer):
             pn.Row(i["a_mean"], i["a_std"]),
             pn.pane.Markdown("**Compression**", margin=(0, 10)),
             pn.Row(i["M"], self.method),
+            self.m_slider,
             pn.Row(self.reoptimize_button, self.sweep_button),
             self.table,
             pn.pane.Markdown("**Export**", margin=(0, 10)),
@@ -242,10 +292,13 @@ class CompressionExplorer(pn.viewable.Viewer):
             self.export_button,
             width=400,
         )
+        # Always on the page (toggling a layout's visibility makes Panel re-send stylesheets, from its CDN in
+        # a notebook); empty, with a note in its title, while M < 4.
+        self.view3d = pn.Column(pn.pane.Bokeh(self.view3d_figure), pn.Row(self.azimuth, self.elevation))
         views = pn.Column(
             pn.Row(pn.pane.Bokeh(self.gram_figures["gram"]), pn.pane.Bokeh(self.gram_figures["etf"])),
             pn.Row(pn.pane.Bokeh(self.pca_figure), pn.pane.Bokeh(self.conv_figure)),
-            pn.pane.Bokeh(self.sweep_figure),
+            pn.Row(pn.pane.Bokeh(self.sweep_figure), self.view3d),
         )
         return pn.Row(controls, views, sizing_mode="stretch_width")
 
@@ -268,6 +321,10 @@ class CompressionExplorer(pn.viewable.Viewer):
         if not self._syncing:
             self.update()
 
+    def _on_slider(self, event) -> None:
+        if not self._syncing:
+            self.update(M=event.new)
+
     def update(self, **changes) -> bool:
         """Apply ``changes`` (or the widgets' values) and re-optimize. Bad input: a message, nothing changes."""
         if changes:
@@ -289,6 +346,7 @@ class CompressionExplorer(pn.viewable.Viewer):
             return False
         self.clear_message()
         self.params_valid = params
+        self._sync_widgets()  # the slider follows the text box (and back)
         self.optimize()
         return True
 
@@ -299,6 +357,8 @@ class CompressionExplorer(pn.viewable.Viewer):
             for key, w in self.inputs.items():
                 w.value = self._fmt(getattr(p, key))
             self.weight_dist.value, self.activation.value, self.method.value = p.weight_dist, p.activation, p.method
+            self.m_slider.end = self._slider_end(p)
+            self.m_slider.value = p.M
         finally:
             self._syncing = False
 
@@ -312,9 +372,17 @@ class CompressionExplorer(pn.viewable.Viewer):
         self.message.object = ""
 
     # -- work (worker thread) ---------------------------------------------------------------------
-    def optimize(self) -> int:
-        """(Re-)optimize with the current valid settings, off the UI thread; returns the request's number."""
-        job = self._worker.submit("opt", self.params_valid)
+    def reoptimize(self) -> int:
+        """The Re-optimize button: from the dragged weights when a unit was dragged (a warm start of the exact
+        optimizer), else a fresh optimization with the current settings."""
+        if self.dragged and self.result is not None and self.result_params == self.params_valid:
+            return self.optimize(V0=self.result.V)
+        return self.optimize()
+
+    def optimize(self, V0=None) -> int:
+        """(Re-)optimize with the current valid settings, off the UI thread; returns the request's number.
+        ``V0``: warm-start the exact optimizer from these weights."""
+        job = self._worker.submit("opt", self.params_valid, V0)
         self.requested_gen = job.gen
         self.state = "optimizing"
         self.status.object = self._status_text()
@@ -354,7 +422,7 @@ class CompressionExplorer(pn.viewable.Viewer):
             self._post("progress", job.gen, progress.iteration, progress.relative_loss)
             return self._worker.opt_pending() or self._worker.closed  # a newer request (stale) or closing
 
-        result = run_method(target, p, callback=callback)
+        result = run_method(target, p, callback=callback, V0=job.V0)
         if self._worker.opt_pending():
             return
         self._post("result", job.gen, p, result, time.perf_counter() - job.t0, target.linear_direction(), job.t0)
@@ -419,11 +487,13 @@ class CompressionExplorer(pn.viewable.Viewer):
         for f in self.gram_figures.values():
             f.x_range.start, f.x_range.end = -0.5, M - 0.5
             f.y_range.start, f.y_range.end = -0.5, M - 0.5
-        coords, arrow, _ = pca_projection(result.V, direction)
-        self.pca_source.data = {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(), "x0": [0.0] * M,
-                                "y0": [0.0] * M, "unit": [str(j) for j in range(M)]}
-        self.arrow_source.data = {"x_start": [0.0], "y_start": [0.0], "x_end": [float(arrow[0])],
-                                  "y_end": [float(arrow[1])]}
+        self.dragged = False
+        self._direction = direction
+        self._axes2, _ = pca_axes(result.V, 2)
+        self._draw_directions(result.V)
+        self._axes3, _ = pca_axes(result.V, 3)
+        self.view3d_shown = M >= VIEW3D_MIN_M
+        self._draw_view3d(result.V)
         hist = [h / result.energy for h in result.history] if result.energy > 0 else []
         pts = [(i, h) for i, h in enumerate(hist) if math.isfinite(h) and h > 0]
         if not pts and math.isfinite(result.relative_loss) and result.relative_loss > 0:
@@ -431,6 +501,91 @@ class CompressionExplorer(pn.viewable.Viewer):
         self.conv_source.data = {"iteration": [i for i, _ in pts], "relative_loss": [h for _, h in pts]}
         self.table.object = summary_markdown(result, wall)
         self.latency = time.perf_counter() - t0
+
+    def _draw_directions(self, V) -> None:
+        """The 2-D view: V's unit directions on the current axes, and the target's linear direction."""
+        coords = unit_rows(V) @ self._axes2.T
+        M = coords.shape[0]
+        self._pca_xy = [(float(x), float(y)) for x, y in coords]
+        self._syncing_pca = True
+        try:
+            self.pca_source.data = {"x": coords[:, 0].tolist(), "y": coords[:, 1].tolist(), "x0": [0.0] * M,
+                                    "y0": [0.0] * M, "unit": [str(j) for j in range(M)]}
+        finally:
+            self._syncing_pca = False
+        arrow = np.zeros(2)
+        m = np.asarray(self._direction, dtype=float)
+        if np.linalg.norm(m) > 0:
+            arrow = self._axes2 @ (m / np.linalg.norm(m))
+        self.arrow_source.data = {"x_start": [0.0], "y_start": [0.0], "x_end": [float(arrow[0])],
+                                  "y_end": [float(arrow[1])]}
+
+    def _draw_view3d(self, V=None) -> None:
+        """The 3-D view: V's unit directions on the current 3 axes, seen from the azimuth/elevation sliders."""
+        if V is not None:
+            arrow3 = np.zeros(3)
+            m = np.asarray(self._direction, dtype=float)
+            if np.linalg.norm(m) > 0:
+                arrow3 = self._axes3 @ (m / np.linalg.norm(m))
+            self._view3d_data = (unit_rows(V) @ self._axes3.T, arrow3)
+        if self._view3d_data is None:
+            return
+        coords3, arrow3 = self._view3d_data
+        if not self.view3d_shown:  # three units or fewer: the 2-D view shows them exactly
+            cols = view3d_columns([], [0.0, 0.0, 0.0], 0, 0)
+            cols["arrow"] = {k: [] for k in cols["arrow"]}
+            cols["axes"] = {k: [] for k in cols["axes"]}
+            self.view3d_figure.title.text = f"3-D view: from M = {VIEW3D_MIN_M} on (the 2-D view is exact here)"
+        else:
+            cols = view3d_columns(coords3, arrow3, self.azimuth.value, self.elevation.value)
+            self.view3d_figure.title.text = VIEW3D_TITLE
+        cols["points"]["size"] = [9.0 + 4.0 * z for z in cols["points"]["depth"]]  # nearer: larger
+        if len(coords3) > EDGES_MAX_M:
+            cols["edges"] = {k: [] for k in cols["edges"]}
+        for k, src in self.v3_sources.items():
+            src.data = cols[k]
+
+    _syncing_pca = False
+
+    def _on_pca_data(self, attr, old, new) -> None:
+        """The browser moved a point of the 2-D view (PointDrawTool): apply it as a drag of that unit."""
+        if self._syncing_pca or self.result is None:
+            return
+        xs, ys = list(new.get("x", [])), list(new.get("y", []))
+        if len(xs) != len(self._pca_xy):  # not a drag (the tool cannot add or delete here): redraw
+            self._draw_directions(self.result.V)
+            return
+        moved = [j for j, (x, y) in enumerate(zip(xs, ys, strict=True))
+                 if abs(x - self._pca_xy[j][0]) > 1e-9 or abs(y - self._pca_xy[j][1]) > 1e-9]
+        if moved:
+            j = moved[0]
+            self.drag(j, xs[j], ys[j])
+
+    def drag(self, index: int, x: float, y: float):
+        """Move unit ``index`` so that its direction shows at ``(x, y)`` in the 2-D view (within the plane of
+        the view's two axes, :func:`~nonlin_explorer.ui.compression_core.drag_unit`), re-solve the output
+        weights and show the exact loss. Re-optimize then warm-starts from here. Returns the new result."""
+        if self.result is None or self._axes2 is None:
+            raise ValueError("no result to drag yet")
+        before = self.result.loss
+        try:
+            V = drag_unit(self.result.V, self._axes2, int(index), (float(x), float(y)))
+            result = evaluate_weights(self._target(self.result_params), V)
+        except (ValueError, RuntimeError) as exc:
+            self.show_message(f"drag: {exc}")
+            self._draw_directions(self.result.V)
+            return None
+        self.result, self.wall_time, self.dragged = result, None, True
+        self.gram_source.data = gram_columns(result.gram.cpu().numpy())
+        self._draw_directions(result.V)
+        self._draw_view3d(result.V)
+        self.conv_source.stream({"iteration": [len(self.conv_source.data["iteration"])],
+                                 "relative_loss": [result.relative_loss]})
+        self.table.object = summary_markdown(result)
+        self.show_message(f"dragged unit {index}: loss {result.loss:.6g} (was {before:.6g}); "
+                          "Re-optimize starts from here", kind="info")
+        self.status.object = self._status_text()
+        return result
 
     def _apply_sweep(self, p: ExplorerParams, losses: dict[str, dict[int, float]]) -> None:
         if p.target_key() != self.params_valid.target_key():
@@ -483,6 +638,9 @@ class CompressionExplorer(pn.viewable.Viewer):
                "etf_size": int(round(math.sqrt(len(self.etf_source.data["x"])))),
                "pca_points": len(self.pca_source.data["x"]),
                "convergence_points": len(self.conv_source.data["iteration"]),
+               "view3d_visible": bool(self.view3d_shown), "view3d_points": len(self.v3_sources["points"].data["x"]),
+               "view3d_edges": len(self.v3_sources["edges"].data["x0"]), "dragged": self.dragged,
+               "m_slider": self.m_slider.value,
                "latency": self.latency, "flushes": self.flushes,
                "sweep": {m: {str(k): v for k, v in row.items()} for m, row in self.sweep_losses.items()}}
         if r is not None:

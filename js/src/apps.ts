@@ -1,0 +1,86 @@
+/**
+ * The Panel apps in the launcher: a new notebook in the current folder, pre-filled with the cell that shows
+ * the app, opened and run (so the app renders at once; the notebook stays for the user to edit).
+ */
+
+import type { JupyterFrontEnd } from '@jupyterlab/application';
+import { PathExt } from '@jupyterlab/coreutils';
+import { NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+
+export interface PanelApp {
+  /** The command argument and the notebook's file stem. */
+  name: string;
+  title: string;
+  caption: string;
+  /** The class `nonlin_explorer.ui` exports. */
+  className: string;
+}
+
+export const PANEL_APPS: readonly PanelApp[] = [
+  {
+    name: 'compression-explorer',
+    title: 'Compression explorer',
+    caption: 'A new notebook in the current folder that shows the compression explorer (Panel app)',
+    className: 'CompressionExplorer'
+  },
+  {
+    name: 'training-dashboard',
+    title: 'Training dashboard',
+    caption: 'A new notebook in the current folder that shows the training dashboard (Panel app)',
+    className: 'TrainingDashboard'
+  }
+];
+
+export function findApp(name: string): PanelApp | undefined {
+  return PANEL_APPS.find(a => a.name === name);
+}
+
+/** The notebook cell that shows the app; inline=True: Bokeh/Panel JS from the notebook, not from their CDNs (offline). */
+export function appCell(app: PanelApp): string {
+  return `import panel as pn\npn.extension(inline=True)\nfrom nonlin_explorer.ui import ${app.className}\n${app.className}()`;
+}
+
+function appNotebook(app: PanelApp): Record<string, unknown> {
+  return {
+    nbformat: 4,
+    nbformat_minor: 5,
+    metadata: {
+      kernelspec: { name: 'python3', display_name: 'Python 3 (ipykernel)', language: 'python' },
+      language_info: { name: 'python' },
+      nonlin_explorer_app: app.name
+    },
+    cells: [{ cell_type: 'code', id: 'app', metadata: {}, execution_count: null, outputs: [], source: appCell(app) }]
+  };
+}
+
+/** A file name in `dir` nobody uses yet: name.ipynb, name-1.ipynb, ... */
+async function freePath(jlab: JupyterFrontEnd, dir: string, stem: string): Promise<string> {
+  const contents = jlab.serviceManager.contents;
+  for (let k = 0; k < 1000; k++) {
+    const path = PathExt.join(dir, k === 0 ? `${stem}.ipynb` : `${stem}-${k}.ipynb`);
+    try {
+      await contents.get(path, { content: false });
+    } catch {
+      return path;
+    }
+  }
+  throw new Error(`no free file name for ${stem}.ipynb in ${dir || 'the root folder'}`);
+}
+
+/** Create the app's notebook in `dir`, open it and run its cell once the kernel is up. */
+export async function openApp(jlab: JupyterFrontEnd, name: string, dir: string): Promise<NotebookPanel> {
+  const app = findApp(name);
+  if (!app) {
+    throw new Error(`no app named ${name}; apps: ${PANEL_APPS.map(a => a.name).join(', ')}`);
+  }
+  const path = await freePath(jlab, dir, app.name);
+  await jlab.serviceManager.contents.save(path, { type: 'notebook', format: 'json', content: appNotebook(app) });
+  const widget = await jlab.commands.execute('docmanager:open', { path, factory: 'Notebook' });
+  if (!(widget instanceof NotebookPanel)) {
+    throw new Error(`${path} did not open as a notebook`);
+  }
+  await widget.context.ready;
+  await widget.sessionContext.ready;
+  await NotebookActions.runAll(widget.content, widget.sessionContext);
+  return widget;
+}

@@ -1,0 +1,100 @@
+"""The compression explorer in a real JupyterLab (Chromium): act on the rendered Panel app in the notebook's
+output, read the explorer's state back from the kernel; and the launcher item that opens it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from panel_lab import PANEL_SETUP, PanelNotebook, open_panel_notebook
+
+pytestmark = pytest.mark.ui
+
+APP_CELL = 1  # cell 0: panel setup; cell 1: the explorer; last: scratch
+STATE = "ex.status_dict()"
+
+
+def _only_panel_stylesheets_left_the_server(rec) -> None:
+    """Every script came from the lab server (pn.extension(inline=True) embeds Bokeh and Panel). Known gap:
+    Panel (1.9) inlines its stylesheets only in the first render; panes it re-renders later ask
+    cdn.holoviz.org for theme/markdown CSS, which fails offline without breaking anything (this test passes
+    offline)."""
+    external = rec.external_requests()
+    assert all(u.startswith("https://cdn.holoviz.org/panel/") and u.split("?")[0].endswith(".css")
+               for u in external), external
+
+
+def _done(s: dict) -> bool:
+    return s["state"] == "done" and s["applied_gen"] == s["requested_gen"]
+
+
+def _state(nb: PanelNotebook, cond, what: str) -> dict:
+    return nb.wait_value(STATE, lambda s: _done(s) and cond(s), what)
+
+
+def test_explorer_in_a_notebook_slider_method_export(lab_page, lab_server):
+    nb = open_panel_notebook(lab_page, lab_server.root, "compression_lab.ipynb", [
+        PANEL_SETUP,
+        "from nonlin_explorer.ui import CompressionExplorer\nex = CompressionExplorer(N=500, d=10, M=3)\nex",
+    ])
+    nb.run(0)
+    nb.run(APP_CELL)
+    nb.wait_panel(APP_CELL, "Re-optimize")
+    s = _state(nb, lambda s: s.get("M") == 3, "the M = 3 result")
+    assert s["gram_size"] == 3 and s["etf_size"] == 3 and not s["view3d_visible"]
+    loss3 = s["loss"]
+    nb.by_class(APP_CELL, "ne-table").get_by_text(f"{loss3:.6g}").wait_for()
+
+    # The M slider, moved with the keyboard on its handle (as a user can): 3 -> 5.
+    handle = nb.by_class(APP_CELL, "ne-m-slider").locator(".noUi-handle").first
+    handle.focus()
+    handle.press("ArrowRight")
+    handle.press("ArrowRight")
+    s = _state(nb, lambda s: s.get("M") == 5, "the M = 5 result")
+    assert s["m_slider"] == 5 and s["params"]["M"] == 5
+    assert s["gram_size"] == 5 and s["etf_size"] == 5 and s["pca_points"] == 5
+    assert s["loss"] < loss3  # more units: a strictly better fit, and the table shows the new loss
+    assert s["view3d_visible"] and s["view3d_points"] == 5 and s["view3d_edges"] == 10
+    assert nb.widget(APP_CELL, "M").input_value() == "5"  # the text box follows the slider
+    nb.by_class(APP_CELL, "ne-table").get_by_text(f"{s['loss']:.6g}").wait_for()
+    exact5 = s["loss"]
+
+    nb.widget(APP_CELL, "Method").select_option("magnitude")
+    s = _state(nb, lambda s: s.get("method") == "magnitude", "the magnitude result")
+    assert s["gram_size"] == 5 and s["loss"] > exact5  # pruning is worse than the exact optimum
+
+    path = lab_server.root / "explorer_result.nc"
+    nb.type_into(APP_CELL, "Export to (netCDF)", str(path))
+    nb.button(APP_CELL, "Export").click()
+    nb.by_class(APP_CELL, "ne-message").get_by_text("wrote").wait_for()
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        ds = ds.load()
+    s = nb.evaluate(STATE)
+    assert float(ds["loss"]) == s["loss"] and ds.attrs["method"] == "magnitude"
+    np.testing.assert_array_equal(ds["b"].values, s["b"])
+    np.testing.assert_array_equal(ds["V"].values, s["V"])
+    assert ds["gram"].shape == (5, 5) and ds.attrs["M"] == 5
+    # The kernel's own dataset round-trips through the file unchanged.
+    assert nb.evaluate(f"__import__('xarray').open_dataset({str(path)!r}).load().equals(ex.dataset())") is True
+    _only_panel_stylesheets_left_the_server(lab_page)
+    nb.evaluate("ex.close() or 0")
+
+
+def test_launcher_item_opens_the_explorer(lab_page, lab_server):
+    page = lab_page.page
+    page.goto(lab_server.url("lab", reset=""))
+    page.locator(".jp-Launcher").wait_for(timeout=60_000)
+    section = page.locator(".jp-Launcher-section", has=page.locator(".jp-Launcher-sectionTitle",
+                                                                      has_text="Nonlinear Explorer"))
+    assert section.locator(".jp-LauncherCard", has_text="Training dashboard").count() == 1
+    card = section.locator(".jp-LauncherCard", has_text="Compression explorer")
+    assert card.count() == 1
+    card.click()
+    page.locator(".lm-TabBar-tab.lm-mod-current", has_text="compression-explorer.ipynb").wait_for()
+    nb = PanelNotebook(lab_page, "compression-explorer.ipynb")
+    # The launcher ran the cell: the explorer renders without any further action.
+    nb.wait_panel(0, "Re-optimize", timeout=120)
+    nb.by_class(0, "ne-table").get_by_text("relative loss").wait_for(timeout=120_000)
+    source = (lab_server.root / "compression-explorer.ipynb").read_text()
+    assert "CompressionExplorer()" in source and "nonlin_explorer_app" in source
+    _only_panel_stylesheets_left_the_server(lab_page)
