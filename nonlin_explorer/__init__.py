@@ -4,7 +4,7 @@ The compute core (gates, linearize, models, datasets, training, results, path le
 no UI; the widgets live in ``nonlin_explorer.ui``.
 """
 
-from nonlin_explorer import compression, datasets, models
+from nonlin_explorer import advantage, compression, datasets, models
 from nonlin_explorer._version import __version__
 from nonlin_explorer.collapse import CollapseResult, collapse
 from nonlin_explorer.core_network import CoreNetwork, core_network
@@ -41,6 +41,7 @@ __all__ = [
     "UnitState",
     "UnsupportedOperationError",
     "__version__",
+    "advantage",
     "average_path_length",
     "clamp_slopes_",
     "collapse",

@@ -5,6 +5,7 @@
   free / forced linear / forced nonlinear.
 - :class:`TrainingDashboard` (Panel + Bokeh): steer a training run live, with streamed plots.
 - :class:`CompressionExplorer` (Panel + Bokeh): compress two-layer networks interactively onto ETF weights.
+- :class:`AdvantageView` (Panel + Bokeh): early vs late linearization, point by point as runs finish.
 
 The Panel apps load lazily, so ``from nonlin_explorer.ui import NetworkView`` does not import Panel.
 """
@@ -12,11 +13,12 @@ The Panel apps load lazily, so ``from nonlin_explorer.ui import NetworkView`` do
 from nonlin_explorer.ui.layout import network_layout
 from nonlin_explorer.ui.network_view import NetworkView
 
-__all__ = ["CompressionExplorer", "NetworkView", "TrainingDashboard", "network_layout"]
+__all__ = ["AdvantageView", "CompressionExplorer", "NetworkView", "TrainingDashboard", "network_layout"]
 
 _LAZY = {
     "TrainingDashboard": "nonlin_explorer.ui.dashboard",
     "CompressionExplorer": "nonlin_explorer.ui.compression_explorer",
+    "AdvantageView": "nonlin_explorer.ui.advantage_view",
 }
 
 
