@@ -10,12 +10,15 @@ Works in a notebook (display the object) and standalone (``nonlin-explorer serve
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from typing import Any
 
 import panel as pn
 from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, LinearColorMapper, Range1d
 from bokeh.plotting import figure
+from panel.io.document import hold
 
 from nonlin_explorer.datasets import DATASETS
 from nonlin_explorer.models import MODELS
@@ -76,6 +79,7 @@ class TrainingDashboard(pn.viewable.Viewer):
         self._syncing = False
         self._last_eval: dict[str, Any] | None = session.history[-1] if session.history else None
         self.flushes = 0
+        self.flush_seconds = 0.0
         self._build_widgets()
         self._build_plots()
         self.network = self._make_network()
@@ -258,15 +262,29 @@ class TrainingDashboard(pn.viewable.Viewer):
     def flush(self) -> bool:
         """Stream whatever arrived since the last flush (one call per plot) and repaint the network view if it
         changed. True if the session sent anything."""
-        self.network.sync()
+        t0 = time.perf_counter()
         drained = self.buffer.drain()
-        if not drained:
-            return False
-        self._stream(drained.steps, drained.evals)
-        if drained.status is not None or drained.commands:
-            self.status.object = self._status_text()
+        with self._held():
+            self.network.sync()
+            if not drained:
+                return False
+            self._stream(drained.steps, drained.evals)
+            if drained.status is not None or drained.commands:
+                self.status.object = self._status_text()
         self.flushes += 1
+        self.flush_seconds = time.perf_counter() - t0
         return True
+
+    def _held(self) -> contextlib.ExitStack:
+        """Hold the documents showing the dashboard: one flush goes out as one message per document (in a
+        notebook, one comm message instead of one per changed property)."""
+        stack = contextlib.ExitStack()
+        for ref in list(self._layout._models):
+            view = pn.state._views.get(ref)
+            if view is not None:
+                _, _root, doc, comm = view
+                stack.enter_context(hold(doc, comm=comm))
+        return stack
 
     def _stream(self, steps, evals) -> None:
         if steps:
@@ -459,6 +477,7 @@ class TrainingDashboard(pn.viewable.Viewer):
                 "dataset": s.config.dataset, "model": s.config.model, "seed": s.config.seed,
                 "model_kwargs": dict(s.config.model_kwargs), "device": str(s.device),
                 "message": self.message.object if self.message.visible else "", "flushes": self.flushes,
+                "flush_seconds": self.flush_seconds,
                 "history": len(s.history)}
 
     def close(self) -> None:
