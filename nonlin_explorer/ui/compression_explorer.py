@@ -645,6 +645,7 @@ class CompressionExplorer(pn.viewable.Viewer):
                "sweep": {m: {str(k): v for k, v in row.items()} for m, row in self.sweep_losses.items()}}
         if r is not None:
             out.update(result_params=self.result_params.to_dict(), method=r.method, M=r.M, loss=r.loss,
+                       restarts=r.info.get("restarts"), pca_xy=[list(xy) for xy in self._pca_xy],
                        relative_loss=r.relative_loss, etf_distance=r.etf_distance,
                        b=r.b.cpu().tolist(), V=r.V.cpu().tolist())
         return out

@@ -80,6 +80,53 @@ def test_change_m_switch_method_export(explorer, tmp_path):
     assert explorer.external_requests() == []
 
 
+#: Page coordinates of a data point (x, y) in the Bokeh plot whose title starts with the given text, from the
+#: plot's own scales (Bokeh's views are reachable from window.Bokeh.index).
+_DATA_TO_PAGE = """([title, x, y]) => {
+  const seen = new Set();
+  let found = null;
+  function walk(v) {
+    if (!v || seen.has(v) || found) return;
+    seen.add(v);
+    if (v.model?.title?.text?.startsWith(title)) { found = v; return; }
+    for (const c of (v.child_views ?? [])) walk(c);
+  }
+  for (const v of Object.values(window.Bokeh.index)) walk(v);
+  if (!found) throw new Error('no plot titled ' + title);
+  const r = found.el.getBoundingClientRect();
+  return [r.left + found.frame.x_scale.compute(x), r.top + found.frame.y_scale.compute(y)];
+}"""
+
+
+def test_drag_a_unit_then_reoptimize_from_there(explorer):
+    s = explorer.wait(lambda s: _done(s) and s.get("M") == 3, "the first result")
+    best, others = s["loss"], (s["pca_xy"][0], s["pca_xy"][2])
+    x, y = s["pca_xy"][1]
+    page = explorer.page
+    src = page.evaluate(_DATA_TO_PAGE, ["Directions (PCA", x, y])
+    dst = page.evaluate(_DATA_TO_PAGE, ["Directions (PCA", 0.3 * x, 0.3 * y])
+    page.mouse.move(*src)
+    page.mouse.down()
+    page.mouse.move((src[0] + dst[0]) / 2, (src[1] + dst[1]) / 2)
+    page.mouse.move(*dst)
+    page.mouse.up()
+    s = explorer.wait(lambda s: s.get("dragged"), "the drag to reach Python")
+    assert s["method"] == "dragged" and s["loss"] > best * 1.01  # away from the optimum: worse
+    # The unit shows where it was dropped (to the mouse's pixel accuracy); the others did not move.
+    assert abs(s["pca_xy"][1][0] - 0.3 * x) < 0.03 and abs(s["pca_xy"][1][1] - 0.3 * y) < 0.03
+    assert len(s["pca_xy"]) == 3
+    assert s["pca_xy"][0] == pytest.approx(others[0]) and s["pca_xy"][2] == pytest.approx(others[1])
+    page.locator(".ne-message").get_by_text("dragged unit 1").wait_for()
+    page.locator(".ne-table").get_by_text(f"{s['loss']:.6g}").wait_for()
+    dragged = s["loss"]
+
+    page.get_by_role("button", name="Re-optimize", exact=True).click()
+    s = explorer.wait(lambda s: _done(s) and s.get("method") == "exact", "the warm-started optimization")
+    assert s["restarts"] == 1 and not s["dragged"]  # one run, from the dragged weights
+    assert s["loss"] < dragged and s["loss"] == pytest.approx(best, rel=1e-3)
+    assert explorer.external_requests() == []
+
+
 def test_bad_input_keeps_last_valid_state(explorer):
     s = explorer.wait(_done, "the first result")
     before = (s["params"], s["loss"])
