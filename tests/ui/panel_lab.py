@@ -40,7 +40,8 @@ class PanelNotebook(Notebook):
         """Wait until cell ``index`` shows a rendered Panel/Bokeh root (and ``text`` in it, when given, e.g. a
         button's label); returns the output locator. Fails early with the output's text on a Python error."""
         out = self.output(index)
-        root = out.locator(".jp-OutputArea-output [data-root-id]").first
+        # Bokeh draws a root's view into the (display: contents) element that holds the data-root-id.
+        root = out.locator(".jp-OutputArea-output [data-root-id] > *").first
         marker = root if text is None else out.get_by_text(text, exact=True).first
         error = out.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                             has_text="Error")
@@ -49,7 +50,13 @@ class PanelNotebook(Notebook):
         waited = 0
         while True:
             try:
-                marker.wait_for(timeout=step)
+                if text is None:  # attached, and drawn with some height
+                    marker.wait_for(state="attached", timeout=step)
+                    box = marker.bounding_box()
+                    if box is None or box["height"] < 50:
+                        raise TimeoutError("not drawn yet")
+                else:
+                    marker.wait_for(timeout=step)
                 return out
             except Exception:
                 waited += step

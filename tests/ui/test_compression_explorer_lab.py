@@ -3,6 +3,8 @@ output, read the explorer's state back from the kernel; and the launcher item th
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -22,6 +24,14 @@ def _only_panel_stylesheets_left_the_server(rec) -> None:
     external = rec.external_requests()
     assert all(u.startswith("https://cdn.holoviz.org/panel/") and u.split("?")[0].endswith(".css")
                for u in external), external
+
+
+def _opened_notebook(page, stem: str) -> str:
+    """The file name of the notebook the launcher created and opened: stem.ipynb, or stem-1.ipynb... when an
+    earlier test of the session left one in the same folder."""
+    tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text=re.compile(rf"^{stem}(-\d+)?\.ipynb"))
+    tab.wait_for()
+    return re.search(rf"{stem}(-\d+)?\.ipynb", tab.inner_text()).group(0)
 
 
 def _done(s: dict) -> bool:
@@ -90,11 +100,24 @@ def test_launcher_item_opens_the_explorer(lab_page, lab_server):
     card = section.locator(".jp-LauncherCard", has_text="Compression explorer")
     assert card.count() == 1
     card.click()
-    page.locator(".lm-TabBar-tab.lm-mod-current", has_text="compression-explorer.ipynb").wait_for()
-    nb = PanelNotebook(lab_page, "compression-explorer.ipynb")
+    name = _opened_notebook(page, "compression-explorer")
+    nb = PanelNotebook(lab_page, name)
     # The launcher ran the cell: the explorer renders without any further action.
     nb.wait_panel(0, "Re-optimize", timeout=120)
     nb.by_class(0, "ne-table").get_by_text("relative loss").wait_for(timeout=120_000)
-    source = (lab_server.root / "compression-explorer.ipynb").read_text()
+    source = (lab_server.root / name).read_text()
     assert "CompressionExplorer()" in source and "nonlin_explorer_app" in source
     _only_panel_stylesheets_left_the_server(lab_page)
+
+
+def test_launcher_item_opens_the_training_dashboard(lab_page, lab_server):
+    page = lab_page.page
+    page.goto(lab_server.url("lab", reset=""))
+    page.locator(".jp-Launcher").wait_for(timeout=60_000)
+    page.locator(".jp-Launcher-section .jp-LauncherCard", has_text="Training dashboard").click()
+    name = _opened_notebook(page, "training-dashboard")
+    nb = PanelNotebook(lab_page, name)
+    out = nb.wait_panel(0, timeout=120)  # a drawn Panel root, no Python error
+    assert out.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+    source = (lab_server.root / name).read_text()
+    assert "TrainingDashboard()" in source
