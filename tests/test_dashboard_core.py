@@ -241,3 +241,19 @@ def test_ui_package_exports_the_apps_without_importing_panel_eagerly():
             "print(eager, ui.TrainingDashboard.__name__, ui.CompressionExplorer.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["False", "TrainingDashboard", "CompressionExplorer"], out.stderr
+
+
+def test_early_vs_late_tab_compares_this_run_and_closes_with_the_dashboard(dashboard):
+    assert [name for name in dashboard.tabs._names] == ["Training", "Early vs late"]
+    view, cfg = dashboard.advantage, dashboard.session.config
+    assert (view.config.dataset, view.config.model, view.config.model_kwargs) == (cfg.dataset, cfg.model,
+                                                                                  cfg.model_kwargs)
+    assert view.config.epochs == min(cfg.epochs, 40.0)
+    dashboard.width_input.value = "4"
+    assert dashboard.reset()
+    assert dashboard.advantage is not view and dashboard.advantage.config.model_kwargs["width"] == 4
+    assert dashboard.tabs[1] is dashboard.advantage.__panel__()  # the tab shows the new view
+    view = dashboard.advantage
+    assert view.run(sparsities=[1e-2], seeds=[0], epochs=1)
+    dashboard.close()
+    assert not view.running  # its worker ended with the dashboard

@@ -11,6 +11,7 @@ Works in a notebook (display the object) and standalone (``nonlin-explorer serve
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from typing import Any
@@ -23,6 +24,7 @@ from panel.io.document import hold
 from nonlin_explorer.datasets import DATASETS
 from nonlin_explorer.models import MODELS
 from nonlin_explorer.training import SCHEDULES, TrainConfig, TrainingSession
+from nonlin_explorer.ui.advantage_view import AdvantageView
 from nonlin_explorer.ui.dashboard_core import (
     DEFAULT_RATE,
     EVAL_ROLLOVER,
@@ -212,11 +214,21 @@ class TrainingDashboard(pn.viewable.Viewer):
         plots = pn.GridBox(*(pn.pane.Bokeh(self.figures[k], sizing_mode="stretch_width")
                              for k in ("loss", "accuracy", "heatmap", "apl", "sparsity", "core")),
                            ncols=2, sizing_mode="stretch_width")
-        # More views (e.g. the early/late nonlinear-advantage view) go in as tabs: dash.tabs.append((name, view)).
+        # The early/late comparison is a second tab; more views go in the same way: dash.tabs.append((name, view)).
+        self.advantage = AdvantageView(self._advantage_config())
         self.tabs = pn.Tabs(("Training", pn.Column(self._network_holder, plots, self.core_text,
                                                    sizing_mode="stretch_width")),
+                            ("Early vs late", self.advantage),
                             sizing_mode="stretch_width", dynamic=False)
         return pn.Row(controls, self.tabs, sizing_mode="stretch_width")
+
+    def _advantage_config(self) -> TrainConfig | None:
+        """This run's settings for the early/late comparison (at most 40 epochs per run; no evaluations on the
+        way); None (AdvantageView's default, an MLP on MNIST-1D) when the session has its own model or data."""
+        s = self.session
+        if s._user_model is not None or s._user_data is not None:
+            return None
+        return dataclasses.replace(s.config, epochs=min(float(s.config.epochs), 40.0), eval_every=10**6)
 
     def _make_network(self) -> NetworkViewPane:
         """The session's units, clickable (a headless NetworkView; synced by :meth:`flush`)."""
@@ -438,6 +450,10 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.network.close()
         self.network = self._make_network()
         self._network_holder.objects = [self.network]
+        if not self.advantage.running:  # the comparison follows the new run's settings (a running one finishes)
+            self.advantage.close()
+            self.advantage = AdvantageView(self._advantage_config())
+            self.tabs[1] = ("Early vs late", self.advantage)
         self._reset_sources()
         self.device.object = self._device_text()
         self.status.object = self._status_text()
@@ -487,4 +503,5 @@ class TrainingDashboard(pn.viewable.Viewer):
             self._callback = None
         self._unsubscribe()
         self.network.close()
+        self.advantage.close()
         self.session.stop(wait=True, timeout=30)

@@ -149,5 +149,9 @@ class NetworkViewPane(pn.custom.AnyWidgetComponent):
             self.send(reply)
 
     def close(self) -> None:
+        """Detach from the session (safe to call twice)."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         self.view.unobserve(self._on_trait, names=list(SYNCED))
         self.view.close()
