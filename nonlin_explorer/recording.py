@@ -1,0 +1,197 @@
+"""Recordings of training runs: saved once (e.g. after a long GPU run), replayed later without training.
+
+A recording is a folder holding ``recording.nc`` (the session's result set with every evaluation's slopes, its
+wall-clock times and the per-step batch losses) and ``checkpoint.pt`` (the final weights and the config, to
+rebuild the model for the network view). :func:`load_recording` reads both back; nothing here imports a UI.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = "nonlin_explorer.recording/1"
+RESULTS_FILE = "recording.nc"
+CHECKPOINT_FILE = "checkpoint.pt"
+#: Keep every evaluation's slopes up to this many values (float32); beyond, every k-th evaluation.
+MAX_SLOPE_VALUES = 50_000_000
+
+
+class RecordingError(ValueError):
+    """A path that is not a readable recording (missing, truncated or another kind of file)."""
+
+
+class StepLog:
+    """A session subscriber keeping every ``(step, loss)`` pair (history keeps evaluations only).
+
+    An append under a lock on the training thread; at most ``max_steps`` pairs (older ones are thinned by 2).
+    """
+
+    def __init__(self, max_steps: int = 2_000_000):
+        self._lock = threading.Lock()
+        self.max_steps = int(max_steps)
+        self.steps: list[tuple[int, float]] = []
+
+    def __call__(self, kind: str, payload: dict) -> None:
+        if kind != "step":
+            return
+        with self._lock:
+            self.steps.append((int(payload["step"]), float(payload["loss"])))
+            if len(self.steps) > self.max_steps:
+                self.steps = self.steps[::2]
+
+    def snapshot(self) -> list[tuple[int, float]]:
+        with self._lock:
+            return list(self.steps)
+
+
+def attach_step_log(session) -> StepLog:
+    """Subscribe a :class:`StepLog` to ``session`` (before training) so its recording has per-step losses."""
+    log = StepLog()
+    session.subscribe(log)
+    return log
+
+
+@dataclass
+class Recording:
+    """What :func:`load_recording` returns: evaluations (like ``session.history``) and steps, in order."""
+
+    path: Path
+    config: Any
+    evals: list[dict[str, Any]]
+    steps: list[tuple[int, float]]
+    gate_names: list[str]
+    units: list[int]
+    dataset: Any = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    _session: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def session(self, device: str = "cpu"):
+        """The run's :class:`~nonlin_explorer.training.TrainingSession` at its end (final weights; never
+        started by replay). Built once from the checkpoint (``weights_only`` loading)."""
+        if self._session is None:
+            from nonlin_explorer.results import load_checkpoint
+
+            try:
+                self._session = load_checkpoint(self.path / CHECKPOINT_FILE, device=device)
+            except (OSError, RuntimeError, EOFError, KeyError, ValueError) as exc:
+                raise RecordingError(f"{self.path}: cannot read the checkpoint: {exc}") from None
+        return self._session
+
+    def slopes_at(self, index: int) -> list[torch.Tensor] | None:
+        """The slopes recorded at evaluation ``index`` or the latest one before it (None: none yet)."""
+        for i in range(min(index, len(self.evals) - 1), -1, -1):
+            if self.evals[i].get("slopes") is not None:
+                return self.evals[i]["slopes"]
+        return None
+
+
+def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, float]] | None = None) -> Path:
+    """Write ``session``'s recording to the folder ``path`` (replaced atomically if it is a recording already).
+
+    ``steps``: the per-step losses (e.g. a :class:`StepLog`'s); without them the replay shows evaluations only.
+    ``OSError`` for a path that cannot be written, ``ValueError`` for a session that cannot be rebuilt.
+    """
+    from nonlin_explorer.results import check_writable, save_checkpoint, session_to_xarray, write_netcdf
+
+    path = check_writable(path)
+    if path.exists() and not (path / RESULTS_FILE).exists():
+        raise OSError(f"cannot write {path}: it exists and is not a recording (not replaced)")
+    if session._user_model is not None or session._user_data is not None:
+        raise ValueError("only a session built from a TrainConfig can be recorded (its model is rebuilt on load)")
+    tmp = path.with_name(f".{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        lock = getattr(session, "_lock", None)
+        if lock is not None:
+            lock.acquire()
+        try:
+            ds = session_to_xarray(session, max_slope_values=MAX_SLOPE_VALUES)
+            times = np.array([h.get("time", math.nan) for h in session.history], dtype=np.float64)
+            save_checkpoint(session, tmp / CHECKPOINT_FILE)
+        finally:
+            if lock is not None:
+                lock.release()
+        pairs = list(steps or [])
+        ds["eval_time"] = ("step", times, {"long_name": "wall-clock time of each evaluation (seconds, Unix)"})
+        ds["batch_step"] = ("batch", np.array([s for s, _ in pairs], dtype=np.int64),
+                            {"long_name": "training step of each batch loss"})
+        ds["batch_loss"] = ("batch", np.array([v for _, v in pairs], dtype=np.float64),
+                            {"long_name": "cross-entropy of each training batch"})
+        ds.attrs["recording_format"] = FORMAT
+        write_netcdf(ds, tmp / RESULTS_FILE)
+        old = path.with_name(f".{path.name}.old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def load_recording(path: str | os.PathLike) -> Recording:
+    """Read a recording written by :func:`save_recording`; :class:`RecordingError` for anything else."""
+    import json
+
+    from nonlin_explorer.results import read_netcdf
+    from nonlin_explorer.training import TrainConfig
+
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise RecordingError(f"{path} is not a recording: no such folder" if not path.exists()
+                             else f"{path} is not a recording (a recording is a folder; this is a file)")
+    for name in (RESULTS_FILE, CHECKPOINT_FILE):
+        if not (path / name).is_file():
+            raise RecordingError(f"{path} is not a recording: {name} is missing")
+    try:
+        ds = read_netcdf(path / RESULTS_FILE)
+    except Exception as exc:  # netCDF4/HDF5 raise their own types for truncated or foreign files
+        raise RecordingError(f"{path / RESULTS_FILE} cannot be read (truncated or not netCDF): {exc}") from None
+    if ds.attrs.get("recording_format") != FORMAT:
+        raise RecordingError(f"{path / RESULTS_FILE} is not a nonlin_explorer recording ({FORMAT})")
+    try:
+        config = TrainConfig(**json.loads(ds.attrs["config"]))
+        units = [int(u) for u in ds["units"].values]
+        layers = [str(v) for v in ds["layer"].values]
+        metrics = [n for n in ("apl_normalized", "apl_unnormalized", "nonlinear_layers") if n in ds]
+        metrics += [n for n in ds.data_vars if ds[n].dims == ("step",) and n not in metrics and n not in _OWN]
+        slope_at = {int(s): i for i, s in enumerate(ds["slope_step"].values)}
+        slopes = ds["slope"].values
+        evals = []
+        for i, step in enumerate(ds["step"].values):
+            row: dict[str, Any] = {"step": int(step), "epoch": float(ds["epoch"].values[i]),
+                                   "time": float(ds["eval_time"].values[i])}
+            for key in ("train_loss", "train_acc", "test_loss", "test_acc", "sparsity"):
+                row[key] = float(ds[key].values[i])
+            row["prior_on"] = bool(ds["prior_on"].values[i])
+            row["lr"] = float(ds["lr"].values[i])
+            row["nonlinear"] = [int(n) for n in ds["nonlinear"].values[i]]
+            k = slope_at.get(int(step))
+            row["slopes"] = None if k is None else [torch.from_numpy(slopes[k, j, :u].copy())
+                                                    for j, u in enumerate(units)]
+            for name in metrics:
+                row[name] = float(ds[name].values[i])
+            evals.append(row)
+        steps = list(zip((int(s) for s in ds["batch_step"].values), (float(v) for v in ds["batch_loss"].values)))
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise RecordingError(f"{path / RESULTS_FILE} is incomplete: {exc!r}") from None
+    return Recording(path=path, config=config, evals=evals, steps=steps, gate_names=layers, units=units,
+                     dataset=ds.attrs.get("dataset"), attrs=dict(ds.attrs))
+
+
+_OWN = frozenset({"train_loss", "train_acc", "test_loss", "test_acc", "sparsity", "lr", "prior_on", "nonlinear_total",
+                  "eval_time"})

@@ -1,0 +1,120 @@
+"""Recordings: a trained session saved to a folder and read back exactly, without training; bad paths and files."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nonlin_explorer.recording import RecordingError, attach_step_log, load_recording, save_recording
+from nonlin_explorer.training import TrainingSession
+
+TINY = dict(dataset="spirals", dataset_kwargs={"num_samples": 300}, model_kwargs={"width": 8, "depth": 2},
+            epochs=8, eval_every=3, batch_size=64, sparsity=1e-2, slope_lr=0.2)
+
+
+@pytest.fixture(scope="module")
+def run():
+    session = TrainingSession(**TINY)
+    log = attach_step_log(session)
+    session.run(progress=False)
+    return session, log
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def test_round_trip_is_exact(run, tmp_path):
+    session, log = run
+    path = save_recording(session, tmp_path / "run.rec", steps=log.snapshot())
+    rec = load_recording(path)
+    assert len(rec.evals) == len(session.history) > 3
+    for got, want in zip(rec.evals, session.history):
+        assert set(got) == set(want)
+        for key, value in want.items():
+            if key == "slopes":
+                assert len(got[key]) == len(value)
+                assert all(torch.equal(g, w.float()) for g, w in zip(got[key], value))
+            else:
+                assert _same(got[key], value), key
+    assert rec.steps == log.snapshot() and len(rec.steps) == session.step
+    assert rec.steps == sorted(rec.steps)
+    assert rec.gate_names == session.gate_names and rec.units == [8, 8]
+    assert rec.config.to_dict() == session.config.to_dict()
+    # Slopes moved during the run: the recording holds more than the final state.
+    assert not torch.equal(rec.evals[0]["slopes"][0], rec.evals[-1]["slopes"][0])
+
+
+def test_checkpoint_restores_the_final_weights_without_training(run, tmp_path):
+    session, log = run
+    rec = load_recording(save_recording(session, tmp_path / "run.rec", steps=log.snapshot()))
+    replay = rec.session()
+    assert replay.status == "finished" and replay.step == session.step and not replay.is_alive
+    want, got = session.model.state_dict(), replay.model.state_dict()
+    assert set(got) == set(want)
+    assert all(torch.equal(got[k].cpu(), want[k].cpu()) for k in want)
+    assert rec.session() is replay
+
+
+def test_saving_again_replaces_the_recording_and_other_folders_are_kept(run, tmp_path):
+    session, log = run
+    path = save_recording(session, tmp_path / "run.rec")
+    assert load_recording(path).steps == []
+    save_recording(session, path, steps=log.snapshot())
+    assert len(load_recording(path).steps) == session.step
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "a.jpg").write_bytes(b"x")
+    with pytest.raises(OSError, match="not a recording"):
+        save_recording(session, other)
+    assert (other / "a.jpg").read_bytes() == b"x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "run.rec"]  # no temporary leftovers
+
+
+def test_bad_path_is_a_clear_error(run, tmp_path):
+    session, _ = run
+    with pytest.raises(OSError, match="does not exist"):
+        save_recording(session, tmp_path / "missing" / "run.rec")
+    with pytest.raises(RecordingError, match="no such folder"):
+        load_recording(tmp_path / "nothing.rec")
+
+
+def test_truncated_or_foreign_files_are_clear_errors(run, tmp_path):
+    session, log = run
+    path = save_recording(session, tmp_path / "run.rec", steps=log.snapshot())
+    nc = path / "recording.nc"
+    data = nc.read_bytes()
+    nc.write_bytes(data[: len(data) // 3])
+    with pytest.raises(RecordingError, match="cannot be read"):
+        load_recording(path)
+    # A plain result set (export) is not a recording.
+    session.to_xarray().to_netcdf(nc, engine="netcdf4")
+    with pytest.raises(RecordingError, match="not a nonlin_explorer recording"):
+        load_recording(path)
+    # A file instead of a folder; a folder without its checkpoint.
+    with pytest.raises(RecordingError, match="is a file|this is a file"):
+        load_recording(nc)
+    path2 = save_recording(session, tmp_path / "run2.rec")
+    (path2 / "checkpoint.pt").unlink()
+    with pytest.raises(RecordingError, match="checkpoint.pt is missing"):
+        load_recording(path2)
+    # A truncated checkpoint: an error when the model is rebuilt.
+    path3 = save_recording(session, tmp_path / "run3.rec")
+    ck = path3 / "checkpoint.pt"
+    ck.write_bytes(ck.read_bytes()[:100])
+    with pytest.raises(RecordingError, match="cannot read the checkpoint"):
+        load_recording(path3).session()
+
+
+def test_a_session_with_its_own_model_cannot_be_recorded(tmp_path):
+    from nonlin_explorer.models import build
+
+    model = build("mlp", (2,), 2, width=4, depth=1)
+    session = TrainingSession(dataset="spirals", dataset_kwargs={"num_samples": 100}, model=model)
+    with pytest.raises(ValueError, match="TrainConfig"):
+        save_recording(session, tmp_path / "run.rec")
+    assert not (tmp_path / "run.rec").exists()
