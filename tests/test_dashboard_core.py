@@ -257,3 +257,130 @@ def test_early_vs_late_tab_compares_this_run_and_closes_with_the_dashboard(dashb
     assert view.run(sparsities=[1e-2], seeds=[0], epochs=1)
     dashboard.close()
     assert not view.running  # its worker ended with the dashboard
+
+
+# -- record and replay ------------------------------------------------------------------------------
+REPLAY_RUN = dict(TINY, epochs=8, eval_every=3, sparsity=1e-2, slope_lr=0.2)  # 40 steps, 14 evaluations
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """A live dashboard's run, drawn, then saved with dashboard.record(); yields (live sources, recording path)."""
+    pytest.importorskip("panel")
+    from nonlin_explorer.ui.dashboard import TrainingDashboard
+
+    live = TrainingDashboard(**REPLAY_RUN)
+    live.session.run(progress=False)
+    live.flush()
+    path = tmp_path_factory.mktemp("rec") / "run.rec"
+    assert live.record(str(path)) == str(path) and live.message.alert_type == "success"
+    sources = {k: dict(getattr(live, k).data) for k in ("evals_source", "steps_source", "heat_source", "core_source")}
+    history, model = live.session.history, {k: v.clone() for k, v in live.session.model.state_dict().items()}
+    bad = live.record(str(path.parent / "missing" / "x.rec"))
+    assert bad is None and "does not exist" in live.message.object and live.message.alert_type == "danger"
+    assert len(live.session.history) == len(history)  # nothing lost
+    live.close()
+    return sources, path, history, model
+
+
+def _same_columns(a, b):
+    import numpy as np
+
+    assert set(a) == set(b)
+    for k in a:
+        if a[k] and isinstance(a[k][0], str):
+            assert list(a[k]) == list(b[k]), k
+            continue
+        assert np.allclose(np.asarray(a[k], dtype=float), np.asarray(b[k], dtype=float), equal_nan=True, rtol=0,
+                           atol=0), k
+
+
+def test_replay_clock_feeds_in_step_order_at_the_given_speed():
+    from nonlin_explorer.ui.dashboard_core import ReplayClock
+
+    evals = [dict(_eval(s), time=100.0 + s) for s in (2, 4, 6)]  # one step a second
+    steps = [(s, 1.0 / s) for s in range(1, 7)]
+    clock = ReplayClock(evals, steps, speed=2.0)
+    assert clock.timed and clock.duration == 6.0
+    buf = LiveBuffer()
+    assert clock.feed(buf, 10.0) == 0  # paused: nothing
+    clock.playing = True
+    assert clock.feed(buf, 1.0) == 3  # 2 recorded seconds: steps 1, 2 and the evaluation at step 2
+    out = buf.drain()
+    assert [s for s, _ in out.steps] == [1, 2] and [e["step"] for e in out.evals] == [2]
+    assert clock.eval_index == 0 and not clock.finished
+    clock.feed(buf, 100.0)
+    out = buf.drain()
+    assert [s for s, _ in out.steps] == [3, 4, 5, 6] and [e["step"] for e in out.evals] == [4, 6]
+    assert clock.finished and not clock.playing
+    steps_before, evals_before = clock.seek(1)
+    assert [s for s, _ in steps_before] == [1, 2, 3, 4] and [e["step"] for e in evals_before] == [2, 4]
+    assert clock.eval_index == 1 and clock.position == 4.0
+    with pytest.raises(ValueError, match="evaluation"):
+        clock.seek(3)
+    untimed = ReplayClock([dict(e, time=float("nan")) for e in evals], steps)
+    assert not untimed.timed and untimed.duration == 3.0  # one evaluation a second
+
+
+def test_replay_ends_with_the_live_runs_sources(recorded):
+    from nonlin_explorer.ui.dashboard import TrainingDashboard
+
+    sources, path, history, _ = recorded
+    dash = TrainingDashboard.from_recording(str(path), speed=1e4)
+    try:
+        assert dash.evals_source.data["step"] == [] and dash.steps_source.data["step"] == []
+        assert "Replay of **run.rec**" in dash.status.object and "paused" in dash.status.object
+        assert not dash.start_button.visible or not dash._layout.objects[0].objects[2].visible
+        dash.start()
+        assert "does not train" in dash.message.object and not dash.session.is_alive
+        dash.play()
+        seen, clock = [], dash.replay_clock
+        for _ in range(10_000):
+            clock.feed(dash.buffer, clock.duration / 300 / clock.speed)  # slices: many flushes, as in the browser
+            dash._last_feed = __import__("time").monotonic()
+            dash.flush()
+            seen.append(len(dash.evals_source.data["step"]))
+            if dash.replay_clock.finished:
+                break
+        assert dash.replay_clock.finished and seen == sorted(seen) and len(set(seen)) > 1
+        for k, want in sources.items():
+            _same_columns(getattr(dash, k).data, want)
+        assert "finished" in dash.status.object
+        assert dash.scrubber.value == len(history) - 1
+    finally:
+        dash.close()
+
+
+def test_replay_scrub_shows_the_recorded_slopes_and_close_leaves_no_thread(recorded):
+    import threading
+
+    import numpy as np
+    import torch
+
+    from nonlin_explorer.ui.codecs import binary_to_array
+    from nonlin_explorer.ui.dashboard import TrainingDashboard
+
+    _, path, history, model = recorded
+    threads = set(threading.enumerate())
+    dash = TrainingDashboard.from_recording(str(path))
+    assert all(torch.equal(v, model[k]) for k, v in dash.session.model.state_dict().items() if "alpha" not in k
+               and "state" not in k)  # the final weights from the checkpoint
+    dash.scrubber.value = 5  # what the browser's slider does
+    assert dash.evals_source.data["step"] == [float(h["step"]) for h in history[:6]]
+    assert dash.core_source.data["nonlinear"] == history[5]["nonlinear"]
+    assert dash.steps_source.data["step"] == [float(s) for s in range(1, history[5]["step"] + 1)]
+    want = torch.cat([s.float() for s in history[5]["slopes"]]).numpy()
+    assert dash.network.view.wait_idle(10)
+    dash.flush()
+    assert np.array_equal(binary_to_array(dash.network.slopes), want)
+    assert dash.network.step == history[5]["step"]
+    dash.seek(2)  # backwards
+    assert len(dash.evals_source.data["step"]) == 3 and dash.scrubber.value == 2
+    assert not np.array_equal(torch.cat([s.float() for s in history[2]["slopes"]]).numpy(), want)
+    assert dash.status_dict()["replay"]["eval_index"] == 2
+    dash.close()
+    assert not dash.reset()
+    deadline = __import__("time").monotonic() + 10
+    while set(threading.enumerate()) - threads and __import__("time").monotonic() < deadline:
+        __import__("time").sleep(0.05)
+    assert not [t for t in set(threading.enumerate()) - threads if t.is_alive()]

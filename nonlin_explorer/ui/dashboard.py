@@ -17,21 +17,25 @@ import time
 from typing import Any
 
 import panel as pn
+import torch
 from bokeh.models import ColumnDataSource, HoverTool, LinearAxis, LinearColorMapper, Range1d
 from bokeh.plotting import figure
 from panel.io.document import hold
 
 from nonlin_explorer.datasets import DATASETS
 from nonlin_explorer.models import MODELS
+from nonlin_explorer.recording import Recording, StepLog, load_recording, save_recording
 from nonlin_explorer.training import SCHEDULES, TrainConfig, TrainingSession
 from nonlin_explorer.ui.advantage_view import AdvantageView
 from nonlin_explorer.ui.dashboard_core import (
     DEFAULT_RATE,
     EVAL_ROLLOVER,
     LR_OPTIONS,
+    REPLAY_SPEEDS,
     SPARSITY_OPTIONS,
     STEP_ROLLOVER,
     LiveBuffer,
+    ReplayClock,
     core_columns,
     core_summary,
     eval_columns,
@@ -61,11 +65,16 @@ class TrainingDashboard(pn.viewable.Viewer):
     ``TrainingDashboard(session)`` steers an existing session; ``TrainingDashboard(config)`` or
     ``TrainingDashboard(dataset="spirals", model_kwargs={"width": 32})`` builds one. ``rate`` is the plot
     refresh rate in Hz (10-20 keeps a browser smooth without costing training time).
+    :meth:`from_recording` replays a saved run instead (no training).
     """
 
     def __init__(self, session_or_config: TrainingSession | TrainConfig | None = None, *, rate: float = DEFAULT_RATE,
-                 theme: str = "light", **config):
+                 theme: str = "light", replay: Recording | None = None, speed: float = 1.0, **config):
         super().__init__()
+        self.recording = replay
+        self.replay_clock = ReplayClock(replay.evals, replay.steps, speed) if replay is not None else None
+        if replay is not None:
+            session_or_config = replay.session()
         if isinstance(session_or_config, TrainingSession):
             if config:
                 raise ValueError("pass either a session or config fields, not both")
@@ -78,6 +87,9 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.session: TrainingSession = session
         self.buffer = LiveBuffer()
         self._unsubscribe = session.subscribe(self.buffer)
+        self.step_log = StepLog()  # per-step losses for record() (history keeps evaluations only)
+        self._unsubscribe_log = session.subscribe(self.step_log)
+        self._last_feed = time.monotonic()
         self._syncing = False
         self._last_eval: dict[str, Any] | None = session.history[-1] if session.history else None
         self.flushes = 0
@@ -87,6 +99,9 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.network = self._make_network()
         self._network_holder = pn.Column(self.network, sizing_mode="stretch_width")
         self._reset_sources()
+        if self.replay_clock is not None:
+            self._show_replay_eval()
+            self.status.object = self._status_text()
         self._layout = self._build_layout()
         self._callback = None
         self._start_callback()
@@ -138,6 +153,25 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.export_button = pn.widgets.Button(label="Export", color="primary", width=90)
         self.export_button.on_click(lambda e: self.export())
         self.code = pn.pane.Markdown(self._code_text(), css_classes=["ne-code"], sizing_mode="stretch_width")
+        self.record_path = pn.widgets.TextInput(label="Save a recording to (folder)", value="run.rec", width=260)
+        self.record_button = pn.widgets.Button(label="Record", color="primary", width=90)
+        self.record_button.on_click(lambda e: self.record())
+        self._build_replay_widgets()
+
+    def _build_replay_widgets(self) -> None:
+        """Play/pause, speed and the scrubber (shown only when replaying a recording)."""
+        n = len(self.recording.evals) if self.recording is not None else 0
+        self.play_button = pn.widgets.Button(label="Play", color="success", width=80, css_classes=["ne-play"])
+        self.play_button.on_click(lambda e: self.pause_replay() if self.replay_clock.playing else self.play())
+        speed = self.replay_clock.speed if self.replay_clock is not None else 1.0
+        speeds = sorted({*REPLAY_SPEEDS, speed})
+        self.speed_select = pn.widgets.Select(label="Speed (× real time)" if self.replay_clock is None or
+                                              self.replay_clock.timed else "Speed (evaluations / s)",
+                                              options={f"{v:g}×": v for v in speeds}, value=speed, width=130)
+        self.speed_select.param.watch(lambda e: self.set_speed(e.new), "value")
+        self.scrubber = pn.widgets.IntSlider(name="Evaluation", start=0, end=max(1, n - 1), value=0,
+                                             sizing_mode="stretch_width", disabled=n < 2)
+        self.scrubber.param.watch(self._on_scrub, "value")
 
     def _build_plots(self) -> None:
         self.evals_source = ColumnDataSource(_empty((*eval_columns([]),)))
@@ -195,19 +229,27 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.core_text = pn.pane.Markdown(core_summary(None, []), css_classes=["ne-core"])
 
     def _build_layout(self):
+        live = self.recording is None
+        title = "live training" if live else f"replay of {self.recording.name}"
         controls = pn.Column(
-            pn.pane.Markdown("## nonlin_explorer: live training", margin=(0, 10)),
+            pn.pane.Markdown(f"## nonlin_explorer: {title}", margin=(0, 10)),
             pn.Row(self.device, self.status),
-            pn.Row(self.start_button, self.pause_button, self.stop_button, self.reset_button),
+            pn.Row(self.start_button, self.pause_button, self.stop_button, self.reset_button, visible=live),
+            pn.Row(self.play_button, self.speed_select, visible=not live),
+            pn.Row(self.scrubber, visible=not live, sizing_mode="stretch_width"),
             self.message,
-            pn.Row(self.sparsity_slider, self.sparsity_input),
-            self.lr_slider,
-            pn.Row(self.schedule, self.prior_button),
-            pn.pane.Markdown("**Run** (applied by *Apply & reset*)", margin=(0, 10)),
-            pn.Row(self.dataset, self.model),
-            pn.Row(self.width_input, self.depth_input, self.seed_input, self.epochs_input),
-            pn.pane.Markdown("**Export**", margin=(0, 10)),
-            pn.Row(self.export_path, self.export_button),
+            pn.Column(
+                pn.Row(self.sparsity_slider, self.sparsity_input),
+                self.lr_slider,
+                pn.Row(self.schedule, self.prior_button),
+                pn.pane.Markdown("**Run** (applied by *Apply & reset*)", margin=(0, 10)),
+                pn.Row(self.dataset, self.model),
+                pn.Row(self.width_input, self.depth_input, self.seed_input, self.epochs_input),
+                pn.pane.Markdown("**Export**", margin=(0, 10)),
+                pn.Row(self.export_path, self.export_button),
+                pn.Row(self.record_path, self.record_button),
+                visible=live,
+            ),
             self.code,
             width=470,
         )
@@ -259,7 +301,7 @@ class TrainingDashboard(pn.viewable.Viewer):
         self._apl_unnorm_range.end = 1.0
         self.heat_figure.y_range.start, self.heat_figure.y_range.end = -0.5, len(units) - 0.5
         self._last_eval = None
-        if s.history:  # a session that already trained: show what it has
+        if s.history and self.recording is None:  # a session that already trained: show what it has
             rows = [self.buffer_row(h) for h in s.history]
             self._stream(steps=[], evals=rows)
         else:
@@ -275,10 +317,18 @@ class TrainingDashboard(pn.viewable.Viewer):
         """Stream whatever arrived since the last flush (one call per plot) and repaint the network view if it
         changed. True if the session sent anything."""
         t0 = time.perf_counter()
+        if self.replay_clock is not None:  # the replay's clock runs here, on the document's thread
+            now = time.monotonic()
+            self.replay_clock.feed(self.buffer, now - self._last_feed)
+            self._last_feed = now
         drained = self.buffer.drain()
         with self._held():
+            if drained.evals and self.replay_clock is not None:
+                self._show_replay_eval()
             self.network.sync()
             if not drained:
+                if self.replay_clock is not None and not self.replay_clock.playing:
+                    self.play_button.label = "Play"
                 return False
             self._stream(drained.steps, drained.evals)
             if drained.status is not None or drained.commands:
@@ -326,6 +376,12 @@ class TrainingDashboard(pn.viewable.Viewer):
         return f"Device: **{'CUDA' if d.type == 'cuda' else d.type.upper()}** ({d})"
 
     def _status_text(self) -> str:
+        if self.replay_clock is not None:
+            clock, last = self.replay_clock, self._last_eval
+            state = "playing" if clock.playing else ("finished" if clock.finished else "paused")
+            acc = f", test accuracy {last['test_acc']:.3f}" if last and math.isfinite(last["test_acc"]) else ""
+            return (f"Replay of **{self.recording.name}** ({state}): evaluation {clock.eval_index + 1}/"
+                    f"{len(clock.evals)}, step {last['step'] if last else 0}{acc}")
         s = self.session
         prior = "on" if s.prior_on else "off"
         last = self._last_eval
@@ -356,6 +412,9 @@ class TrainingDashboard(pn.viewable.Viewer):
         return True
 
     def start(self) -> None:
+        if self.replay_clock is not None:
+            self.show_message("a replay does not train: use Play")
+            return
         self._guard(self.session.start)
         self.status.object = self._status_text()
 
@@ -431,6 +490,9 @@ class TrainingDashboard(pn.viewable.Viewer):
 
     def reset(self) -> bool:
         """Stop and rebuild the session from the run settings. Bad settings: a message, the old session kept."""
+        if self.replay_clock is not None:
+            self.show_message("a replay cannot be reset")
+            return False
         if self.session._user_model is not None:
             self.show_message("this session was given its own model: reset is not available")
             return False
@@ -447,6 +509,9 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.session = session
         self.buffer = LiveBuffer()
         self._unsubscribe = session.subscribe(self.buffer)
+        self._unsubscribe_log()
+        self.step_log = StepLog()
+        self._unsubscribe_log = session.subscribe(self.step_log)
         self.network.close()
         self.network = self._make_network()
         self._network_holder.objects = [self.network]
@@ -482,6 +547,90 @@ class TrainingDashboard(pn.viewable.Viewer):
         self.code.object = self._code_text()
         return written
 
+    def record(self, path: str | None = None) -> str | None:
+        """Save the session's recording (result set, per-step losses, checkpoint) to a folder for replay. A bad
+        path: a message, the session untouched."""
+        path = self.record_path.value if path is None else path
+        try:
+            written = save_recording(self.session, str(path).strip() or "run.rec", steps=self.step_log.snapshot())
+        except (OSError, ValueError) as exc:
+            self.show_message(f"recording failed: {exc}")
+            return None
+        self.show_message(f"wrote recording {written}", kind="success")
+        return str(written)
+
+    # -- replay -----------------------------------------------------------------------------------
+    @classmethod
+    def from_recording(cls, recording: Recording | str, *, speed: float = 1.0, rate: float = DEFAULT_RATE,
+                       theme: str = "light") -> TrainingDashboard:
+        """A dashboard replaying a saved run (:func:`~nonlin_explorer.recording.save_recording`); no training."""
+        rec = recording if isinstance(recording, Recording) else load_recording(recording)
+        return cls(rate=rate, theme=theme, replay=rec, speed=speed)
+
+    def _require_replay(self) -> ReplayClock:
+        if self.replay_clock is None:
+            raise RuntimeError("this dashboard is not replaying a recording")
+        return self.replay_clock
+
+    def play(self) -> None:
+        """Start (or continue) the replay; from the start again when it has finished."""
+        clock = self._require_replay()
+        if clock.finished:
+            self.seek(-1)
+        clock.playing = True
+        self._last_feed = time.monotonic()
+        self.play_button.label = "Pause"
+        self.status.object = self._status_text()
+
+    def pause_replay(self) -> None:
+        self._require_replay().playing = False
+        self.play_button.label = "Play"
+        self.status.object = self._status_text()
+
+    def set_speed(self, speed: float) -> None:
+        self._require_replay().speed = float(parse_number(speed, "speed", low=1e-6))
+
+    def seek(self, index: int) -> None:
+        """Show the run up to evaluation ``index`` (-1: nothing yet) at once; playing goes on from there."""
+        steps, evals = self._require_replay().seek(index)
+        self.buffer.drain()  # anything fed but not drawn belongs to the old position
+        self.evals_source.data = eval_columns([])
+        self.steps_source.data = _empty(("step", "loss"))
+        self.heat_source.data = _empty(("step", "layer", "fraction", "count", "width"))
+        self._last_eval = None
+        with self._held():
+            self._stream(steps[-STEP_ROLLOVER:], evals[-EVAL_ROLLOVER:])
+            if not evals:
+                self._update_core(None)
+            self._show_replay_eval()
+            self.status.object = self._status_text()
+
+    def _on_scrub(self, event) -> None:
+        if not self._syncing:
+            self.seek(event.new)
+
+    def _show_replay_eval(self) -> None:
+        """Set the model's slopes to those recorded at the current evaluation (the network view repaints) and move
+        the scrubber there."""
+        clock = self.replay_clock
+        index = clock.eval_index
+        slopes = self.recording.slopes_at(index) if index >= 0 else None
+        with torch.no_grad():
+            for g, s in zip(self.session._gates, slopes or [None] * len(self.session._gates)):
+                g.state.fill_(0)  # free: the recorded (effective) slope is what is shown
+                if s is None:
+                    g.alpha.zero_()
+                else:
+                    g.alpha.copy_(s.to(g.alpha.device, g.alpha.dtype))
+        self.session.step = int(clock.evals[index]["step"]) if index >= 0 else 0
+        self.network.view.update(activations=True)
+        if index >= 0 and self.scrubber.value != index:
+            self._syncing = True
+            try:
+                self.scrubber.value = index
+            finally:
+                self._syncing = False
+
     def status_dict(self) -> dict[str, Any]:
         """The live session's state as plain values (the ``serve`` app's status endpoint returns this)."""
         s = self.session
@@ -494,7 +643,16 @@ class TrainingDashboard(pn.viewable.Viewer):
                 "model_kwargs": dict(s.config.model_kwargs), "device": str(s.device),
                 "message": self.message.object if self.message.visible else "", "flushes": self.flushes,
                 "flush_seconds": self.flush_seconds,
-                "history": len(s.history)}
+                "history": len(s.history), "replay": self._replay_dict()}
+
+    def _replay_dict(self) -> dict[str, Any] | None:
+        clock = self.replay_clock
+        if clock is None:
+            return None
+        return {"file": str(self.recording.path), "playing": clock.playing, "finished": clock.finished,
+                "eval_index": clock.eval_index, "evals": len(clock.evals), "speed": clock.speed,
+                "plotted_steps": len(self.steps_source.data["step"]),
+                "plotted_evals": len(self.evals_source.data["step"])}
 
     def close(self) -> None:
         """Stop training, the refresh loop and the subscription (no orphan thread)."""
@@ -502,6 +660,9 @@ class TrainingDashboard(pn.viewable.Viewer):
             self._callback.stop()
             self._callback = None
         self._unsubscribe()
+        self._unsubscribe_log()
+        if self.replay_clock is not None:
+            self.replay_clock.playing = False
         self.network.close()
         self.advantage.close()
         self.session.stop(wait=True, timeout=30)

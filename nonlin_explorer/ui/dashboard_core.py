@@ -209,3 +209,98 @@ def export_session(session, path) -> str:
     with lock if lock is not None else contextlib.nullcontext():
         ds = session.to_xarray()
     return str(write_netcdf(ds, path))
+
+
+#: Replay speeds offered by the dashboard (times real time; evaluations per second for untimed recordings).
+REPLAY_SPEEDS: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0, 10000.0)
+
+
+class ReplayClock:
+    """A recording's steps and evaluations on a clock: :meth:`feed` hands everything due to a buffer.
+
+    No thread: the dashboard calls :meth:`feed` from its periodic callback with the time that passed. An event's
+    time is its recorded wall-clock time (steps interpolated between evaluations); ``speed`` multiplies it. A
+    recording without usable times plays one evaluation per second times ``speed``.
+    """
+
+    def __init__(self, evals: list[dict[str, Any]], steps: list[tuple[int, float]], speed: float = 1.0):
+        import numpy as np
+
+        self.evals = evals
+        self.speed = float(parse_number(speed, "speed", low=1e-6))
+        eval_steps = np.array([float(e["step"]) for e in evals])
+        times = np.array([float(e.get("time", math.nan)) for e in evals])
+        timed = len(evals) > 1 and np.all(np.isfinite(times)) and np.all(np.diff(times) >= 0) \
+            and times[-1] > times[0] and np.all(np.diff(eval_steps) > 0)
+        if timed:  # seconds since step 0 (extrapolated back from the first two evaluations)
+            rate = (eval_steps[-1] - eval_steps[0]) / (times[-1] - times[0])
+            t = times - times[0] + eval_steps[0] / rate
+        else:
+            t = np.arange(1, len(evals) + 1, dtype=float)
+        self.timed = bool(timed)
+        events: list[tuple[float, int, int, str, Any]] = []
+        for i, e in enumerate(evals):
+            events.append((float(t[i]), int(e["step"]), 1, "eval", i))
+        if len(steps):
+            s = np.array([float(p[0]) for p in steps])
+            st = np.interp(s, np.concatenate([[0.0], eval_steps]), np.concatenate([[0.0], t])) if len(evals) \
+                else s
+            events += [(float(st[k]), int(p[0]), 0, "step", p) for k, p in enumerate(steps)]
+        events.sort(key=lambda ev: (ev[1], ev[2], ev[0]))  # step order; a step before its evaluation
+        self._events = events
+        self._times = [ev[0] for ev in events]
+        for k in range(1, len(self._times)):  # monotone in step order
+            self._times[k] = max(self._times[k], self._times[k - 1])
+        self._eval_pos = [k for k, ev in enumerate(events) if ev[3] == "eval"]
+        self.cursor = 0  # events before it have been fed
+        self.position = 0.0  # replay time (recorded seconds)
+        self.playing = False
+
+    @property
+    def duration(self) -> float:
+        return self._times[-1] if self._times else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.cursor >= len(self._events)
+
+    @property
+    def eval_index(self) -> int:
+        """Index of the last evaluation fed (-1: none yet)."""
+        import bisect
+
+        return bisect.bisect_left(self._eval_pos, self.cursor) - 1
+
+    def _emit(self, buffer, end: int) -> int:
+        n = 0
+        for _, _, _, kind, item in self._events[self.cursor:end]:
+            if kind == "step":
+                buffer("step", {"step": item[0], "loss": item[1]})
+            else:
+                buffer("eval", self.evals[item])
+            n += 1
+        self.cursor = max(self.cursor, end)
+        return n
+
+    def feed(self, buffer, seconds: float) -> int:
+        """Advance ``seconds`` of wall time (if playing) and send what became due; how many events were sent.
+        Stops playing at the end."""
+        import bisect
+
+        if not self.playing or self.finished:
+            self.playing = False
+            return 0
+        self.position += max(0.0, seconds) * self.speed
+        n = self._emit(buffer, bisect.bisect_right(self._times, self.position))
+        if self.finished:
+            self.playing = False
+        return n
+
+    def seek(self, index: int) -> tuple[list[tuple[int, float]], list[dict[str, Any]]]:
+        """Jump to just after evaluation ``index`` (-1: the start); returns the steps and evaluations up to it
+        (to draw at once)."""
+        index = int(parse_number(index, "evaluation", low=-1, high=len(self.evals) - 1, integer=True))
+        self.cursor = self._eval_pos[index] + 1 if index >= 0 else 0
+        self.position = self._times[self.cursor - 1] if self.cursor else 0.0
+        done = self._events[:self.cursor]
+        return ([ev[4] for ev in done if ev[3] == "step"], [self.evals[ev[4]] for ev in done if ev[3] == "eval"])
