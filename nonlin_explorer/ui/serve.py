@@ -46,6 +46,10 @@ def _add_arguments(s: argparse.ArgumentParser) -> None:
     s.add_argument("--demo", default="training", choices=sorted([*DEMOS, COMPRESSION_DEMO]),
                    help="which run to load (compression: the compression explorer)")
     s.add_argument("--config", type=json_object, default={}, help="TrainConfig fields overriding the demo, as JSON")
+    s.add_argument("--replay", metavar="PATH",
+                   help="replay a recording (a folder saved by the dashboard's Record or save_recording) instead of "
+                        "training")
+    s.add_argument("--speed", type=float, default=10.0, help="replay speed, times real time (default 10)")
     s.add_argument("--theme", default="light", choices=("light", "dark"))
     s.add_argument("--rate", type=float, default=10.0, help="plot refresh rate in Hz (default 10)")
     s.add_argument("--show", action=argparse.BooleanOptionalAction, default=False, help="open a browser tab")
@@ -74,6 +78,20 @@ def make_app(config, theme: str = "light", rate: float = 10.0):
     def app():
         return _serve_view(TrainingDashboard(dataclasses.replace(config, model_kwargs=dict(config.model_kwargs)),
                                              rate=rate, theme=theme))
+
+    return app
+
+
+def make_replay_app(path, theme: str = "light", rate: float = 10.0, speed: float = 10.0):
+    """Like :func:`make_app`, replaying the recording at ``path`` (read once here: a bad file fails before
+    serving; each tab gets its own replay)."""
+    from nonlin_explorer.recording import load_recording
+    from nonlin_explorer.ui.dashboard import TrainingDashboard
+
+    load_recording(path).session()  # fail now on a missing, truncated or foreign recording
+
+    def app():
+        return _serve_view(TrainingDashboard.from_recording(path, speed=speed, rate=rate, theme=theme))
 
     return app
 
@@ -129,7 +147,9 @@ def serve_main(args) -> int:
     """Run the server until interrupted."""
     import panel as pn
 
-    if args.demo == COMPRESSION_DEMO:
+    if getattr(args, "replay", None):
+        app = make_replay_app(args.replay, theme=args.theme, rate=args.rate, speed=args.speed)
+    elif args.demo == COMPRESSION_DEMO:
         app = make_compression_app(args.config, theme=args.theme, rate=args.rate)
     else:
         app = make_app(demo_config(args.demo, args.config), theme=args.theme, rate=args.rate)

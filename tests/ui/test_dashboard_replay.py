@@ -1,0 +1,97 @@
+"""Browser test of ``nonlin-explorer serve --replay``: a recorded run plays in the page without training."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from lab_helpers import _free_port
+from playwright.sync_api import expect
+from served_app import ServedPage
+
+pytestmark = pytest.mark.ui
+
+RUN = dict(dataset="spirals", dataset_kwargs={"num_samples": 600}, model_kwargs={"width": 16, "depth": 2},
+           epochs=30, eval_every=10, batch_size=64, sparsity=1e-2, slope_lr=0.1)
+
+
+@contextlib.contextmanager
+def _serve_replay(path, speed: float, log_dir):
+    """``nonlin-explorer serve --replay PATH`` on a free localhost port; yields its base URL."""
+    port = _free_port()
+    log = log_dir / "serve.log"
+    cmd = [sys.executable, "-m", "nonlin_explorer.ui.serve", "--port", str(port), "--no-show", "--status-endpoint",
+           "--replay", str(path), "--speed", repr(speed)]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{base}/status.json", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"serve did not start:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def replay_server(tmp_path_factory):
+    """A short run recorded here, served at a speed that makes its replay last about 6 seconds."""
+    from nonlin_explorer.recording import attach_step_log, load_recording, save_recording
+    from nonlin_explorer.training import TrainingSession
+    from nonlin_explorer.ui.dashboard_core import ReplayClock
+
+    folder = tmp_path_factory.mktemp("replay")
+    session = TrainingSession(**RUN)
+    log = attach_step_log(session)
+    session.run(progress=False)
+    path = save_recording(session, folder / "spirals.rec", steps=log.snapshot())
+    rec = load_recording(path)
+    speed = ReplayClock(rec.evals, rec.steps).duration / 6.0
+    with _serve_replay(path, speed, folder) as base:
+        yield base, session
+
+
+class ReplayPage(ServedPage):
+    ready_button = "Play"
+
+
+def test_replay_plays_in_the_page_without_training(browser, replay_server):
+    base, session = replay_server
+    page = ReplayPage(browser, base)
+    try:
+        s = page.state()
+        assert s["replay"]["file"].endswith("spirals.rec") and s["replay"]["evals"] == len(session.history)
+        assert s["replay"]["plotted_steps"] == 0 and not s["replay"]["playing"]
+        page.page.get_by_text("Replay of spirals.rec").first.wait_for()
+        expect(page.page.get_by_role("button", name="Start", exact=True)).to_have_count(0)  # training controls hidden
+        page.page.get_by_role("button", name="Play", exact=True).click()
+        first = page.wait(lambda s: s["replay"]["plotted_steps"] > 0, "play to plot steps")["replay"]
+        assert first["playing"] and not first["finished"]
+        later = page.wait(lambda s: s["replay"]["plotted_steps"] > first["plotted_steps"], "the replay to advance")
+        assert later["replay"]["eval_index"] >= first["eval_index"]
+        done = page.wait(lambda s: s["replay"]["finished"], "the replay to finish", timeout=40)["replay"]
+        assert done["plotted_evals"] == len(session.history) and done["plotted_steps"] == session.step
+        assert page.state()["status"] == "finished" and page.state()["step"] == session.history[-1]["step"]
+        page.page.get_by_text("(finished)").first.wait_for()
+        assert page.external_requests() == []
+    finally:
+        page.close()
