@@ -10,6 +10,11 @@
  * cells waited for minutes. Dropping events marked `sync: false` leaves changes made in the page (slider
  * moves, clicks, plot range updates) untouched.
  *
+ * For the same reason, the start/end that a `DataRange1d` computes in the page from the data it shows (auto
+ * ranging, re-done after every streamed batch) are not sent either: the kernel never reads them back, and each
+ * cost it the same document walk. Ranges a user moved (pan, zoom: BokehJS marks such a range
+ * `have_updated_interactively`) are still sent.
+ *
  * Panel's JavaScript is loaded by the notebook output (`pn.extension()`), after this extension starts, and
  * may be loaded again by a later `pn.extension()`, so the patch is (re)applied by a light periodic check.
  */
@@ -21,6 +26,20 @@ const PATCHED = Symbol.for('nonlin-explorer:panel-echo-filter');
 
 interface DocumentEvent {
   sync?: boolean;
+  attr?: string;
+  model?: { have_updated_interactively?: unknown; update?: unknown };
+}
+
+/** A range's start/end computed by BokehJS's auto ranging (DataRange1d.update), not by the user. */
+export function isAutoRangeChange(event: DocumentEvent): boolean {
+  const model = event.model;
+  return (
+    (event.attr === 'start' || event.attr === 'end') &&
+    model !== undefined &&
+    model !== null &&
+    typeof model.update === 'function' &&
+    model.have_updated_interactively === false
+  );
 }
 
 interface CommManagerClass {
@@ -51,8 +70,8 @@ export function filterPanelEchoes(win: { Bokeh?: BokehGlobal } = window as unkno
   }
   const original = proto._document_changed;
   proto._document_changed = function (this: unknown, event: DocumentEvent): void {
-    if (event && event.sync === false) {
-      return; // applied from the kernel: it already has it
+    if (event && (event.sync === false || isAutoRangeChange(event))) {
+      return; // applied from the kernel (it already has it), or an auto range it does not need
     }
     original.call(this, event);
   };
