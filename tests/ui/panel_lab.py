@@ -15,6 +15,7 @@ import ast
 import json
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 from lab_helpers import Notebook, RecordedPage, write_notebook
@@ -101,8 +102,9 @@ class PanelNotebook(Notebook):
         self.evaluations += 1
         folder = self.rec.server.root.parent / "panel_lab_values"
         folder.mkdir(exist_ok=True)
-        path = folder / f"value{self.evaluations}.json"
-        tmp = folder / f"value{self.evaluations}.tmp"
+        # A fresh name each time: notebooks of other tests (same lab server) write into the same folder.
+        name = f"{Path(self.path).stem}-{self.evaluations}-{uuid.uuid4().hex[:8]}"
+        path, tmp = folder / f"{name}.json", folder / f"{name}.tmp"
         self.set_source(last, f"import json as _j, os as _os; _j.dump({expr}, open({str(tmp)!r}, 'w')); "
                               f"_os.replace({str(tmp)!r}, {str(path)!r})")
         self.run(last)
