@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -214,3 +215,25 @@ def test_evaluate_weights_and_warm_start(small):
     tanh = validate_params({"N": 200, "M": 3, "d": 6, "activation": "tanh", "method": "etf"})
     with pytest.raises(ValueError, match="tanh has no exact"):
         run_method(make_target(tanh), tanh, V0=moved)
+
+
+def test_a_result_the_views_cannot_show_gives_a_message_not_a_silent_spinner(capsys):
+    pytest.importorskip("panel")
+    from nonlin_explorer.ui.compression_explorer import CompressionExplorer
+
+    ex = CompressionExplorer(N=50, d=5, M=3)
+    try:
+        while ex.applied_gen < ex.requested_gen:  # the first, real result
+            ex.flush()
+            time.sleep(0.01)
+        gen = ex.optimize()
+        while ex._worker.busy or ex._worker.opt_pending():
+            time.sleep(0.01)
+        ex.flush()  # the second real result, shown
+        good = ex.result
+        ex._post("result", gen, ex.params_valid, None, 0.0, None, 0.0)  # a result without weights
+        assert ex.flush()
+        assert ex.state == "error" and ex.message.visible and "could not show the result" in ex.message.object
+        assert ex.applied_gen == gen and ex.result is good  # the last good result stays on screen
+    finally:
+        ex.close()

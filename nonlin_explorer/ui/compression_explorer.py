@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -461,7 +462,14 @@ class CompressionExplorer(pn.viewable.Viewer):
                     progress["iteration"].append(ev[2])
                     progress["relative_loss"].append(ev[3])
             elif kind == "result" and gen == self.requested_gen:
-                self._apply_result(*ev[2:])
+                shown = (self.result, self.result_params, self.wall_time)
+                try:
+                    self._apply_result(*ev[2:])
+                except Exception as exc:  # never a silent "optimizing" forever: say what went wrong
+                    traceback.print_exc()
+                    self.result, self.result_params, self.wall_time = shown  # what the views still show
+                    self.state = "error"
+                    self.show_message(f"could not show the result: {type(exc).__name__}: {exc}")
                 self.applied_gen = gen
             elif kind == "error" and gen >= self.requested_gen:
                 self.state = "error"
