@@ -8,7 +8,7 @@ thread) and a UI thread calling ``flush()`` at the dashboard's rate, streaming i
 Panel server's periodic callback does. What a browser costs beyond that (serializing and sending the
 patches, rendering) runs in the server's event loop and the browser's process; it is not measured here.
 
-    .venv/bin/python benchmarks/bench_dashboard.py [--repeats 3] [--epochs 20]
+    .venv/bin/python benchmarks/bench_dashboard.py [--repeats 5] [--epochs 30]
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def attached(epochs: float) -> tuple[float, float, int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--epochs", type=float, default=8.0)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--epochs", type=float, default=30.0)
     args = p.parse_args()
     torch.set_num_threads(2)
     headless(0.5)  # warm-up: data generation caches, allocator
