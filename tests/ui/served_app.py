@@ -22,10 +22,18 @@ from lab_helpers import VIEWPORT, _free_port
 @contextlib.contextmanager
 def served_app(demo: str, config: dict, log_dir: Path, timeout: float = 60.0) -> Iterator[str]:
     """Run ``nonlin-explorer serve --demo DEMO`` on a free localhost port; yields its base URL."""
+    with serving(["--demo", demo, "--config", json.dumps(config)], log_dir, timeout) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def serving(args: list[str], log_dir: Path, timeout: float = 60.0) -> Iterator[str]:
+    """Run ``nonlin-explorer serve ARGS`` (with its status endpoint) on a free localhost port; yields its base
+    URL once ``/status.json`` answers, and stops the server on exit."""
     port = _free_port()
     log = log_dir / "serve.log"
     cmd = [sys.executable, "-m", "nonlin_explorer.ui.serve", "--port", str(port), "--no-show", "--status-endpoint",
-           "--demo", demo, "--config", json.dumps(config)]
+           *args]
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)

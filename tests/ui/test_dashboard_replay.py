@@ -2,54 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import sys
-import time
-import urllib.request
-
 import pytest
-from lab_helpers import _free_port
 from playwright.sync_api import expect
-from served_app import ServedPage
+from served_app import ServedPage, serving
 
 pytestmark = pytest.mark.ui
 
 RUN = dict(dataset="spirals", dataset_kwargs={"num_samples": 600}, model_kwargs={"width": 16, "depth": 2},
            epochs=30, eval_every=10, batch_size=64, sparsity=1e-2, slope_lr=0.1)
-
-
-@contextlib.contextmanager
-def _serve_replay(path, speed: float, log_dir):
-    """``nonlin-explorer serve --replay PATH`` on a free localhost port; yields its base URL."""
-    port = _free_port()
-    log = log_dir / "serve.log"
-    cmd = [sys.executable, "-m", "nonlin_explorer.ui.serve", "--port", str(port), "--no-show", "--status-endpoint",
-           "--replay", str(path), "--speed", repr(speed)]
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1"))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{base}/status.json", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"serve did not start:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.2)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +26,7 @@ def replay_server(tmp_path_factory):
     path = save_recording(session, folder / "spirals.rec", steps=log.snapshot())
     rec = load_recording(path)
     speed = ReplayClock(rec.evals, rec.steps).duration / 6.0
-    with _serve_replay(path, speed, folder) as base:
+    with serving(["--replay", str(path), "--speed", repr(speed)], folder) as base:
         yield base, session
 
 
