@@ -30,6 +30,7 @@ from nonlin_explorer.advantage import (
 )
 from nonlin_explorer.training import TrainConfig
 from nonlin_explorer.ui.dashboard_core import parse_number
+from nonlin_explorer.ui.live_view import LiveView
 
 __all__ = ["AdvantageView", "parse_list"]
 
@@ -57,7 +58,7 @@ def _fmt_list(values) -> str:
     return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
 
-class AdvantageView(pn.viewable.Viewer):
+class AdvantageView(LiveView):
     """Run early vs late on a grid of sparsities and seeds and watch the points arrive.
 
     ``AdvantageView(config, sparsities=[...], seeds=[...])``: ``config`` is a
@@ -108,8 +109,7 @@ class AdvantageView(pn.viewable.Viewer):
         self.cancel_button.on_click(lambda e: self.cancel())
         self.status = pn.pane.Markdown(self._status_text(), css_classes=["ne-status"], margin=(0, 10))
         self.gap_text = pn.pane.Markdown(self._gap_text(), css_classes=["ne-gap"], margin=(0, 10))
-        self.message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["ne-message"],
-                                     sizing_mode="stretch_width")
+        self.message = self._make_message()
 
     def _build_plots(self) -> None:
         self.sources = {s: ColumnDataSource({c: [] for c in _COLUMNS}) for s in ADVANTAGE_SCHEDULES}
@@ -145,15 +145,6 @@ class AdvantageView(pn.viewable.Viewer):
         views = pn.Row(pn.pane.Bokeh(self.count_figure), pn.pane.Bokeh(self.apl_figure))
         return pn.Row(controls, views, sizing_mode="stretch_width")
 
-    def __panel__(self):
-        return self._layout
-
-    def _start_callback(self) -> None:
-        try:
-            self._callback = pn.state.add_periodic_callback(self.flush, period=int(1000 / self.rate))
-        except Exception:  # no event loop (plain scripts): call flush() yourself
-            self._callback = None
-
     # -- input ------------------------------------------------------------------------------------
     def _read_inputs(self) -> tuple[list[float], list[int], TrainConfig]:
         sparsities = parse_list(self.sparsity_input.value, "sparsities", low=0.0)
@@ -171,15 +162,6 @@ class AdvantageView(pn.viewable.Viewer):
         self.sparsity_input.value = _fmt_list(self.sparsities)
         self.seed_input.value = _fmt_list(self.seeds)
         self.epochs_input.value = f"{self.config.epochs:g}"
-
-    def show_message(self, text: str, kind: str = "danger") -> None:
-        self.message.alert_type = kind
-        self.message.object = text
-        self.message.visible = True
-
-    def clear_message(self) -> None:
-        self.message.visible = False
-        self.message.object = ""
 
     # -- work -------------------------------------------------------------------------------------
     @property
@@ -354,9 +336,7 @@ class AdvantageView(pn.viewable.Viewer):
 
     def close(self, timeout: float = 30.0) -> None:
         """Cancel the comparison, end the worker thread and stop the refresh loop."""
-        if self._callback is not None:
-            self._callback.stop()
-            self._callback = None
+        self._stop_callback()
         self._cancel.set()
         if self._thread is not None:
             self._thread.join(timeout)

@@ -49,6 +49,7 @@ from nonlin_explorer.ui.compression_core import (
     view3d_columns,
 )
 from nonlin_explorer.ui.dashboard_core import parse_number
+from nonlin_explorer.ui.live_view import LiveView
 
 __all__ = ["CompressionExplorer"]
 
@@ -123,7 +124,7 @@ class _Worker:
         self._thread.join(timeout)
 
 
-class CompressionExplorer(pn.viewable.Viewer):
+class CompressionExplorer(LiveView):
     """Controls, live views and export for compressing a random two-layer target.
 
     ``CompressionExplorer(N=500, M=4, d=10, method="exact")``: any of N, M, d, weight_dist, a_mean, a_std,
@@ -184,8 +185,7 @@ class CompressionExplorer(pn.viewable.Viewer):
         self.sweep_button = pn.widgets.Button(name="Loss vs M", width=110)
         self.sweep_button.on_click(lambda e: self.request_sweep())
         self.status = pn.pane.Markdown("Status: starting", css_classes=["ne-status"], margin=(0, 10))
-        self.message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["ne-message"],
-                                     sizing_mode="stretch_width")
+        self.message = self._make_message()
         self.table = pn.pane.Markdown(summary_markdown(None), css_classes=["ne-table"], width=300)
         self.export_what = pn.widgets.Select(name="Export", options=["result", "loss vs M"], value="result", width=110)
         self.export_path = pn.widgets.TextInput(name="Export to (netCDF)", value="compression.nc", width=220)
@@ -303,15 +303,6 @@ class CompressionExplorer(pn.viewable.Viewer):
         )
         return pn.Row(controls, views, sizing_mode="stretch_width")
 
-    def __panel__(self):
-        return self._layout
-
-    def _start_callback(self) -> None:
-        try:
-            self._callback = pn.state.add_periodic_callback(self.flush, period=int(1000 / self.rate))
-        except Exception:  # no event loop (plain scripts): call flush() yourself
-            self._callback = None
-
     # -- input ------------------------------------------------------------------------------------
     def _raw_from_widgets(self) -> dict[str, Any]:
         raw = {key: w.value for key, w in self.inputs.items()}
@@ -362,15 +353,6 @@ class CompressionExplorer(pn.viewable.Viewer):
             self.m_slider.value = p.M
         finally:
             self._syncing = False
-
-    def show_message(self, text: str, kind: str = "danger") -> None:
-        self.message.alert_type = kind
-        self.message.object = text
-        self.message.visible = True
-
-    def clear_message(self) -> None:
-        self.message.visible = False
-        self.message.object = ""
 
     # -- work (worker thread) ---------------------------------------------------------------------
     def reoptimize(self) -> int:
@@ -660,9 +642,7 @@ class CompressionExplorer(pn.viewable.Viewer):
 
     def close(self) -> None:
         """Stop the refresh loop and the worker thread."""
-        if self._callback is not None:
-            self._callback.stop()
-            self._callback = None
+        self._stop_callback()
         with self._worker._cond:
             self._worker._slots = {"opt": None, "sweep": None}
         self._worker.close()

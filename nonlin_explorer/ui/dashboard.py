@@ -48,6 +48,7 @@ from nonlin_explorer.ui.dashboard_core import (
     reproduce_code,
     step_columns,
 )
+from nonlin_explorer.ui.live_view import LiveView
 from nonlin_explorer.ui.network_view_panel import NetworkViewPane
 
 __all__ = ["TrainingDashboard"]
@@ -59,7 +60,7 @@ def _empty(cols) -> dict[str, list]:
     return {c: [] for c in cols}
 
 
-class TrainingDashboard(pn.viewable.Viewer):
+class TrainingDashboard(LiveView):
     """Controls, live plots and export for one training session.
 
     ``TrainingDashboard(session)`` steers an existing session; ``TrainingDashboard(config)`` or
@@ -146,8 +147,7 @@ class TrainingDashboard(pn.viewable.Viewer):
 
         self.device = pn.pane.Markdown(self._device_text(), css_classes=["ne-device"], margin=(0, 10))
         self.status = pn.pane.Markdown(self._status_text(), css_classes=["ne-status"], margin=(0, 10))
-        self.message = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["ne-message"],
-                                     sizing_mode="stretch_width")
+        self.message = self._make_message()
 
         self.export_path = pn.widgets.TextInput(label="Export to (netCDF)", value="results.nc", width=260)
         self.export_button = pn.widgets.Button(label="Export", color="primary", width=90)
@@ -276,16 +276,7 @@ class TrainingDashboard(pn.viewable.Viewer):
         """The session's units, clickable (a headless NetworkView; synced by :meth:`flush`)."""
         return NetworkViewPane(self.session, max_rate=self.rate, css_classes=["ne-network-pane"])
 
-    def __panel__(self):
-        return self._layout
-
     # -- the refresh loop (document thread) -------------------------------------------------------
-    def _start_callback(self) -> None:
-        try:
-            self._callback = pn.state.add_periodic_callback(self.flush, period=int(1000 / self.rate))
-        except Exception:  # no event loop (plain scripts): call flush() yourself
-            self._callback = None
-
     def _units(self) -> list[int]:
         return [int(g.num_units) for g in self.session._gates]
 
@@ -391,15 +382,6 @@ class TrainingDashboard(pn.viewable.Viewer):
 
     def _code_text(self) -> str:
         return "Reproduce this run:\n```python\n" + reproduce_code(self.session.config) + "\n```"
-
-    def show_message(self, text: str, kind: str = "danger") -> None:
-        self.message.alert_type = kind
-        self.message.object = text
-        self.message.visible = True
-
-    def clear_message(self) -> None:
-        self.message.visible = False
-        self.message.object = ""
 
     # -- actions ----------------------------------------------------------------------------------
     def _guard(self, fn, *args, **kwargs) -> bool:
@@ -656,9 +638,7 @@ class TrainingDashboard(pn.viewable.Viewer):
 
     def close(self) -> None:
         """Stop training, the refresh loop and the subscription (no orphan thread)."""
-        if self._callback is not None:
-            self._callback.stop()
-            self._callback = None
+        self._stop_callback()
         self._unsubscribe()
         self._unsubscribe_log()
         if self.replay_clock is not None:
