@@ -735,16 +735,21 @@ export class NetworkView {
     }
     this.focusUnit(i, false);
     if (e.shiftKey || e.ctrlKey || e.metaKey) {
-      const next = new Set(this.selection);
-      if (next.has(i)) {
-        next.delete(i);
-      } else {
-        next.add(i);
-      }
-      this.setSelection(Array.from(next));
+      this.toggleSelected(i);
     } else {
       this.cycle(i);
     }
+  }
+
+  /** Add unit i to the selection, or take it out if it is in. */
+  private toggleSelected(i: number): void {
+    const next = new Set(this.selection);
+    if (next.has(i)) {
+      next.delete(i);
+    } else {
+      next.add(i);
+    }
+    this.setSelection(Array.from(next));
   }
 
   private planePoint(e: PointerEvent): [number, number] {
@@ -890,13 +895,7 @@ export class NetworkView {
       case 'Enter':
       case ' ':
         if (e.shiftKey) {
-          const next = new Set(this.selection);
-          if (next.has(i)) {
-            next.delete(i);
-          } else {
-            next.add(i);
-          }
-          this.setSelection(Array.from(next));
+          this.toggleSelected(i);
         } else {
           this.cycle(i);
         }
