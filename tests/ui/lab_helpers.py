@@ -93,17 +93,26 @@ def start_lab_server(tmp: Path, timeout: float = 90.0) -> LabServer:
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = LabServer(f"http://127.0.0.1:{port}", token, root, proc, log)
+    try:
+        wait_until_serving(proc, f"{server.base}/api/status?token={token}", log, timeout, "JupyterLab")
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
+
+
+def wait_until_serving(proc: subprocess.Popen, url: str, log: Path, timeout: float, what: str) -> None:
+    """Poll ``url`` until it answers; ``RuntimeError`` with the log's tail if ``proc`` exits or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            urllib.request.urlopen(f"{server.base}/api/status?token={token}", timeout=2)
-            return server
+            urllib.request.urlopen(url, timeout=2)
+            return
         except OSError:
             if time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError(f"JupyterLab did not start in {timeout:.0f} s:\n{log.read_text()[-3000:]}") from None
+                raise RuntimeError(f"{what} did not start in {timeout:.0f} s:\n{log.read_text()[-3000:]}") from None
             time.sleep(0.2)
 
 

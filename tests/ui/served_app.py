@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from lab_helpers import VIEWPORT, _free_port
+from lab_helpers import VIEWPORT, _free_port, wait_until_serving
 
 
 @contextlib.contextmanager
@@ -39,17 +39,7 @@ def serving(args: list[str], log_dir: Path, timeout: float = 60.0) -> Iterator[s
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                urllib.request.urlopen(f"{base}/status.json", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"serve did not start:\n{log.read_text()[-3000:]}") from None
-                time.sleep(0.2)
+        wait_until_serving(proc, f"{base}/status.json", log, timeout, "serve")
         yield base
     finally:
         proc.terminate()
