@@ -3,10 +3,10 @@
 Both runs train the same config in the same process, alternating (A B A B ...) so machine noise hits both;
 the ratio of median steps per second is printed (target >= 0.90).
 
-"Attached" means: the dashboard subscribed to the session (its buffer copies each event on the training
-thread) and a UI thread calling ``flush()`` at the dashboard's rate, streaming into its Bokeh sources, as a
-Panel server's periodic callback does. What a browser costs beyond that (serializing and sending the
-patches, rendering) runs in the server's event loop and the browser's process; it is not measured here.
+"Attached" means: the dashboard widget (its controller and its flush thread, as in a notebook) subscribed to the
+session: its buffer copies each event on the training thread, the flush thread drains it ``rate`` times a second
+into series messages and the network view reads the gates. Sending over a real comm and drawing in a browser are
+measured in a browser by benchmarks/bench_live.py.
 
     .venv/bin/python benchmarks/bench_dashboard.py [--repeats 5] [--epochs 30]
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import threading
 import time
 
 import torch
@@ -40,24 +39,16 @@ def headless(epochs: float) -> tuple[float, float]:
 
 def attached(epochs: float) -> tuple[float, float, int]:
     session = TrainingSession(_config(epochs))
-    dash = TrainingDashboard(session)
-    done = threading.Event()
-
-    def ui_loop():  # what the Panel periodic callback does, at the dashboard's default rate
-        while not done.wait(1.0 / dash.rate):
-            dash.flush()
-
-    ui = threading.Thread(target=ui_loop, daemon=True)
-    ui.start()
+    dash = TrainingDashboard(session)  # its flush thread runs at the dashboard's rate
+    sent: list[int] = []
+    dash.send = lambda content, buffers=None: sent.append(len(content.get("evals", {}).get("step", [])))
     t0, c0 = time.perf_counter(), time.process_time()
     session.run(progress=False)
-    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0  # CPU: training and UI threads
-    done.set()
-    ui.join()
-    dash.flush()
-    flushes = dash.flushes
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0  # CPU: training and flush threads
+    dash.wait_flushed()
+    flushes = dash.controller.flushes
     dash.close()
-    assert len(dash.evals_source.data["step"]) == len(session.history)
+    assert sum(sent) == len(session.history), (sum(sent), len(session.history))
     return session.step / elapsed, session.step / cpu, flushes
 
 

@@ -168,6 +168,8 @@ class TrainingSession:
 
     def _build(self) -> None:
         cfg = self.config
+        #: The config this run started from (``config`` follows live changes; events say when they came).
+        self.initial_config = copy.deepcopy(cfg)
         torch.manual_seed(cfg.seed)
         self.data = _datasets.load(self._user_data if self._user_data is not None else cfg.dataset,
                                    **cfg.dataset_kwargs)

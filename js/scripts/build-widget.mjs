@@ -10,7 +10,9 @@ const dev = process.argv.includes('--dev');
 await build({
   entryPoints: [
     { in: join(root, 'src', 'network_view.ts'), out: 'network_view' },
-    { in: join(root, 'style', 'network_view.css'), out: 'network_view' }
+    { in: join(root, 'style', 'network_view.css'), out: 'network_view' },
+    { in: join(root, 'src', 'dashboard', 'dashboard.ts'), out: 'dashboard' },
+    { in: join(root, 'style', 'dashboard.css'), out: 'dashboard' }
   ],
   outdir: join(root, '..', 'nonlin_explorer', 'static'),
   bundle: true,

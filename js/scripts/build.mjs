@@ -55,6 +55,8 @@ const digest = hash.digest('hex');
 const outputs = [
   join(repo, 'nonlin_explorer', 'static', 'network_view.js'),
   join(repo, 'nonlin_explorer', 'static', 'network_view.css'),
+  join(repo, 'nonlin_explorer', 'static', 'dashboard.js'),
+  join(repo, 'nonlin_explorer', 'static', 'dashboard.css'),
   join(repo, 'nonlin_explorer', 'labextension', 'package.json'),
   join(repo, 'nonlin_explorer', 'labextension', 'install.json'),
   join(repo, 'nonlin_explorer', 'labextension', 'static', 'style.js')

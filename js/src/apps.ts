@@ -1,6 +1,7 @@
 /**
- * The Panel apps in the launcher: a new notebook in the current folder, pre-filled with the cell that shows
- * the app, opened and run (so the app renders at once; the notebook stays for the user to edit).
+ * The apps in the launcher: a new notebook in the current folder, pre-filled with the cell that shows the app,
+ * opened and run (so the app renders at once; the notebook stays for the user to edit). The training dashboard is
+ * an anywidget (nothing to load first); the compression explorer is a Panel app.
  */
 
 import type { JupyterFrontEnd } from '@jupyterlab/application';
@@ -14,6 +15,10 @@ export interface PanelApp {
   caption: string;
   /** The class `nonlin_explorer.ui` exports. */
   className: string;
+  /** The expression that shows it (default: `className()`). */
+  call?: string;
+  /** A Panel app (needs `pn.extension` first) or a widget. */
+  panel: boolean;
 }
 
 export const PANEL_APPS: readonly PanelApp[] = [
@@ -21,13 +26,16 @@ export const PANEL_APPS: readonly PanelApp[] = [
     name: 'compression-explorer',
     title: 'Compression explorer',
     caption: 'A new notebook in the current folder that shows the compression explorer (Panel app)',
-    className: 'CompressionExplorer'
+    className: 'CompressionExplorer',
+    panel: true
   },
   {
     name: 'training-dashboard',
     title: 'Training dashboard',
-    caption: 'A new notebook in the current folder that shows the training dashboard (Panel app)',
-    className: 'TrainingDashboard'
+    caption: 'A new notebook in the current folder that shows the training dashboard',
+    className: 'TrainingDashboard',
+    call: 'TrainingDashboard.demo()',
+    panel: false
   }
 ];
 
@@ -35,9 +43,11 @@ export function findApp(name: string): PanelApp | undefined {
   return PANEL_APPS.find(a => a.name === name);
 }
 
-/** The notebook cell that shows the app; inline=True: Bokeh/Panel JS from the notebook, not from their CDNs (offline). */
+/** The notebook cell that shows the app; for Panel, inline=True: Bokeh/Panel JS from the notebook, not from their
+ * CDNs (offline). */
 export function appCell(app: PanelApp): string {
-  return `import panel as pn\npn.extension(inline=True)\nfrom nonlin_explorer.ui import ${app.className}\n${app.className}()`;
+  const show = `from nonlin_explorer.ui import ${app.className}\n${app.call ?? `${app.className}()`}`;
+  return app.panel ? `import panel as pn\npn.extension(inline=True)\n${show}` : show;
 }
 
 function appNotebook(app: PanelApp): Record<string, unknown> {

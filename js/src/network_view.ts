@@ -19,12 +19,14 @@ import {
   NetworkViewRequest,
   UnitState
 } from './network_view_types';
+import { Channel } from './transport';
 
 const SCALE = viridis();
 const STATE_NAMES = ['free', 'forced linear', 'forced nonlinear'];
 /** Word codes for labels: what a unit is now. */
 const WORDS = ['nonlinear', 'linear', 'forced linear', 'forced nonlinear'];
-const PENDING_TIMEOUT_MS = 5000;
+/** A click the kernel has not applied after this long is rolled back (with a note). */
+const PENDING_TIMEOUT_MS = 10000;
 
 let instances = 0;
 
@@ -108,7 +110,8 @@ export class NetworkView {
   private focusIndex = 0;
   private hover = -1;
   private selection = new Set<number>();
-  private pending = new Map<number, { state: number; t: number }>();
+  /** Clicks shown before the kernel applied them: unit -> the state asked for, when, and the request. */
+  private pending = new Map<number, { state: number; t: number; id: string }>();
   private drag: { x0: number; y0: number; x1: number; y1: number; moved: boolean } | null = null;
   private suppressClick = false;
   private frame = 0;
@@ -116,18 +119,25 @@ export class NetworkView {
   private paintedStatesSeq = 0;
   private lastSize = '';
   private messageTimer = 0;
-  private requests = 0;
+  private readonly channel: Channel;
+  private pendingTimer = 0;
 
   constructor(
     private readonly model: AnyModel<NetworkViewModel>,
     host: HTMLElement
   ) {
+    this.channel = new Channel(model);
     this.root = h('div', { class: 'ne-network', 'data-lm-suppress-shortcuts': 'true' });
     const header = h('div', { class: 'ne-header' });
     this.titleEl = h('span', { class: 'ne-title' });
     this.statusEl = h('span', { class: 'ne-status' });
     this.countEl = h('span', { class: 'ne-count', 'aria-live': 'off' });
-    header.append(this.titleEl, this.statusEl, this.countEl, this.legend());
+    const tools = h('span', { class: 'ne-net-tools', role: 'toolbar', 'aria-label': 'network: export' });
+    tools.append(
+      this.button('PNG', 'Save the network as PNG', () => this.exportPNG(), 'network: save PNG'),
+      this.button('SVG', 'Save the network as SVG', () => this.exportSVG(), 'network: save SVG')
+    );
+    header.append(this.titleEl, this.statusEl, this.countEl, this.legend(), tools);
     this.stage = h('div', { class: 'ne-stage' });
     this.plane = h('div', { class: 'ne-plane' });
     this.canvas = h('canvas', { class: 'ne-canvas', 'aria-hidden': 'true' });
@@ -208,13 +218,7 @@ export class NetworkView {
     on('change:title', () => this.updateHeader());
     on('change:status', () => this.updateHeader());
     on('change:step', () => this.updateHeader());
-    const onMsg = (msg: NetworkViewReply) => {
-      if (msg && msg.type === 'error') {
-        this.showMessage(msg.message);
-        this.pending.clear();
-        this.schedule();
-      }
-    };
+    const onMsg = (msg: NetworkViewReply) => this.onReply(msg);
     model.on('msg:custom', onMsg);
     this.cleanups.push(() => model.off('msg:custom', onMsg));
 
@@ -227,11 +231,67 @@ export class NetworkView {
     this.rebuild();
   }
 
+  /** Re-read the theme's colours (the host changed its theme). */
+  refreshTheme(): void {
+    this.relayout();
+  }
+
+  /** The painted network as a PNG data URL (for snapshots); '' before the first paint. */
+  pngDataUrl(): string {
+    return this.geom ? this.canvas.toDataURL('image/png') : '';
+  }
+
+  /** The network as SVG: one square per unit in its colour, forced states marked, layer labels. */
+  svg(): string {
+    const g = this.geom;
+    const theme = this.theme;
+    if (!g || !theme) {
+      return '<svg xmlns="http://www.w3.org/2000/svg" width="0" height="0"/>';
+    }
+    const parts: string[] = [];
+    const s = g.cell;
+    const inset = g.inset;
+    const n = Math.min(this.unitEls.length, g.x.length);
+    for (let i = 0; i < n; i++) {
+      const level = SCALE.level(this.shownSlope(i));
+      const state = this.stateOf(i);
+      const ring = state !== UnitState.FREE ? ` stroke="${SCALE.ink[level]}" stroke-width="1.5"` : '';
+      parts.push(`<rect x="${g.x[i] + inset}" y="${g.y[i] + inset}" width="${s - 2 * inset}" height="${s - 2 * inset}" ` +
+        `fill="${SCALE.fill[level]}"${ring}><title>${this.labelOf(i)}</title></rect>`);
+    }
+    for (const l of this.labels) {
+      parts.push(`<text x="${l.x}" y="${g.labelTop + 10}" font-size="12" text-anchor="middle" fill="${theme.muted}" ` +
+        `font-family="sans-serif">${l.text.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`);
+    }
+    return `<svg xmlns="http://www.w3.org/2000/svg" width="${g.width}" height="${g.height}" ` +
+      `viewBox="0 0 ${g.width} ${g.height}">${parts.join('')}</svg>`;
+  }
+
+  private save(name: string, blob: Blob): void {
+    const url = URL.createObjectURL(blob);
+    const a = h('a', { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    window.setTimeout(() => URL.revokeObjectURL(url), 5000);
+  }
+
+  exportPNG(): void {
+    const [head, body] = this.canvas.toDataURL('image/png').split(',', 2);
+    const bytes = Uint8Array.from(atob(body), c => c.charCodeAt(0));
+    this.save('nonlin_explorer-network.png', new Blob([bytes], { type: head.slice(5).split(';')[0] }));
+  }
+
+  exportSVG(): void {
+    this.save('nonlin_explorer-network.svg', new Blob([this.svg()], { type: 'image/svg+xml' }));
+  }
+
   dispose(): void {
     this.cleanups.forEach(fn => fn());
     this.resize.disconnect();
     cancelAnimationFrame(this.frame);
     window.clearTimeout(this.messageTimer);
+    window.clearInterval(this.pendingTimer);
     this.root.remove();
   }
 
@@ -272,15 +332,12 @@ export class NetworkView {
   private readStates(schedule = true): void {
     this.states = decode(this.model.get('states'), 'uint8');
     this.statesSeq++;
-    const now = performance.now();
     for (const [i, p] of this.pending) {
-      if (this.states[i] === p.state || now - p.t > PENDING_TIMEOUT_MS) {
-        this.pending.delete(i);
-        if (this.states[i] === p.state && i === this.focusIndex && document.activeElement === this.unitEls[i]) {
-          this.live.textContent = this.labelOf(i);
-        }
+      if (this.states[i] === p.state) {
+        this.pending.delete(i); // the kernel applied it: the optimistic picture was right
       }
     }
+    this.expirePending();
     this.updateWords();
     if (schedule) {
       this.schedule();
@@ -294,12 +351,60 @@ export class NetworkView {
     }
   }
 
+  /** Roll back clicks the kernel has not applied in time (it keeps its own state; say so). */
+  private expirePending(): void {
+    const now = performance.now();
+    let expired = 0;
+    for (const [i, p] of this.pending) {
+      if (now - p.t > PENDING_TIMEOUT_MS) {
+        this.pending.delete(i);
+        expired++;
+      }
+    }
+    if (expired) {
+      this.showMessage(`${expired} change${expired === 1 ? ' was' : 's were'} not applied by the kernel in ` +
+        `${PENDING_TIMEOUT_MS / 1000} s: showing its state again`);
+      this.updateWords();
+      this.schedule();
+    }
+  }
+
+  private onReply(msg: NetworkViewReply): void {
+    if (!msg || !this.channel.owns(msg.id)) {
+      if (msg && msg.type === 'error' && (msg.id === null || msg.id === undefined)) {
+        this.showMessage(msg.message);
+      }
+      return;
+    }
+    const ms = this.channel.settle(msg.id);
+    this.root.dataset.ackMs = ms.toFixed(1);
+    this.root.dataset.acks = String(Number(this.root.dataset.acks ?? 0) + 1);
+    if (msg.type === 'error') {
+      let undone = 0;
+      for (const [i, p] of this.pending) {
+        if (p.id === msg.id) {
+          this.pending.delete(i);
+          undone++;
+        }
+      }
+      const restored = undone ? ` (${undone} unit${undone === 1 ? '' : 's'} restored)` : '';
+      this.showMessage(`The kernel refused the change${restored}: ${msg.message}`);
+      this.updateWords();
+      this.schedule();
+    }
+  }
+
+  /** A unit's state as the page shows it: the one asked for while a click is pending, else the kernel's. */
+  private stateOf(i: number): number {
+    return this.pending.get(i)?.state ?? this.states[i] ?? UnitState.FREE;
+  }
+
   private unitCount(): number {
     return this.unitEls.length;
   }
 
   private wordOf(i: number): number {
-    const s = this.states[i] ?? UnitState.FREE;
+    const s = this.stateOf(i);
     if (s === UnitState.LINEAR) {
       return 2;
     }
@@ -317,12 +422,18 @@ export class NetworkView {
   /** Refresh aria-labels where a unit's state word changed (rare: not on every slope update). */
   private updateWords(): void {
     const n = Math.min(this.unitCount(), this.words.length);
+    const shown = this.tooltip.hidden ? -1 : Number(this.tooltip.dataset.unit ?? -1);
+    let tooltipStale = false;
     for (let i = 0; i < n; i++) {
       const w = this.wordOf(i);
       if (w !== this.words[i]) {
         this.words[i] = w;
         this.unitEls[i].setAttribute('aria-label', this.labelOf(i));
+        tooltipStale = tooltipStale || i === shown;
       }
+    }
+    if (tooltipStale) {
+      this.showTooltip(shown); // the tooltip follows every change of its unit
     }
   }
 
@@ -457,6 +568,18 @@ export class NetworkView {
     }
   }
 
+  /** The slope painted for a unit: a forced state shows its slope at once, before the kernel confirms it. */
+  private shownSlope(i: number): number {
+    const p = this.pending.get(i);
+    if (p && p.state === UnitState.LINEAR) {
+      return 1;
+    }
+    if (p && p.state === UnitState.NONLINEAR) {
+      return 0;
+    }
+    return this.slopes[i] ?? 0;
+  }
+
   // -- layout and painting -------------------------------------------------------------------------
 
   private fillMode(): boolean {
@@ -508,7 +631,7 @@ export class NetworkView {
       this.unitEls[i].style.cssText = `left:${g.x[i]}px;top:${g.y[i]}px;width:${s}px;height:${s}px`;
     }
     // Layer labels under the columns, where they fit.
-    this.ctx.font = `10px ${this.theme.font}`;
+    this.ctx.font = `12px ${this.theme.font}`;
     this.labels = [];
     this.layers.forEach((layer, li) => {
       const room = g.layerRight[li] - g.layerLeft[li] + s * 0.6 - 4; // the column and half of each gap
@@ -571,12 +694,12 @@ export class NetworkView {
     const glyph = s >= 9;
     const m = Math.max(2, s * 0.22);
     for (let i = 0; i < n; i++) {
-      const level = SCALE.level(this.slopes[i] ?? 0);
+      const level = SCALE.level(this.shownSlope(i));
       ctx.fillStyle = SCALE.fill[level];
       const x = g.x[i];
       const y = g.y[i];
       ctx.fillRect(x + inset, y + inset, s - 2 * inset, s - 2 * inset);
-      const state = this.states[i] ?? 0;
+      const state = this.stateOf(i);
       if (state !== UnitState.FREE) {
         const ink = SCALE.ink[level];
         const p = inks[ink] ?? (inks[ink] = new Path2D());
@@ -626,7 +749,7 @@ export class NetworkView {
 
     // Layer labels.
     ctx.fillStyle = theme.muted;
-    ctx.font = `10px ${theme.font}`;
+    ctx.font = `12px ${theme.font}`;
     ctx.textAlign = 'center';
     ctx.textBaseline = 'top';
     for (const l of this.labels) {
@@ -653,33 +776,42 @@ export class NetworkView {
     return i === undefined ? -1 : Number(i);
   }
 
-  private send(request: NetworkViewRequest): void {
-    if (typeof (this.model as Partial<AnyModel>).send === 'function') {
-      this.model.send(request);
-      return;
-    }
-    // Hosts without custom messages (Panel's AnyWidgetComponent, used by the training dashboard): the
-    // request travels as a synced `request` property, numbered so that a repeated click is a change.
-    this.model.set('request', { ...request, seq: ++this.requests });
-    this.model.save_changes();
+  private send(request: NetworkViewRequest): string {
+    return this.channel.send(request as unknown as { type: string });
   }
 
+  /** Ask the kernel for new unit states and show them at once; the kernel's answer confirms or rolls back. */
   private requestStates(targets: Map<number, number[] | null>, state: UnitState): void {
     if (!targets.size) {
       return;
     }
-    const now = performance.now();
-    for (const [li, units] of targets) {
-      const layer = this.layers[li];
-      for (const u of units ?? Array.from({ length: layer.units }, (_, k) => k)) {
-        this.pending.set(layer.offset + u, { state, t: now });
-      }
-    }
-    this.send({
+    const id = this.send({
       type: 'set_state',
       targets: Array.from(targets, ([layer, units]) => ({ layer, units })),
       state
     });
+    const now = performance.now();
+    for (const [li, units] of targets) {
+      const layer = this.layers[li];
+      for (const u of units ?? Array.from({ length: layer.units }, (_, k) => k)) {
+        const i = layer.offset + u;
+        if (this.states[i] === state) {
+          this.pending.delete(i); // already so in the kernel: nothing to wait for
+        } else {
+          this.pending.set(i, { state, t: now, id });
+        }
+      }
+    }
+    if (!this.pendingTimer) {
+      this.pendingTimer = window.setInterval(() => {
+        this.expirePending();
+        if (!this.pending.size) {
+          window.clearInterval(this.pendingTimer);
+          this.pendingTimer = 0;
+        }
+      }, 1000);
+    }
+    this.updateWords();
     this.schedule();
   }
 
@@ -688,7 +820,7 @@ export class NetworkView {
     if (!g) {
       return;
     }
-    const current = this.pending.get(i)?.state ?? this.states[i] ?? UnitState.FREE;
+    const current = this.stateOf(i);
     this.setUnits([i], ((current + 1) % 3) as UnitState);
   }
 
@@ -828,8 +960,9 @@ export class NetworkView {
       return;
     }
     const layer = this.layers[this.layerOf[i]];
-    const state = this.states[i] ?? 0;
-    const alpha = this.slopes[i];
+    const state = this.stateOf(i);
+    const alpha = this.shownSlope(i);
+    this.tooltip.dataset.unit = String(i);
     this.tooltip.replaceChildren(
       h('strong', {}, `${layer.name} \u00b7 unit ${this.unitOf[i]}`),
       h('div', {}, `alpha ${fmt(alpha)} (${WORDS[this.wordOf(i) === 1 || this.wordOf(i) === 2 ? 1 : 0]})`),

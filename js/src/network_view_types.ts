@@ -48,10 +48,13 @@ export interface NetworkViewModel {
   request?: NetworkViewRequest & { seq: number };
 }
 
-/** Front end -> kernel. `units: null` means every unit of the layer. */
+/** Front end -> kernel (sent through a transport.Channel, which adds an `id`). `units: null`: every unit of the
+ * layer. */
 export type NetworkViewRequest =
   | { type: 'set_state'; targets: { layer: number; units: number[] | null }[]; state: UnitState }
   | { type: 'refresh' };
 
-/** Kernel -> front end. */
-export type NetworkViewReply = { type: 'error'; message: string };
+/** Kernel -> front end: the answer to a request (by its id), see transport.ts. */
+export type NetworkViewReply =
+  | { type: 'ack'; id: string }
+  | { type: 'error'; id?: string | null; message: string };

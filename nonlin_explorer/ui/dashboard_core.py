@@ -1,4 +1,4 @@
-"""The dashboard's logic without Panel or Bokeh: buffering, coalescing, input parsing, export, code.
+"""The dashboard's building blocks without a UI: buffering, coalescing, input parsing, export, code, replay.
 
 :class:`LiveBuffer` is what a :class:`~nonlin_explorer.training.TrainingSession` calls on its training thread:
 each event is a list append under a lock (microseconds). The UI side drains it at its own rate and turns the
@@ -16,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from nonlin_explorer.validation import parse_number
+
 #: Sparsity slider stops: an exact 0, then a log scale from 1e-5 to 1e-1.
 SPARSITY_OPTIONS: tuple[float, ...] = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 #: The largest sparsity the text box accepts (the session itself only needs >= 0).
@@ -30,47 +32,6 @@ STEP_ROLLOVER = 5000
 #: Scalars taken from each "eval" history entry (slope tensors stay behind: the UI never needs them).
 EVAL_KEYS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "sparsity", "lr",
              "apl_normalized", "apl_unnormalized", "nonlinear_layers")
-
-
-def option_label(value: float) -> str:
-    """``0``, ``1e-05``, ``3e-04``, ... (the label of a slider stop)."""
-    return "0" if value == 0 else f"{value:.0e}"
-
-
-def nearest_option(value: float, options: tuple[float, ...] = SPARSITY_OPTIONS) -> float:
-    """The slider stop closest to ``value`` on a log scale (0 only for 0)."""
-    if value <= 0:
-        return options[0]
-    positive = [o for o in options if o > 0]
-    return min(positive, key=lambda o: abs(math.log(o) - math.log(value)))
-
-
-def parse_number(text: Any, name: str, low: float | None = None, high: float | None = None,
-                 integer: bool = False) -> float | int:
-    """A number typed by a user, or ``ValueError`` with a message fit to show them."""
-    if isinstance(text, str):
-        text = text.strip()
-        if not text:
-            raise ValueError(f"{name}: enter a number")
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: must be finite, got {text!r}")
-    if integer:
-        if value != int(value):
-            raise ValueError(f"{name}: must be a whole number, got {text!r}")
-        value = int(value)
-    if low is not None and value < low:
-        raise ValueError(f"{name}: must be >= {low:g}, got {value:g}")
-    if high is not None and value > high:
-        raise ValueError(f"{name}: must be <= {high:g}, got {value:g}")
-    return value
-
-
-def parse_sparsity(text: Any) -> float:
-    return float(parse_number(text, "sparsity", low=0.0, high=SPARSITY_MAX))
 
 
 @dataclass
@@ -140,19 +101,6 @@ def eval_columns(evals: list[dict[str, Any]]) -> dict[str, list]:
     return cols
 
 
-def heatmap_columns(evals: list[dict[str, Any]], units: list[int], eval_every: int) -> dict[str, list]:
-    """Rectangles for the heatmap: x = step, y = layer index, fraction of the layer's units nonlinear."""
-    cols: dict[str, list] = {"step": [], "layer": [], "fraction": [], "count": [], "width": []}
-    for row in evals:
-        for i, (n, total) in enumerate(zip(row.get("nonlinear", ()), units)):
-            cols["step"].append(float(row["step"]) - eval_every / 2)
-            cols["layer"].append(i)
-            cols["fraction"].append(n / total if total else 0.0)
-            cols["count"].append(int(n))
-            cols["width"].append(float(eval_every))
-    return cols
-
-
 def step_columns(steps: list[tuple[int, float]], max_points: int = 200) -> dict[str, list]:
     """Per-step batch losses, thinned to at most ``max_points`` per flush (the last one always kept)."""
     if len(steps) > max_points:
@@ -161,42 +109,38 @@ def step_columns(steps: list[tuple[int, float]], max_points: int = 200) -> dict[
     return {"step": [float(s) for s, _ in steps], "loss": [float(v) for _, v in steps]}
 
 
-def core_columns(names: list[str], units: list[int], nonlinear: list[int]) -> dict[str, list]:
-    """The core-network bars: nonlinear width per gate layer (over its total width)."""
-    return {"layer": [str(i) for i in range(len(names))], "name": list(names), "units": [int(u) for u in units],
-            "nonlinear": [int(n) for n in nonlinear]}
-
-
-def core_summary(row: dict[str, Any] | None, units: list[int]) -> str:
-    """One line on the core network from the latest evaluation."""
-    if not row:
-        return "Core network: no evaluation yet."
-    nl = row.get("nonlinear", [])
-    layers = sum(1 for n in nl if n > 0)
-    text = f"Core network: **{sum(nl)}/{sum(units)}** units nonlinear in **{layers}/{len(units)}** layers"
-    apl_n, apl_u = row.get("apl_normalized", math.nan), row.get("apl_unnormalized", math.nan)
-    if apl_n is not None and math.isfinite(apl_n):
-        text += f"; effective depth (APL) **{apl_n:.2f}** normalized, **{apl_u:.2f}** unnormalized"
-    return text + f" (step {row.get('step', 0)})."
-
-
-def reproduce_code(config) -> str:
-    """Python that reproduces a run from its ``TrainConfig`` (paste it into a notebook or a script)."""
+def reproduce_code(config, events: list[dict[str, Any]] | tuple = ()) -> str:
+    """Python that reproduces a run: its starting ``TrainConfig`` and, when there were live changes (``events`` as
+    logged in ``session.events``), the same changes applied at the same steps."""
     from nonlin_explorer.training import TrainConfig
 
     defaults = TrainConfig().to_dict()
     fields = config.to_dict()
     args = [f"    {k}={v!r}," for k, v in fields.items() if k in ("dataset", "model") or v != defaults.get(k)]
-    return "\n".join([
-        "from nonlin_explorer.training import TrainConfig, TrainingSession",
-        "",
-        "config = TrainConfig(",
-        *args,
-        ")",
-        "session = TrainingSession(config)",
-        "session.run()",
-        "ds = session.to_xarray()",
-    ])
+    head = ["from nonlin_explorer.training import TrainConfig, TrainingSession", "", "config = TrainConfig(", *args,
+            ")", "session = TrainingSession(config)"]
+    changes: dict[int, list[str]] = {}
+    for e in events:
+        kind, step = e.get("kind"), int(e.get("step", 0))
+        if kind == "set":
+            call = f"session.set({e['key']}={e['value']!r})"
+        elif kind == "toggle":
+            call = f"session.toggle({e['layer']!r}, {e['units']!r}, UnitState.{str(e['state']).upper()})"
+        elif kind == "prior_on":
+            call = "session.switch_prior_on()"
+        else:
+            continue
+        changes.setdefault(step, []).append(call)
+    if not changes:
+        return "\n".join([*head, "session.run()", "ds = session.to_xarray()"])
+    lines = [*head, "# The live changes of this run, applied at the same steps:"]
+    lines[0] = "from nonlin_explorer.gates import UnitState\n" + lines[0]
+    body = ["while session.step < session.total_steps:"]
+    for k, (step, calls) in enumerate(sorted(changes.items())):
+        body.append(f"    {'if' if k == 0 else 'elif'} session.step == {step}:")
+        body += [f"        {c}" for c in calls]
+    body += ["    session.train_step()", "ds = session.to_xarray()"]
+    return "\n".join(lines + body)
 
 
 def export_session(session, path) -> str:

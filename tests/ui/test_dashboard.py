@@ -1,7 +1,8 @@
-"""Browser tests of the ``serve`` app: act in the page (Chromium), assert on the live Python session.
+"""Browser tests of the ``serve`` dashboard: act in the page (Chromium), assert on the live Python session and on
+what the page shows.
 
-The server runs in a subprocess with ``--status-endpoint``: ``/status.json`` reports each dashboard's
-session as the server process has it (sparsity, status, nonlinear units per layer).
+The server runs in a subprocess with ``--status-endpoint``: ``/status.json`` reports each dashboard's session as the
+server process has it (sparsity, status, nonlinear units per layer, unit states).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from page_checks import click_latencies, median
 from playwright.sync_api import expect
 from served_app import ServedPage, served_app
 
@@ -16,7 +18,12 @@ pytestmark = pytest.mark.ui
 
 #: A tiny, fast run that does not finish during the tests.
 CONFIG = {"dataset": "spirals", "dataset_kwargs": {"num_samples": 600}, "model_kwargs": {"width": 16, "depth": 2},
-          "epochs": 5000, "eval_every": 5, "batch_size": 64, "slope_lr": 0.05}
+          "epochs": 5000, "eval_every": 5, "batch_size": 64, "slope_lr": 0.05, "sparsity": 0.0,
+          "schedule": "early"}
+#: Loose ceilings for a busy CI machine (benchmarks/bench_live.py holds the strict targets: 250 ms median, 500 ms
+#: p90): the page shows a click at once, before the kernel answers, so even a loaded machine stays far below these.
+CLICK_MEDIAN_CEILING_MS = 1000
+CLICK_MAX_CEILING_MS = 3000
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +41,12 @@ class DashboardPage(ServedPage):
         self.page.get_by_role("button", name=name, exact=True).click()
 
     def type_into(self, label: str, text: str) -> None:
-        box = self.page.get_by_label(label)
+        box = self.page.get_by_label(label, exact=True)
         box.fill(text)
         box.press("Enter")
+
+    def notice(self, text: str):
+        return self.page.locator(".ne-notice").get_by_text(text)
 
 
 @pytest.fixture
@@ -46,28 +56,27 @@ def dash(browser, dashboard_server):
     d.close()
 
 
-def _move_sparsity_slider_to_max(page) -> None:
-    """Drag the sparsity slider's handle to its right end (the largest λ)."""
-    slider = page.locator(".ne-sparsity-slider .noUi-target")
-    handle = slider.locator(".noUi-handle")
-    box, hbox = slider.bounding_box(), handle.bounding_box()
-    page.mouse.move(hbox["x"] + hbox["width"] / 2, hbox["y"] + hbox["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] + 20, hbox["y"] + hbox["height"] / 2, steps=8)
-    page.mouse.up()
-
-
-def test_start_slider_pause_resume(dash):
+def test_start_slider_pause_resume_and_clicks_show_at_once(dash):
     s = dash.state()
     assert s["status"] == "idle" and s["sparsity"] == 0.0
     dash.click("Start")
     s = dash.wait(lambda s: s["status"] == "running" and s["history"] >= 3, "training to run")
     full = sum(s["nonlinear"])
     assert full > 0
+    dash.page.locator(".ne-dash[data-status='running']").wait_for()
 
-    _move_sparsity_slider_to_max(dash.page)
+    # While it trains, a click on a unit shows in the page at once (optimistic), and reaches the session.
+    units = dash.page.locator(".ne-network .ne-unit")
+    latencies = click_latencies(dash.page, units, 6)
+    assert len(latencies) == 6, latencies
+    assert median(latencies) <= CLICK_MEDIAN_CEILING_MS and max(latencies) <= CLICK_MAX_CEILING_MS, latencies
+    dash.wait(lambda s: sum(map(sum, s["unit_states"])) == 6, "the six clicks to reach the session")
+
+    # The sparsity slider, moved with the keyboard as a user can, sets the session's lambda.
+    slider = dash.page.get_by_label("Sparsity λ (log scale)")
+    slider.focus()
+    slider.press("End")
     s = dash.wait(lambda s: s["sparsity"] == pytest.approx(0.1), "the session's sparsity to change")
-    assert s["message"] == ""
     expect(dash.page.get_by_label("Sparsity λ (exact)")).to_have_value("0.1")
     dash.wait(lambda s: sum(s["nonlinear"]) < full / 2, "nonlinear units to fall", timeout=40)
 
@@ -76,47 +85,52 @@ def test_start_slider_pause_resume(dash):
     step = s["step"]
     time.sleep(0.5)
     assert dash.state()["step"] == step  # paused: no steps
-    dash.click("Start")  # resumes
+    dash.page.locator(".ne-dash[data-status='paused']").wait_for()
+    dash.click("Start")  # shown as Resume, named Start
     dash.wait(lambda s: s["status"] == "running" and s["step"] > step, "resume")
-    dash.page.get_by_text("Status: running").wait_for()  # the page follows the session
+    dash.page.locator(".ne-dash[data-status='running']").wait_for()
     assert dash.external_requests() == []
 
 
-def test_bad_input_shows_message_and_keeps_settings(dash):
+def test_bad_input_shows_the_reason_and_keeps_settings(dash):
     dash.type_into("Sparsity λ (exact)", "0.003")
     dash.wait(lambda s: s["sparsity"] == pytest.approx(0.003), "a valid sparsity to apply")
 
     dash.type_into("Sparsity λ (exact)", "lots")
-    dash.page.locator(".ne-message").get_by_text("not a number").wait_for()
-    expect(dash.page.get_by_label("Sparsity λ (exact)")).to_have_value("0.003")
+    dash.notice("not a number").wait_for()
+    expect(dash.page.get_by_label("Sparsity λ (exact)")).to_have_value("3e-3")  # rolled back
     dash.type_into("Sparsity λ (exact)", "-1")
-    dash.page.locator(".ne-message").get_by_text("must be >= 0").wait_for()
+    dash.notice("must be >= 0").wait_for()
     dash.type_into("Sparsity λ (exact)", "5")
-    dash.page.locator(".ne-message").get_by_text("must be <= 1").wait_for()
+    dash.notice("must be <= 1").wait_for()
     time.sleep(0.3)
     assert dash.state()["sparsity"] == pytest.approx(0.003)
 
-    # A model that does not fit the dataset: the message, and the old run is kept.
+    # A model that does not fit the dataset: the reason, and the old run is kept.
     before = dash.state()
     dash.page.get_by_label("Dataset").select_option("reverse")
     dash.page.get_by_label("Model").select_option("cnn")
     dash.click("Apply & reset")
-    dash.page.locator(".ne-message").get_by_text("the current run is kept").wait_for()
+    dash.notice("the current run is kept").wait_for(timeout=60_000)
     after = dash.state()
     assert (after["dataset"], after["model"], after["model_kwargs"]) == (
         before["dataset"], before["model"], before["model_kwargs"])
     expect(dash.page.get_by_label("Dataset")).to_have_value(before["dataset"])
 
-    # Non-numeric width: a message, nothing rebuilt.
+    # Non-numeric or huge width: the reason, nothing rebuilt.
     dash.type_into("Width", "wide")
     dash.click("Apply & reset")
-    dash.page.locator(".ne-message").get_by_text("not a number").wait_for()
+    dash.notice("not a number").wait_for()
+    dash.type_into("Width", "100000000")
+    dash.click("Apply & reset")
+    dash.notice("must be <= 4096").wait_for()
     assert dash.state()["model_kwargs"] == before["model_kwargs"]
 
-    # A valid change rebuilds the session.
+    # A valid change rebuilds the session; the old run stays as a faded overlay.
     dash.type_into("Width", "8")
     dash.click("Apply & reset")
     dash.wait(lambda s: s["model_kwargs"].get("width") == 8 and s["nonlinear"] == [8, 8], "the rebuilt session")
+    expect(dash.page.locator(".ne-network .ne-unit")).to_have_count(16)
     assert dash.external_requests() == []
 
 
@@ -129,18 +143,63 @@ def test_network_view_click_toggles_the_unit_in_the_session(dash):
     dash.wait(lambda s: s["status"] == "running", "training to run")
 
     dash.page.get_by_role("button", name="net.2 unit 3: nonlinear", exact=True).click()
+    # Shown at once, then confirmed by the session.
+    dash.page.get_by_role("button", name="net.2 unit 3: forced linear", exact=True).wait_for(timeout=2000)
     s = dash.wait(lambda s: s["unit_states"][0][3] == 1, "the click to force the unit linear in the session")
-    assert s["network_requests"] == 1 and s["unit_states"][1] == [0] * len(s["unit_states"][1])
-    dash.page.get_by_role("button", name="net.2 unit 3: forced linear", exact=True).wait_for()
-    # The view follows the session while it trains.
+    assert s["unit_states"][1] == [0] * len(s["unit_states"][1])
     step = s["step"]
     dash.wait(lambda s: s["step"] > step + 50, "training to go on")
     status = dash.page.locator(".ne-network .ne-status")
     expect(status).to_contain_text("running")
-    shown = int(status.inner_text().rsplit("step", 1)[1])
-    assert shown > step
-    # A second click cycles it on to forced nonlinear.
+    assert int(status.inner_text().rsplit("step", 1)[1]) > step  # the view follows the session
     dash.page.get_by_role("button", name="net.2 unit 3: forced linear", exact=True).click()
     dash.wait(lambda s: s["unit_states"][0][3] == 2, "the unit to be forced nonlinear")
     dash.page.get_by_role("button", name="net.2 unit 3: forced nonlinear", exact=True).wait_for()
     assert dash.external_requests() == []
+
+
+def _download(page, click) -> bytes:
+    """The bytes of the file a click saves (the page makes it: nothing is fetched)."""
+    with page.expect_download(timeout=15_000) as info:
+        click()
+    time.sleep(0.6)  # at a person's pace: Chromium drops a download that follows the last within ~0.5 s
+    with open(info.value.path(), "rb") as f:
+        return f.read()
+
+
+def test_every_chart_exports_png_svg_and_csv_and_the_page_saves_an_offline_snapshot(dash):
+    dash.click("Start")
+    s = dash.wait(lambda s: s["history"] >= 4, "a few evaluations")
+    dash.click("Pause")
+    dash.wait(lambda s: s["status"] == "paused", "pause")
+    page = dash.page
+    charts = page.locator(".ne-chart:visible")
+    names = [c.get_attribute("data-chart") for c in charts.all()]
+    assert {"loss", "accuracy", "heatmap", "nonlinear", "apl", "sparsity", "core", "boundary"} <= set(names)
+    for name in names:
+        chart = page.locator(f".ne-chart[data-chart='{name}']")
+        title = chart.locator("h3").inner_text()
+        save = {kind: chart.get_by_role("button", name=f"{title}: save {kind}") for kind in ("PNG", "SVG", "CSV")}
+        png = _download(page, save["PNG"].click)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000, name
+        svg = _download(page, save["SVG"].click).decode()
+        assert svg.startswith("<svg") and svg.endswith("</svg>") and ("<path" in svg or "<rect" in svg), name
+        csv = _download(page, save["CSV"].click).decode()
+        header, *rows = csv.strip().splitlines()
+        assert rows and "," in header, name
+    # The loss CSV holds the plotted numbers: every evaluation's test loss of this run.
+    csv = _download(page, lambda: page.get_by_role("button", name="Loss: save CSV").click()).decode()
+    test_rows = [r.split(",") for r in csv.strip().splitlines()[1:] if r.split(",")[1] == "test_loss"]
+    s = dash.state()
+    assert len(test_rows) == s["history"]
+    # The network as PNG and SVG.
+    png = _download(page, lambda: page.get_by_role("button", name="network: save PNG").click())
+    assert png[:4] == b"\x89PNG"
+    svg = _download(page, lambda: page.get_by_role("button", name="network: save SVG").click()).decode()
+    assert svg.count("<rect") == sum(len(v) for v in s["unit_states"])
+    # A snapshot: one HTML file, no script, no external reference, every chart inside.
+    page.get_by_text("Export and record").click()
+    html = _download(page, lambda: page.get_by_role("button", name="Save a snapshot (HTML)").click()).decode()
+    assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html.replace(
+        "http://www.w3.org/2000/svg", "")
+    assert html.count("<svg") >= len(names) and "data:image/png;base64," in html and "TrainingSession" in html

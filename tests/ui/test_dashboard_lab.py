@@ -1,10 +1,10 @@
-"""The training dashboard in a real JupyterLab (headless Chromium): a cell displays it (Panel, through the
-pyviz_comms lab extension), the user drives it in the page, and the kernel reports what the session really did
-(panel_lab's scratch cell). One notebook and kernel for the module; the tests run in file order (one user story).
+"""The training dashboard widget in a real JupyterLab (headless Chromium): a cell displays it, the user drives it in
+the page while it trains, and the kernel reports what the session really did (a second client of the same kernel,
+so the answer does not wait on the page). One notebook and kernel for the module; the tests run in file order (one
+user story).
 
-The kernel must keep answering while the dashboard streams: Panel's notebook comm manager used to send every
-change the kernel made straight back to it (js/src/panel_echo.ts drops those echoes). The notebook's first cell
-counts, as a diagnostic, the comm messages the kernel receives from the page.
+What a person meets is measured here with loose ceilings for a busy CI machine (the strict targets live in
+benchmarks/bench_live.py): a click shows at once, the page keeps drawing frames, another cell starts within a second.
 """
 
 from __future__ import annotations
@@ -15,23 +15,15 @@ import time
 import urllib.request
 
 import pytest
-from lab_helpers import open_page, unit_button
+from page_checks import click_latencies, frames_per_second, median
 from panel_lab import PanelNotebook, open_panel_notebook
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.ui
 
 SETUP = """\
-import json, os, threading, time
-import panel as pn
-pn.extension(inline=True)  # Bokeh/Panel JS embedded in the output: nothing loads from a CDN
-from nonlin_explorer.ui.dashboard import TrainingDashboard
-# Diagnostic: the arrival time of every comm message the page sends the kernel.
-_comm_in = []
-def _counting(stream, ident, msg, _orig=get_ipython().kernel.shell_handlers["comm_msg"]):
-    _comm_in.append((time.monotonic(), str(msg["content"].get("data"))[:400], len(msg.get("buffers") or [])))
-    return _orig(stream, ident, msg)
-get_ipython().kernel.shell_handlers["comm_msg"] = _counting"""
+import json, os, time
+from nonlin_explorer.ui import TrainingDashboard"""
 
 APP = """\
 dash = TrainingDashboard(dataset="spirals", dataset_kwargs={"num_samples": 600},
@@ -51,9 +43,10 @@ print("QUICK", _quick["n"])"""
 
 SETUP_CELL, APP_CELL, QUICK_CELL = 0, 1, 2
 STATE = "json.loads(json.dumps({**dash.status_dict(), 'pid': os.getpid()}, default=str))"
-#: The page's comm manager class carries the echo filter of js/src/panel_echo.ts.
-ECHO_FILTER = ("() => window.Bokeh.Models.get('panel.models.comm_manager.CommManager')"
-               ".prototype[Symbol.for('nonlin-explorer:panel-echo-filter')] === true")
+#: Loose ceilings for CI (see the module docstring); documented in docs/dashboard.md.
+CLICK_MEDIAN_CEILING_MS = 1000
+CLICK_MAX_CEILING_MS = 3000
+MIN_FPS_WHILE_TRAINING = 10
 
 
 class DashboardNotebook(PanelNotebook):
@@ -69,12 +62,13 @@ class DashboardNotebook(PanelNotebook):
 
 @pytest.fixture(scope="module")
 def nb(browser, lab_server):
+    from lab_helpers import open_page
+
     context, rec = open_page(browser, lab_server)
     notebook = open_panel_notebook(rec, lab_server.root, "dashboard.ipynb", [SETUP, APP, QUICK], DashboardNotebook)
     notebook.run(SETUP_CELL)
     notebook.run(APP_CELL)
-    notebook.wait_panel(APP_CELL, "Start", timeout=120)
-    unit_button(rec.page, "net.2", 0, "nonlinear").wait_for(timeout=60_000)
+    notebook.output(APP_CELL).locator(".ne-dash .ne-network .ne-unit").first.wait_for(timeout=120_000)
     yield notebook
     context.close()
 
@@ -102,32 +96,26 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _move_sparsity_slider_to_max(nb) -> None:
-    """Move the sparsity slider's handle to its right end with the keyboard, as a user can."""
-    handle = nb.by_class(APP_CELL, "ne-sparsity-slider").locator(".noUi-handle").first
-    handle.focus()
-    handle.press("End")
-
-
 def test_train_steer_click_pause_and_run_cells_while_training(nb):
     page = nb.page
+    out = nb.output(APP_CELL)
     s = nb.state()
     assert s["status"] == "idle" and s["sparsity"] == 0.0 and s["step"] == 0
-    expect(nb.output(APP_CELL).locator(".ne-network .ne-unit")).to_have_count(32)
-    assert page.evaluate(ECHO_FILTER), "the lab extension's echo filter is not on Panel's comm manager"
+    expect(out.locator(".ne-network .ne-unit")).to_have_count(32)
 
     nb.button("Start").click()
     s = nb.wait(lambda s: s["status"] == "running" and s["history"] >= 3, "training to run")
     full = sum(s["nonlinear"])
     assert full > 0
+    out.locator(".ne-dash[data-status='running']").wait_for()
 
-    # While the dashboard streams, the page sends the kernel (almost) nothing: no echo of what it streamed.
-    flushes0, comm0 = s["flushes"], nb.query("len(_comm_in)")
-    time.sleep(3.0)
-    flushes1, comm1 = nb.query("dash.flushes"), nb.query("len(_comm_in)")
-    assert flushes1 - flushes0 >= 10, "the dashboard did not stream: the count below would prove nothing"
-    assert comm1 - comm0 <= 3, (f"{comm1 - comm0} comm messages from the page for {flushes1 - flushes0} refreshes:"
-                                f" {nb.query(f'_comm_in[{comm0}:{comm0}+6]')}")
+    # The page keeps drawing while it trains, and the curves grow.
+    out.locator(".ne-network").scroll_into_view_if_needed()
+    fps = frames_per_second(page, 2.0)
+    assert fps >= MIN_FPS_WHILE_TRAINING, f"{fps:.1f} frames per second while training"
+    evals = int(out.locator(".ne-dash").get_attribute("data-evals"))
+    nb.wait(lambda s: s["history"] >= evals + 3, "more evaluations")
+    expect(out.locator(".ne-dash")).not_to_have_attribute("data-evals", str(evals))
 
     # Another cell runs while the session trains: the kernel starts it within a second of the page sending it.
     t0 = time.monotonic()
@@ -135,26 +123,24 @@ def test_train_steer_click_pause_and_run_cells_while_training(nb):
     nb.output(QUICK_CELL).get_by_text("QUICK 1", exact=True).wait_for(timeout=30_000)
     round_trip = time.monotonic() - t0
     quick = nb.query("_quick")
-    s = nb.state()
-    assert s["status"] == "running" and quick["n"] == 1
+    assert nb.state()["status"] == "running" and quick["n"] == 1
     assert 0 <= quick["lag"] < 1.0, (f"the kernel started a cell {quick['lag']:.2f} s after the page sent it "
                                       f"(browser round trip {round_trip:.2f} s)")
-    print(f"\nwhile training: page->kernel start {quick['lag'] * 1000:.0f} ms; browser round trip "
-          f"{round_trip:.2f} s; {comm1 - comm0} comm msgs from the page in {flushes1 - flushes0} refreshes")
 
-    # Click a unit in the NetworkView: the session forces it linear, the view says so.
-    unit_button(page, "net.2", 3, "nonlinear").click()
-    s = nb.wait(lambda s: s["unit_states"][0][3] == 1, "the click to reach the session")
-    assert sum(map(sum, s["unit_states"])) == 1
-    unit_button(page, "net.2", 3, "forced linear").wait_for()
+    # Clicks on units show at once and reach the session.
+    latencies = click_latencies(page, out.locator(".ne-network .ne-unit"), 5)
+    assert len(latencies) == 5 and median(latencies) <= CLICK_MEDIAN_CEILING_MS, latencies
+    assert max(latencies) <= CLICK_MAX_CEILING_MS, latencies
+    nb.wait(lambda s: sum(map(sum, s["unit_states"])) == 5, "the clicks to reach the session")
+    print(f"\nwhile training: {fps:.0f} fps, click -> visible median {median(latencies):.0f} ms, "
+          f"cell start {quick['lag'] * 1000:.0f} ms")
 
-    # The sparsity slider, moved in the DOM, sets the kernel's session; nonlinear units then fall.
-    _move_sparsity_slider_to_max(nb)
+    # The sparsity slider, moved with the keyboard in the page, sets the kernel's session; nonlinear units fall.
+    slider = nb.widget(APP_CELL, "Sparsity λ (log scale)")
+    slider.focus()
+    slider.press("End")
     s = nb.wait(lambda s: s["sparsity"] == pytest.approx(0.1), "the session's sparsity to change")
-    assert s["message"] == ""
-    # The page shows it too; drawing lags the kernel by seconds on a loaded machine (round trips of 4-9 s seen),
-    # so wait as long as the kernel-side waits do rather than expect's 5 s default.
-    expect(nb.widget(APP_CELL, "Sparsity λ (exact)")).to_have_value("0.1", timeout=30_000)
+    expect(nb.widget(APP_CELL, "Sparsity λ (exact)")).to_have_value("0.1")
     nb.wait(lambda s: sum(s["nonlinear"]) < full / 2, "nonlinear units to fall", timeout=60)
 
     nb.button("Pause").click()
@@ -164,11 +150,7 @@ def test_train_steer_click_pause_and_run_cells_while_training(nb):
     assert nb.state()["step"] == step
     nb.button("Start").click()
     nb.wait(lambda s: s["status"] == "running" and s["step"] > step, "resume")
-    # Scripts all came from the lab server; known gap (docs/dashboard.md): Panel 1.9 asks cdn.holoviz.org for the
-    # stylesheets of panes it re-renders (harmless offline).
-    external = nb.rec.external_requests()
-    assert all(u.startswith("https://cdn.holoviz.org/panel/") and u.split("?")[0].endswith(".css")
-               for u in external), external
+    assert nb.rec.external_requests() == []
 
 
 def _api(server, method: str, path: str):
@@ -193,7 +175,6 @@ def test_kernel_restart_leaves_no_training_thread_busy(nb):
         time.sleep(0.2)
     assert not _alive(pid), "the old kernel (with its training thread) is still running"
 
-    # The new kernel is idle: nothing trains in it.
     nb.page.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]').first.wait_for(timeout=60_000)
     new = nb.evaluate("__import__('os').getpid()")  # through the page: its kernel is the new one
     assert new != pid and _alive(new) and f"kernel-{kernel}" in _cmdline(new)

@@ -34,24 +34,37 @@ class ReplayPage(ServedPage):
     ready_button = "Play"
 
 
-def test_replay_plays_in_the_page_without_training(browser, replay_server):
+def test_replay_starts_at_the_beginning_and_plays_in_the_page_without_training(browser, replay_server):
     base, session = replay_server
     page = ReplayPage(browser, base)
+    root = page.page.locator(".ne-dash")
+    shown = lambda: (int(root.get_attribute("data-evals") or 0), int(float(root.get_attribute("data-last-step") or 0)))
     try:
         s = page.state()
         assert s["replay"]["file"].endswith("spirals.rec") and s["replay"]["evals"] == len(session.history)
-        assert s["replay"]["plotted_steps"] == 0 and not s["replay"]["playing"]
-        page.page.get_by_text("Replay of spirals.rec").first.wait_for()
+        assert s["replay"]["eval_index"] == -1 and not s["replay"]["playing"]  # at the beginning, paused
+        page.page.get_by_text("nonlin_explorer: replay of spirals.rec").wait_for()
+        expect(root).to_have_attribute("data-evals", "0")  # nothing drawn yet: Play has something to show
         expect(page.page.get_by_role("button", name="Start", exact=True)).to_have_count(0)  # training controls hidden
         page.page.get_by_role("button", name="Play", exact=True).click()
-        first = page.wait(lambda s: s["replay"]["plotted_steps"] > 0, "play to plot steps")["replay"]
+        page.page.get_by_role("button", name="Pause", exact=True).wait_for()  # shown at once
+        first = page.wait(lambda s: s["replay"]["eval_index"] >= 0, "play to feed evaluations")["replay"]
         assert first["playing"] and not first["finished"]
-        later = page.wait(lambda s: s["replay"]["plotted_steps"] > first["plotted_steps"], "the replay to advance")
-        assert later["replay"]["eval_index"] >= first["eval_index"]
-        done = page.wait(lambda s: s["replay"]["finished"], "the replay to finish", timeout=40)["replay"]
-        assert done["plotted_evals"] == len(session.history) and done["plotted_steps"] == session.step
-        assert page.state()["status"] == "finished" and page.state()["step"] == session.history[-1]["step"]
-        page.page.get_by_text("(finished)").first.wait_for()
+        later = page.wait(lambda s: s["replay"]["eval_index"] > first["eval_index"], "the replay to advance")
+        assert later["replay"]["eval_index"] > first["eval_index"]
+        page.wait(lambda s: s["replay"]["finished"], "the replay to finish", timeout=40)
+        expect(root).to_have_attribute("data-evals", str(len(session.history)), timeout=10_000)
+        assert shown() == (len(session.history), session.history[-1]["step"])
+        page.page.get_by_role("button", name="Play", exact=True).wait_for()  # finished: Play starts again
+        # Scrub back: the page shows the run up to that evaluation.
+        scrub = page.page.get_by_label("Evaluation")
+        scrub.focus()
+        scrub.press("Home")  # the start: nothing shown
+        page.wait(lambda s: s["replay"]["eval_index"] == -1, "the scrubber to seek to the start")
+        expect(root).to_have_attribute("data-evals", "0")
+        scrub.press("ArrowRight")  # the first evaluation
+        page.wait(lambda s: s["replay"]["eval_index"] == 0, "the scrubber to seek")
+        expect(root).to_have_attribute("data-evals", "1")
         assert page.external_requests() == []
     finally:
         page.close()

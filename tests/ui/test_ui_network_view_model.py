@@ -1,4 +1,5 @@
-"""NetworkView's kernel side, without a browser: typed binary state, layout, messages, session following."""
+"""NetworkView's kernel side, without a browser: typed binary state, layout, requests and their answers, session
+following (the widget over its NetworkController)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import torch
 import nonlin_explorer as ne
 from nonlin_explorer.gates import UnitState
 from nonlin_explorer.ui import NetworkView
-from nonlin_explorer.ui.codecs import binary_to_array
 
 
 @pytest.fixture
@@ -28,18 +28,21 @@ def replies(monkeypatch):
     return sent
 
 
-def set_state(view, layer, units, state):
-    view._on_msg(view, {"type": "set_state", "targets": [{"layer": layer, "units": units}], "state": state}, [])
+def set_state(view, layer, units, state, rid="r"):
+    """What the page sends on a click (through anywidget's model.send)."""
+    view._on_msg(view, {"type": "set_state", "targets": [{"layer": layer, "units": units}], "state": state,
+                        "id": rid}, [])
 
 
 def test_state_is_sent_as_binary_typed_arrays(mlp):
     view = NetworkView(mlp, torch.randn(16, 8))
+    wire = view.get_state()  # what ipywidgets sends (memoryviews become binary buffers)
     for name, dtype in (("slopes", "float32"), ("states", "uint8"), ("activations", "float32")):
-        trait = getattr(view, name)
-        assert isinstance(trait["view"], memoryview), name  # a binary buffer, not a JSON list
-        assert trait["dtype"] == dtype and trait["shape"] == [12]
-    assert binary_to_array(view.slopes).tolist() == [0.0] * 12
-    acts = binary_to_array(view.activations)
+        assert isinstance(wire[name]["view"], memoryview), name  # a binary buffer, not a JSON list
+        assert wire[name]["dtype"] == dtype and wire[name]["shape"] == [12]
+        assert getattr(view, name).dtype == np.dtype(dtype)  # the trait holds a typed numpy array
+    assert view.slopes.tolist() == [0.0] * 12
+    acts = view.activations
     assert np.isfinite(acts).all() and (acts >= 0).all()  # mean ReLU outputs
     assert view.layers == [{"name": "net.2", "units": 6, "offset": 0, "block": -1},
                            {"name": "net.4", "units": 6, "offset": 6, "block": -1}]
@@ -49,7 +52,7 @@ def test_state_is_sent_as_binary_typed_arrays(mlp):
 
 def test_without_an_example_input_activations_are_unknown(mlp):
     view = NetworkView(mlp)
-    assert np.isnan(binary_to_array(view.activations)).all()
+    assert np.isnan(view.activations).all()
     view.close()
 
 
@@ -64,8 +67,8 @@ def test_a_click_message_sets_the_gate_and_the_view_follows(mlp):
     gate = ne.gates(mlp)[0]
     assert gate.state.tolist() == [0, 0, 0, 1, 0, 0]  # applied at once: no session
     assert view.wait_idle()
-    assert binary_to_array(view.states).tolist()[:6] == [0, 0, 0, 1, 0, 0]
-    assert binary_to_array(view.slopes)[3] == 1.0
+    assert view.states.tolist()[:6] == [0, 0, 0, 1, 0, 0]
+    assert view.slopes[3] == 1.0
     set_state(view, 1, None, UnitState.NONLINEAR)  # units null: the whole layer
     assert ne.gates(mlp)[1].state.tolist() == [2] * 6
     view.toggle("net.4", [0, 1], UnitState.FREE)  # the same from Python, by gate name
@@ -74,18 +77,32 @@ def test_a_click_message_sets_the_gate_and_the_view_follows(mlp):
 
 
 @pytest.mark.parametrize("content, error", [
-    ({"type": "set_state", "targets": [{"layer": 5, "units": [0]}], "state": 1}, "IndexError"),
-    ({"type": "set_state", "targets": [{"layer": 0, "units": [9]}], "state": 1}, "IndexError"),
-    ({"type": "set_state", "targets": [{"layer": 0, "units": [0]}], "state": 7}, "ValueError"),
-    ({"type": "set_state", "targets": [{"layer": 0, "units": "all"}], "state": 1}, "ValueError"),
-    ({"type": "set_state", "targets": [], "state": 1}, "ValueError"),
+    ({"type": "set_state", "targets": [{"layer": 5, "units": [0]}], "state": 1}, "out of range"),
+    ({"type": "set_state", "targets": [{"layer": 0, "units": [9]}], "state": 1}, "has units 0..5"),
+    ({"type": "set_state", "targets": [{"layer": 0, "units": [0]}, {"layer": 1, "units": [9]}], "state": 1},
+     "has units 0..5"),  # checked before anything changes: the first target is not applied either
+    ({"type": "set_state", "targets": [{"layer": 0, "units": [0]}], "state": 7}, "state must be"),
+    ({"type": "set_state", "targets": [{"layer": 0, "units": [0]}], "state": True}, "state must be"),
+    ({"type": "set_state", "targets": [{"layer": 0, "units": "all"}], "state": 1}, "units must be"),
+    ({"type": "set_state", "targets": [{"layer": 0, "units": [1.5]}], "state": 1}, "units must be"),
+    ({"type": "set_state", "targets": [], "state": 1}, "non-empty"),
     ({"type": "explode"}, "unknown message type"),
 ])
-def test_bad_messages_get_an_error_reply_and_change_nothing(mlp, replies, content, error):
+def test_bad_requests_get_an_error_answer_and_change_nothing(mlp, replies, content, error):
     view = NetworkView(mlp)
-    view._on_msg(view, content, [])
-    assert len(replies) == 1 and replies[0]["type"] == "error" and error in replies[0]["message"]
+    view._on_msg(view, {**content, "id": "bad"}, [])
+    assert view.wait_flushed()
+    errors = [r for r in replies if r["type"] == "error"]
+    assert len(errors) == 1 and errors[0]["id"] == "bad" and error in errors[0]["message"], replies
     assert all(g.state.sum() == 0 for g in ne.gates(mlp))
+    view.close()
+
+
+def test_a_good_request_is_acknowledged_by_its_id(mlp, replies):
+    view = NetworkView(mlp)
+    set_state(view, 0, [1], UnitState.LINEAR, rid="page-7")
+    assert view.wait_flushed()
+    assert {"type": "ack", "id": "page-7"} in replies
     view.close()
 
 
@@ -111,9 +128,9 @@ def test_clicks_go_through_the_session_queue_while_it_trains():
         toggle = next(e for e in session.events if e["kind"] == "toggle")
         assert toggle["layer"] == "net.4" and toggle["units"] == [2, 5] and toggle["state"] == "linear"
         deadline = time.monotonic() + 5
-        while binary_to_array(view.states)[16 + 2] != 1 and time.monotonic() < deadline:
+        while view.states[16 + 2] != 1 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert binary_to_array(view.states)[[18, 21]].tolist() == [1, 1]
+        assert view.states[[18, 21]].tolist() == [1, 1]
         assert view.status == "running" and view.step > 0
     finally:
         session.stop()
@@ -162,15 +179,16 @@ def test_refresh_rereads_the_gates(mlp):
     view = NetworkView(mlp)
     ne.gates(mlp)[0].set_linear([1])  # changed behind the view's back
     view.refresh()
-    assert binary_to_array(view.states)[1] == UnitState.LINEAR
+    assert view.states[1] == UnitState.LINEAR
     view.close()
 
 
 def test_activations_are_computed_off_the_comm_thread(mlp):
     view = NetworkView(mlp, torch.randn(16, 8))
     threads = []
-    original = view._activations
-    view._activations = lambda: (threads.append(threading.current_thread().name), original())[1]
+    controller = view.controller
+    original = controller._activations
+    controller._activations = lambda: (threads.append(threading.current_thread().name), original())[1]
     set_state(view, 0, [0], UnitState.LINEAR)
     assert view.wait_idle()
     assert threads == ["nonlin-explorer-network-view-activations"]  # its own thread: clicks never wait on it
@@ -183,4 +201,4 @@ def test_update_repaints_from_the_gates_for_custom_training_loops(mlp):
         ne.gates(mlp)[1].alpha[:] = 0.5
     view.update()
     assert view.wait_idle()
-    assert binary_to_array(view.slopes)[6:].tolist() == [0.5] * 6
+    assert view.slopes[6:].tolist() == [0.5] * 6
