@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from nonlin_explorer._version import __version__
+from nonlin_explorer.validation import OneLineParser, json_object
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump) and exit code 2."""
-
-    def error(self, message: str):  # noqa: D401 - argparse's name
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def json_object(text: str) -> dict:
-    """argparse type: a JSON object (settings given on the command line)."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc.msg}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"epochs\": 100}'")
-    return value
+_Parser = OneLineParser  # (the old name, used by the sweep CLI)
 
 
 def _parser() -> argparse.ArgumentParser:

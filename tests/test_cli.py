@@ -21,7 +21,10 @@ from nonlin_explorer.cli import main
     (["fly"], "invalid choice: 'fly'"),
     (["sweep", "no_such_spec.toml", "--out", "r.nc"], "spec file no_such_spec.toml not found"),
     (["sweep", "spec.toml", "--out", "r.nc", "--workers", "-1"], "must be >= 0"),
-    (["serve", "--port", "abc"], "invalid int value: 'abc'"),
+    (["serve", "--port", "abc"], "'abc' is not a port number"),
+    (["serve", "--port", "99999"], "a port lies in 0..65535"),
+    (["serve", "--rate", "0"], "must lie in [0.5, 60]"),
+    (["serve", "--speed", "-1"], "must lie in [0.001, 1e+06]"),
     (["serve", "--theme", "purple"], "invalid choice: 'purple'"),
 ])
 def test_bad_arguments_give_one_line_and_exit_code_2(argv, message, capsys):

@@ -29,8 +29,8 @@ from nonlin_explorer.advantage import (
     validate_grid,
 )
 from nonlin_explorer.training import TrainConfig
-from nonlin_explorer.ui.dashboard_core import parse_number
 from nonlin_explorer.ui.live_view import LiveView
+from nonlin_explorer.validation import parse_list, parse_number
 
 __all__ = ["AdvantageView", "parse_list"]
 
@@ -42,16 +42,6 @@ _COLUMNS = ("nonlinear", "apl", "test_acc", "sparsity", "seed")
 DEFAULT_CONFIG = TrainConfig(dataset="mnist1d", dataset_kwargs={"num_samples": 4000}, model="mlp",
                              model_kwargs={"width": 64, "depth": 4}, epochs=20, lr=1e-2, slope_lr=0.03,
                              eval_every=1000)
-
-
-def parse_list(text: Any, name: str, integer: bool = False, low: float | None = 0.0) -> list:
-    """Comma- or space-separated numbers typed by a user, or ``ValueError`` with a message fit to show them."""
-    if not isinstance(text, str):
-        text = ", ".join(str(v) for v in text)
-    parts = [p for p in text.replace(",", " ").split() if p]
-    if not parts:
-        raise ValueError(f"{name}: enter at least one number")
-    return [parse_number(p, name, low=low, integer=integer) for p in parts]
 
 
 def _fmt_list(values) -> str:

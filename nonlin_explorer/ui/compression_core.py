@@ -31,7 +31,7 @@ from nonlin_explorer.compression import (
 )
 from nonlin_explorer.compression.optimize import finish
 from nonlin_explorer.compression.targets import WEIGHT_DISTS, Target
-from nonlin_explorer.ui.dashboard_core import parse_number
+from nonlin_explorer.validation import parse_number
 
 #: Methods the explorer offers: the engine's three, then the baselines.
 EXPLORER_METHODS = ("exact", "etf", "meanfield", "magnitude", "kmeans", "sgd")
@@ -41,6 +41,10 @@ SWEEP_METHODS = ("exact", "etf", "meanfield", "magnitude", "kmeans")
 N_MAX = 100_000
 D_MAX = 1_000
 M_MAX = 64
+#: At most this many target weights (N x d): bounds the memory a client of the served app can ask for.
+ND_MAX = 5_000_000
+#: |a mean| and a spread above this are refused (the loss scales with their square).
+A_MAX = 1e6
 #: sgd_distill budget inside the explorer.
 SGD_STEPS = 3000
 SGD_TIME_LIMIT = 3.0
@@ -85,9 +89,11 @@ def validate_params(raw: dict[str, Any]) -> ExplorerParams:
         raise ValueError(f"M must be smaller than N = {N}, got M = {M}")
     if M > M_MAX:
         raise ValueError(f"M: must be <= {M_MAX}, got {M}")
-    a_mean = float(parse_number(v["a_mean"], "a mean"))
-    a_std = float(parse_number(v["a_std"], "a spread", low=0.0))
-    seed = int(parse_number(v["seed"], "seed", low=0, integer=True))
+    if N * d > ND_MAX:
+        raise ValueError(f"N x d = {N * d:,} target weights; at most {ND_MAX:,}")
+    a_mean = float(parse_number(v["a_mean"], "a mean", low=-A_MAX, high=A_MAX))
+    a_std = float(parse_number(v["a_std"], "a spread", low=0.0, high=A_MAX))
+    seed = int(parse_number(v["seed"], "seed", low=0, high=2**31 - 1, integer=True))
     weight_dist, activation, method = str(v["weight_dist"]), str(v["activation"]), str(v["method"])
     if weight_dist not in WEIGHT_DISTS:
         raise ValueError(f"unknown weight distribution {weight_dist!r}; choose one of {', '.join(WEIGHT_DISTS)}")

@@ -12,11 +12,13 @@ Works in a notebook (display the object) and standalone (``nonlin-explorer serve
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from bokeh.plotting import figure
 
 from nonlin_explorer.compression import ACTIVATIONS
 from nonlin_explorer.compression.targets import WEIGHT_DISTS
+from nonlin_explorer.files import confined_path
 from nonlin_explorer.results import write_netcdf
 from nonlin_explorer.ui.compression_core import (
     EXPLORER_METHODS,
@@ -48,8 +51,8 @@ from nonlin_explorer.ui.compression_core import (
     validate_params,
     view3d_columns,
 )
-from nonlin_explorer.ui.dashboard_core import parse_number
 from nonlin_explorer.ui.live_view import LiveView
+from nonlin_explorer.validation import parse_number
 
 __all__ = ["CompressionExplorer"]
 
@@ -133,8 +136,9 @@ class CompressionExplorer(LiveView):
     :meth:`flush` to apply what the worker produced.
     """
 
-    def __init__(self, *, rate: float = 10.0, theme: str = "light", **initial):
+    def __init__(self, *, rate: float = 10.0, theme: str = "light", files_root=None, **initial):
         super().__init__()
+        self.files_root = Path(files_root if files_root is not None else os.getcwd()).resolve()
         self.params_valid: ExplorerParams = validate_params(initial)
         self.rate = float(parse_number(rate, "rate", low=0.5, high=60.0))
         self.theme = theme
@@ -609,7 +613,8 @@ class CompressionExplorer(LiveView):
         path = self.export_path.value if path is None else path
         what = self.export_what.value if what is None else what
         try:
-            written = write_netcdf(self.dataset(what), path)
+            target = confined_path(self.files_root, path, default="compression.nc")
+            written = write_netcdf(self.dataset(what), target)
         except (OSError, ValueError) as exc:
             self.show_message(f"export failed: {exc}")
             return None

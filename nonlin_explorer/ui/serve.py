@@ -11,17 +11,9 @@ import argparse
 import json
 import sys
 import threading
-from typing import Any
 
-from nonlin_explorer.cli import json_object
-
-#: Demo runs: a name -> TrainConfig fields. "training": a tiny MLP on spirals, live on a laptop CPU.
-DEMOS: dict[str, dict[str, Any]] = {
-    "training": dict(dataset="spirals", model="mlp", model_kwargs={"width": 32, "depth": 3}, epochs=400,
-                     eval_every=10, batch_size=64, lr=3e-3, slope_lr=5e-2, sparsity=0.0, schedule="early"),
-    "mnist1d": dict(dataset="mnist1d", model="mlp", model_kwargs={"width": 128, "depth": 3}, epochs=50,
-                    eval_every=50, sparsity=1e-4, schedule="late"),
-}
+from nonlin_explorer.demos import DEFAULT_DEMO, DEMOS, demo_config
+from nonlin_explorer.validation import OneLineParser, json_object
 
 #: The compression explorer (``--demo compression``; ``--config`` holds its settings, e.g. '{"N": 500}').
 COMPRESSION_DEMO = "compression"
@@ -39,64 +31,91 @@ def add_serve_parser(subparsers) -> argparse.ArgumentParser:
     return s
 
 
+def _port(text: str) -> int:
+    """argparse type: a TCP port, 0 for any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port lies in 0..65535 (0: any free port), got {value}")
+    return value
+
+
+def _positive(low: float, high: float):
+    """argparse type: a number in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must lie in [{low:g}, {high:g}], got {text}")
+        return value
+    return parse
+
+
 def _add_arguments(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--port", type=int, default=5006, help="port (0: any free port)")
+    s.add_argument("--port", type=_port, default=5006, help="port (0: any free port)")
     s.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the dashboard to the network)")
-    s.add_argument("--demo", default="training", choices=sorted([*DEMOS, COMPRESSION_DEMO]),
+                   help="address to bind (default 127.0.0.1, this machine only; anything else is reachable from the "
+                        "network and prints a warning)")
+    s.add_argument("--token", default=None,
+                   help="the access token (default: a new random one, printed in the URL); kept in a cookie after "
+                        "the first page load")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="another host name the page may be reached by (e.g. behind a proxy); repeatable")
+    s.add_argument("--root", default=".", metavar="FOLDER",
+                   help="the only folder the page may write exports and recordings into (default: here)")
+    s.add_argument("--demo", default=DEFAULT_DEMO, choices=sorted([*DEMOS, "training", COMPRESSION_DEMO]),
                    help="which run to load (compression: the compression explorer)")
     s.add_argument("--config", type=json_object, default={}, help="TrainConfig fields overriding the demo, as JSON")
     s.add_argument("--replay", metavar="PATH",
                    help="replay a recording (a folder saved by the dashboard's Record or save_recording) instead of "
                         "training")
-    s.add_argument("--speed", type=float, default=10.0, help="replay speed, times real time (default 10)")
+    s.add_argument("--speed", type=_positive(1e-3, 1e6), default=10.0,
+                   help="replay speed, times real time (default 10)")
     s.add_argument("--theme", default="light", choices=("light", "dark"))
-    s.add_argument("--rate", type=float, default=10.0, help="plot refresh rate in Hz (default 10)")
+    s.add_argument("--rate", type=_positive(0.5, 60.0), default=10.0, help="refreshes per second (default 10)")
     s.add_argument("--show", action=argparse.BooleanOptionalAction, default=False, help="open a browser tab")
     s.add_argument("--status-endpoint", action="store_true",
-                   help="also serve the live sessions' state as JSON at /status.json (for tests and scripts)")
+                   help="also serve the live sessions' state as JSON at /status.json (token required; for tests "
+                        "and scripts)")
 
 
-def demo_config(name: str, overrides: dict | None = None):
-    from nonlin_explorer.training import TrainConfig
-
-    if name not in DEMOS:
-        raise ValueError(f"unknown demo {name!r}; demos: {', '.join(sorted(DEMOS))}")
-    fields = {**DEMOS[name], **(overrides or {})}
-    try:
-        return TrainConfig(**fields).validate()
-    except TypeError as exc:
-        raise ValueError(f"bad --config: {exc}") from None
-
-
-def make_app(config, theme: str = "light", rate: float = 10.0):
-    """A function building one full-screen page per browser session."""
+def make_app(config, theme: str = "light", rate: float = 10.0, files_root=None):
+    """A function building one full-page dashboard per browser tab (each with its own session)."""
     import dataclasses
 
-    from nonlin_explorer.ui.dashboard import TrainingDashboard
+    from nonlin_explorer.ui.dashboard_controller import DashboardController
+    from nonlin_explorer.ui.dashboard_panel import TrainingDashboardPane
 
     def app():
-        return _serve_view(TrainingDashboard(dataclasses.replace(config, model_kwargs=dict(config.model_kwargs)),
-                                             rate=rate, theme=theme))
+        controller = DashboardController(dataclasses.replace(config, model_kwargs=dict(config.model_kwargs)),
+                                         rate=rate, theme=theme, files_root=files_root)
+        return _serve_view(TrainingDashboardPane(controller))
 
     return app
 
 
-def make_replay_app(path, theme: str = "light", rate: float = 10.0, speed: float = 10.0):
+def make_replay_app(path, theme: str = "light", rate: float = 10.0, speed: float = 10.0, files_root=None):
     """Like :func:`make_app`, replaying the recording at ``path`` (read once here: a bad file fails before
-    serving; each tab gets its own replay)."""
+    serving; each tab gets its own replay, starting at the beginning)."""
     from nonlin_explorer.recording import load_recording
-    from nonlin_explorer.ui.dashboard import TrainingDashboard
+    from nonlin_explorer.ui.dashboard_controller import DashboardController
+    from nonlin_explorer.ui.dashboard_panel import TrainingDashboardPane
 
     load_recording(path).session()  # fail now on a missing, truncated or foreign recording
 
     def app():
-        return _serve_view(TrainingDashboard.from_recording(path, speed=speed, rate=rate, theme=theme))
+        controller = DashboardController.from_recording(path, speed=speed, rate=rate, theme=theme,
+                                                        files_root=files_root)
+        return _serve_view(TrainingDashboardPane(controller))
 
     return app
 
 
-def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0):
+def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0, files_root=None):
     """Like :func:`make_app`, for the compression explorer (``initial``: its settings)."""
 
     from nonlin_explorer.ui.compression_core import validate_params
@@ -105,7 +124,7 @@ def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0
     validate_params(initial)  # bad --config: an error before serving
 
     def app():
-        return _serve_view(CompressionExplorer(rate=rate, theme=theme, **initial))
+        return _serve_view(CompressionExplorer(rate=rate, theme=theme, files_root=files_root, **initial))
 
     return app
 
@@ -129,11 +148,16 @@ def _serve_view(view):
     return pn.Column(view, sizing_mode="stretch_both", styles={"padding": "8px"})
 
 
-def _status_handler():
+def _status_handler(guard):
     from tornado.web import RequestHandler
 
     class StatusHandler(RequestHandler):
         def get(self):
+            reason = guard.refuse_reason(self)
+            if reason:
+                self.set_status(403)
+                self.write({"error": reason})
+                return
             with _LOCK:
                 state = [{**d.status_dict(), "serial": getattr(d, "serial", 0)} for d in _DASHBOARDS]
             self.set_header("Content-Type", "application/json")
@@ -143,29 +167,57 @@ def _status_handler():
     return StatusHandler
 
 
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host if host not in ("", "0.0.0.0") else "0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
 def serve_main(args) -> int:
     """Run the server until interrupted."""
+    from pathlib import Path
+
     import panel as pn
 
+    from nonlin_explorer.ui.access import AccessGuard, is_loopback
+
+    root = Path(args.root).expanduser().resolve()
+    if not root.is_dir():
+        raise ValueError(f"--root {args.root}: not a folder")
     if getattr(args, "replay", None):
-        app = make_replay_app(args.replay, theme=args.theme, rate=args.rate, speed=args.speed)
+        app = make_replay_app(args.replay, theme=args.theme, rate=args.rate, speed=args.speed, files_root=root)
     elif args.demo == COMPRESSION_DEMO:
-        app = make_compression_app(args.config, theme=args.theme, rate=args.rate)
+        app = make_compression_app(args.config, theme=args.theme, rate=args.rate, files_root=root)
     else:
-        app = make_app(demo_config(args.demo, args.config), theme=args.theme, rate=args.rate)
+        name = DEFAULT_DEMO if args.demo == "training" else args.demo  # "training": the default demo's old name
+        app = make_app(demo_config(name, args.config), theme=args.theme, rate=args.rate, files_root=root)
+    port = args.port or _free_port(args.host)
+    guard = AccessGuard(args.host, port, token=args.token, allow_hosts=args.allow_host)
+    if not is_loopback(args.host):
+        print(f"nonlin-explorer: warning: --host {args.host} is reachable from the network; anyone with the URL "
+              "(token included) can drive this app", file=sys.stderr, flush=True)
     pn.extension()
     pn.config.theme = "dark" if args.theme == "dark" else "default"
-    extra = [(r"/status\.json", _status_handler())] if args.status_endpoint else []
-    origins = [f"{args.host}:{args.port}", f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
-    print(f"nonlin-explorer: serving the dashboard at http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
-    pn.serve({"/": app}, port=args.port, address=args.host,
-             websocket_origin=origins, show=args.show, title="nonlin_explorer", extra_patterns=extra,
-             verbose=False)
+    extra = [(r"/status\.json", _status_handler(guard))] if args.status_endpoint else []
+    origins = sorted(h for h in guard.hosts if not h.startswith("["))  # Bokeh's list takes no IPv6 literals
+    server = pn.serve({"/": app}, port=port, address=args.host, websocket_origin=origins,
+                      show=False, title="nonlin_explorer", extra_patterns=extra, verbose=False, start=False,
+                      auth_provider=guard.auth_provider(), sign_sessions=True, secret_key=guard.session_secret,
+                      generate_session_ids=True)
+    print(f"nonlin-explorer: serving at {guard.url()} (Ctrl+C stops); exports go to {root}", flush=True)
+    if args.show:
+        import webbrowser
+
+        server.io_loop.add_callback(lambda: webbrowser.open(guard.url()))
+    server.start()
+    server.io_loop.start()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="nonlin-explorer serve", description="Serve the live training dashboard.")
+    p = OneLineParser(prog="nonlin-explorer serve", description="Serve the live training dashboard.")
     _add_arguments(p)
     args = p.parse_args(argv)
     try:

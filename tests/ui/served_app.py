@@ -1,7 +1,8 @@
 """The ``serve`` app under test: start it in a subprocess with ``--status-endpoint`` and drive one tab of it.
 
 ``/status.json`` reports the live Python state of every app the server runs (one per browser tab), so tests
-act in the page and assert on the Python side.
+act in the page and assert on the Python side. The server needs its access token (``TOKEN``, given with ``--token``)
+for both, as a browser gets it from the URL the server prints.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from pathlib import Path
 
 from lab_helpers import VIEWPORT, _free_port, wait_until_serving
 
+#: The access token the tests start servers with.
+TOKEN = "test-token-3f9c1a7e5b2d"
+
 
 @contextlib.contextmanager
 def served_app(demo: str, config: dict, log_dir: Path, timeout: float = 60.0) -> Iterator[str]:
@@ -27,19 +31,19 @@ def served_app(demo: str, config: dict, log_dir: Path, timeout: float = 60.0) ->
 
 
 @contextlib.contextmanager
-def serving(args: list[str], log_dir: Path, timeout: float = 60.0) -> Iterator[str]:
-    """Run ``nonlin-explorer serve ARGS`` (with its status endpoint) on a free localhost port; yields its base
+def serving(args: list[str], log_dir: Path, timeout: float = 60.0, host: str = "127.0.0.1") -> Iterator[str]:
+    """Run ``nonlin-explorer serve ARGS`` (with its status endpoint and ``TOKEN``) on a free port; yields its base
     URL once ``/status.json`` answers, and stops the server on exit."""
     port = _free_port()
     log = log_dir / "serve.log"
     cmd = [sys.executable, "-m", "nonlin_explorer.ui.serve", "--port", str(port), "--no-show", "--status-endpoint",
-           *args]
+           "--token", TOKEN, "--root", str(log_dir), "--host", host, *args]
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(proc, f"{base}/status.json", log, timeout, "serve")
+        wait_until_serving(proc, f"{base}/status.json?token={TOKEN}", log, timeout, "serve")
         yield base
     finally:
         proc.terminate()
@@ -51,7 +55,7 @@ def serving(args: list[str], log_dir: Path, timeout: float = 60.0) -> Iterator[s
 
 def app_status(base: str) -> list[dict]:
     """The live state of every app the server runs."""
-    with urllib.request.urlopen(f"{base}/status.json", timeout=5) as r:
+    with urllib.request.urlopen(f"{base}/status.json?token={TOKEN}", timeout=5) as r:
         return json.loads(r.read())["dashboards"]
 
 
@@ -83,7 +87,7 @@ class ServedPage:
         self.page.on("request", lambda r: self.requests.append(r.url))
         newest = lambda: max((d["serial"] for d in app_status(base)), default=0)
         before = newest()
-        self.page.goto(base + "/")
+        self.page.goto(f"{base}/?token={TOKEN}")
         self.page.get_by_role("button", name=self.ready_button).wait_for()
         self.serial = wait_for(lambda: newest() > before and newest(), what="the page's app")
 

@@ -17,8 +17,13 @@ CONFIG = {"N": 500, "d": 10, "M": 3}
 
 @pytest.fixture(scope="module")
 def explorer_server(tmp_path_factory):
-    with served_app("compression", CONFIG, tmp_path_factory.mktemp("serve")) as base:
+    root = tmp_path_factory.mktemp("serve")  # also the only folder the page may export into
+    with served_app("compression", CONFIG, root) as base:
+        SERVER_ROOT[base] = root
         yield base
+
+
+SERVER_ROOT: dict[str, object] = {}
 
 
 class ExplorerPage(ServedPage):
@@ -62,8 +67,12 @@ def test_change_m_switch_method_export(explorer, tmp_path):
     s = explorer.wait(lambda s: _done(s) and s.get("method") == "magnitude", "the magnitude result")
     assert s["gram_size"] == 5 and s["loss"] > exact5  # pruning is worse than the exact optimum
 
-    path = tmp_path / "result.nc"
-    explorer.type_into("Export to (netCDF)", str(path))
+    explorer.type_into("Export to (netCDF)", str(tmp_path / "outside.nc"))  # outside the served folder: refused
+    explorer.page.get_by_role("button", name="Export", exact=True).click()
+    explorer.page.locator(".ne-message").get_by_text("outside the folder").wait_for()
+    assert not (tmp_path / "outside.nc").exists()
+    path = SERVER_ROOT[explorer.base] / "result.nc"
+    explorer.type_into("Export to (netCDF)", "result.nc")
     explorer.page.get_by_role("button", name="Export", exact=True).click()
     explorer.page.locator(".ne-message").get_by_text("wrote").wait_for()
     with xr.open_dataset(path, engine="netcdf4") as ds:
