@@ -50,12 +50,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from nonlin_explorer.results import check_writable, write_netcdf
+    from nonlin_explorer import datasets
+    from nonlin_explorer.devices import pick_device
+    from nonlin_explorer.models import check_fits_in_memory
+    from nonlin_explorer.results import check_writable, save_run
     from nonlin_explorer.training import TrainConfig, TrainingSession
 
     model_kwargs = dict(args.model_kwargs)
     if args.width is not None:
-        model_kwargs["width"] = int(args.width) if args.model.lower() in ("mlp", "cnn") else args.width
+        model_kwargs["width"] = args.width  # whole numbers for mlp/cnn: models.build checks (2.5 is refused)
     if args.depth is not None:
         model_kwargs["depth"] = args.depth
     dataset_kwargs = {"root": args.data_root} if args.data_root else {}
@@ -65,17 +68,25 @@ def _train(args) -> int:
                          switch_epoch=args.switch_epoch, eval_every=args.eval_every, seed=args.seed,
                          device=args.device)
     config.validate()
+    pick_device(config.device)  # an unknown device: one line, before anything is built
     out = check_writable(args.out)  # before training: never lose a run to an unwritable path
     if args.checkpoint:
         check_writable(args.checkpoint)
+    data = datasets.load(config.dataset, **config.dataset_kwargs)
+    kwargs = dict(config.model_kwargs)
+    if data.kind == "sequence" and config.model.lower() == "transformer":
+        kwargs.setdefault("vocab_size", data.vocab_size)
+    check_fits_in_memory(config.model, data.input_shape, data.num_classes, **kwargs)
     session = TrainingSession(config)
     session.run(progress=not args.quiet)
-    write_netcdf(session.to_xarray(), out)
-    if args.checkpoint:
-        session.save(args.checkpoint)
+    written, notes = save_run(session, out, args.checkpoint)  # checkpoint first; a failed write falls back
+    for note in notes:
+        print(f"nonlin-explorer: {note}", file=sys.stderr)
     last = session.history[-1] if session.history else {}
     print(f"{session.status}: step {session.step}, test accuracy {last.get('test_acc', float('nan')):.4f}, "
-          f"nonlinear units {session.nonlinear_count()}; wrote {out}")
+          f"nonlinear units {session.nonlinear_count()}; wrote {written['results']}")
+    if notes:
+        return 1
     return 0 if session.status in ("finished", "stopped") else 1
 
 

@@ -44,13 +44,31 @@ def _check_finite(name: str, x: torch.Tensor) -> None:
         raise ValueError(f"dataset {name!r}: inputs contain {bad} NaN/inf values")
 
 
+def _labels(name: str, y: torch.Tensor) -> torch.Tensor:
+    """Class indices as int64; floats must be whole and finite, nothing negative (no silent truncation)."""
+    if y.dtype == torch.bool or y.is_complex():
+        raise ValueError(f"dataset {name!r}: labels must be class indices (whole numbers), got dtype {y.dtype}")
+    if y.is_floating_point():
+        bad = ~torch.isfinite(y)
+        if bad.any():
+            raise ValueError(f"dataset {name!r}: {int(bad.sum())} labels are NaN or infinite")
+        frac = y != torch.round(y)
+        if frac.any():
+            raise ValueError(f"dataset {name!r}: labels must be whole numbers (class indices), got "
+                             f"{y[frac][:3].tolist()}")
+    y = y.long()
+    if y.numel() and int(y.min()) < 0:
+        raise ValueError(f"dataset {name!r}: labels must be >= 0, got {int(y.min())}")
+    return y
+
+
 def _split(name: str, x: np.ndarray | torch.Tensor, y, test_fraction: float, seed: int, **kw) -> Dataset:
     """Shuffle with ``seed`` and split off ``test_fraction`` for testing."""
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
     if x.is_floating_point():
         x = x.float()
-    y = y.long()
+    y = _labels(name, y)
     if len(x) != len(y):
         raise ValueError(f"dataset {name!r}: {len(x)} inputs but {len(y)} labels")
     if len(x) < 2:
@@ -178,11 +196,22 @@ def from_torch(dataset: torch.utils.data.Dataset, name: str = "user", test_fract
                seed: int = 0) -> Dataset:
     """A map-style torch Dataset of (input, label) pairs, read into memory."""
     try:
-        pairs = [dataset[i] for i in range(len(dataset))]
+        n = len(dataset)
     except TypeError as exc:
         raise ValueError("from_torch needs a map-style Dataset with __len__ and __getitem__") from exc
-    x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
-    y = torch.as_tensor([int(p[1]) for p in pairs])
+    pairs = []
+    for i in range(n):
+        try:
+            pairs.append(dataset[i])
+        except (IndexError, KeyError) as exc:
+            raise ValueError(f"the Dataset says it has {n} samples, but item {i} fails: {exc}") from None
+        except TypeError as exc:
+            raise ValueError("from_torch needs a map-style Dataset with __len__ and __getitem__") from exc
+    try:
+        x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"the Dataset's inputs do not all have the same shape: {exc}") from None
+    y = torch.as_tensor([torch.as_tensor(p[1]).item() for p in pairs])
     return _split(name, x, y, test_fraction, seed)
 
 

@@ -8,7 +8,10 @@ import torch
 def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The requested device (checked to exist), or the best one available."""
     if device is not None and str(device) != "auto":
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} was asked for, but CUDA is not available here")
         if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):

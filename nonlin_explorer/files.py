@@ -42,3 +42,62 @@ def confined_path(root: str | os.PathLike, text: object, *, default: str) -> Pat
     if resolved == base:
         raise PathNotAllowed(f"{text!r} is the folder itself: name a file inside {base}")
     return resolved
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where that is not available."""
+    import ctypes
+    import errno
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, f"cannot replace {b}: {os.strerror(err)}")
+
+
+def old_copy(target: Path) -> Path:
+    """Where :func:`replace_folder` keeps the previous folder during a two-step replace (where no exchange exists)."""
+    return target.with_name(f".{target.name}.old")
+
+
+def replace_folder(new: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Put the folder ``new`` at ``target`` in one step: a plain rename when ``target`` does not exist, an atomic
+    exchange when it does (then the old folder is removed). Where the system has no exchange: two renames, and
+    :func:`recover_folder` (called by the readers) puts the old folder back if the process died between them."""
+    import shutil
+
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        os.replace(new, target)
+        return
+    if _exchange(new, target):
+        shutil.rmtree(new, ignore_errors=True)  # now holds the old folder
+        return
+    old = old_copy(target)
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_folder(target: str | os.PathLike) -> bool:
+    """After a two-step :func:`replace_folder` killed half-way, ``target`` is missing and its old copy is there: put it
+    back. True if it did."""
+    target = Path(target)
+    old = old_copy(target)
+    if not target.exists() and old.is_dir():
+        os.replace(old, target)
+        return True
+    return False

@@ -164,7 +164,13 @@ class LinearizableReLU(nn.Module):
             return idx
         if isinstance(units, slice):
             return idx[units]
+        if isinstance(units, bool) or (isinstance(units, Sequence) and any(isinstance(u, bool) for u in units)):
+            raise TypeError(f"unit indices must be integers, got {units!r} (use a boolean mask tensor to select)")
         t = torch.as_tensor(units)
+        if t.numel() == 0:
+            return torch.zeros(0, dtype=torch.long)  # nothing selected (an empty list is a float tensor)
+        if t.is_floating_point() or t.is_complex():
+            raise TypeError(f"unit indices must be integers, got {units!r}")
         if t.dtype == torch.bool:
             if t.shape != (self.num_units,):
                 raise ValueError(f"a boolean unit mask must have shape ({self.num_units},), got {tuple(t.shape)}")
@@ -204,8 +210,15 @@ class LinearizableReLU(nn.Module):
 
     @torch.no_grad()
     def clamp_(self) -> None:
-        """Project alpha back to [0, 1] (the training engine calls this after every step)."""
+        """Project alpha back to [0, 1] and hold forced units exactly at 1 (linear) or 0 (nonlinear): an optimizer's
+        momentum must not move them (the training engine calls this after every step)."""
         self.alpha.clamp_(0.0, 1.0)
+        self._hold_forced()
+
+    def _hold_forced(self) -> None:
+        free, fixed = self._masks()
+        if free is not None:
+            self.alpha.mul_(free).add_(fixed)
 
 
 # -- model-level helpers ---------------------------------------------------------------------------
@@ -252,11 +265,15 @@ def unit_count(model: nn.Module) -> int:
 
 @torch.no_grad()
 def clamp_slopes_(model: nn.Module, gate_list: Sequence[LinearizableReLU] | None = None) -> None:
-    """Project every gate's alpha back to [0, 1] (one fused update; pass ``gate_list`` to skip the lookup)."""
-    alphas = [g.alpha for g in (gates(model) if gate_list is None else gate_list)]
+    """Project every gate's alpha back to [0, 1] (one fused update; pass ``gate_list`` to skip the lookup) and hold
+    forced units exactly at their value (1 linear, 0 nonlinear), whatever the optimizer's momentum did."""
+    gate_list = gates(model) if gate_list is None else gate_list
+    alphas = [g.alpha for g in gate_list]
     if alphas:
         torch._foreach_clamp_min_(alphas, 0.0)
         torch._foreach_clamp_max_(alphas, 1.0)
+    for g in gate_list:
+        g._hold_forced()
 
 
 def gate_snapshot(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

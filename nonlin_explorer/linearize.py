@@ -155,10 +155,14 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
         for h in handles:
             h.remove()
 
+    reference = _outputs(model, example_input)
     reused = [act_names[m] for m, shapes in seen.items() if len(shapes) > 1]
     if reused or probe.calls:
         model = _linearize_fx(model, example_input, activations, axis)
+        _disable_fused_fast_paths(model)
+        _check_same_function(model, example_input, reference)
     else:
+        swapped: list[tuple[str, nn.Module]] = []
         for m, shapes in seen.items():
             if not shapes:
                 continue  # never called on this input: leave it as it is
@@ -166,12 +170,65 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
             ax = _axis_for(name, axis, _infer_axis(shapes[0], producer_of_act.get(m), model))
             gate = LinearizableReLU(_units(shapes[0], ax), axis=ax, name=name)
             _set_submodule(model, name, gate)
+            swapped.append((name, m))
         model._nonlin_gate_order = _forward_order(model, example_input)
-    _disable_fused_fast_paths(model)
+        _disable_fused_fast_paths(model)
+        if not _same(_outputs(model, example_input), reference):
+            # An in-place ReLU whose input is used afterwards (``self.relu(h); return fc(h)``): a swapped module
+            # cannot write into h. Put the ReLUs back and let fx follow the data instead.
+            for name, m in swapped:
+                _set_submodule(model, name, m)
+            del model._nonlin_gate_order
+            model = _linearize_fx(model, example_input, activations, axis)
+            _disable_fused_fast_paths(model)
+            _check_same_function(model, example_input, reference)
     dev = next((p.device for p in model.parameters()), None)
     if dev is not None:
         model.to(dev)
     return model
+
+
+def _outputs(model: nn.Module, example_input):
+    """The model's output on the example input, in eval mode, without grad (detached copies)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(*example_input) if isinstance(example_input, (tuple, list)) else model(example_input)
+    finally:
+        model.train(was)
+    return _detach(out)
+
+
+def _detach(out):
+    if isinstance(out, torch.Tensor):
+        return out.detach().clone()
+    if isinstance(out, (tuple, list)):
+        return type(out)(_detach(o) for o in out)
+    if isinstance(out, Mapping):
+        return {k: _detach(v) for k, v in out.items()}
+    return out
+
+
+def _same(a, b) -> bool:
+    """Equal outputs (tensors up to float rounding; nested tuples, lists and dicts)."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and bool(torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-6,
+                                                           equal_nan=True))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _check_same_function(model: nn.Module, example_input, reference) -> None:
+    """Every gate at alpha = 0 must compute what the model computed before: else refuse, with a clear error."""
+    if not _same(_outputs(model, example_input), reference):
+        raise ValueError(
+            f"linearize could not keep the function of {type(model).__name__}: with every gate at alpha = 0 its "
+            "output differs from the original's. An activation applied in place whose input is used afterwards "
+            "through another path is the usual cause; use nn.ReLU() (not inplace) and assign its result.")
 
 
 def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -217,6 +274,16 @@ def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> t
             return node.target in _FUNCTIONAL_RELUS
         return node.op == "call_method" and node.target in ("relu", "relu_")
 
+    def in_place(node: torch.fx.Node) -> bool:
+        """relu_ / F.relu(x, inplace=True) / nn.ReLU(inplace=True): the result is also written into the input."""
+        if node.op == "call_module":
+            return bool(getattr(gm.get_submodule(node.target), "inplace", False))
+        if node.op == "call_method":
+            return node.target == "relu_"
+        if node.target in (F.relu_, torch.relu_, torch.Tensor.relu_):
+            return True
+        return bool(node.kwargs.get("inplace", False) or (len(node.args) > 1 and node.args[1] is True))
+
     def producer(node: torch.fx.Node) -> type | None:
         src = node.args[0] if node.args else None
         if isinstance(src, torch.fx.Node) and src.op == "call_module":
@@ -225,8 +292,10 @@ def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> t
 
     used: set[str] = set()
     order: list[str] = []
+    position = {n: i for i, n in enumerate(gm.graph.nodes)}
     for node in [n for n in gm.graph.nodes if is_relu(n)]:  # decide before any module is swapped
         src = node.args[0]
+        writes_input = in_place(node)  # before the gate takes the module's name
         shape = src.meta["tensor_meta"].shape
         base = node.target if node.op == "call_module" else node.name
         name = base if base not in used else node.name
@@ -238,6 +307,11 @@ def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> t
         with gm.graph.inserting_after(node):
             new = gm.graph.call_module(name, (src,))
         new.meta = dict(node.meta)  # later gates read the shape of this output
+        if writes_input:
+            # The input holds the activation from here on: every later reader of it reads the gate's output.
+            for user in list(src.users):
+                if user is not node and user is not new and position.get(user, -1) > position[node]:
+                    user.replace_input_with(src, new)
         node.replace_all_uses_with(new)
         gm.graph.erase_node(node)
         order.append(name)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 import torch
@@ -156,12 +157,46 @@ class TransformerClassifier(nn.Module):
 MODELS = ("mlp", "cnn", "resnet", "resnet20", "resnet56", "transformer")
 
 
+def count_parameters(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> int:
+    """Parameters of the model :func:`build` would make, counted on the meta device (nothing is allocated)."""
+    with torch.device("meta"):
+        model = build(name, input_shape, num_classes, **kwargs)
+    return sum(p.numel() for p in model.parameters())
+
+
+def check_fits_in_memory(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> int:
+    """The parameter count, or ``ValueError`` when training it (weights, gradients, two Adam moments: 16 bytes a
+    parameter) would not fit in this machine's memory (a width typed with too many zeros fails here, not in an
+    allocator)."""
+    n = count_parameters(name, input_shape, num_classes, **kwargs)
+    need = 16 * n
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return n
+    if need > have:
+        raise ValueError(f"{name} with {kwargs} has {n:,} parameters: training needs about {need / 2**30:,.0f} GiB, "
+                         f"this machine has {have / 2**30:,.0f} GiB")
+    return n
+
+
+def _whole(name: str, value, low: int = 1) -> int:
+    """A model size given as an integer (a whole float is fine; 2.5 units is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
 def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
     """Build a model by name for data of ``input_shape`` (without batch) and ``num_classes`` classes.
 
     ``kwargs`` go to the model (``width``, ``depth``, ...); transformers also need ``vocab_size``.
     """
     name = name.lower()
+    if name in ("mlp", "cnn"):  # unit and channel counts: whole numbers
+        for key in ("width", "depth"):
+            if key in kwargs:
+                kwargs[key] = _whole(key, kwargs[key])
     if name == "mlp":
         return MLP(math.prod(input_shape), num_classes, **kwargs)
     if name == "cnn":

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nonlin_explorer.files import recover_folder, replace_folder
+
 FORMAT = "nonlin_explorer.recording/1"
 RESULTS_FILE = "recording.nc"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -86,7 +88,7 @@ class Recording:
 
             try:
                 self._session = load_checkpoint(self.path / CHECKPOINT_FILE, device=device)
-            except (OSError, RuntimeError, EOFError, KeyError, ValueError) as exc:
+            except (OSError, RuntimeError, EOFError, KeyError, ValueError, TypeError) as exc:
                 raise RecordingError(f"{self.path}: cannot read the checkpoint: {exc}") from None
         return self._session
 
@@ -106,7 +108,8 @@ def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, floa
     """
     from nonlin_explorer.results import check_writable, save_checkpoint, session_to_xarray, write_netcdf
 
-    path = check_writable(path)
+    path = check_writable(path, folder=True)
+    recover_folder(path)
     if path.exists() and not (path / RESULTS_FILE).exists():
         raise OSError(f"cannot write {path}: it exists and is not a recording (not replaced)")
     if session._user_model is not None or session._user_data is not None:
@@ -133,11 +136,7 @@ def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, floa
                             {"long_name": "cross-entropy of each training batch"})
         ds.attrs["recording_format"] = FORMAT
         write_netcdf(ds, tmp / RESULTS_FILE)
-        old = path.with_name(f".{path.name}.old")
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_folder(tmp, path)  # one step: the recording is never missing under its name
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
@@ -151,6 +150,7 @@ def load_recording(path: str | os.PathLike) -> Recording:
     from nonlin_explorer.training import TrainConfig
 
     path = Path(path).expanduser()
+    recover_folder(path)  # a replace killed half-way (systems without an atomic exchange)
     if not path.is_dir():
         raise RecordingError(f"{path} is not a recording: no such folder" if not path.exists()
                              else f"{path} is not a recording (a recording is a folder; this is a file)")

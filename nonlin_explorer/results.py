@@ -12,6 +12,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -118,15 +119,61 @@ def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
     return ds
 
 
-def check_writable(path: str | os.PathLike) -> Path:
-    """Raise ``OSError`` now if ``path`` cannot be written: fail before any work is lost."""
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Raise ``OSError`` now if ``path`` (a file, or a folder when ``folder``) cannot be written: fail before any work
+    is lost. A file is probed by creating and removing one beside it, which also catches read-only and virtual file
+    systems (``/proc``) and works for root, whom permission bits do not stop."""
     path = Path(path).expanduser()
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OSError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not folder and path.is_dir():
+        raise OSError(f"cannot write {path}: it is a folder (name a file inside it)")
+    if folder and path.exists() and not path.is_dir():
+        raise OSError(f"cannot write {path}: it exists and is not a folder")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OSError(f"cannot write {path}: folder {parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if path.exists() and not os.access(path, os.W_OK):
         raise OSError(f"cannot write {path}: permission denied")
     return path
+
+
+def write_with_fallback(write, path: str | os.PathLike, notes: list[str]) -> Path:
+    """``write(path)``; if that fails with ``OSError`` (a full disk, a vanished folder), ``write`` to a fallback file
+    beside it, else in the working directory, else in the temporary folder, and append a note naming it to ``notes``.
+    ``OSError`` only when every place fails."""
+    path = Path(path).expanduser()
+    try:
+        return Path(write(path))
+    except OSError as exc:
+        first = exc
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{path.stem}.unsaved-{stamp}{path.suffix}"
+    for folder in (path.parent, Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            written = Path(write(folder / name))
+        except OSError:
+            continue
+        notes.append(f"could not write {path} ({first.strerror or first}); saved it to {written} instead")
+        return written
+    raise OSError(f"could not write {path} ({first.strerror or first}) nor a fallback copy anywhere") from first
+
+
+def save_run(session, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> tuple[dict, list[str]]:
+    """Save a finished run: the checkpoint first (it holds everything, history included), then the result set, each
+    with :func:`write_with_fallback`. Returns ``({"checkpoint": path, "results": path}, notes)``; a note for every
+    file that went to a fallback place. Nothing trained is lost unless no place at all can be written."""
+    notes: list[str] = []
+    written: dict[str, Path] = {}
+    if checkpoint is not None:
+        written["checkpoint"] = write_with_fallback(lambda p: save_checkpoint(session, p), checkpoint, notes)
+    ds = session.to_xarray()
+    written["results"] = write_with_fallback(lambda p: write_netcdf(ds, p), out, notes)
+    return written, notes
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
@@ -174,10 +221,22 @@ def save_checkpoint(session, path: str | os.PathLike) -> Path:
 
 def load_checkpoint(path: str | os.PathLike, device: str | None = None):
     """Rebuild a :class:`~nonlin_explorer.training.TrainingSession` from :func:`save_checkpoint`'s file."""
+    import pickle
+
     from nonlin_explorer.training import TrainConfig, TrainingSession
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("format") != "nonlin_explorer.checkpoint/1":
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise OSError(f"{path}: no such checkpoint file")
+    try:
+        # weights_only: tensors and plain containers only; a file carrying code is refused, never run.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError,
+            KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not a readable nonlin_explorer checkpoint (truncated, foreign or unsafe: "
+                         f"{first[:200]})") from None
+    if not isinstance(state, dict) or state.get("format") != "nonlin_explorer.checkpoint/1":
         raise ValueError(f"{path} is not a nonlin_explorer checkpoint")
     config = TrainConfig(**state["config"])
     if device is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 import queue
 import threading
 import time
@@ -30,7 +31,9 @@ from nonlin_explorer import models as _models
 from nonlin_explorer.devices import pick_device
 from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU, UnitState, clamp_slopes_, gate_dict, gates
 from nonlin_explorer.gates import sparsity_penalty as _penalty
+from nonlin_explorer.lifecycle import stop_at_exit
 from nonlin_explorer.linearize import linearize
+from nonlin_explorer.threads import forward_flops, threads_for
 
 SCHEDULES = ("early", "late", "custom")
 STATUSES = ("idle", "running", "paused", "stopped", "finished", "diverged", "error")
@@ -95,12 +98,13 @@ class TrainConfig:
 
 def _check_number(name: str, value, low: float | None = None, high: float | None = None,
                   low_open: bool = False) -> float:
-    """A finite real number in range, or a ``ValueError`` naming the field."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            value = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    """A finite real number in range, or a ``ValueError`` naming the field. Numbers only (numpy and one-element
+    tensors too): a bool or a string is refused, not coerced."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
@@ -150,6 +154,9 @@ class TrainingSession:
         self._track = track_paths
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.RLock()
+        #: Commands are queued only while the training thread will still drain them (see _submit and _loop).
+        self._submit_lock = threading.Lock()
+        self._accepting = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._running = threading.Event()
@@ -192,6 +199,9 @@ class TrainingSession:
         if not self.gate_names:
             raise ValueError("the model has no ReLU units to linearize")
         self.example_input = self.data.x_train[:2].to(self.device)
+        # Multiply-adds of one training step (forward ~ flops / 2 per sample; backward twice the forward): small
+        # steps run on one torch thread (nonlin_explorer.threads).
+        self.step_work = forward_flops(self.model, self.example_input) / 2 / 2 * cfg.batch_size * 3
         self.metrics_error = ""
         if self._track:
             self._track_paths()
@@ -292,11 +302,14 @@ class TrainingSession:
         return gd[layer]
 
     def _submit(self, command) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._commands.put(command)
-        else:
-            with self._lock:
-                self._apply(command)
+        """Queue ``command`` for the training thread, or apply it now when no thread will drain the queue again:
+        a command is always applied, never dropped (even one sent while a run ends)."""
+        with self._submit_lock:
+            if self._accepting:
+                self._commands.put(command)
+                return
+        with self._lock:
+            self._apply(command)
 
     def _drain(self) -> None:
         if self._commands.empty():
@@ -486,6 +499,8 @@ class TrainingSession:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step")
+        threads = threads_for(self.step_work, self.device)
+        threads.__enter__()
         try:
             while self.step < self.total_steps and not self._stop.is_set():
                 if not self._running.is_set():
@@ -503,8 +518,7 @@ class TrainingSession:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.3f}", nonlinear=self.nonlinear_count(), refresh=False)
-            with self._lock:
-                self._drain()
+            self._stop_accepting()
             if self.status == "diverged":
                 return
             if self._stop.is_set():
@@ -512,14 +526,23 @@ class TrainingSession:
             else:
                 self._set_status("finished", "reached the last step")
         except Exception as exc:
+            self._stop_accepting()
             self.error = exc
             self._set_status("error", f"{type(exc).__name__}: {exc}")
             if self._thread is None or threading.current_thread() is not self._thread:
                 raise
             traceback.print_exc()
         finally:
+            threads.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
+
+    def _stop_accepting(self) -> None:
+        """From now on commands apply at once; the ones already queued are applied here (none is left behind)."""
+        with self._submit_lock:
+            self._accepting = False
+        with self._lock:
+            self._drain()
 
     # -- control ----------------------------------------------------------------------------------
     def start(self) -> TrainingSession:
@@ -533,6 +556,9 @@ class TrainingSession:
         self._running.set()
         self.error = None
         self._set_status("running")
+        with self._submit_lock:
+            self._accepting = True
+        stop_at_exit(self, lambda s: s.stop(wait=True, timeout=10))
         self._thread = threading.Thread(target=self._loop, name="nonlin-explorer-training", daemon=True)
         self._thread.start()
         return self
@@ -598,7 +624,8 @@ class TrainingSession:
         """The run as an ``xr.Dataset`` (see :func:`nonlin_explorer.results.session_to_xarray`)."""
         from nonlin_explorer.results import session_to_xarray
 
-        return session_to_xarray(self, max_slope_values=max_slope_values)
+        with self._lock:  # a consistent snapshot: the training thread holds the lock for each step
+            return session_to_xarray(self, max_slope_values=max_slope_values)
 
     def save(self, path) -> None:
         """Checkpoint: model, gate states, optimizer, history and config (``torch.save``)."""

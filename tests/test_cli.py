@@ -51,3 +51,19 @@ def test_train_writes_a_result_set(tmp_path):
         assert ds.attrs["schedule"] == "late" and ds.attrs["dataset"] == "spirals"
         assert ds.sizes["layer"] == 2 and ds.sizes["step"] >= 2
     assert (tmp_path / "r.pt").stat().st_size > 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--device", "nosuch"], "unknown device 'nosuch'"),
+    (["--width", "40000"], "this machine has"),  # billions of parameters: refused before any allocation
+    (["--width", "2.5"], "width must be a whole number"),
+    (["--out", "{tmp}"], "it is a folder"),
+    (["--out", "/proc/a.nc"], "cannot write /proc/a.nc"),
+])
+def test_train_refuses_what_would_fail_later_before_training(extra, message, tmp_path, capsys):
+    argv = ["train", "--dataset", "spirals", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r.nc")]
+    argv += [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "r.nc").exists()

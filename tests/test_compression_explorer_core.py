@@ -237,3 +237,14 @@ def test_a_result_the_views_cannot_show_gives_a_message_not_a_silent_spinner(cap
         assert ex.applied_gen == gen and ex.result is good  # the last good result stays on screen
     finally:
         ex.close()
+
+
+def test_a_script_that_builds_the_explorer_and_ends_exits_cleanly():
+    """Its worker thread (in torch, optimizing) is stopped before the interpreter goes: no abort (exit 134)."""
+    import subprocess
+    import sys
+
+    code = ("from nonlin_explorer.ui.compression_explorer import CompressionExplorer\n"
+            "e = CompressionExplorer(N=2000, d=20, M=4)\nprint('built')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0 and out.stdout.strip() == "built", (out.returncode, out.stderr[-500:])

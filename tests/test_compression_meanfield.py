@@ -109,3 +109,13 @@ def test_exact_optimum_approaches_meanfield_at_rate_sqrt_d_over_n():
     assert -0.8 < slope < -0.35
     scaled = np.array(gaps) * np.sqrt(np.array(Ns) / d)  # the sqrt(d/N) law: roughly constant
     assert scaled.max() / scaled.min() < 2.0
+
+
+def test_one_dimension_has_two_directions_only():
+    import torch
+
+    from nonlin_explorer.compression import compress
+
+    with pytest.raises(ValueError, match="d = 1 there are two directions only"):
+        compress(torch.ones(10), torch.randn(10, 1), M=3, method="meanfield")
+    assert compress(torch.ones(10), torch.randn(10, 1), M=2, method="meanfield").M == 2

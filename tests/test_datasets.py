@@ -76,3 +76,30 @@ def test_cifar10_reads_local_files_only(tmp_path):
             pickle.dump({"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}, f)
     d = datasets.load("cifar10", root=tmp_path)
     assert d.input_shape == (3, 32, 32) and len(d.x_train) == 20 and len(d.x_test) == 4
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0, 1, 2.5, 1] * 5, "whole numbers"),
+    ([0, 1, float("nan"), 1] * 5, "NaN or infinite"),
+    ([0, -1, 1, 1] * 5, ">= 0"),
+    ([True, False, True, False] * 5, "class indices"),
+])
+def test_labels_must_be_class_indices_not_truncated(labels, message):
+    x = torch.randn(20, 3)
+    with pytest.raises(ValueError, match=message):
+        datasets.from_arrays(x, torch.tensor(labels))
+    assert datasets.from_arrays(x, torch.tensor([0.0, 1.0, 2.0, 1.0] * 5)).num_classes == 3  # whole floats are fine
+
+
+def test_a_torch_dataset_whose_length_lies_is_a_clear_error():
+    class Liar(torch.utils.data.Dataset):
+        def __len__(self):
+            return 130
+
+        def __getitem__(self, i):
+            if i >= 121:
+                raise IndexError(f"index {i} is out of bounds")
+            return torch.randn(3), i % 2
+
+    with pytest.raises(ValueError, match="says it has 130 samples, but item 121 fails"):
+        datasets.from_torch(Liar())

@@ -113,3 +113,13 @@ def test_model_helpers_and_temporary_toggles():
     model[3].set_linear()
     restore_gates(model, snap)
     assert model[3].state.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("units", [[2.5], 2.0, [True], True, torch.tensor([1.0])])
+def test_unit_indices_must_be_integers_not_coerced(units):
+    g = LinearizableReLU(6)
+    with pytest.raises(TypeError, match="unit indices must be integers"):
+        g.set_linear(units)
+    assert int(g.state.sum()) == 0
+    g.set_linear([])  # nothing selected is fine
+    assert int(g.state.sum()) == 0

@@ -108,3 +108,68 @@ def test_linearize_twice_is_an_error():
 def test_explicit_axis_overrides_inference():
     m = linearize(nn.Sequential(nn.Conv1d(2, 3, 1), nn.ReLU()), torch.randn(2, 2, 5), axis=-1)
     assert gates(m)[0].axis == -1 and gates(m)[0].num_units == 5
+
+
+class _InPlaceMethod(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.f, self.g = nn.Linear(4, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.f(x)
+        h.relu_()  # the result is read through h
+        return self.g(h)
+
+
+class _InPlaceFunctional(_InPlaceMethod):
+    def forward(self, x):
+        h = self.f(x)
+        F.relu(h, inplace=True)
+        return self.g(h)
+
+
+class _InPlaceModuleUnassigned(_InPlaceMethod):
+    def __init__(self):
+        super().__init__()
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        h = self.f(x)
+        self.act(h)
+        return self.g(h)
+
+
+class _InPlaceModuleAssigned(_InPlaceModuleUnassigned):  # torchvision's style: x = self.relu(x)
+    def forward(self, x):
+        return self.g(self.act(self.f(x)))
+
+
+@pytest.mark.parametrize("cls", [_InPlaceMethod, _InPlaceFunctional, _InPlaceModuleUnassigned,
+                                 _InPlaceModuleAssigned])
+def test_in_place_relus_keep_the_function_and_linearize_for_real(cls):
+    torch.manual_seed(0)
+    model = cls()
+    x = torch.randn(8, 4)
+    ref = model(x).detach()
+    lin = linearize(model, x)
+    assert torch.allclose(lin(x), ref, atol=1e-6)  # alpha = 0: the same function
+    (gate,) = gates(lin)
+    gate.set_linear()
+    torch.manual_seed(0)
+    plain = cls()  # the same weights, no activation at all
+    assert torch.allclose(lin(x), plain.g(plain.f(x)), atol=1e-6)  # alpha = 1: really linear
+
+
+def test_a_function_that_cannot_be_kept_is_refused_with_a_clear_error():
+    class Untraceable(nn.Module):  # data-dependent control flow (no fx) and an in-place ReLU read afterwards
+        def __init__(self):
+            super().__init__()
+            self.f, self.act = nn.Linear(4, 4), nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            h = self.f(x)
+            self.act(h)
+            return h * 2 if float(h.detach().sum()) > -1e9 else h
+
+    with pytest.raises(ValueError, match="linearize"):
+        linearize(Untraceable(), torch.randn(8, 4))

@@ -118,3 +118,52 @@ def test_a_session_with_its_own_model_cannot_be_recorded(tmp_path):
     with pytest.raises(ValueError, match="TrainConfig"):
         save_recording(session, tmp_path / "run.rec")
     assert not (tmp_path / "run.rec").exists()
+
+
+def test_replacing_a_recording_never_leaves_it_missing(run, tmp_path):
+    """While a recording is saved over and over, a reader always finds one under its name."""
+    import threading
+
+    session, log = run
+    path = save_recording(session, tmp_path / "run.rec", steps=log.snapshot())
+    stop, missing, reads = threading.Event(), [], [0]
+
+    def reader():
+        while not stop.is_set():
+            if not (path / "recording.nc").is_file():
+                missing.append(1)
+            reads[0] += 1
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for _ in range(5):
+        save_recording(session, path, steps=log.snapshot())
+    stop.set()
+    t.join()
+    assert reads[0] > 100 and not missing
+    assert len(load_recording(path).evals) == len(session.history)
+
+
+def test_a_two_step_replace_killed_half_way_is_recovered_on_load(run, tmp_path, monkeypatch):
+    """Where the system has no atomic exchange: old folder moved aside, then the process dies."""
+    import os
+
+    import nonlin_explorer.files as files
+
+    session, log = run
+    path = save_recording(session, tmp_path / "run.rec", steps=log.snapshot())
+    monkeypatch.setattr(files, "_exchange", lambda a, b: False)
+    real_replace, calls = os.replace, []
+
+    def dies_after_the_first(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed between the two renames
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", dies_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        files.replace_folder(tmp_path / "new.rec", path)
+    monkeypatch.setattr(files.os, "replace", real_replace)
+    assert not path.exists()  # the state a crash leaves ...
+    assert len(load_recording(path).evals) == len(session.history)  # ... repaired by the next reader

@@ -73,7 +73,8 @@ def test_unwritable_paths_fail_before_writing_and_leave_nothing(session, tmp_pat
     # root ignores permission bits; /proc refuses new files to everyone
     target = locked if not os.access(locked, os.W_OK) else Path("/proc")
     try:
-        with pytest.raises(OSError, match="(?i)permission denied"):
+        # The OS's reason, with the path: "permission denied" (a locked folder), "no such file" (/proc for root).
+        with pytest.raises(OSError, match=r"cannot write .*run\.nc: (?i:permission denied|no such file)"):
             write_netcdf(ds, target / "run.nc")
     finally:
         locked.chmod(0o700)
@@ -105,3 +106,67 @@ def test_checkpoint_round_trip_with_weights_only(session, tmp_path):
     back.extend(1)
     back.run(progress=False)  # training resumes from the checkpoint
     assert back.step > session.step and back.status == "finished"
+
+
+def test_a_folder_or_a_virtual_file_system_is_refused_before_any_work(tmp_path):
+    from nonlin_explorer.results import check_writable
+
+    with pytest.raises(OSError, match="it is a folder"):
+        check_writable(tmp_path)
+    with pytest.raises(OSError, match=r"cannot write /proc/a\.nc"):
+        check_writable("/proc/a.nc")  # refused even to root
+    assert check_writable(tmp_path / "ok.nc") == tmp_path / "ok.nc" and not (tmp_path / "ok.nc").exists()
+    assert not list(tmp_path.iterdir())  # the probe leaves nothing behind
+
+
+def test_a_failed_write_falls_back_and_names_the_fallback_with_the_checkpoint_first(session, tmp_path, monkeypatch):
+    """A full disk where the results should go: the run is saved beside it, and the checkpoint came first."""
+    import errno
+
+    import nonlin_explorer.results as results
+    from nonlin_explorer.results import save_run
+
+    order = []
+    real_write, real_ckpt = results.write_netcdf, results.save_checkpoint
+
+    def full_disk(ds, path):
+        order.append(("results", Path(path).name))
+        if Path(path).name == "run.nc":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(ds, path)
+
+    def checkpoint(s, path):
+        order.append(("checkpoint", Path(path).name))
+        return real_ckpt(s, path)
+
+    monkeypatch.setattr(results, "write_netcdf", full_disk)
+    monkeypatch.setattr(results, "save_checkpoint", checkpoint)
+    written, notes = save_run(session, tmp_path / "run.nc", tmp_path / "run.pt")
+    assert order[0] == ("checkpoint", "run.pt") and order[1] == ("results", "run.nc")
+    assert written["results"].parent == tmp_path and written["results"].name.startswith("run.unsaved-")
+    assert len(notes) == 1 and "No space left on device" in notes[0] and str(written["results"]) in notes[0]
+    assert read_netcdf(written["results"]).sizes["step"] == len(session.history)  # nothing lost
+    assert load_checkpoint(tmp_path / "run.pt").step == session.step
+
+
+def test_truncated_foreign_and_unsafe_checkpoints_are_clear_errors_and_never_run_code(session, tmp_path):
+    path = tmp_path / "ck.pt"
+    session.save(path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"ck\.pt: not a readable nonlin_explorer checkpoint"):
+        load_checkpoint(path)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.pt: not a readable"):
+        load_checkpoint(tmp_path / "empty.pt")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"format": "nonlin_explorer.checkpoint/1", "x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match=r"evil\.pt: not a readable"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()  # weights_only: refused, never executed
+    with pytest.raises(OSError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")

@@ -375,3 +375,30 @@ def test_plot_one_line_per_schedule_averaged_over_seeds():
         sweep.plot_sweep(ds, "a", "acc")
     with pytest.raises(ValueError, match="hue must be a swept dimension"):
         sweep.plot_sweep(ds, "a", "y", hue="z")
+
+
+def test_a_torn_journal_line_is_cut_on_resume_and_no_record_is_lost(tmp_path):
+    from nonlin_explorer.sweep.gather import journal_path, read_journal, repair_journal
+
+    out = tmp_path / "s.nc"
+    j = journal_path(out)
+    j.write_text('{"key": "a", "status": "done"}\n{"key": "b", "sta')  # killed mid-append
+    assert repair_journal(j) and j.read_text() == '{"key": "a", "status": "done"}\n'
+    with open(j, "a") as fh:
+        fh.write('{"key": "c", "status": "done"}\n')
+    assert set(read_journal(j)) == {"a", "c"}  # c is not glued onto the fragment
+    assert not repair_journal(j)
+
+
+def test_huge_grids_and_empty_specs_are_refused_at_once():
+    import time
+
+    from nonlin_explorer.sweep.spec import MAX_POINTS, SpecError, parse_spec
+
+    t0 = time.perf_counter()
+    with pytest.raises(SpecError, match=r"1,000,000 points .* at most"):
+        values = [1e-4 * (k + 1) for k in range(1000)]
+        parse_spec({"base": {"epochs": 1}, "grid": {"sparsity": values, "lr": values}})
+    assert time.perf_counter() - t0 < 2.0 and MAX_POINTS == 100_000
+    with pytest.raises(SpecError, match="the spec is empty"):
+        parse_spec({})

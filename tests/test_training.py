@@ -236,3 +236,79 @@ def test_interrupted_blocking_run_keeps_everything_so_far(mnist1d_small, tmp_pat
     from nonlin_explorer import read_netcdf, write_netcdf
 
     assert read_netcdf(write_netcdf(s.to_xarray(), tmp_path / "r.nc")).attrs["status"] == "stopped"
+
+
+def test_commands_sent_while_a_run_ends_are_applied_never_dropped(mnist1d_small):
+    """Toggles fired from another thread while the run finishes: every one lands in the gates and the log."""
+    import threading
+
+    for _ in range(3):
+        s = _session(mnist1d_small, epochs=0.3)
+        stop = threading.Event()
+        sent: list[int] = []
+
+        def fire(s=s, stop=stop, sent=sent):
+            k = 0
+            while not stop.is_set() and k < 4000:
+                s.toggle(0, [k % 32], UnitState.LINEAR if k % 2 == 0 else UnitState.FREE)
+                sent.append(k)
+                k += 1
+
+        t = threading.Thread(target=fire)
+        s.start()
+        t.start()
+        s.wait(30)
+        time.sleep(0.05)
+        stop.set()
+        t.join()
+        toggles = [e for e in s.events if e["kind"] == "toggle"]
+        assert len(toggles) == len(sent), (len(toggles), len(sent))
+        last = sent[-1]
+        assert int(gates(s.model)[0].state[last % 32]) == (UnitState.LINEAR if last % 2 == 0 else UnitState.FREE)
+
+
+def test_to_xarray_is_consistent_while_training(mnist1d_small):
+    s = _session(mnist1d_small, epochs=2000, eval_every=5)
+    s.start()
+    sizes = []
+    try:
+        while len(sizes) < 10 and s.is_alive:
+            ds = s.to_xarray()  # read under the session's lock: never a half-appended history
+            assert ds.sizes["step"] == ds["nonlinear"].shape[0] == ds["test_acc"].shape[0]
+            sizes.append(ds.sizes["step"])
+    finally:
+        s.stop()
+    assert len(sizes) == 10 and sizes == sorted(sizes) and sizes[-1] > sizes[0]
+
+
+def test_forced_units_stay_exactly_at_their_value_under_adam_momentum(mnist1d_small):
+    s = _session(mnist1d_small, epochs=1, sparsity=1e-2, slope_lr=0.2)
+    for _ in range(20):  # build up momentum on every slope
+        s.train_step()
+    g = gates(s.model)[0]
+    g.set_nonlinear([0, 1])
+    g.set_linear([2, 3])
+    for _ in range(50):
+        s.train_step()
+    assert g.alpha[:2].tolist() == [0.0, 0.0] and g.alpha[2:4].tolist() == [1.0, 1.0]
+    g.release([0, 1, 2, 3])
+    assert g.nonlinear_mask()[:2].tolist() == [True, True] and g.nonlinear_mask()[2:4].tolist() == [False, False]
+
+
+@pytest.mark.parametrize("value", [True, False, "0.1", None])
+def test_a_live_value_of_the_wrong_kind_is_refused_not_coerced(mnist1d_small, value):
+    s = _session(mnist1d_small, epochs=1)
+    with pytest.raises(ValueError, match="sparsity must be a number"):
+        s.set(sparsity=value)
+    assert s.sparsity == 0.0
+
+
+def test_a_script_that_ends_while_training_exits_cleanly():
+    import subprocess
+    import sys
+
+    code = ("import nonlin_explorer as ne, time\n"
+            "s = ne.TrainingSession(dataset='spirals', dataset_kwargs={'num_samples': 300}, epochs=10**5)\n"
+            "s.start(); time.sleep(1.0); print('bye')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "bye", out.stderr[-500:]

@@ -60,8 +60,8 @@ def as_tensor(name: str, x, *, ndim: int | None = None, min_ndim: int | None = N
     return t
 
 
-def check_int(name: str, value, *, minimum: int | None = None) -> int:
-    """An integer (``bool`` refused) at least ``minimum``."""
+def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An integer (``bool`` refused; a whole float accepted) in [``minimum``, ``maximum``]."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         if isinstance(value, numbers.Real) and float(value).is_integer() and not isinstance(value, bool):
             value = int(value)
@@ -70,6 +70,8 @@ def check_int(name: str, value, *, minimum: int | None = None) -> int:
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 

@@ -121,7 +121,11 @@ def _optimum_cpu(M: int, d: int, restarts: int, seed: int, max_iter: int):
         U = simplex_etf(M, d, device="cpu")  # the exact ETF, not a rounded copy of it
         value = float(meanfield_value(U))
     G = kernel_matrix(U, None, "relu")
-    weights = torch.linalg.solve(G, torch.ones(M, 1, dtype=torch.float64))[:, 0]
+    try:
+        weights = torch.linalg.solve(G, torch.ones(M, 1, dtype=torch.float64))[:, 0]
+    except torch.linalg.LinAlgError:
+        raise ValueError(f"the mean-field Gram matrix of M = {M} directions in d = {d} is singular (two directions "
+                         "coincide): use fewer units or more dimensions") from None
     return U, value, weights
 
 
@@ -202,6 +206,9 @@ def meanfield_solution(target: Target, M: int, *, seed: int | None = 0, expected
     if target.activation != "relu":
         raise ValueError(f"the mean-field objective is derived for relu targets, not {target.activation!r}")
     M = check_int("M", M, minimum=1)
+    if target.d == 1 and M > 2:
+        raise ValueError(f"in d = 1 there are two directions only (+1 and -1): the mean field takes M <= 2, "
+                         f"got M = {M}")
     opt = meanfield_optimum(M, target.d, restarts=restarts)
     A, S2 = scaling_factors(target, expected=expected)
     c_d = sphere_kernel_mean(target.d)

@@ -26,6 +26,7 @@ from nonlin_explorer.compression.etf import etf_search, random_rotation, simplex
 from nonlin_explorer.compression.kernels import get_activation
 from nonlin_explorer.compression.meanfield import meanfield_solution
 from nonlin_explorer.compression.targets import Target, as_target
+from nonlin_explorer.threads import threads_for
 
 METHODS = ("exact", "etf", "meanfield")
 INITS = ("etf", "random")
@@ -92,6 +93,10 @@ class CompressionResult:
             "meanfield_loss": self.meanfield_loss,
             "mean_cosine": float(self.gram[~torch.eye(self.M, dtype=torch.bool)].mean()) if self.M > 1 else math.nan,
         }
+
+
+#: The most random restarts one call runs (each holds an M x d start; beyond this, call again with another seed).
+MAX_RESTARTS = 1000
 
 
 def finish(target: Target, b: torch.Tensor, V: torch.Tensor, method: str, t0: float, *, history=None,
@@ -469,7 +474,7 @@ def compress(a, W=None, M: int | None = None, method: str = "exact", *, activati
         raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     seed = check_int("seed", seed, minimum=0)
     max_iter = check_int("max_iter", max_iter, minimum=1)
-    restarts = check_int("restarts", restarts, minimum=1)
+    restarts = check_int("restarts", restarts, minimum=1, maximum=MAX_RESTARTS)
     tol = check_real("tol", tol, nonnegative=True)
     if callback is not None and not callable(callback):
         raise ValueError("callback must be callable")
@@ -481,14 +486,17 @@ def compress(a, W=None, M: int | None = None, method: str = "exact", *, activati
             raise ValueError(f"V0 must be a finite ({M}, {target.d}) array, got shape {tuple(V0.shape)}")
         if bool((V0.norm(dim=1) == 0).any()):
             raise ValueError("V0 has a zero row: a unit needs a direction")
-    if method == "meanfield":
-        return _compress_meanfield(target, M, seed=seed, quad_points=quad_points, t0=t0)
-    gen = torch.Generator().manual_seed(seed)
-    kw = dict(init=init, restarts=restarts, gen=gen, max_iter=max_iter, tol=tol, callback=callback,
-              quad_points=quad_points, t0=t0)
-    if method == "exact":
-        return _compress_exact(target, M, V0=V0, **kw)
-    return _compress_etf(target, M, **kw)
+    # One loss evaluation is about N x M x d multiply-adds per restart: a small problem runs on one torch thread
+    # (nonlin_explorer.threads: two threads cost 3x beside a busy process and gain 10 % on a quiet one).
+    with threads_for(target.N * M * target.d * restarts, target.device):
+        if method == "meanfield":
+            return _compress_meanfield(target, M, seed=seed, quad_points=quad_points, t0=t0)
+        gen = torch.Generator().manual_seed(seed)
+        kw = dict(init=init, restarts=restarts, gen=gen, max_iter=max_iter, tol=tol, callback=callback,
+                  quad_points=quad_points, t0=t0)
+        if method == "exact":
+            return _compress_exact(target, M, V0=V0, **kw)
+        return _compress_etf(target, M, **kw)
 
 
 def compare_methods(a, W=None, M: int | None = None, methods=METHODS, **kwargs) -> dict[str, CompressionResult]:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from nonlin_explorer.files import recover_folder, replace_folder
 from nonlin_explorer.results import check_writable, provenance
 from nonlin_explorer.sweep.runners import COMPRESSION_METRICS, DONE, METRIC_DOCS, TRAINING_METRICS
 from nonlin_explorer.sweep.spec import SpecError, SweepSpec
@@ -174,8 +175,24 @@ def read_journal(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def repair_journal(path: Path) -> bool:
+    """Cut a torn last line (a crash mid-append) off the journal, so the next record starts on a line of its own.
+    True if something was cut."""
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if data.endswith(b"\n"):
+            return False
+        fh.truncate(data.rfind(b"\n") + 1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True
+
+
 def read_result(path: Path) -> xr.Dataset:
     if path.suffix == ".zarr":
+        recover_folder(path)
         with xr.open_zarr(path, consolidated=False) as ds:
             return ds.load()
     from nonlin_explorer.results import read_netcdf
@@ -189,18 +206,13 @@ def write_result(ds: xr.Dataset, path: Path) -> Path:
         from nonlin_explorer.results import write_netcdf
 
         return write_netcdf(ds, path)
-    check_writable(path)
+    check_writable(path, folder=True)
+    recover_folder(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    old = path.with_name(f".{path.name}.old")
-    for p in (tmp, old):
-        if p.exists():
-            shutil.rmtree(p)
+    if tmp.exists():
+        shutil.rmtree(tmp)
     ds.to_zarr(tmp, mode="w", consolidated=False)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old.exists():
-        shutil.rmtree(old)
+    replace_folder(tmp, path)  # one step: the result is never missing under its name
     return path
 
 
@@ -222,7 +234,7 @@ class Store:
 
             if importlib.util.find_spec("zarr") is None:
                 raise ValueError("writing .zarr needs the zarr package (pip install zarr); or write .nc")
-        check_writable(self.out)
+        check_writable(self.out, folder=self.out.suffix == ".zarr")
         jpath = journal_path(self.out)
         exists = self.out.exists() or jpath.exists()
         if exists and not resume:
@@ -255,6 +267,7 @@ class Store:
         if self.out is None:
             return
         if self.journal is None:
+            repair_journal(journal_path(self.out))  # a torn line of an earlier run would swallow this record
             self.journal = open(journal_path(self.out), "a")
         self.journal.write(json.dumps(record, default=str) + "\n")
         self.journal.flush()

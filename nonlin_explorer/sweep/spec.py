@@ -107,6 +107,10 @@ class Point:
     key: str
 
 
+#: The most points one sweep may have (checked before the grid is expanded: a typo of 1000 x 1000 fails at once).
+MAX_POINTS = 100_000
+
+
 @dataclass
 class SweepSpec:
     """A parsed, checked specification (build it with :func:`parse_spec` or :func:`load_spec`)."""
@@ -279,6 +283,9 @@ def parse_spec(raw: Mapping[str, Any], source: str = "spec") -> SweepSpec:
     if "track_paths" in raw and kind != "training":
         raise SpecError(f"{source}: track_paths applies only to kind = \"training\"")
 
+    if not base and not grid_raw and not random_raw and kind != "function":
+        raise SpecError(f"{source}: the spec is empty: give [base] settings and/or [grid]/[random] parameters "
+                        "(an empty spec would run the defaults, which is rarely meant)")
     swept = list(grid_raw) + list(random_raw)
     for key in swept:
         _check_key(kind, key, source)
@@ -297,6 +304,9 @@ def parse_spec(raw: Mapping[str, Any], source: str = "spec") -> SweepSpec:
                      random_seed=int(random_seed), seeds=seeds, series=series, metrics=metrics, track_paths=track_paths,
                      function=function,
                      threads=int(threads), name=name, raw=json.loads(json.dumps(raw, default=str)))
+    if spec.size > MAX_POINTS:
+        raise SpecError(f"{source}: {spec.size:,} points (shape {' x '.join(map(str, spec.shape))}); a sweep may have "
+                        f"at most {MAX_POINTS:,}: split it into several")
     if spec.size == 0:
         raise SpecError(f"{source}: the sweep has no points")
     _check_points(spec, source)

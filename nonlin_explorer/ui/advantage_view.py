@@ -28,6 +28,7 @@ from nonlin_explorer.advantage import (
     gap_at_matched_count,
     validate_grid,
 )
+from nonlin_explorer.lifecycle import stop_at_exit
 from nonlin_explorer.training import TrainConfig
 from nonlin_explorer.ui.live_view import LiveView
 from nonlin_explorer.validation import parse_list, parse_number
@@ -201,6 +202,7 @@ class AdvantageView(LiveView):
         self._thread = threading.Thread(target=self._work, args=(gen, config, sparsities, seeds),
                                         name="nonlin-explorer-advantage", daemon=True)
         self._thread.start()
+        stop_at_exit(self, lambda v: v.close(timeout=10))
         return True
 
     def cancel(self) -> None:

@@ -30,6 +30,7 @@ from bokeh.plotting import figure
 from nonlin_explorer.compression import ACTIVATIONS
 from nonlin_explorer.compression.targets import WEIGHT_DISTS
 from nonlin_explorer.files import confined_path
+from nonlin_explorer.lifecycle import stop_at_exit
 from nonlin_explorer.results import write_netcdf
 from nonlin_explorer.ui.compression_core import (
     EXPLORER_METHODS,
@@ -86,6 +87,7 @@ class _Worker:
         self.busy = False
         self._thread = threading.Thread(target=self._loop, name="compression-explorer", daemon=True)
         self._thread.start()
+        stop_at_exit(self, lambda w: w.close(timeout=10))
 
     def submit(self, kind: str, params: ExplorerParams, V0=None) -> _Job:
         with self._cond:

@@ -23,7 +23,7 @@ import torch
 
 from nonlin_explorer.datasets import DATASETS
 from nonlin_explorer.files import confined_path
-from nonlin_explorer.models import MODELS
+from nonlin_explorer.models import MODELS, count_parameters
 from nonlin_explorer.recording import Recording, StepLog, load_recording, save_recording
 from nonlin_explorer.training import TrainConfig, TrainingSession
 from nonlin_explorer.ui.controller import Controller, RequestError
@@ -93,16 +93,6 @@ def _bounded(value: Any, name: str, integer: bool = False) -> float | int:
     if isinstance(value, bool):
         raise RequestError(f"{name}: expected a number, got {value!r}")
     return parse_number(value, name, low=low, high=high, integer=integer)
-
-
-def count_parameters(config: TrainConfig, input_shape: tuple[int, ...], num_classes: int) -> int:
-    """Parameters of the model ``config`` describes, built on the meta device (no memory allocated)."""
-    from nonlin_explorer import models
-
-    kwargs = dict(config.model_kwargs)
-    with torch.device("meta"):
-        model = models.build(config.model, input_shape, num_classes, **kwargs)
-    return sum(p.numel() for p in model.parameters())
 
 
 class DashboardController(Controller):
@@ -426,7 +416,10 @@ class DashboardController(Controller):
             from nonlin_explorer import datasets
 
             data = datasets.load(config.dataset, **config.dataset_kwargs)
-            n = count_parameters(config, data.input_shape, data.num_classes)
+            kwargs = dict(config.model_kwargs)
+            if data.kind == "sequence" and config.model.lower() == "transformer":
+                kwargs.setdefault("vocab_size", data.vocab_size)
+            n = count_parameters(config.model, data.input_shape, data.num_classes, **kwargs)
             if n > MAX_PARAMETERS:
                 raise ValueError(f"that model has {n:,} parameters; the dashboard builds at most {MAX_PARAMETERS:,}")
             session = TrainingSession(config, track_paths=self.session._track)

@@ -12,6 +12,8 @@ import time
 import traceback
 from collections.abc import Callable
 
+from nonlin_explorer.lifecycle import stop_at_exit
+
 
 class Throttle:
     """Call ``fn(reasons)`` on a daemon thread whenever something was requested, at most ``rate`` Hz.
@@ -42,6 +44,7 @@ class Throttle:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
+                stop_at_exit(self, lambda t: t.close(join=5.0))
             self._cond.notify_all()
 
     def _run(self) -> None:
@@ -77,12 +80,15 @@ class Throttle:
                 self._cond.wait(left)
         return True
 
-    def close(self) -> None:
-        """Stop the thread; later requests are ignored."""
+    def close(self, join: float = 0.0) -> None:
+        """Stop the thread (waiting up to ``join`` seconds for a call in progress); later requests are ignored."""
         with self._cond:
             self._closed = True
             self._pending.clear()
             self._cond.notify_all()
+        thread = self._thread
+        if join and thread is not None and thread is not threading.current_thread():
+            thread.join(join)
 
     @property
     def closed(self) -> bool:

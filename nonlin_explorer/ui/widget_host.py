@@ -9,17 +9,16 @@ in one message and the queued custom messages after them. Requests from the page
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
 import traceback
-import weakref
 from typing import Any
 
 import anywidget
 import numpy as np
 import traitlets as t
 
+from nonlin_explorer.lifecycle import stop_at_exit
 from nonlin_explorer.ui.controller import STATIC, Controller
 from nonlin_explorer.ui.live_state import ARRAY_KINDS, Field, jsonable
 
@@ -70,19 +69,6 @@ def trait_for(field: Field) -> t.TraitType:
     return t.Any(field.initial(), help=field.doc).tag(sync=True, to_json=lambda v, _w: jsonable(v))
 
 
-_LIVE: weakref.WeakSet = weakref.WeakSet()
-
-
-@atexit.register
-def _close_all() -> None:
-    """Stop every flush thread and controller before the interpreter goes (no thread outlives it)."""
-    for host in list(_LIVE):
-        try:
-            host.close()
-        except Exception:
-            pass
-
-
 class WidgetHost(anywidget.AnyWidget):
     """Shows one :class:`Controller` in Jupyter (JupyterLab, Notebook 7, VS Code). See :func:`widget_base`."""
 
@@ -106,7 +92,7 @@ class WidgetHost(anywidget.AnyWidget):
         self._thread = threading.Thread(target=self._loop, name=f"nonlin-explorer-{type(self).__name__}",
                                         daemon=True)
         self._thread.start()
-        _LIVE.add(self)
+        stop_at_exit(self, lambda host: host.close())  # no thread outlives the interpreter
 
     def _wake(self) -> None:
         with self._cond:
