@@ -205,7 +205,10 @@ def serve_main(args) -> int:
     server = pn.serve({"/": app}, port=port, address=args.host, websocket_origin=origins,
                       show=False, title="nonlin_explorer", extra_patterns=extra, verbose=False, start=False,
                       auth_provider=guard.auth_provider(), sign_sessions=True, secret_key=guard.session_secret,
-                      generate_session_ids=True)
+                      generate_session_ids=True,
+                      # A closed tab's app (and its training thread) ends within seconds, not Bokeh's default 15 s
+                      # later: left running, closed tabs' runs starve the server on a small machine.
+                      unused_session_lifetime=3000, check_unused_sessions=1000)
     print(f"nonlin-explorer: serving at {guard.url()} (Ctrl+C stops); exports go to {root}", flush=True)
     if args.show:
         import webbrowser
