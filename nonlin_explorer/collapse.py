@@ -32,26 +32,31 @@ import torch.nn.functional as F
 from torch import nn
 
 from nonlin_explorer.gates import LinearizableReLU, gates
-from nonlin_explorer.graph import STRUCTURED_LEAVES, _as_tuple, trace_model
+from nonlin_explorer.graph import STRUCTURED_LEAVES, as_tuple, register_leaf, trace_model
+from nonlin_explorer.graph.ops import (
+    ADD_FUNCTIONS,
+    ADD_METHODS,
+    DIV_FUNCTIONS,
+    DIV_METHODS,
+    MUL_FUNCTIONS,
+    MUL_METHODS,
+    NEG_FUNCTIONS,
+    NEG_METHODS,
+    SUB_FUNCTIONS,
+    SUB_METHODS,
+    is_op,
+)
 
 __all__ = ["AffineSum", "CollapseResult", "collapse", "count_flops", "inference_time"]
 
 _CONV_ND = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
 _BNS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _PASS_THROUGH = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_ADD = {"operator.add", "operator.iadd", "torch.add", "add", "add_", "__add__", "__radd__"}
-_SUB = {"operator.sub", "operator.isub", "torch.sub", "torch.subtract", "sub", "sub_", "__sub__"}
-_MUL = {"operator.mul", "operator.imul", "torch.mul", "torch.multiply", "mul", "mul_", "__mul__", "__rmul__"}
-_DIV = {"operator.truediv", "operator.itruediv", "torch.div", "torch.true_divide", "div", "div_", "__truediv__"}
-_NEG = {"operator.neg", "torch.neg", "neg", "__neg__"}
 
 
+@register_leaf  # for the unit graph: every input unit feeds every output unit (over the last dim)
 class AffineSum(nn.Module):
     """``y = b + sum_j x_j @ W_j^T``: one affine map of several inputs (a collapsed skip connection)."""
-
-    #: tells :func:`~nonlin_explorer.graph.unit_graph` that every input unit feeds every output unit (over
-    #: the last dim); any leaf module may declare this
-    unit_graph_kind = "dense"
 
     def __init__(self, in_features: Sequence[int], out_features: int, device=None, dtype=None):
         super().__init__()
@@ -122,19 +127,6 @@ def _zero_padding(p) -> bool:
     if isinstance(p, str):
         return p == "valid"
     return all(int(x) == 0 for x in (p if isinstance(p, (tuple, list)) else (p,)))
-
-
-def _target_name(node: fx.Node) -> str:
-    t = node.target
-    if node.op == "call_method":
-        return str(t)
-    mod = getattr(t, "__module__", "") or ""
-    name = getattr(t, "__name__", str(t))
-    if mod.startswith("torch") and not mod.startswith("torch.nn"):
-        mod = "torch"
-    if mod == "_operator":
-        mod = "operator"
-    return f"{mod}.{name}" if mod else name
 
 
 # -- the rewriter ---------------------------------------------------------------------------------------------
@@ -412,20 +404,20 @@ class _Collapser:
 
     def affine_op(self, n: fx.Node, args: tuple) -> _Aff | None:
         """Additions, subtractions, negation and scalar factors of affine values stay affine."""
-        name = _target_name(n)
         if n.kwargs or not any(isinstance(a, _Aff) for a in args):
             return None
         val = n.meta.get("val")
         if not isinstance(val, torch.Tensor):
             return None
-        if name in _NEG and len(args) == 1:
+        if is_op(n, NEG_FUNCTIONS, NEG_METHODS) and len(args) == 1:
             return self.combine([(-1.0, args[0])])
         if len(args) != 2:
             return None
         a, b = args
         scalar = [isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b)]
-        if name in _ADD | _SUB:
-            sign = -1.0 if name in _SUB else 1.0
+        subtract = is_op(n, SUB_FUNCTIONS, SUB_METHODS)
+        if subtract or is_op(n, ADD_FUNCTIONS, ADD_METHODS):
+            sign = -1.0 if subtract else 1.0
             if scalar[1]:
                 return self.combine([(1.0, a)], sign * float(b))
             if scalar[0]:
@@ -435,10 +427,10 @@ class _Collapser:
                 return None  # broadcasting: keep the op
             feats = int(val.shape[-1])
             return self.combine([(1.0, self.as_affine(a, feats)), (sign, self.as_affine(b, feats))])
-        if name in _MUL and any(scalar):
+        if is_op(n, MUL_FUNCTIONS, MUL_METHODS) and any(scalar):
             c, x = (float(a), b) if scalar[0] else (float(b), a)
             return self.combine([(c, x)])
-        if name in _DIV and scalar[1] and float(b) != 0.0:
+        if is_op(n, DIV_FUNCTIONS, DIV_METHODS) and scalar[1] and float(b) != 0.0:
             return self.combine([(1.0 / float(b), a)])
         return None
 
@@ -499,7 +491,7 @@ def count_flops(model: nn.Module, example_input) -> int:
     """Floating-point operations per example of one forward pass: 2 per multiply-add of Linear, conv,
     :class:`AffineSum` and attention layers; 2 per element for BatchNorm/LayerNorm; 1 per element for gates
     and activation modules. Functional elementwise ops (residual additions, pooling) are not counted."""
-    inputs = _as_tuple(example_input)
+    inputs = as_tuple(example_input)
     total = [0]
 
     def hook(m, args, out):
@@ -541,7 +533,7 @@ def count_flops(model: nn.Module, example_input) -> int:
 
 def inference_time(model: nn.Module, example_input, repeats: int = 20, warmup: int = 2) -> float:
     """Median seconds of one forward pass on ``example_input`` (eval mode, no grad)."""
-    inputs = _as_tuple(example_input)
+    inputs = as_tuple(example_input)
     cuda = any(isinstance(t, torch.Tensor) and t.is_cuda for t in inputs)
     was = model.training
     model.eval()
@@ -632,7 +624,7 @@ def collapse(model: nn.Module, example_input, tol: float = 0.0, strict: bool = T
     that cannot be collapsed exactly instead of raising ``NotImplementedError``. ``timing_repeats=0`` skips
     the timing. The original model is not modified.
     """
-    inputs = _as_tuple(example_input)
+    inputs = as_tuple(example_input)
     work = copy.deepcopy(model).eval()
     if isinstance(work, (LinearizableReLU, *STRUCTURED_LEAVES)):  # a bare leaf: nothing to rewrite
         collapsed, removed, split, kept, merges = work, [], [], [], []

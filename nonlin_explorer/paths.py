@@ -102,7 +102,7 @@ def _forward(graph: UnitGraph, nl: dict[int, np.ndarray] | None):
             x[0] = 1.0
             x[3] = 1.0
         else:
-            ins = graph._in[i]
+            ins = graph.in_edges(i)
             x = np.zeros((4, n))
             if ins:
                 m = max(scale[e.src] for e in ins)
@@ -163,7 +163,7 @@ class _Weights:
 
 
 def _weights(graph: UnitGraph) -> _Weights:
-    cached = graph._cache.get("weights")
+    cached = graph.cache.get("weights")
     if cached is not None:
         return cached
     rows, scale = _forward(graph, None)
@@ -180,7 +180,7 @@ def _weights(graph: UnitGraph) -> _Weights:
     for layer in reversed(graph.layers):
         i, n = layer.index, layer.size
         live = rows[i][3]
-        outs_i = graph._out[i]
+        outs_i = graph.out_edges(i)
         y = np.zeros((2, n))
         cands = [qscale[e.dst] for e in outs_i] + ([0.0] if i in out_set else [])
         s = max(cands) if cands else 0.0
@@ -203,14 +203,14 @@ def _weights(graph: UnitGraph) -> _Weights:
             wn[i] = y[1].copy()
             wu[i] = rows[i][0] * y[0] * math.exp(scale[i] + s - log_total)
         deg = np.zeros(n)  # live in-degree: the normalized walk splits over live predecessors
-        for e in graph._in[i]:
+        for e in graph.in_edges(i):
             deg += graph.push(e, rows[e.src][3:4])[0]
         pulled = np.empty((2, n))
         pulled[0] = y[0]
         pulled[1] = np.divide(y[1], deg, out=np.zeros(n), where=deg > 0)
         back[i] = pulled
     weights = _Weights(wn, wu, log_total)
-    graph._cache["weights"] = weights
+    graph.cache["weights"] = weights
     return weights
 
 

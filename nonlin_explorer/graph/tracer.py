@@ -1,0 +1,124 @@
+"""Tracing a model with torch.fx while running it on real values (so shape-dependent control flow follows the
+example input); every node carries its value (``meta['val']``) and the module path it was called from."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from nonlin_explorer.gates import LinearizableReLU
+from nonlin_explorer.graph.ops import STRUCTURED_LEAVES, is_registered_leaf
+from nonlin_explorer.graph.unit_graph import UnsupportedOperationError
+
+
+class _ValueTracer(fx.Tracer):
+    """An fx tracer that also runs every recorded op on real values (``node.meta['val']``), so control flow
+    on shapes follows the example input, and records the module path of every node (``meta['path']``)."""
+
+    def __init__(self, inputs: Sequence[Any]):
+        super().__init__()
+        self._inputs = list(inputs)
+        self._placeholders = 0
+        self._evaluating = False
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        if isinstance(m, (LinearizableReLU, *STRUCTURED_LEAVES)) or is_registered_leaf(m):
+            return True
+        return super().is_leaf_module(m, qualname)
+
+    def call_module(self, m, forward, args, kwargs):
+        if self._evaluating:  # a leaf running on real values: no recording inside it
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        if self._evaluating:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        node.meta["path"] = self.scope.module_path
+        if kind != "output":
+            node.meta["val"] = self._evaluate(node)
+        return node
+
+    def to_bool(self, obj) -> bool:
+        return bool(obj.node.meta["val"])
+
+    def iter(self, obj) -> Iterator:
+        return iter([obj[i] for i in range(len(obj.node.meta["val"]))])
+
+    @contextlib.contextmanager
+    def _eval_mode(self):
+        self._evaluating = True
+        try:
+            yield
+        finally:
+            self._evaluating = False
+
+    def _evaluate(self, node: fx.Node) -> Any:
+        if node.op == "placeholder":
+            i = self._placeholders
+            self._placeholders += 1
+            if i < len(self._inputs):
+                return self._inputs[i]
+            return node.args[0] if node.args else None
+        if node.op == "get_attr":
+            obj = self.root
+            with self._eval_mode():
+                for part in str(node.target).split("."):
+                    obj = getattr(obj, part)
+            return obj
+        args = fx.node.map_arg(node.args, lambda n: n.meta["val"])
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: n.meta["val"])
+        with self._eval_mode():
+            if node.op == "call_function":
+                return node.target(*args, **kwargs)
+            if node.op == "call_method":
+                return getattr(args[0], node.target)(*args[1:], **kwargs)
+            if node.op == "call_module":
+                return self.root.get_submodule(node.target)(*args, **kwargs)
+        raise AssertionError(f"unexpected fx node kind {node.op}")
+
+
+def as_tuple(example_input) -> tuple:
+    return tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+
+
+@contextlib.contextmanager
+def inference(model: nn.Module):
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was)
+
+
+def trace_model(model: nn.Module, example_input) -> fx.GraphModule:
+    """Trace ``model`` with torch.fx, running it on ``example_input`` (eval mode, no grad) as it goes.
+
+    Gates and :data:`STRUCTURED_LEAVES` stay leaves. Every node carries its real value in ``meta['val']``
+    and the module path it was called from in ``meta['path']``.
+    """
+    inputs = as_tuple(example_input)
+    tracer = _ValueTracer(inputs)
+    with inference(model):
+        try:
+            graph = tracer.trace(model)
+        except (UnsupportedOperationError, TypeError, ValueError):
+            raise
+        except Exception as exc:  # fx raises many kinds of errors on untraceable code
+            raise UnsupportedOperationError(
+                f"torch.fx could not trace {type(model).__name__}: {type(exc).__name__}: {exc}") from exc
+    gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
+    for n_new, n_old in zip(gm.graph.nodes, graph.nodes):
+        n_new.meta.update(n_old.meta)
+    return gm
