@@ -26,8 +26,8 @@ from nonlin_explorer.gates import (
 from nonlin_explorer.graph import UnitGraph, UnsupportedOperationError, unit_graph
 from nonlin_explorer.linearize import linearize
 from nonlin_explorer.paths import PathLengths, average_path_length, layer_contributions, path_lengths, path_metrics
-from nonlin_explorer.results import load_checkpoint, read_netcdf, write_netcdf
-from nonlin_explorer.training import TrainConfig, TrainingSession, train
+from nonlin_explorer.results import read_netcdf, write_netcdf
+from nonlin_explorer.training import TrainConfig, TrainingSession, load_checkpoint, train
 
 __all__ = [
     "CollapseResult",

@@ -1,6 +1,6 @@
 """Early vs late linearization ("nonlinear advantage", Ali Mehmeti-Göpel & Disselhoff, ICML 2023).
 
-:func:`compare_schedules` trains one :class:`~nonlin_explorer.training.TrainingSession` per
+:func:`compare_schedules` trains one :class:`~nonlin_explorer.trainer.Trainer` (in the calling thread) per
 (schedule, sparsity, seed) with everything else equal (same total epochs: "late" trains plain ReLUs, then
 switches the prior on at ``switch_epoch``) and gathers the final numbers into an ``xr.Dataset``.
 :func:`schedule_gap` compares the schedules at *matched* nonlinear count (or APL): each schedule's
@@ -19,13 +19,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 import xarray as xr
 
 from nonlin_explorer.gates import gates
 from nonlin_explorer.results import _attr, provenance
-from nonlin_explorer.training import TrainConfig, TrainingSession
+from nonlin_explorer.threads import threads_for
+from nonlin_explorer.trainer import TrainConfig, Trainer
 
 __all__ = ["ADVANTAGE_SCHEDULES", "RUN_VARIABLES", "compare_schedules", "gap_at_matched_apl",
            "gap_at_matched_count", "schedule_gap", "validate_grid"]
@@ -106,49 +105,24 @@ def _as_config(config) -> TrainConfig:
     raise ValueError(f"config must be a TrainConfig, a dict of its fields or None, got {type(config).__name__}")
 
 
-@torch.no_grad()
-def _train_metrics(session: TrainingSession, batch_size: int = 1024) -> tuple[float, float]:
-    """Cross-entropy and accuracy of the final model on the whole training set, in eval mode."""
-    model, data = session.model, session.data
-    was = model.training
-    model.eval()
-    total, correct, count = 0.0, 0.0, 0
-    try:
-        for i in range(0, len(data.x_train), batch_size):
-            x = data.x_train[i:i + batch_size].to(session.device)
-            y = data.y_train[i:i + batch_size].to(session.device)
-            logits = model(x).float()
-            if logits.dim() == 3:
-                logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
-            total += float(F.cross_entropy(logits, y, reduction="sum"))
-            correct += float((logits.argmax(-1) == y).sum())
-            count += y.numel()
-    finally:
-        model.train(was)
-    return total / max(count, 1), correct / max(count, 1)
-
-
 def _one_run(config: TrainConfig, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
-    """Train one session to the end (or until ``should_stop``) in this thread; return its final numbers."""
+    """Train one run to the end (or until ``should_stop``) in this thread (a :class:`Trainer`, no thread of its
+    own); return its final numbers."""
     t0 = time.perf_counter()
-    session = TrainingSession(config, track_paths=True)
+    session = Trainer(config, track_paths=True)
     dense: dict[str, float] = {}
-
-    def listener(kind: str, payload: dict) -> None:
-        if kind != "step":
-            return
-        if should_stop is not None and should_stop():
-            session.stop(wait=False)
-        if config.schedule == "late" and payload["step"] == session.switch_step and "acc" not in dense:
-            dense["acc"] = session.evaluate()[1]  # the plain ReLU network, just before the prior switches on
-
-    session.subscribe(listener)
-    session.run(progress=False)
-    if session.status == "error":
-        raise RuntimeError(f"run {config.schedule} sparsity={config.sparsity:g} seed={config.seed} failed: "
-                           f"{session.stop_reason}") from getattr(session, "error", None)
+    with threads_for(session.step_work, session.device):
+        while session.step < session.total_steps and session.status != "diverged":
+            if should_stop is not None and should_stop():
+                session.status = "stopped"
+                break
+            if config.schedule == "late" and session.step == session.switch_step and "acc" not in dense:
+                dense["acc"] = session.evaluate()[1]  # the plain ReLU network, just before the prior switches on
+            session.train_step()
+    if session.status == "idle":
+        session.status = "finished"
     test_loss, test_acc = session.evaluate()
-    train_loss, train_acc = _train_metrics(session)
+    train_loss, train_acc = session.evaluate("train")
     gs = gates(session.model)
     per_layer = [g.nonlinear_count(config.tol) for g in gs]
     units = sum(g.num_units for g in gs)

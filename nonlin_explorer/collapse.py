@@ -46,6 +46,7 @@ from nonlin_explorer.graph.ops import (
     SUB_METHODS,
     is_op,
 )
+from nonlin_explorer.plumbing import eval_mode, forward_hooks, set_gate_index
 
 __all__ = ["AffineSum", "CollapseResult", "collapse", "count_flops", "inference_time"]
 
@@ -518,16 +519,9 @@ def count_flops(model: nn.Module, example_input) -> int:
 
     counted = (nn.Linear, AffineSum, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention, *_BNS, nn.LayerNorm,
                LinearizableReLU, nn.ReLU, nn.GELU)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, counted)]
-    was = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():  # keeps torch's fused transformer paths off, so submodules run
-            model(*inputs)
-    finally:
-        model.train(was)
-        for h in handles:
-            h.remove()
+    # grad on: keeps torch's fused transformer paths off, so submodules run
+    with forward_hooks([(m, hook) for m in model.modules() if isinstance(m, counted)]), eval_mode(model, grad=True):
+        model(*inputs)
     return total[0] // max(_batch_size(inputs), 1)
 
 
@@ -535,22 +529,17 @@ def inference_time(model: nn.Module, example_input, repeats: int = 20, warmup: i
     """Median seconds of one forward pass on ``example_input`` (eval mode, no grad)."""
     inputs = as_tuple(example_input)
     cuda = any(isinstance(t, torch.Tensor) and t.is_cuda for t in inputs)
-    was = model.training
-    model.eval()
     times = []
-    try:
-        with torch.no_grad():
-            for i in range(warmup + repeats):
-                if cuda:
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                model(*inputs)
-                if cuda:
-                    torch.cuda.synchronize()
-                if i >= warmup:
-                    times.append(time.perf_counter() - t0)
-    finally:
-        model.train(was)
+    with eval_mode(model):
+        for i in range(warmup + repeats):
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model(*inputs)
+            if cuda:
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
 
@@ -604,14 +593,10 @@ class CollapseResult:
 
 def _gate_order(model: nn.Module, inputs: tuple) -> list[str]:
     order: list[str] = []
-    handles = [g.register_forward_pre_hook(lambda m, i, n=n: order.append(n) if n not in order else None)
-               for n, g in model.named_modules() if isinstance(g, LinearizableReLU)]
-    try:
-        with torch.no_grad():
-            model(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    hooks = [(g, lambda m, i, n=n: order.append(n) if n not in order else None)
+             for n, g in model.named_modules() if isinstance(g, LinearizableReLU)]
+    with forward_hooks(hooks, pre=True), torch.no_grad():
+        model(*inputs)
     return order
 
 
@@ -633,18 +618,13 @@ def collapse(model: nn.Module, example_input, tol: float = 0.0, strict: bool = T
         gm = trace_model(work, inputs)
         rewriter = _Collapser(gm, tol, strict)
         collapsed = rewriter.run().eval()
-        collapsed._nonlin_gate_order = _gate_order(collapsed, inputs)
+        set_gate_index(collapsed, _gate_order(collapsed, inputs))
         removed, split, kept, merges = rewriter.removed, rewriter.split, rewriter.kept, rewriter.merges
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            err = _max_abs_difference(model(*inputs), collapsed(*inputs))
-        flops_before, flops_after = count_flops(model, inputs), count_flops(collapsed, inputs)
-        t_before = inference_time(model, inputs, timing_repeats) if timing_repeats else float("nan")
-        t_after = inference_time(collapsed, inputs, timing_repeats) if timing_repeats else float("nan")
-    finally:
-        model.train(was)
+    with eval_mode(model):
+        err = _max_abs_difference(model(*inputs), collapsed(*inputs))
+    flops_before, flops_after = count_flops(model, inputs), count_flops(collapsed, inputs)
+    t_before = inference_time(model, inputs, timing_repeats) if timing_repeats else float("nan")
+    t_after = inference_time(collapsed, inputs, timing_repeats) if timing_repeats else float("nan")
     return CollapseResult(collapsed, _params(model), _params(collapsed), flops_before, flops_after, t_before,
                           t_after, err, list(removed), list(split), list(kept), list(merges))
 

@@ -15,6 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: The attribute ``linearize`` (and ``collapse``) set on a model: its gates' qualified names in forward order
+#: (:func:`nonlin_explorer.plumbing.set_gate_index`).
+GATE_INDEX = "nonlin_gate_index"
+
 #: A default tolerance: a unit counts as linear when ``1 - alpha <= tol``.
 DEFAULT_TOL = 1e-3
 
@@ -224,14 +228,10 @@ class LinearizableReLU(nn.Module):
 # -- model-level helpers ---------------------------------------------------------------------------
 
 def gates(model: nn.Module) -> list[LinearizableReLU]:
-    """The model's gates in forward order (as recorded by ``linearize``), each knowing its name."""
-    found = {}
-    for name, module in model.named_modules():
-        if isinstance(module, LinearizableReLU):
-            if not module.name:
-                module.name = name
-            found[name] = module
-    order = getattr(model, "_nonlin_gate_order", None)
+    """The model's gates in forward order (the index ``linearize`` set), else in module order. Reads only: names
+    are written once, when the index is set (:func:`nonlin_explorer.plumbing.set_gate_index`)."""
+    found = {name: m for name, m in model.named_modules() if isinstance(m, LinearizableReLU)}
+    order = getattr(model, GATE_INDEX, None)
     if order and set(order) == set(found):
         return [found[n] for n in order]
     return list(found.values())

@@ -12,7 +12,6 @@ conv feature maps, the last dimension for linear/transformer features.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 
 import torch
@@ -22,6 +21,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from nonlin_explorer.gates import LinearizableReLU, gates
+from nonlin_explorer.plumbing import GATE_INDEX, eval_mode, forward_hooks, run_model, set_gate_index
 
 _FUNCTIONAL_RELUS = (F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
@@ -90,23 +90,9 @@ def _units(shape: torch.Size, axis: int) -> int:
     return int(shape[axis]) if len(shape) > 1 else int(shape[0])
 
 
-def _run(model: nn.Module, example_input) -> None:
-    if isinstance(example_input, (tuple, list)):
-        model(*example_input)
-    else:
-        model(example_input)
-
-
-@contextlib.contextmanager
 def _eval_with_grad(model: nn.Module):
     """Probe in eval mode (no BatchNorm stat updates) but with grad on (no fused fast paths)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            yield
-    finally:
-        model.train(was_training)
+    return eval_mode(model, grad=True)
 
 
 def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (nn.ReLU,),
@@ -126,7 +112,6 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
     producer_of_act: dict[nn.Module, type | None] = {}
     keep_alive: list[torch.Tensor] = []
     probe = _ProbeFunctionals()
-    handles = []
 
     def leaf_hook(module, inputs, output):
         for t in output if isinstance(output, tuple) else (output,):
@@ -142,18 +127,12 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
     def act_post(module, inputs, output):
         probe.depth -= 1
 
-    for m in model.modules():
-        if m in act_names:
-            handles.append(m.register_forward_pre_hook(act_pre))
-            handles.append(m.register_forward_hook(act_post))
-        elif not any(True for _ in m.children()):
-            handles.append(m.register_forward_hook(leaf_hook))
-    try:
-        with _eval_with_grad(model), probe:
-            _run(model, example_input)
-    finally:
-        for h in handles:
-            h.remove()
+    acts = [m for m in model.modules() if m in act_names]
+    leaves = [m for m in model.modules() if m not in act_names and not any(True for _ in m.children())]
+    with forward_hooks([(m, act_pre) for m in acts], pre=True), \
+            forward_hooks([(m, act_post) for m in acts] + [(m, leaf_hook) for m in leaves]), \
+            _eval_with_grad(model), probe:
+        run_model(model, example_input)
 
     reference = _outputs(model, example_input)
     reused = [act_names[m] for m, shapes in seen.items() if len(shapes) > 1]
@@ -171,14 +150,14 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
             gate = LinearizableReLU(_units(shapes[0], ax), axis=ax, name=name)
             _set_submodule(model, name, gate)
             swapped.append((name, m))
-        model._nonlin_gate_order = _forward_order(model, example_input)
+        set_gate_index(model, _forward_order(model, example_input))
         _disable_fused_fast_paths(model)
         if not _same(_outputs(model, example_input), reference):
             # An in-place ReLU whose input is used afterwards (``self.relu(h); return fc(h)``): a swapped module
             # cannot write into h. Put the ReLUs back and let fx follow the data instead.
             for name, m in swapped:
                 _set_submodule(model, name, m)
-            del model._nonlin_gate_order
+            delattr(model, GATE_INDEX)
             model = _linearize_fx(model, example_input, activations, axis)
             _disable_fused_fast_paths(model)
             _check_same_function(model, example_input, reference)
@@ -190,14 +169,8 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
 
 def _outputs(model: nn.Module, example_input):
     """The model's output on the example input, in eval mode, without grad (detached copies)."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(*example_input) if isinstance(example_input, (tuple, list)) else model(example_input)
-    finally:
-        model.train(was)
-    return _detach(out)
+    with eval_mode(model):
+        return _detach(run_model(model, example_input))
 
 
 def _detach(out):
@@ -237,17 +210,20 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(parent, attr, module)
 
 
+def index_gates(model: nn.Module, example_input) -> nn.Module:
+    """Name a model's gates and record their forward order (what ``linearize`` does for the gates it makes; for a
+    model whose gates were put in by hand). Returns the model."""
+    set_gate_index(model, _forward_order(model, example_input))
+    return model
+
+
 def _forward_order(model: nn.Module, example_input) -> list[str]:
     """Gate names in the order the forward pass calls them."""
     order: list[str] = []
-    handles = [g.register_forward_pre_hook(lambda m, i, n=n: order.append(n) if n not in order else None)
-               for n, g in model.named_modules() if isinstance(g, LinearizableReLU)]
-    try:
-        with _eval_with_grad(model):
-            _run(model, example_input)
-    finally:
-        for h in handles:
-            h.remove()
+    hooks = [(g, lambda m, i, n=n: order.append(n) if n not in order else None)
+             for n, g in model.named_modules() if isinstance(g, LinearizableReLU)]
+    with forward_hooks(hooks, pre=True), _eval_with_grad(model):
+        run_model(model, example_input)
     return order
 
 
@@ -318,5 +294,5 @@ def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> t
     gm.graph.lint()
     gm.delete_all_unused_submodules()
     gm.recompile()
-    gm._nonlin_gate_order = order
+    set_gate_index(gm, order)
     return gm

@@ -84,7 +84,7 @@ class Recording:
         """The run's :class:`~nonlin_explorer.training.TrainingSession` at its end (final weights; never
         started by replay). Built once from the checkpoint (``weights_only`` loading)."""
         if self._session is None:
-            from nonlin_explorer.results import load_checkpoint
+            from nonlin_explorer.training import load_checkpoint
 
             try:
                 self._session = load_checkpoint(self.path / CHECKPOINT_FILE, device=device)
@@ -112,7 +112,7 @@ def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, floa
     recover_folder(path)
     if path.exists() and not (path / RESULTS_FILE).exists():
         raise OSError(f"cannot write {path}: it exists and is not a recording (not replaced)")
-    if session._user_model is not None or session._user_data is not None:
+    if session.user_given:
         raise ValueError("only a session built from a TrainConfig can be recorded (its model is rebuilt on load)")
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -196,40 +196,24 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
 
 
 def save_checkpoint(session, path: str | os.PathLike) -> Path:
-    """Model weights, gate states, optimizer state, history, events and config in one file."""
+    """Model weights, gate states, optimizer state, history, events and config in one file (atomic)."""
     path = check_writable(path)
-    history = [{**h, "slopes": [s.tolist() for s in h["slopes"]]} for h in session.history]
-    state = {
-        "format": "nonlin_explorer.checkpoint/1",
-        "version": __version__,
-        "config": session.config.to_dict(),
-        "model": session.model.state_dict(),
-        "optimizer": session._opt.state_dict(),
-        "step": session.step,
-        "sparsity": session.sparsity,
-        "prior_on": session.prior_on,
-        "history": json.dumps(history),
-        "events": json.dumps(session.events, default=str),
-        "status": session.status,
-        "stop_reason": session.stop_reason,
-    }
+    state = {"format": "nonlin_explorer.checkpoint/1", "version": __version__, **session.state_dict()}
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | None = None):
-    """Rebuild a :class:`~nonlin_explorer.training.TrainingSession` from :func:`save_checkpoint`'s file."""
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The state saved by :func:`save_checkpoint` (``weights_only``: tensors and plain containers; a file carrying
+    code is refused, never run). ``OSError`` for a missing file, ``ValueError`` for anything that is not one."""
     import pickle
-
-    from nonlin_explorer.training import TrainConfig, TrainingSession
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise OSError(f"{path}: no such checkpoint file")
     try:
-        # weights_only: tensors and plain containers only; a file carrying code is refused, never run.
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError, ImportError,
             KeyError, TypeError) as exc:
@@ -238,19 +222,4 @@ def load_checkpoint(path: str | os.PathLike, device: str | None = None):
                          f"{first[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != "nonlin_explorer.checkpoint/1":
         raise ValueError(f"{path} is not a nonlin_explorer checkpoint")
-    config = TrainConfig(**state["config"])
-    if device is not None:
-        config.device = device
-    session = TrainingSession(config)
-    session.model.load_state_dict(state["model"])
-    session._opt.load_state_dict(state["optimizer"])
-    session.step = state["step"]
-    session.sparsity = state["sparsity"]
-    session.prior_on = state["prior_on"]
-    session._set_slopes_trainable(session.prior_on)
-    session.history = [{**h, "slopes": [torch.tensor(s) for s in h["slopes"]]}
-                       for h in json.loads(state["history"])]
-    session.events = json.loads(state["events"])
-    session.status, session.stop_reason = state["status"], state["stop_reason"]
-    session._good_state = session._snapshot()
-    return session
+    return state

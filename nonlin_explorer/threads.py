@@ -63,13 +63,10 @@ def forward_flops(model: torch.nn.Module, example_input) -> float:
     try:
         from torch.utils.flop_counter import FlopCounterMode
 
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), FlopCounterMode(display=False) as counter:
-                model(*example_input) if isinstance(example_input, (tuple, list)) else model(example_input)
-        finally:
-            model.train(was)
+        from nonlin_explorer.plumbing import eval_mode, run_model
+
+        with eval_mode(model), FlopCounterMode(display=False) as counter:
+            run_model(model, example_input)
         return float(counter.get_total_flops())
     except Exception:
         return 0.0

@@ -1,307 +1,64 @@
-"""Training under a live-adjustable sparsity prior ``lambda * sum(1 - alpha)``.
+"""Training on a thread of its own, steerable while it runs: :class:`TrainingSession`.
 
-:class:`TrainingSession` trains on a background thread so the kernel and its widgets stay live.
-Hyperparameter changes (:meth:`~TrainingSession.set`) and gate toggles (:meth:`~TrainingSession.toggle`)
-are queued and applied between steps, never racing a backward pass; each one is logged in
-``session.events``. Schedules: ``"early"`` (prior on from step 0), ``"late"`` (plain ReLU training, then
-the prior switches on at ``switch_epoch``; gates start at alpha = 0 so the function is unchanged) and
-``"custom"`` (switch at ``switch_epoch``).
+A session is a :class:`~nonlin_explorer.trainer.Trainer` with a runner: it trains on a background thread so the
+kernel and its widgets stay live. Hyperparameter changes (:meth:`~TrainingSession.set`) and gate toggles
+(:meth:`~TrainingSession.toggle`) become typed commands, queued and applied between steps, never racing a backward
+pass; each one is logged in ``session.events``. Schedules: ``"early"`` (prior on from step 0), ``"late"`` (plain
+ReLU training, then the prior switches on at ``switch_epoch``; gates start at alpha = 0 so the function is unchanged)
+and ``"custom"`` (switch at ``switch_epoch``).
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import math
-import numbers
 import queue
 import threading
-import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from nonlin_explorer import datasets as _datasets
-from nonlin_explorer import models as _models
-from nonlin_explorer.devices import pick_device
-from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU, UnitState, clamp_slopes_, gate_dict, gates
-from nonlin_explorer.gates import sparsity_penalty as _penalty
 from nonlin_explorer.lifecycle import stop_at_exit
-from nonlin_explorer.linearize import linearize
-from nonlin_explorer.threads import forward_flops, threads_for
+from nonlin_explorer.threads import threads_for
+from nonlin_explorer.trainer import (
+    SCHEDULES,
+    Command,
+    PriorOn,
+    SetValues,
+    Toggle,
+    TrainConfig,
+    Trainer,
+)
 
-SCHEDULES = ("early", "late", "custom")
+__all__ = ["SCHEDULES", "STATUSES", "PriorOn", "SetValues", "Toggle", "TrainConfig", "TrainingError",
+           "TrainingSession", "load_checkpoint", "train"]
+
 STATUSES = ("idle", "running", "paused", "stopped", "finished", "diverged", "error")
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a run; stored in the result set's provenance."""
-
-    dataset: str = "mnist1d"
-    model: str = "mlp"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-    epochs: float = 10.0
-    batch_size: int = 128
-    lr: float = 1e-3
-    slope_lr: float = 1e-2
-    weight_decay: float = 0.0
-    sparsity: float = 0.0
-    schedule: str = "early"
-    switch_epoch: float | None = None
-    eval_every: int = 50
-    seed: int = 0
-    device: str | None = None
-    tol: float = DEFAULT_TOL
-    amp: bool = True
-
-    def validate(self) -> TrainConfig:
-        """Raise ``ValueError`` with a clear message for any out-of-range field."""
-        _check_number("epochs", self.epochs, low=0.0, low_open=True)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("slope_lr", self.slope_lr, low=0.0)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_number("sparsity", self.sparsity, low=0.0)
-        _check_number("tol", self.tol, low=0.0)
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not isinstance(self.eval_every, int) or self.eval_every < 1:
-            raise ValueError(f"eval_every must be a positive integer, got {self.eval_every!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
-        if self.schedule == "custom" and self.switch_epoch is None:
-            raise ValueError("schedule 'custom' needs switch_epoch (when the prior switches on)")
-        if self.switch_epoch is not None:
-            _check_number("switch_epoch", self.switch_epoch, low=0.0)
-        if isinstance(self.dataset, str) and self.dataset.lower() not in _datasets.DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; valid datasets: {', '.join(_datasets.DATASETS)}")
-        if self.model.lower() not in _models.MODELS:
-            raise ValueError(f"unknown model {self.model!r}; valid models: {', '.join(_models.MODELS)}")
-        return self
-
-    def prior_switch_epoch(self) -> float:
-        if self.schedule == "early":
-            return 0.0
-        if self.switch_epoch is not None:
-            return float(self.switch_epoch)
-        return self.epochs / 2.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _check_number(name: str, value, low: float | None = None, high: float | None = None,
-                  low_open: bool = False) -> float:
-    """A finite real number in range, or a ``ValueError`` naming the field. Numbers only (numpy and one-element
-    tensors too): a bool or a string is refused, not coerced."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value}")
-    return float(value)
-
-
-#: What :meth:`TrainingSession.set` accepts, with each value's range.
-_SETTABLE = {
-    "sparsity": dict(low=0.0),
-    "lr": dict(low=0.0, low_open=True),
-    "slope_lr": dict(low=0.0),
-    "weight_decay": dict(low=0.0),
-    "eval_every": dict(low=1.0),
-}
 
 
 class TrainingError(RuntimeError):
     """Raised by :meth:`TrainingSession.wait` when the run ended in an error."""
 
 
-class TrainingSession:
+class TrainingSession(Trainer):
     """A training run with gates, on its own thread, steerable while it runs.
 
-    Build it from a :class:`TrainConfig` (or its fields as keywords), or hand it your own ``model``
-    (linearized here if it has no gates yet) and ``data`` (a :class:`~nonlin_explorer.datasets.Dataset`
-    or anything :func:`~nonlin_explorer.datasets.load` accepts).
+    Build it like a :class:`~nonlin_explorer.trainer.Trainer` (a :class:`TrainConfig` or its fields, or your own
+    ``model`` and ``data``); :meth:`start` trains in the background, :meth:`run` in the calling thread.
     """
 
     def __init__(self, config: TrainConfig | None = None, *, model: nn.Module | str | None = None, data=None,
-                 track_paths: bool = True, **overrides):
-        if isinstance(model, str):  # a model name is a config field; a module is the model itself
-            overrides["model"], model = model, None
-        if isinstance(data, str):
-            overrides["dataset"], data = data, None
-        config = dataclasses.replace(config or TrainConfig(), **overrides)
-        if data is not None:
-            config.dataset = getattr(data, "name", "user")
-        self.config = config.validate() if data is None else _validate_except_dataset(config)
-        self.device = pick_device(config.device)
-        self._user_model = model
-        self._user_data = data
-        self._listeners: list[Callable[[str, dict], None]] = []
-        self.metrics: dict[str, Callable[[nn.Module], float]] = {}
-        self._track = track_paths
+                 track_paths: bool = True, **overrides: Any):
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.RLock()
         #: Commands are queued only while the training thread will still drain them (see _submit and _loop).
         self._submit_lock = threading.Lock()
         self._accepting = False
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._running = threading.Event()
-        self._build()
+        super().__init__(config, model=model, data=data, track_paths=track_paths, **overrides)
 
-    # -- construction -----------------------------------------------------------------------------
-    def _track_paths(self) -> None:
-        """Record average path length (both normalizations) and nonlinear layers at every evaluation."""
-        from nonlin_explorer.graph import UnsupportedOperationError
-        from nonlin_explorer.paths import path_metrics
-
-        try:
-            self.metrics.update(path_metrics(self.model, self.example_input, tol=self.config.tol))
-        except UnsupportedOperationError as exc:  # a model the graph cannot read still trains
-            self.metrics_error = f"path length not tracked: {exc}"
-
-    def _build(self) -> None:
-        cfg = self.config
-        #: The config this run started from (``config`` follows live changes; events say when they came).
-        self.initial_config = copy.deepcopy(cfg)
-        torch.manual_seed(cfg.seed)
-        self.data = _datasets.load(self._user_data if self._user_data is not None else cfg.dataset,
-                                   **cfg.dataset_kwargs)
-        if self._user_model is not None:
-            model = self._user_model
-            if not gates(model):
-                model = linearize(model, self.data.x_train[:2])
-        else:
-            kwargs = dict(cfg.model_kwargs)
-            if self.data.kind == "sequence" and cfg.model.lower() == "transformer":
-                kwargs.setdefault("vocab_size", self.data.vocab_size)
-            try:
-                model = _models.build(cfg.model, self.data.input_shape, self.data.num_classes, **kwargs)
-            except TypeError as exc:
-                raise ValueError(f"model {cfg.model!r} does not take these settings: {exc}") from exc
-            _check_fits(model, self.data)
-            model = linearize(model, self.data.x_train[:2])
-        self.model = model.to(self.device)
-        self.gate_names = [g.name for g in gates(self.model)]
-        if not self.gate_names:
-            raise ValueError("the model has no ReLU units to linearize")
-        self.example_input = self.data.x_train[:2].to(self.device)
-        # Multiply-adds of one training step (forward ~ flops / 2 per sample; backward twice the forward): small
-        # steps run on one torch thread (nonlin_explorer.threads).
-        self.step_work = forward_flops(self.model, self.example_input) / 2 / 2 * cfg.batch_size * 3
-        self.metrics_error = ""
-        if self._track:
-            self._track_paths()
-        self._x_train, self._y_train = self.data.x_train.to(self.device), self.data.y_train.to(self.device)
-        self._x_test, self._y_test = self.data.x_test.to(self.device), self.data.y_test.to(self.device)
-        self.steps_per_epoch = max(1, math.ceil(len(self._x_train) / cfg.batch_size))
-        self.total_steps = max(1, int(round(cfg.epochs * self.steps_per_epoch)))
-        self.switch_step = int(round(cfg.prior_switch_epoch() * self.steps_per_epoch))
-        self._gates = gates(self.model)
-        slope_params = [g.alpha for g in self._gates]
-        slope_ids = {id(p) for p in slope_params}
-        weights = [p for p in self.model.parameters() if id(p) not in slope_ids]
-        # One optimizer, two groups: weights, then slopes (no weight decay on slopes).
-        self._opt = torch.optim.Adam([dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay),
-                                      dict(params=slope_params, lr=cfg.slope_lr, weight_decay=0.0,
-                                           foreach=True)])  # many tiny tensors: one fused update
-        self._generator = torch.Generator().manual_seed(cfg.seed)
-        self._perm = torch.empty(0, dtype=torch.long)
-        self.step = 0
-        self.sparsity = float(cfg.sparsity)
-        self.prior_on = self.switch_step <= 0
-        self._set_slopes_trainable(self.prior_on)
-        self.status = "idle"
-        self.stop_reason = ""
-        self.history: list[dict[str, Any]] = []
-        self.events: list[dict[str, Any]] = []
-        self._running_loss = self._running_correct = self._running_count = 0.0
-        self._good_state = self._snapshot()
-        self._scaler = None
-        self._autocast_dtype = None
-        if self.device.type == "cuda" and cfg.amp:
-            bf16 = torch.cuda.is_bf16_supported()
-            self._autocast_dtype = torch.bfloat16 if bf16 else torch.float16
-            if not bf16:
-                self._scaler = torch.amp.GradScaler("cuda")
-
-    @property
-    def epoch(self) -> float:
-        return self.step / self.steps_per_epoch
-
-    # -- subscriptions ----------------------------------------------------------------------------
-    def subscribe(self, callback: Callable[[str, dict], None]) -> Callable[[], None]:
-        """Call ``callback(kind, payload)`` on every event ("step", "eval", "command", "status").
-
-        Callbacks run on the training thread: keep them cheap (throttle UI work). Returns an unsubscribe
-        function.
-        """
-        self._listeners.append(callback)
-        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
-
-    def _emit(self, kind: str, payload: dict) -> None:
-        for cb in list(self._listeners):
-            try:
-                cb(kind, payload)
-            except Exception:  # a broken listener must never kill training
-                traceback.print_exc()
-
-    def _set_status(self, status: str, reason: str = "") -> None:
-        self.status = status
-        if reason:
-            self.stop_reason = reason
-        self._emit("status", {"status": status, "reason": reason, "step": self.step})
-
-    # -- commands (queued, applied between steps) -------------------------------------------------
-    def set(self, **values) -> None:
-        """Change hyperparameters (``sparsity``, ``lr``, ``slope_lr``, ``weight_decay``, ``eval_every``).
-
-        Values are checked now (``ValueError`` for bad ones, nothing changes) and applied at the next step.
-        """
-        checked = {}
-        for key, value in values.items():
-            if key not in _SETTABLE:
-                raise ValueError(f"cannot set {key!r} while training; settable: {', '.join(_SETTABLE)}")
-            checked[key] = _check_number(key, value, **_SETTABLE[key])
-            if key == "eval_every":
-                checked[key] = int(checked[key])
-        self._submit(("set", checked))
-
-    def toggle(self, layer: str | int, units, state: int | UnitState) -> None:
-        """Set ``units`` of gate ``layer`` (name or index) to ``state`` (free/linear/nonlinear)."""
-        gate = self._gate(layer)
-        state = UnitState(int(state))
-        gate._index(units)  # validate now: the caller gets the error, not the training thread
-        self._submit(("toggle", (gate.name, units, state)))
-
-    def switch_prior_on(self) -> None:
-        """Switch the sparsity prior on now (the "late" schedule's switch, by hand)."""
-        self._submit(("prior_on", None))
-
-    def _gate(self, layer: str | int) -> LinearizableReLU:
-        gd = gate_dict(self.model)
-        if isinstance(layer, int):
-            if not -len(gd) <= layer < len(gd):
-                raise IndexError(f"gate index {layer} out of range: the model has {len(gd)} gates")
-            return list(gd.values())[layer]
-        if layer not in gd:
-            raise KeyError(f"no gate named {layer!r}; gates: {', '.join(gd)}")
-        return gd[layer]
-
-    def _submit(self, command) -> None:
+    # -- commands: queued while the thread runs -----------------------------------------------------
+    def _submit(self, command: Command) -> None:
         """Queue ``command`` for the training thread, or apply it now when no thread will drain the queue again:
         a command is always applied, never dropped (even one sent while a run ends)."""
         with self._submit_lock:
@@ -309,7 +66,7 @@ class TrainingSession:
                 self._commands.put(command)
                 return
         with self._lock:
-            self._apply(command)
+            self.apply(command)
 
     def _drain(self) -> None:
         if self._commands.empty():
@@ -319,180 +76,19 @@ class TrainingSession:
                 command = self._commands.get_nowait()
             except queue.Empty:
                 return
-            self._apply(command)
+            self.apply(command)
 
-    def _apply(self, command) -> None:
-        kind, arg = command
-        if kind == "set":
-            for key, value in arg.items():
-                if key == "sparsity":
-                    self.sparsity = value
-                elif key == "lr":
-                    self._opt.param_groups[0]["lr"] = value
-                elif key == "slope_lr":
-                    self._opt.param_groups[1]["lr"] = value
-                elif key == "weight_decay":
-                    self._opt.param_groups[0]["weight_decay"] = value
-                setattr(self.config, key, value)
-                self._log("set", key=key, value=value)
-        elif kind == "toggle":
-            name, units, state = arg
-            gate = gate_dict(self.model)[name]
-            gate.set_state(units, state)
-            units_list = gate._index(units).tolist()
-            self._log("toggle", layer=name, units=units_list, state=UnitState(state).name.lower())
-        elif kind == "prior_on":
-            if not self.prior_on:
-                self.prior_on = True
-                self._set_slopes_trainable(True)
-                self._log("prior_on")
+    def _stop_accepting(self) -> None:
+        """From now on commands apply at once; the ones already queued are applied here (none is left behind)."""
+        with self._submit_lock:
+            self._accepting = False
+        with self._lock:
+            self._drain()
 
-    def _log(self, kind: str, **info) -> None:
-        event = {"step": self.step, "epoch": self.epoch, "kind": kind, **info}
-        self.events.append(event)
-        self._emit("command", event)
-
-    def _set_slopes_trainable(self, on: bool) -> None:
-        for g in self._gates:
-            g.alpha.requires_grad_(on)
-            if not on:
-                g.alpha.grad = None
+    def _halt(self) -> None:
+        self._stop.set()
 
     # -- the loop ---------------------------------------------------------------------------------
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        bs = self.config.batch_size
-        pos = (self.step % self.steps_per_epoch) * bs
-        if pos == 0 or len(self._perm) != len(self._x_train):
-            self._perm = torch.randperm(len(self._x_train), generator=self._generator)
-        idx = self._perm[pos:pos + bs].to(self.device)
-        return self._x_train[idx], self._y_train[idx]
-
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean cross-entropy and the number of correct predictions (per token for sequences)."""
-        if logits.dim() == 3:
-            logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
-        ce = F.cross_entropy(logits.float(), y)
-        return ce, (logits.argmax(-1) == y).sum()
-
-    def train_step(self) -> float:
-        """One optimizer step (commands applied first). Returns the cross-entropy of the batch."""
-        self._drain()
-        if not self.prior_on and self.step >= self.switch_step:
-            self._apply(("prior_on", None))
-        if not self.model.training:
-            self.model.train()
-        x, y = self._batch()
-        with torch.autocast(self.device.type, dtype=self._autocast_dtype,
-                            enabled=self._autocast_dtype is not None):
-            logits = self.model(x)
-        ce, correct = self._loss(logits, y)
-        ce_value = float(ce.detach())
-        if not math.isfinite(ce_value):
-            self._diverged(f"loss became {ce_value} at step {self.step}")
-            return ce_value
-        prior = self.prior_on and self.sparsity > 0
-        self._opt.zero_grad(set_to_none=True)
-        if self._scaler is not None:  # fp16 on CUDA: let autograd carry the prior through the scaler
-            loss = ce + self.sparsity * _penalty(self.model) if prior else ce
-            self._scaler.scale(loss).backward()
-            self._scaler.step(self._opt)
-            self._scaler.update()
-        else:
-            ce.backward()
-            if prior:
-                self._add_prior_grad()
-            self._opt.step()
-        if self.prior_on:
-            clamp_slopes_(self.model, self._gates)
-        self.step += 1
-        n = y.numel()
-        self._running_loss += ce_value * n
-        self._running_correct = self._running_correct + correct  # a tensor: no device sync per step
-        self._running_count += n
-        if self._listeners:
-            self._emit("step", {"step": self.step, "loss": ce_value})
-        if self.step % self.config.eval_every == 0 or self.step == self.total_steps:
-            self.record()
-        return ce_value
-
-    @torch.no_grad()
-    def evaluate(self, batch_size: int = 1024) -> tuple[float, float]:
-        """Test loss and accuracy."""
-        was = self.model.training
-        self.model.eval()
-        total, correct, count = 0.0, 0.0, 0
-        try:
-            for i in range(0, len(self._x_test), batch_size):
-                x, y = self._x_test[i:i + batch_size], self._y_test[i:i + batch_size]
-                with torch.autocast(self.device.type, dtype=self._autocast_dtype,
-                                    enabled=self._autocast_dtype is not None):
-                    logits = self.model(x)
-                ce, c = self._loss(logits, y)
-                total += float(ce) * y.numel()
-                correct += float(c)
-                count += y.numel()
-        finally:
-            self.model.train(was)
-        return total / max(count, 1), correct / max(count, 1)
-
-    def record(self) -> dict[str, Any]:
-        """Evaluate and append one entry to ``history`` (also emitted as an "eval" event)."""
-        test_loss, test_acc = self.evaluate()
-        gs = gates(self.model)
-        entry: dict[str, Any] = {
-            "step": self.step,
-            "epoch": self.epoch,
-            "time": time.time(),
-            "train_loss": self._running_loss / self._running_count if self._running_count else math.nan,
-            "train_acc": float(self._running_correct) / self._running_count if self._running_count else math.nan,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "sparsity": self.sparsity if self.prior_on else 0.0,
-            "prior_on": self.prior_on,
-            "lr": self._opt.param_groups[0]["lr"],
-            "nonlinear": [g.nonlinear_count(self.config.tol) for g in gs],
-            "slopes": [g.slope.cpu() for g in gs],
-        }
-        for name, fn in self.metrics.items():
-            entry[name] = float(fn(self.model))
-        self._running_loss = self._running_correct = self._running_count = 0.0
-        if math.isfinite(test_loss):
-            self._good_state = self._snapshot()
-        self.history.append(entry)
-        self._emit("eval", entry)
-        return entry
-
-    def _add_prior_grad(self) -> None:
-        """d/d alpha of lambda * sum(1 - alpha) over free units is -lambda: add it without autograd."""
-        all_free, grads, masks = [], [], []
-        for g in self._gates:
-            if g.alpha.grad is None:
-                g.alpha.grad = torch.zeros_like(g.alpha)
-            free, _ = g._masks()  # cached until the gate's state changes; None: every unit free
-            if free is None:
-                all_free.append(g.alpha.grad)
-            else:
-                grads.append(g.alpha.grad)
-                masks.append(free)
-        if all_free:
-            torch._foreach_add_(all_free, -self.sparsity)
-        if grads:
-            torch._foreach_add_(grads, masks, alpha=-self.sparsity)
-
-    def _snapshot(self) -> dict[str, Any]:
-        return {"model": copy.deepcopy(self.model.state_dict()), "step": self.step,
-                "opt": copy.deepcopy(self._opt.state_dict())}
-
-    def _diverged(self, reason: str) -> None:
-        """Restore the last finite state and stop with the reason recorded."""
-        good = self._good_state
-        self.model.load_state_dict(good["model"])
-        self._opt.load_state_dict(good["opt"])
-        self._log("diverged", reason=reason, restored_step=good["step"])
-        self.step = good["step"]
-        self._stop.set()
-        self._set_status("diverged", f"{reason}; model restored to step {good['step']}")
-
     def _loop(self, progress: bool = False) -> None:
         bar = None
         if progress:
@@ -536,13 +132,6 @@ class TrainingSession:
             threads.__exit__(None, None, None)
             if bar is not None:
                 bar.close()
-
-    def _stop_accepting(self) -> None:
-        """From now on commands apply at once; the ones already queued are applied here (none is left behind)."""
-        with self._submit_lock:
-            self._accepting = False
-        with self._lock:
-            self._drain()
 
     # -- control ----------------------------------------------------------------------------------
     def start(self) -> TrainingSession:
@@ -602,12 +191,6 @@ class TrainingSession:
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def extend(self, epochs: float) -> None:
-        """Train ``epochs`` more epochs on the next start."""
-        _check_number("epochs", epochs, low=0.0, low_open=True)
-        self.total_steps += int(round(epochs * self.steps_per_epoch))
-        self.config.epochs += epochs
-
     def reset(self) -> None:
         """Stop, then rebuild model, optimizer and history from the config and seed."""
         self.stop()
@@ -616,55 +199,21 @@ class TrainingSession:
         self._build()
         self._set_status("idle")
 
-    # -- read-outs --------------------------------------------------------------------------------
-    def nonlinear_count(self) -> int:
-        return sum(g.nonlinear_count(self.config.tol) for g in gates(self.model))
 
-    def to_xarray(self, max_slope_values: int = 2_000_000):
-        """The run as an ``xr.Dataset`` (see :func:`nonlin_explorer.results.session_to_xarray`)."""
-        from nonlin_explorer.results import session_to_xarray
+def load_checkpoint(path, device: str | None = None) -> TrainingSession:
+    """Rebuild a :class:`TrainingSession` from a checkpoint (:meth:`TrainingSession.save`), ready to continue."""
+    from nonlin_explorer.results import read_checkpoint
 
-        with self._lock:  # a consistent snapshot: the training thread holds the lock for each step
-            return session_to_xarray(self, max_slope_values=max_slope_values)
-
-    def save(self, path) -> None:
-        """Checkpoint: model, gate states, optimizer, history and config (``torch.save``)."""
-        from nonlin_explorer.results import save_checkpoint
-
-        save_checkpoint(self, path)
-
-    def __repr__(self) -> str:
-        return (f"TrainingSession({self.config.model} on {self.data.name}, step {self.step}/{self.total_steps}, "
-                f"{self.status}, sparsity={self.sparsity:g}, nonlinear={self.nonlinear_count()}, "
-                f"device={self.device})")
-
-
-def _validate_except_dataset(config: TrainConfig) -> TrainConfig:
-    name = config.dataset
-    config.dataset = "mnist1d"
-    try:
-        config.validate()
-    finally:
-        config.dataset = name
-    return config
-
-
-def _check_fits(model: nn.Module, data: _datasets.Dataset) -> None:
-    """A clear error when a model cannot take the dataset's inputs (e.g. a 2-D CNN on token sequences)."""
-    try:
-        with torch.no_grad():
-            model.eval()
-            out = model(data.x_train[:2])
-            model.train()
-    except Exception as exc:
-        raise ValueError(f"{type(model).__name__} cannot take {data.name!r} inputs of shape "
-                         f"{data.input_shape}: {exc}") from exc
-    want = (2, data.num_classes) if data.kind == "classification" else (2, data.input_shape[0], data.num_classes)
-    if tuple(out.shape) != want:
-        raise ValueError(f"{type(model).__name__} gives outputs of shape {tuple(out.shape)[1:]} on {data.name!r}, "
-                         f"which needs {want[1:]}")
+    state = read_checkpoint(path)
+    config = TrainConfig(**state["config"])
+    if device is not None:
+        config.device = device
+    session = TrainingSession(config)
+    session.load_state_dict(state)
+    return session
 
 
 def train(config: TrainConfig | None = None, *, progress: bool = True, **kwargs) -> TrainingSession:
     """Train to the end in the calling thread and return the session (blocking)."""
     return TrainingSession(config, **kwargs).run(progress=progress)
+

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from nonlin_explorer.ui.dashboard_controller import LIMITS, DashboardController
+from nonlin_explorer.ui.dashboard_controller import LIMITS, DashboardController, ReplayController
 from nonlin_explorer.ui.dashboard_core import LiveBuffer, ReplayClock
 
 TINY = dict(dataset="spirals", dataset_kwargs={"num_samples": 300}, model_kwargs={"width": 8, "depth": 2},
@@ -64,7 +64,7 @@ def test_a_bad_sparsity_is_refused_with_the_reason_and_changes_nothing(dash, val
     ({"type": "export", "path": 5}, "must be text"),
     ({"type": "set_state", "targets": [{"layer": 9, "units": [0]}], "state": 1}, "out of range"),
     ({"type": "set_state", "targets": [{"layer": 0, "units": [0]}], "state": 2.0}, "state must be"),
-    ({"type": "replay", "action": "play"}, "not replaying"),
+    ({"type": "replay", "action": "play"}, "unknown request 'replay'"),
 ])
 def test_every_bad_request_gets_one_clear_error(dash, request_, message):
     reply = ask(dash, **request_)
@@ -260,7 +260,7 @@ def test_replay_clock_feeds_in_step_order_at_the_given_speed():
 
 def test_replay_starts_at_the_beginning_and_plays_to_the_live_runs_curves(recorded):
     history, _, path, live_series = recorded
-    dash = DashboardController.from_recording(path, speed=1e4)
+    dash = ReplayController(path, speed=1e4)
     try:
         assert dash.state["mode"] == "replay" and dash.state["replay"]["eval_index"] == -1
         assert not dash.state["replay"]["playing"]
@@ -286,7 +286,7 @@ def test_replay_starts_at_the_beginning_and_plays_to_the_live_runs_curves(record
 
 def test_replay_seek_shows_the_recorded_slopes(recorded):
     history, model, path, _ = recorded
-    dash = DashboardController.from_recording(path)
+    dash = ReplayController(path)
     try:
         assert all(torch.equal(v, model[k]) for k, v in dash.session.model.state_dict().items()
                    if "alpha" not in k and "state" not in k)  # the final weights from the checkpoint

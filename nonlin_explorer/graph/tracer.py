@@ -7,13 +7,13 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import torch
 import torch.fx as fx
 from torch import nn
 
 from nonlin_explorer.gates import LinearizableReLU
 from nonlin_explorer.graph.ops import STRUCTURED_LEAVES, is_registered_leaf
 from nonlin_explorer.graph.unit_graph import UnsupportedOperationError
+from nonlin_explorer.plumbing import eval_mode
 
 
 class _ValueTracer(fx.Tracer):
@@ -91,15 +91,9 @@ def as_tuple(example_input) -> tuple:
     return tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
 
 
-@contextlib.contextmanager
 def inference(model: nn.Module):
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was)
+    """Eval mode, no grad, the mode put back afterwards."""
+    return eval_mode(model)
 
 
 def trace_model(model: nn.Module, example_input) -> fx.GraphModule:

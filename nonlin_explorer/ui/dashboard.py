@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from nonlin_explorer.recording import Recording, load_recording
+from nonlin_explorer.recording import Recording
 from nonlin_explorer.training import TrainConfig, TrainingSession
-from nonlin_explorer.ui.dashboard_controller import DashboardController
+from nonlin_explorer.ui.dashboard_controller import DashboardController, ReplayController
 from nonlin_explorer.ui.dashboard_core import DEFAULT_RATE
 from nonlin_explorer.ui.widget_host import widget_base
 
@@ -48,8 +48,7 @@ class TrainingDashboard(widget_base(DashboardController)):
     def from_recording(cls, recording: Recording | str, *, speed: float = 1.0, rate: float = DEFAULT_RATE,
                        theme: str = "auto") -> TrainingDashboard:
         """A dashboard replaying a saved run (:func:`~nonlin_explorer.recording.save_recording`); no training."""
-        rec = recording if isinstance(recording, Recording) else load_recording(recording)
-        return cls(controller=DashboardController(replay=rec, speed=speed, rate=rate, theme=theme))
+        return cls(controller=ReplayController(recording, speed=speed, rate=rate, theme=theme))
 
     # -- the controller's API, for notebooks and scripts ------------------------------------------------
     @property

@@ -24,6 +24,7 @@ import torch
 from nonlin_explorer.datasets import DATASETS
 from nonlin_explorer.files import confined_path
 from nonlin_explorer.models import MODELS, count_parameters
+from nonlin_explorer.plumbing import eval_mode
 from nonlin_explorer.recording import Recording, StepLog, load_recording, save_recording
 from nonlin_explorer.training import TrainConfig, TrainingSession
 from nonlin_explorer.ui.controller import Controller, RequestError
@@ -46,7 +47,7 @@ from nonlin_explorer.ui.dashboard_core import (
 from nonlin_explorer.ui.live_state import Field
 from nonlin_explorer.ui.network_controller import NETWORK_FIELDS, NetworkController
 
-__all__ = ["DashboardController", "DASHBOARD_FIELDS", "LIMITS", "MAX_PARAMETERS"]
+__all__ = ["DashboardController", "DASHBOARD_FIELDS", "LIMITS", "MAX_PARAMETERS", "ReplayController"]
 
 #: Schedules the dashboard offers (custom needs a switch epoch: use Python for it).
 DASHBOARD_SCHEDULES = ("early", "late")
@@ -96,11 +97,10 @@ def _bounded(value: Any, name: str, integer: bool = False) -> float | int:
 
 
 class DashboardController(Controller):
-    """Controls, curves and units of one training session (or a replayed recording).
+    """Controls, curves and units of one training session (:class:`ReplayController` replays a recording).
 
     ``DashboardController(session)`` steers an existing session; ``DashboardController(config)`` or keyword fields
-    (``dataset="spirals", model_kwargs={"width": 32}``) build one. ``rate``: refreshes per second. ``replay``: a
-    :class:`~nonlin_explorer.recording.Recording` to replay instead (``speed`` times real time). ``files_root``: the
+    (``dataset="spirals", model_kwargs={"width": 32}``) build one. ``rate``: refreshes per second. ``files_root``: the
     folder exports and recordings may be written to (default: the working directory).
     """
 
@@ -108,17 +108,12 @@ class DashboardController(Controller):
     BUNDLE = "dashboard"
 
     def __init__(self, session_or_config: TrainingSession | TrainConfig | None = None, *, rate: float = DEFAULT_RATE,
-                 theme: str = "auto", replay: Recording | None = None, speed: float = 1.0,
-                 files_root: str | os.PathLike | None = None, **config: Any):
+                 theme: str = "auto", files_root: str | os.PathLike | None = None, **config: Any):
         super().__init__()
         if theme not in ("auto", "light", "dark"):
             raise ValueError(f"theme must be 'auto', 'light' or 'dark', got {theme!r}")
         self.rate = float(parse_number(rate, "rate", low=0.5, high=60.0))
         self.files_root = Path(files_root if files_root is not None else os.getcwd()).resolve()
-        self.recording = replay
-        self.replay_clock = ReplayClock(replay.evals, replay.steps, speed) if replay is not None else None
-        if replay is not None:
-            session_or_config = replay.session()
         if isinstance(session_or_config, TrainingSession):
             if config:
                 raise ValueError("pass either a session or config fields, not both")
@@ -132,11 +127,7 @@ class DashboardController(Controller):
         self._last_feed = time.monotonic()
         self._resetting = False
         self._attach(session)
-        self.state.update(theme=theme, mode="live" if replay is None else "replay",
-                          heading="live training" if replay is None else f"replay of {replay.name}",
-                          options=self._options())
-        if self.replay_clock is not None:
-            self._show_replay_eval()
+        self.state.update(theme=theme, mode="live", heading="live training", options=self._options())
         self._update_run()
 
     # -- the session ---------------------------------------------------------------------------------
@@ -154,7 +145,7 @@ class DashboardController(Controller):
         self._stride = 1
         self._pending_steps = 0
         self._events_seen = -1
-        if session.history and self.replay_clock is None:  # a session that already trained: show what it has
+        if session.history and self.shows_history:  # a session that already trained: show what it has
             for entry in session.history:
                 self.buffer("eval", entry)
         self.state.update(settings=_settings_of(session.config))
@@ -192,14 +183,9 @@ class DashboardController(Controller):
         ys = torch.linspace(y1, y0, n)  # the top row first
         grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)
         model = s.model
-        with s._lock, torch.no_grad():
-            was = model.training
-            model.eval()
-            try:
-                device = next((p.device for p in model.parameters()), torch.device("cpu"))
-                pred = model(grid.to(device)).argmax(-1).to(torch.uint8).cpu()
-            finally:
-                model.train(was)
+        with s._lock, eval_mode(model):
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+            pred = model(grid.to(device)).argmax(-1).to(torch.uint8).cpu()
         self._boundary_at, self._boundary_step = time.monotonic(), s.step
         self.state.update(boundary=pred.numpy(), boundary_info={
             "n": n, "x": [x0, x1], "y": [y0, y1], "classes": int(s.data.num_classes), "step": int(s.step)})
@@ -215,18 +201,15 @@ class DashboardController(Controller):
         with self._lock:
             if self.closed or self._resetting:
                 return
-            if self.replay_clock is not None:
-                now = time.monotonic()
-                self.replay_clock.feed(self.buffer, now - self._last_feed)
-                self._last_feed = now
+            self._feed()
             drained = self.buffer.drain()
             if drained.steps or drained.evals:
                 steps = step_columns(drained.steps)
                 evals = self._eval_rows(drained.evals)
                 self._remember(drained.steps, drained.evals)
                 self.state.post({"type": "series", "run": self._run_id, "steps": steps, "evals": evals})
-                if drained.evals and self.replay_clock is not None:
-                    self._show_replay_eval()
+                if drained.evals:
+                    self._on_evals()
                 self.flushes += 1
             self._update_run()
             if len(self.session.events) != self._events_seen:
@@ -260,27 +243,21 @@ class DashboardController(Controller):
                 "evals": self._eval_rows(self._evals), "overlays": self.overlays}
 
     def _update_run(self) -> None:
+        self.state.update(run=self._run_status())
+
+    def _run_status(self) -> dict[str, Any]:
+        """What the status line and the charts need to know about the run now."""
         s = self.session
         last = self._evals[-1] if self._evals else None
-        test_acc = last.get("test_acc") if last else None
-        clock = self.replay_clock
-        run = {
-            "status": "replay" if clock is not None else s.status,
-            "reason": s.stop_reason, "step": int(last["step"]) if clock is not None and last else s.step,
-            "total_steps": int(clock.evals[-1]["step"]) if clock is not None and clock.evals else s.total_steps,
+        return {
+            "status": s.status, "reason": s.stop_reason, "step": s.step, "total_steps": s.total_steps,
             "sparsity": float(s.sparsity) if s.prior_on else 0.0, "target_sparsity": float(s.config.sparsity),
-            "lr": float(s._opt.param_groups[0]["lr"]), "prior_on": bool(s.prior_on),
-            "switch_step": int(s.switch_step), "device": str(s.device),
+            "lr": s.lr, "prior_on": bool(s.prior_on), "switch_step": int(s.switch_step), "device": str(s.device),
             "device_kind": "CUDA" if s.device.type == "cuda" else s.device.type.upper(),
-            "test_acc": test_acc, "tol": float(s.config.tol), "eval_every": int(s.config.eval_every),
-            "gate_names": list(s.gate_names), "units": [int(g.num_units) for g in s._gates],
-            "resetting": self._resetting,
+            "test_acc": last.get("test_acc") if last else None, "tol": float(s.config.tol),
+            "eval_every": int(s.config.eval_every), "gate_names": list(s.gate_names),
+            "units": [int(g.num_units) for g in s.gates], "resetting": self._resetting,
         }
-        self.state.update(run=run)
-        if clock is not None:
-            self.state.update(replay={"playing": clock.playing, "finished": clock.finished,
-                                      "eval_index": clock.eval_index, "evals": len(clock.evals),
-                                      "speed": clock.speed, "timed": clock.timed})
 
     def _update_code(self) -> None:
         s = self.session
@@ -293,8 +270,7 @@ class DashboardController(Controller):
 
     def _options(self) -> dict[str, Any]:
         return {"datasets": list(DATASETS), "models": list(MODELS), "schedules": list(DASHBOARD_SCHEDULES),
-                "sparsity_stops": list(SPARSITY_OPTIONS), "lr_stops": list(LR_OPTIONS),
-                "speeds": sorted({*REPLAY_SPEEDS, *( [self.replay_clock.speed] if self.replay_clock else [])}),
+                "sparsity_stops": list(SPARSITY_OPTIONS), "lr_stops": list(LR_OPTIONS), "speeds": list(REPLAY_SPEEDS),
                 "limits": {k: list(v) for k, v in LIMITS.items()}, "files_root": str(self.files_root)}
 
     # -- requests from the page ----------------------------------------------------------------------
@@ -307,11 +283,6 @@ class DashboardController(Controller):
             with self._lock:
                 self.state.post(self._snapshot())
             return
-        if kind == "replay":
-            self._handle_replay(message)
-            return
-        if self.replay_clock is not None:
-            raise RequestError(f"a replay does not train: {kind!r} is not available (use Play)")
         handler = {"start": self.start, "pause": self.pause, "stop": self.stop, "prior_on": self.switch_prior_on,
                    "set": lambda: self.set(**{k: v for k, v in message.items() if k not in ("type", "id")}),
                    "reset": lambda: self.reset(message.get("settings")),
@@ -409,7 +380,7 @@ class DashboardController(Controller):
             worker.join()
 
     def _user_given(self) -> bool:
-        return self.session._user_model is not None or self.session._user_data is not None
+        return self.session.user_given
 
     def _rebuild(self, config: TrainConfig) -> None:
         try:
@@ -422,7 +393,7 @@ class DashboardController(Controller):
             n = count_parameters(config.model, data.input_shape, data.num_classes, **kwargs)
             if n > MAX_PARAMETERS:
                 raise ValueError(f"that model has {n:,} parameters; the dashboard builds at most {MAX_PARAMETERS:,}")
-            session = TrainingSession(config, track_paths=self.session._track)
+            session = TrainingSession(config, track_paths=self.session.track_paths)
         except Exception as exc:  # the old run stays; say why
             with self._lock:
                 self._resetting = False
@@ -467,16 +438,92 @@ class DashboardController(Controller):
         self.notify(f"wrote recording {written}", "success")
         return written
 
-    # -- replay ----------------------------------------------------------------------------------------
-    @classmethod
-    def from_recording(cls, recording: Recording | str, *, speed: float = 1.0, **kwargs: Any) -> DashboardController:
-        """A dashboard replaying a saved run (no training); it starts at the beginning, paused."""
-        rec = recording if isinstance(recording, Recording) else load_recording(recording)
-        return cls(replay=rec, speed=speed, **kwargs)
+    # -- hooks for ReplayController ---------------------------------------------------------------------
+    #: a session's own history is shown when the dashboard opens (a replay feeds its recording instead)
+    shows_history = True
 
+    def _feed(self) -> None:
+        """Hand what is due to the buffer (a live session feeds it itself)."""
+
+    def _on_evals(self) -> None:
+        """New evaluations were streamed."""
+
+    # -- read-outs and life cycle ----------------------------------------------------------------------
+    def status_dict(self) -> dict[str, Any]:
+        """The live session's state as plain values (the served app's status endpoint returns this)."""
+        s = self.session
+        run = self.state["run"]
+        return {**run, "config_sparsity": s.config.sparsity, "sparsity": s.sparsity,
+                "nonlinear": [g.nonlinear_count(s.config.tol) for g in s.gates], "gates": s.gate_names,
+                "unit_states": [[int(v) for v in g.state.reshape(-1).tolist()] for g in s.gates],
+                "dataset": s.config.dataset, "model": s.config.model, "seed": s.config.seed,
+                "model_kwargs": dict(s.config.model_kwargs), "history": len(s.history), "flushes": self.flushes,
+                "notice": self.state["notice"], "settings": self.state["settings"], "run_id": self._run_id,
+                "replay": None}
+
+    def close(self) -> None:
+        """Stop training, the network part and the subscriptions (no orphan thread; safe to call twice)."""
+        if self.closed:
+            return
+        super().close()
+        self._detach()
+        self.session.stop(wait=True, timeout=30)
+
+
+class ReplayController(DashboardController):
+    """The dashboard replaying a saved run (:func:`~nonlin_explorer.recording.save_recording`): no training; the
+    recorded evaluations and steps are fed through the same buffer and curves at ``speed`` times the recorded time.
+    It opens at the beginning, paused; Play, Pause, a speed and an evaluation to seek to are its requests."""
+
+    shows_history = False
+
+    def __init__(self, recording: Recording | str, *, speed: float = 1.0, rate: float = DEFAULT_RATE,
+                 theme: str = "auto", files_root: str | os.PathLike | None = None):
+        rec = recording if isinstance(recording, Recording) else load_recording(recording)
+        self.recording = rec
+        self.replay_clock = ReplayClock(rec.evals, rec.steps, speed)
+        super().__init__(rec.session(), rate=rate, theme=theme, files_root=files_root)
+        self.state.update(mode="replay", heading=f"replay of {rec.name}",
+                          options={**self._options(), "speeds": sorted({*REPLAY_SPEEDS, self.replay_clock.speed})})
+        self._show_replay_eval()
+        self._update_run()
+
+    def handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind in ("set_state", "refresh", "hello"):
+            super().handle(message)
+        elif kind == "replay":
+            self._handle_replay(message)
+        else:
+            raise RequestError(f"a replay does not train: {kind!r} is not available (use Play)")
+
+    def _feed(self) -> None:
+        now = time.monotonic()
+        self.replay_clock.feed(self.buffer, now - self._last_feed)
+        self._last_feed = now
+
+    def _on_evals(self) -> None:
+        self._show_replay_eval()
+
+    def _run_status(self) -> dict[str, Any]:
+        run = super()._run_status()
+        clock, last = self.replay_clock, (self._evals[-1] if self._evals else None)
+        run.update(status="replay", step=int(last["step"]) if last else 0,
+                   total_steps=int(clock.evals[-1]["step"]) if clock.evals else 0)
+        self.state.update(replay={"playing": clock.playing, "finished": clock.finished,
+                                  "eval_index": clock.eval_index, "evals": len(clock.evals), "speed": clock.speed,
+                                  "timed": clock.timed})
+        return run
+
+    def status_dict(self) -> dict[str, Any]:
+        return {**super().status_dict(), "replay": {**self.state["replay"], "file": str(self.recording.path)}}
+
+    def close(self) -> None:
+        self.replay_clock.playing = False
+        super().close()
+
+    # -- replay ----------------------------------------------------------------------------------------
     def _require_replay(self) -> ReplayClock:
-        if self.replay_clock is None:
-            raise RequestError("this dashboard is not replaying a recording")
         return self.replay_clock
 
     def _handle_replay(self, message: dict[str, Any]) -> None:
@@ -534,7 +581,7 @@ class DashboardController(Controller):
         clock = self.replay_clock
         index = clock.eval_index
         slopes = self.recording.slopes_at(index) if index >= 0 else None
-        gates_ = self.session._gates
+        gates_ = self.session.gates
         with torch.no_grad():
             for g, s in zip(gates_, slopes or [None] * len(gates_)):
                 g.state.fill_(0)  # free: the recorded (effective) slope is what is shown
@@ -544,28 +591,3 @@ class DashboardController(Controller):
                     g.alpha.copy_(s.to(g.alpha.device, g.alpha.dtype))
         self.session.step = int(clock.evals[index]["step"]) if index >= 0 else 0
         self.network.update(activations=True)
-
-    # -- read-outs and life cycle ----------------------------------------------------------------------
-    def status_dict(self) -> dict[str, Any]:
-        """The live session's state as plain values (the served app's status endpoint returns this)."""
-        s = self.session
-        run = self.state["run"]
-        return {**run, "config_sparsity": s.config.sparsity, "sparsity": s.sparsity,
-                "nonlinear": [g.nonlinear_count(s.config.tol) for g in s._gates], "gates": s.gate_names,
-                "unit_states": [[int(v) for v in g.state.reshape(-1).tolist()] for g in s._gates],
-                "dataset": s.config.dataset, "model": s.config.model, "seed": s.config.seed,
-                "model_kwargs": dict(s.config.model_kwargs), "history": len(s.history), "flushes": self.flushes,
-                "notice": self.state["notice"], "settings": self.state["settings"], "run_id": self._run_id,
-                "replay": ({**self.state["replay"], "file": str(self.recording.path)}
-                           if self.replay_clock is not None else None)}
-
-    def close(self) -> None:
-        """Stop training, the network part and the subscriptions (no orphan thread; safe to call twice)."""
-        if self.closed:
-            return
-        super().close()
-        if self.replay_clock is not None:
-            self.replay_clock.playing = False
-        self._detach()
-        self.session.stop(wait=True, timeout=30)
-

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU, UnitState, gates
+from nonlin_explorer.plumbing import eval_mode, forward_hooks, run_model
 from nonlin_explorer.ui.controller import Controller, RequestError
 from nonlin_explorer.ui.layout import network_layout
 from nonlin_explorer.ui.live_state import Field, LiveState
@@ -257,18 +258,9 @@ class NetworkController(Controller):
         x = self._example
         x = tuple(v.to(device) for v in x) if isinstance(x, (tuple, list)) else x.to(device)
         lock = getattr(self._session, "_lock", None) if self._session is not None else None
-        handles = [g.register_forward_hook(hook(g)) for g in self._gates]
-        try:
-            with (lock if lock is not None else contextlib.nullcontext()), torch.no_grad():
-                was = model.training
-                model.eval()  # no BatchNorm statistics updates
-                try:
-                    model(*x) if isinstance(x, tuple) else model(x)
-                finally:
-                    model.train(was)
-        finally:
-            for h in handles:
-                h.remove()
+        with (lock if lock is not None else contextlib.nullcontext()), \
+                forward_hooks([(g, hook(g)) for g in self._gates]), eval_mode(model):  # no BatchNorm updates
+            run_model(model, x)
         return torch.cat([means.get(id(g), torch.full((g.num_units,), math.nan)) for g in self._gates]).numpy()
 
     def _push_state(self) -> None:

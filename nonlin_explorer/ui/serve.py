@@ -102,14 +102,13 @@ def make_replay_app(path, theme: str = "light", rate: float = 10.0, speed: float
     """Like :func:`make_app`, replaying the recording at ``path`` (read once here: a bad file fails before
     serving; each tab gets its own replay, starting at the beginning)."""
     from nonlin_explorer.recording import load_recording
-    from nonlin_explorer.ui.dashboard_controller import DashboardController
+    from nonlin_explorer.ui.dashboard_controller import ReplayController
     from nonlin_explorer.ui.dashboard_panel import TrainingDashboardPane
 
     load_recording(path).session()  # fail now on a missing, truncated or foreign recording
 
     def app():
-        controller = DashboardController.from_recording(path, speed=speed, rate=rate, theme=theme,
-                                                        files_root=files_root)
+        controller = ReplayController(path, speed=speed, rate=rate, theme=theme, files_root=files_root)
         return _serve_view(TrainingDashboardPane(controller))
 
     return app

@@ -1,0 +1,99 @@
+"""The package's layering, checked: no import cycle between its modules (lazy imports inside functions count too:
+they are dependencies), the compute core imports no UI library, and the plumbing idioms live in one place."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nonlin_explorer"
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports() -> dict[str, set[str]]:
+    """Every module of the package and the package modules it imports (anywhere in the file)."""
+    mods = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, path in mods.items():
+        pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(pkg.split(".")[: len(pkg.split(".")) - node.level + 1] + ([base] if base else []))
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            for name in names:
+                while name and name not in mods:
+                    name = name.rsplit(".", 1)[0] if "." in name else ""
+                if name and name != mod and not mod.startswith(name + "."):  # a package's own __init__ is fine
+                    graph[mod].add(name)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if n == "nonlin_explorer" or n.endswith(".__init__"):
+                continue  # the package's re-export hub: importing it is importing its parts
+            if state.get(n) == 1:
+                return stack[stack.index(n):] + [n]
+            if n not in state:
+                found = visit(n)
+                if found:
+                    return found
+        stack.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state:
+            found = visit(m)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle_between_the_packages_modules():
+    cycle = find_cycle(imports())
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+
+
+def test_the_compute_core_imports_no_ui_library():
+    ui_libraries = ("panel", "bokeh", "anywidget", "ipywidgets", "traitlets")
+    for path in PACKAGE.rglob("*.py"):
+        if "ui" in path.relative_to(PACKAGE).parts or path.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                bad = [n for n in names if n.split(".")[0] in ui_libraries]
+                assert not bad, f"{path.relative_to(PACKAGE)} imports {bad}"
+
+
+def test_mode_and_hook_idioms_are_written_once():
+    """model.eval() with its restore, and register_forward_hook with its removal, only in plumbing.py."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "plumbing.py":
+            continue
+        text = path.read_text()
+        assert "register_forward_hook(" not in text and "register_forward_pre_hook(" not in text, path
+        assert ".train(was" not in text, path
