@@ -151,3 +151,46 @@ def test_present_opens_the_widget_in_its_own_full_size_tab(nb):
 def test_the_page_made_no_request_outside_the_server(nb):
     assert len(nb.rec.requests) > 20  # the log is recording
     assert nb.rec.external_requests() == []
+
+
+BIG = """\
+import torch
+from torch import nn
+import nonlin_explorer as ne
+from nonlin_explorer.ui import NetworkView
+layers = []
+for k in range(8):
+    layers += [nn.Conv1d(1000, 1000, 1, groups=1000), nn.ReLU()]
+big = ne.linearize(nn.Sequential(*layers), torch.randn(2, 1000, 3))
+big_view = NetworkView(big)
+big_view"""
+BIG_CHECK = 'print("BIG", [int(g.state.sum()) for g in ne.gates(big)])'
+
+
+def test_a_big_network_shows_labelled_layer_strips_that_zoom_into_units(browser, lab_server):
+    """8000 units: too many for a cell each, so an overview (a strip per layer, every layer labelled) that zooms."""
+    context, rec = open_page(browser, lab_server)
+    try:
+        write_notebook(lab_server.root, "big_view.ipynb", [BIG, BIG_CHECK])
+        nb = Notebook(rec, "big_view.ipynb").open()
+        nb.run(0)
+        page = rec.page
+        view = page.locator(".ne-network[data-mode='overview']")
+        view.wait_for(timeout=120_000)
+        strips = view.locator(".ne-layer-strip")
+        assert strips.count() == 8 and view.locator(".ne-unit").count() == 0  # no element per unit
+        assert strips.nth(2).get_attribute("aria-label") == "5: 1000 units, 1000 nonlinear"  # nn.Sequential's names
+        strips.nth(2).click()
+        units = view.locator(".ne-unit")
+        units.first.wait_for()
+        assert units.count() == 1000 and units.first.bounding_box()["width"] >= 5  # readable cells
+        unit_button(page, "5", 7, "nonlinear").click()
+        unit_button(page, "5", 7, "forced linear").wait_for(timeout=2000)  # at once
+        nb.run(1)
+        nb.cell(1).locator(".jp-OutputArea-output", has_text="BIG [0, 0, 1, 0, 0, 0, 0, 0]").wait_for()
+        view.get_by_role("button", name="all layers").click()
+        strips.first.wait_for()
+        assert view.locator(".ne-layer-strip").nth(2).get_attribute("aria-label") == "5: 1000 units, 999 nonlinear"
+        assert rec.external_requests() == []
+    finally:
+        context.close()
