@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import numpy as np
@@ -17,6 +18,7 @@ from nonlin_explorer.ui.compression_core import (
     etf_gram,
     evaluate_weights,
     gram_columns,
+    ideal_gram,
     loss_vs_m_dataset,
     make_target,
     orthographic,
@@ -27,6 +29,7 @@ from nonlin_explorer.ui.compression_core import (
     run_method,
     simplex_edges,
     summary_markdown,
+    summary_rows,
     sweep_applicable,
     validate_params,
     view3d_columns,
@@ -46,7 +49,10 @@ def test_validate_accepts_text_and_defaults():
     ({"N": "2.5"}, "whole number"),
     ({"a_std": -1}, "a spread: must be >= 0"),
     ({"activation": "tanh", "method": "exact"}, "tanh has no exact"),
-    ({"activation": "gelu", "method": "meanfield"}, "mean-field method is derived for relu"),
+    ({"w_mean": "nan"}, "w mean"),
+    ({"w_spread": -0.1}, "w spread: must be >= 0"),
+    ({"weight_dist": "sphere", "w_mean": 0.3}, "sphere weights are unit vectors"),
+    ({"w_spread": 0, "w_mean": 0}, "every target weight zero"),
     ({"method": "etf", "M": 5, "d": 3}, r"M <= d \+ 1 = 4"),
     ({"method": "pruning"}, "unknown method"),
     ({"weight_dist": "cauchy"}, "unknown weight distribution"),
@@ -55,6 +61,17 @@ def test_validate_accepts_text_and_defaults():
 def test_validate_rejects_with_message(raw, msg):
     with pytest.raises(ValueError, match=msg):
         validate_params(raw)
+
+
+def test_a_target_with_a_mean_direction_reaches_the_explorer_and_its_shape_is_named():
+    p = validate_params({"N": 800, "d": 8, "M": 3, "w_mean": "0.5", "w_spread": "1.5", "method": "meanfield"})
+    target = make_target(p)
+    assert target.info["w_mean"] == [0.5] + [0.0] * 7 and math.isclose(target.info["w_cov"], 1.5**2 / 8)
+    result = run_method(target, p)
+    rows = dict(summary_rows(result))
+    assert rows["shape"] == "tilted simplex" and float(rows["tilt (degrees)"]) > 5
+    assert result.info["meanfield"] == "population"
+    assert validate_params({"activation": "gelu", "method": "meanfield"}).method == "meanfield"
 
 
 def test_non_closed_form_activation_allowed_with_other_methods():
@@ -248,3 +265,15 @@ def test_a_script_that_builds_the_explorer_and_ends_exits_cleanly():
             "e = CompressionExplorer(N=2000, d=20, M=4)\nprint('built')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0 and out.stdout.strip() == "built", (out.returncode, out.stderr[-500:])
+
+
+def test_the_ideal_is_never_impossible():
+    simplex = compress(random_target(400, 6, seed=0), M=4)
+    title, G = ideal_gram(simplex)
+    assert title == "Ideal simplex ETF" and np.allclose(G[0, 1], -1 / 3)
+    tilted = compress(random_target(800, 6, w_mean=0.6, seed=0), M=3, method="meanfield")
+    title, G = ideal_gram(tilted)
+    assert title.startswith("Ideal tilted simplex") and G[0, 1] > 0
+    crowded = compress(random_target(400, 3, seed=0), M=7)  # M > d + 1: no ETF of 7 vectors in R^3
+    title, G = ideal_gram(crowded)
+    assert G is None and "No ETF to compare" in title

@@ -6,7 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from nonlin_explorer.compression import make_target, monte_carlo_loss, random_target, target_from_module
+from nonlin_explorer.compression import (
+    make_target,
+    monte_carlo_loss,
+    random_target,
+    target_from_module,
+    weight_distribution,
+)
 
 f64 = torch.float64
 
@@ -97,7 +103,7 @@ def test_bad_modules(model, message):
     ({"N": 0, "d": 3}, "N must be >= 1"),
     ({"N": 5, "d": 0}, "d must be >= 1"),
     ({"N": 5, "d": 2.5}, "d must be an integer"),
-    ({"N": 5, "d": 3, "weight_dist": "uniform"}, "unknown weight_dist"),
+    ({"N": 5, "d": 3, "weight_dist": "cauchy"}, "unknown weight_dist"),
     ({"N": 5, "d": 3, "a_std": -1.0}, "a_std must be >= 0"),
     ({"N": 5, "d": 3, "a_mean": math.nan}, "a_mean must be a finite number"),
     ({"N": 5, "d": 3, "activation": "sigmoid"}, "unknown activation"),
@@ -116,3 +122,49 @@ def test_make_target_checks_its_input():
         make_target([1.0, math.nan], [[1.0, 0.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="must be an array of numbers"):
         make_target(["x", "y"], [[1.0, 0.0], [0.0, 1.0]])
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "rademacher", "uniform"])
+def test_weights_follow_the_requested_mean_and_covariance(kind):
+    cov = torch.tensor([[0.5, 0.2, 0.0], [0.2, 0.3, 0.0], [0.0, 0.0, 0.1]], dtype=f64)
+    t = random_target(60_000, 3, weight_dist=kind, w_mean=[1.0, -0.5, 0.0], w_cov=cov, seed=5)
+    assert torch.allclose(t.W.mean(0), torch.tensor([1.0, -0.5, 0.0], dtype=f64), atol=0.01)
+    X = t.W - t.W.mean(0)
+    assert torch.allclose(X.T @ X / t.N, cov, atol=0.01)
+    assert t.info["w_mean"] == [1.0, -0.5, 0.0] and t.distribution.kind == kind
+
+
+def test_a_number_as_mean_points_along_e1_and_the_default_law_is_unchanged():
+    t = random_target(5000, 4, w_mean=0.5, seed=0)
+    se = 1 / math.sqrt(4 * 5000)  # entries N(0, 1/4)
+    assert abs(float(t.W[:, 0].mean()) - 0.5) < 4 * se and float(t.W[:, 1:].mean(0).abs().max()) < 4 * se
+    plain = random_target(50, 4, seed=0)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(plain.W, torch.randn(50, 4, generator=g, dtype=f64) / 2.0)  # N(0, I/d), bit for bit
+    assert "w_mean" not in plain.info and plain.distribution.centred_isotropic()
+
+
+def test_law_moments_and_quasi_samples():
+    law = weight_distribution(5, "uniform", mean=0.3, cov=0.2)
+    X = law.quasi_sample(1 << 14)
+    assert abs(float(X[:, 0].mean()) - 0.3) < 1e-3 and abs(float(X[:, 1].var()) - 0.2) < 2e-3
+    assert float(X.abs().max()) <= 0.3 + math.sqrt(3 * 0.2) + 1e-12  # uniform: bounded support
+    assert math.isclose(law.mean_square_norm(), 0.09 + 5 * 0.2, rel_tol=1e-12)
+    assert abs(law.mean_norm() - float(X.norm(dim=1).mean())) < 5e-3
+    g = weight_distribution(20)
+    assert abs(g.mean_norm() - float(g.quasi_sample(1 << 15).norm(dim=1).mean())) < 2e-3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"kind": "sphere", "mean": 0.5}, "'sphere' has no mean or covariance"),
+    ({"mean": [1.0, 2.0]}, "w_mean must be a number or a vector of length d = 3"),
+    ({"mean": math.inf}, "w_mean must be a finite number"),
+    ({"cov": -1.0}, "w_cov must be >= 0"),
+    ({"cov": [1.0, -1.0, 1.0]}, "variances must be >= 0"),
+    ({"cov": [[1.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]}, "w_cov must be symmetric"),
+    ({"cov": [[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]]}, "positive semi-definite"),
+    ({"cov": [[1.0, 0.0], [0.0, 1.0]]}, "w_cov must be a number, a length-3 vector or a 3 x 3 matrix"),
+])
+def test_bad_weight_laws(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        weight_distribution(3, **kwargs)

@@ -184,6 +184,15 @@ def test_compression_points_match_the_compression_sweep():
     assert (ds["status"].sel(M=2) == "finished").all()
 
 
+def test_a_compression_spec_sweeps_the_targets_mean_and_records_the_tilt():
+    spec = {"kind": "compression", "seeds": [0], "base": {"N": 400, "d": 6, "M": 3, "method": "meanfield"},
+            "grid": {"target.w_mean": [0.0, 0.3, 0.6]}}
+    ds = sweep.run(spec, workers=0, progress=False)
+    assert list(ds["w_mean"].values) == [0.0, 0.3, 0.6] and (ds["status"] == "finished").all()
+    tilt = ds["tilt_degrees"].sel(seed=0).values
+    assert tilt[0] < 5 < tilt[1] < tilt[2]  # the simplex lifts towards the mean as it grows
+
+
 def parameter_count(model, example_input):
     """A metric factory: name -> callable(model), recorded at each evaluation."""
     return {"parameters": lambda m: float(sum(p.numel() for p in m.parameters()))}

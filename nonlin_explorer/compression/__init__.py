@@ -7,10 +7,13 @@ loss ``E_{x ~ N(0, I_d)} (f*(x) - g(x))^2`` in closed form. Pure torch/numpy/sci
 
 from nonlin_explorer.compression.baselines import kmeans_merge, magnitude_prune, sgd_distill
 from nonlin_explorer.compression.diagnostics import (
+    SHAPES,
+    FrameShape,
     MonteCarloEstimate,
     alignment,
     cosine_gram,
     etf_distance,
+    frame_shape,
     monte_carlo_loss,
 )
 from nonlin_explorer.compression.etf import (
@@ -27,10 +30,12 @@ from nonlin_explorer.compression.kernels import ACTIVATIONS, get_activation, ker
 from nonlin_explorer.compression.loss import PopulationLoss, population_loss
 from nonlin_explorer.compression.meanfield import (
     MeanFieldOptimum,
+    MeanFieldPopulation,
     MeanFieldSolution,
     equiangular_value,
     meanfield_loss,
     meanfield_optimum,
+    meanfield_population,
     meanfield_solution,
     meanfield_value,
     simplex_value,
@@ -44,20 +49,33 @@ from nonlin_explorer.compression.optimize import (
     compress,
 )
 from nonlin_explorer.compression.sweep import SWEEP_METHODS, sweep, sweep_attrs
-from nonlin_explorer.compression.targets import Target, make_target, random_target, target_from_module
+from nonlin_explorer.compression.targets import (
+    WEIGHT_DISTS,
+    Target,
+    WeightDistribution,
+    make_target,
+    random_target,
+    target_from_module,
+    weight_distribution,
+)
 
 __all__ = [
     "ACTIVATIONS",
     "METHODS",
+    "SHAPES",
     "SWEEP_METHODS",
+    "WEIGHT_DISTS",
     "CompressionProgress",
     "CompressionResult",
     "ETFSearchResult",
+    "FrameShape",
     "MeanFieldOptimum",
+    "MeanFieldPopulation",
     "MeanFieldSolution",
     "MonteCarloEstimate",
     "PopulationLoss",
     "Target",
+    "WeightDistribution",
     "alignment",
     "coherence",
     "compare_methods",
@@ -66,6 +84,7 @@ __all__ = [
     "equiangular_value",
     "etf_distance",
     "etf_search",
+    "frame_shape",
     "get_activation",
     "is_etf",
     "kernel_error",
@@ -75,6 +94,7 @@ __all__ = [
     "make_target",
     "meanfield_loss",
     "meanfield_optimum",
+    "meanfield_population",
     "meanfield_solution",
     "meanfield_value",
     "monte_carlo_loss",
@@ -90,5 +110,6 @@ __all__ = [
     "sweep",
     "sweep_attrs",
     "target_from_module",
+    "weight_distribution",
     "welch_bound",
 ]

@@ -1,4 +1,5 @@
-"""Checks on a compressed network: ETF distance, alignment with the target's linear part, Monte Carlo loss."""
+"""Checks on a compressed network: the shape of its directions (simplex ETF, tilted simplex, general ETF, none),
+ETF distance, alignment with the target's linear part, Monte Carlo loss."""
 
 from __future__ import annotations
 
@@ -37,6 +38,74 @@ def etf_distance(V) -> float:
     if M <= d + 1:
         return float((off + 1.0 / (M - 1)).abs().max())
     return float((off.abs() - welch_bound(M, d)).abs().max())
+
+
+#: Largest cosine deviation at which :func:`frame_shape` names a shape (cosines of optima found by the exact
+#: optimizer on finite targets scatter by a few hundredths around their mean).
+SHAPE_TOLERANCE = 0.05
+SHAPES = ("simplex ETF", "tilted simplex", "general ETF", "none")
+
+
+@dataclass
+class FrameShape:
+    """What the directions of a compressed network look like, with a distance for every candidate shape.
+
+    ``distances`` maps each shape that can exist for (M, d) to the largest cosine deviation from it (``nan``
+    where it cannot: a simplex needs M <= d + 1, a tilted one M <= d, a general ETF M > d + 1). ``name`` is the
+    closest shape within ``tolerance`` (the simplex ETF whenever it is within, being the more specific), else
+    ``"none"``. A *tilted simplex* is equiangular with a common cosine
+    ``rho > -1/(M-1)``: a simplex ETF in the hyperplane orthogonal to ``direction``, every unit lifted out of it
+    by ``tilt_degrees``; it is equiangular but not tight, so it is no ETF unless the tilt is zero."""
+
+    name: str
+    distance: float
+    distances: dict[str, float]
+    common_cosine: float
+    tilt_degrees: float
+    direction: torch.Tensor | None  # unit (d,): the tilt's direction (mean of the unit directions); None if M < 2
+    tolerance: float
+
+    def summary(self) -> dict:
+        """Plain numbers (JSON-friendly)."""
+        return {"shape": self.name, "shape_distance": self.distance, "common_cosine": self.common_cosine,
+                "tilt_degrees": self.tilt_degrees,
+                **{f"distance_{k.replace(' ', '_').lower()}": v for k, v in self.distances.items()}}
+
+
+def frame_shape(V, tolerance: float = SHAPE_TOLERANCE) -> FrameShape:
+    """Name the shape of the directions of V (M, d): simplex ETF, tilted simplex, general ETF (Welch) or none."""
+    V = as_tensor("V", V, ndim=2)
+    tolerance = check_real("tolerance", tolerance, nonnegative=True)
+    M, d = V.shape
+    G = cosine_gram(V).to(torch.float64)
+    nan = math.nan
+    if M < 2:
+        return FrameShape("simplex ETF", 0.0, {"simplex ETF": 0.0}, nan, 0.0, None, tolerance)
+    off = G[~torch.eye(M, dtype=torch.bool, device=G.device)]
+    rho = float(off.mean())
+    n = V.norm(dim=1, keepdim=True)
+    U = (V / torch.where(n > 0, n, torch.ones_like(n))).to(torch.float64)
+    mean_u = U.mean(0)
+    lift = float(mean_u.norm())
+    direction = mean_u / lift if lift > 1e-12 else None
+    dist = {s: nan for s in SHAPES[:3]}
+    if M <= d + 1:
+        dist["simplex ETF"] = float((off + 1.0 / (M - 1)).abs().max())
+    if M <= d:  # equiangular around the common cosine, which a tilt raises above -1/(M-1)
+        dist["tilted simplex"] = max(float((off - rho).abs().max()), max(0.0, -1.0 / (M - 1) - rho))
+    if M > d + 1:
+        mu = welch_bound(M, d)
+        frame = U.T @ U
+        tight = float((frame - (M / d) * torch.eye(d, dtype=frame.dtype, device=frame.device)).abs().max()) / (M / d)
+        dist["general ETF"] = max(float((off.abs() - mu).abs().max()), tight)
+    finite = {k: v for k, v in dist.items() if not math.isnan(v)}
+    best = min(finite, key=finite.get)
+    # A simplex is a tilted simplex with tilt 0: name the more specific shape whenever it is within tolerance.
+    if best == "tilted simplex" and finite.get("simplex ETF", math.inf) <= tolerance:
+        best = "simplex ETF"
+    name = best if finite[best] <= tolerance else "none"
+    tilt = math.degrees(math.asin(min(1.0, lift)))
+    return FrameShape(name, finite[best], dist, rho, tilt, direction, tolerance)
 
 
 def alignment(V, target: Target) -> torch.Tensor:

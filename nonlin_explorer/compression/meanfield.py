@@ -52,8 +52,8 @@ import torch
 from nonlin_explorer.compression import _solvers
 from nonlin_explorer.compression._checks import check_int
 from nonlin_explorer.compression.etf import random_rotation, simplex_etf
-from nonlin_explorer.compression.kernels import kernel_matrix, relu_k
-from nonlin_explorer.compression.targets import Target
+from nonlin_explorer.compression.kernels import get_activation, kernel_matrix, relu_k
+from nonlin_explorer.compression.targets import Target, WeightDistribution
 
 
 def sphere_kernel_mean(d: int) -> float:
@@ -146,20 +146,24 @@ def meanfield_optimum(M: int, d: int, *, restarts: int = 6, seed: int = 0, max_i
                             weights.to(dev, dtype), M, d)
 
 
-def expected_scales(target: Target) -> tuple[float, float] | None:
-    """``(A, S_2) = (N E[a|w|], N E[a^2 |w|^2])`` from a random target's distribution, or None if unknown."""
+def _output_moments(target: Target, expected: bool) -> tuple[float, float]:
+    """``(E[a], E[a^2])``: from a random target's recipe when ``expected``, else the sample moments."""
     info = target.info
-    if info.get("kind") != "random":
+    if expected and info.get("kind") == "random":
+        norm = info["N"] if info["normalize"] else 1.0
+        return info["a_mean"] / norm, (info["a_mean"] ** 2 + info["a_std"] ** 2) / norm**2
+    a = target.a.detach().to("cpu", torch.float64)
+    return float(a.mean()), float((a * a).mean())
+
+
+def expected_scales(target: Target) -> tuple[float, float] | None:
+    """``(A, S_2) = (N E[a] E|w|, N E[a^2] E|w|^2)`` from a random target's distribution, or None if unknown."""
+    law = target.distribution
+    if target.info.get("kind") != "random" or law is None:
         return None
-    N, d = info["N"], info["d"]
-    norm = N if info["normalize"] else 1.0
-    if info["weight_dist"] == "gaussian":  # |w| = chi_d / sqrt(d)
-        mean_w = math.sqrt(2.0 / d) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
-    else:  # rademacher and sphere: |w| = 1
-        mean_w = 1.0
-    mean_a = info["a_mean"] / norm
-    mean_a2 = (info["a_mean"] ** 2 + info["a_std"] ** 2) / norm**2
-    return N * mean_a * mean_w, N * mean_a2 * 1.0  # E|w|^2 = 1 for all three
+    mean_a, mean_a2 = _output_moments(target, True)
+    N = target.N
+    return N * mean_a * law.mean_norm(), N * mean_a2 * law.mean_square_norm()
 
 
 def scaling_factors(target: Target, *, expected: bool = True) -> tuple[float, float]:
@@ -203,8 +207,9 @@ def meanfield_solution(target: Target, M: int, *, seed: int | None = 0, expected
                        restarts: int = 6) -> MeanFieldSolution:
     """Solve the mean-field problem for ``target``: directions from :func:`meanfield_optimum` (rotated by a
     Haar rotation drawn from ``seed``; None keeps the canonical one), ``c* = A c_d G^-1 1``."""
-    if target.activation != "relu":
-        raise ValueError(f"the mean-field objective is derived for relu targets, not {target.activation!r}")
+    if not closed_form_applies(target):
+        raise ValueError("the closed-form mean field needs a relu target with centred isotropic weights; "
+                         "compress(target, M, method='meanfield') solves the general one (MeanFieldPopulation)")
     M = check_int("M", M, minimum=1)
     if target.d == 1 and M > 2:
         raise ValueError(f"in d = 1 there are two directions only (+1 and -1): the mean field takes M <= 2, "
@@ -222,16 +227,87 @@ def meanfield_solution(target: Target, M: int, *, seed: int | None = 0, expected
                              float(energy), float(A), c_d, opt)
 
 
+def target_law(target: Target) -> WeightDistribution:
+    """The law the mean field averages over: a random target's own, else a Gaussian fitted to its weights
+    (:meth:`WeightDistribution.fit`: the mean and anisotropy are kept only where they exceed sampling noise)."""
+    return target.distribution if target.distribution is not None else WeightDistribution.fit(target.W)
+
+
+def closed_form_applies(target: Target) -> bool:
+    """Whether the closed form above holds: a ReLU target whose weight law is centred and isotropic."""
+    return target.activation == "relu" and target_law(target).centred_isotropic()
+
+
+#: Quadrature points over the weight law: the population target's units (closed-form kernels, quadrature ones)
+POPULATION_POINTS = {True: 4096, False: 512}
+#: Points whose pairs estimate the mean off-diagonal kernel E K(w, w') for the mean-field energy
+ENERGY_POINTS = {True: 4096, False: 256}
+
+
+@dataclass(eq=False)
+class MeanFieldPopulation:
+    """The simplified problem for any weight law and activation, as an exact problem on a population target.
+
+    Independence of ``a`` and ``w`` replaces ``h(v) = sum_i a_i K(w_i, v)`` by its mean ``N E[a] E_w K(w, v)``;
+    a quasi-Monte Carlo rule over the law (scrambled Sobol points ``w_k``, k = 1..n) turns that into the cross
+    term of a target with n units of equal output weight ``N E[a] / n``: its exact optimum is the mean-field
+    optimum. The mean-field energy ``E_bar = N E[a^2] E K(w, w) + N (N - 1) E[a]^2 E K(w, w')`` (off-diagonal
+    pairs at their mean) makes the predicted loss ``L_bar(b, V) = E_bar - 2 b.h_bar(V) + b^T K(V, V) b``."""
+
+    population: Target
+    law: WeightDistribution
+    energy: float
+    mean_a: float
+    mean_a2: float
+
+    def predicted_loss(self, b: torch.Tensor, V: torch.Tensor) -> float:
+        """``L_bar(b, V)``: the mean-field loss of a compressed network."""
+        fn = self.population.loss_fn()
+        with torch.no_grad():
+            b = b.to(fn.device, fn.dtype)
+            V = V.to(fn.device, fn.dtype)
+            return float(self.energy - 2.0 * (fn.cross(V) * b).sum() + b @ fn.gram(V) @ b)
+
+
+def meanfield_population(target: Target, *, expected: bool = True, points: int | None = None,
+                         seed: int = 0) -> MeanFieldPopulation:
+    """Build the population target of :class:`MeanFieldPopulation` for ``target`` (``points`` Sobol points,
+    default :data:`POPULATION_POINTS`; ``expected``: the recipe's ``E[a]`` for random targets, else the sample's)."""
+    act = get_activation(target.activation)
+    law = target_law(target)
+    n = check_int("points", points, minimum=2) if points is not None else POPULATION_POINTS[act.exact]
+    Wp = law.quasi_sample(n, seed=seed)
+    mean_a, mean_a2 = _output_moments(target, expected)
+    N = target.N
+    with torch.no_grad():
+        diag = torch.cat([kernel_matrix(Wp[s:s + 4096, None, :], None, act).reshape(-1)
+                          for s in range(0, n, 4096)]).mean()
+        m = min(n, ENERGY_POINTS[act.exact])
+        K = kernel_matrix(Wp[:m], None, act)
+        off = (K.sum() - torch.diagonal(K).sum()) / (m * (m - 1))
+    energy = N * mean_a2 * float(diag) + N * (N - 1) * mean_a**2 * float(off)
+    a = torch.full((n,), N * mean_a / n, dtype=torch.float64)
+    pop = Target(a.to(target.device, target.dtype), Wp.to(target.device, target.dtype), target.activation,
+                 {"kind": "meanfield population", "N": n, "d": target.d})
+    return MeanFieldPopulation(pop, law, energy, mean_a, mean_a2)
+
+
 __all__ = [
+    "ENERGY_POINTS",
+    "POPULATION_POINTS",
     "MeanFieldOptimum",
+    "MeanFieldPopulation",
     "MeanFieldSolution",
+    "closed_form_applies",
     "equiangular_value",
     "expected_scales",
     "meanfield_loss",
     "meanfield_optimum",
+    "meanfield_population",
     "meanfield_solution",
     "meanfield_value",
     "scaling_factors",
     "simplex_value",
     "sphere_kernel_mean",
+    "target_law",
 ]

@@ -21,10 +21,10 @@ import torch
 from nonlin_explorer.compression import _solvers
 from nonlin_explorer.compression._checks import check_int, check_real
 from nonlin_explorer.compression._hessian import relu_grad_hess, tangent_bases
-from nonlin_explorer.compression.diagnostics import alignment, cosine_gram, etf_distance
+from nonlin_explorer.compression.diagnostics import FrameShape, alignment, cosine_gram, etf_distance, frame_shape
 from nonlin_explorer.compression.etf import etf_search, random_rotation, simplex_coordinates, simplex_etf
 from nonlin_explorer.compression.kernels import get_activation
-from nonlin_explorer.compression.meanfield import meanfield_solution
+from nonlin_explorer.compression.meanfield import closed_form_applies, meanfield_population, meanfield_solution
 from nonlin_explorer.compression.targets import Target, as_target
 from nonlin_explorer.threads import threads_for
 
@@ -62,7 +62,8 @@ class CompressionResult:
 
     ``loss`` is always the exact population loss of the returned ``(b, V)``; ``relative_loss`` divides it
     by the target's energy ``E f*^2``. ``gram`` holds the cosines between the ``v_j``; ``etf_distance`` the
-    largest deviation of one from the simplex ETF's ``-1/(M-1)`` (see :func:`.diagnostics.etf_distance`).
+    largest deviation of one from the simplex ETF's ``-1/(M-1)`` (see :func:`.diagnostics.etf_distance`);
+    ``shape`` names what the directions are (simplex ETF, tilted simplex, general ETF or none, with distances).
     """
 
     method: str
@@ -80,6 +81,7 @@ class CompressionResult:
     evaluations: int = 0
     meanfield_loss: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    shape: FrameShape | None = None
 
     @property
     def M(self) -> int:
@@ -92,6 +94,9 @@ class CompressionResult:
             "etf_distance": self.etf_distance, "time": self.time, "iterations": self.iterations,
             "meanfield_loss": self.meanfield_loss,
             "mean_cosine": float(self.gram[~torch.eye(self.M, dtype=torch.bool)].mean()) if self.M > 1 else math.nan,
+            "shape": self.shape.name if self.shape else None,
+            "tilt_degrees": self.shape.tilt_degrees if self.shape else math.nan,
+            "shape_distance": self.shape.distance if self.shape else math.nan,
         }
 
 
@@ -113,7 +118,7 @@ def finish(target: Target, b: torch.Tensor, V: torch.Tensor, method: str, t0: fl
             method=method, b=b, V=V, loss=loss, relative_loss=loss / energy if energy > 0 else math.nan,
             energy=energy, history=list(history or []), gram=cosine_gram(V), etf_distance=etf_distance(V),
             alignment=alignment(V, target), time=elapsed, iterations=iterations, evaluations=evaluations,
-            meanfield_loss=meanfield_loss, info=dict(info or {}))
+            meanfield_loss=meanfield_loss, info=dict(info or {}), shape=frame_shape(V))
 
 
 def _unit_rows(Z: torch.Tensor) -> torch.Tensor:
@@ -437,11 +442,26 @@ def _compress_etf(target, M, *, init, restarts, gen, max_iter, tol, callback, qu
     return res
 
 
-def _compress_meanfield(target, M, *, seed, quad_points, t0, expected=True):
-    sol = meanfield_solution(target, M, seed=seed, expected=expected)
-    return finish(target, sol.b, sol.V, "meanfield", t0, meanfield_loss=sol.loss, quad_points=quad_points,
-                  info={"scale": sol.scale, "c_d": sol.c_d, "meanfield_energy": sol.energy,
-                        "meanfield_value": sol.optimum.value})
+def _compress_meanfield(target, M, *, seed, restarts, max_iter, tol, quad_points, t0, expected=True):
+    """The closed form for relu targets with centred isotropic weights; else the exact optimum of the
+    population target (:class:`.meanfield.MeanFieldPopulation`), evaluated on the true target."""
+    if target.activation == "relu" and target.d == 1 and M > 2:
+        raise ValueError(f"in d = 1 there are two directions only (+1 and -1): the mean field takes M <= 2, "
+                         f"got M = {M}")
+    if closed_form_applies(target):
+        sol = meanfield_solution(target, M, seed=seed, expected=expected)
+        return finish(target, sol.b, sol.V, "meanfield", t0, meanfield_loss=sol.loss, quad_points=quad_points,
+                      info={"meanfield": "closed form", "scale": sol.scale, "c_d": sol.c_d,
+                            "meanfield_energy": sol.energy, "meanfield_value": sol.optimum.value})
+    pop = meanfield_population(target, expected=expected, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    res = _compress_exact(pop.population, M, init="etf", restarts=restarts, gen=gen, max_iter=max_iter, tol=tol,
+                          callback=None, quad_points=quad_points, t0=t0)
+    b, V = res.b.to(target.device, target.dtype), res.V.to(target.device, target.dtype)
+    return finish(target, b, V, "meanfield", t0, meanfield_loss=pop.predicted_loss(res.b, res.V),
+                  quad_points=quad_points, iterations=res.iterations, evaluations=res.evaluations,
+                  info={"meanfield": "population", "population_points": pop.population.N,
+                        "law": pop.law.to_info(), "meanfield_energy": pop.energy, "mean_a": pop.mean_a})
 
 
 def compress(a, W=None, M: int | None = None, method: str = "exact", *, activation: str = "relu",
@@ -453,7 +473,8 @@ def compress(a, W=None, M: int | None = None, method: str = "exact", *, activati
     Methods: ``"exact"`` minimizes the exact population loss over b and V (L-BFGS, float64, ``restarts``
     independent starts); ``"etf"`` restricts V to a simplex ETF, scaled, rotated in the complement of the
     target's linear direction and tilted towards it by a common angle (the conjecture's family; needs
-    M <= d + 1); ``"meanfield"`` solves the mean-field objective (:mod:`.meanfield`), relu only. ``init``
+    M <= d + 1); ``"meanfield"`` solves the mean-field (simplified) objective (:mod:`.meanfield`): in closed form for
+    relu targets with centred isotropic weights, else on a quasi-Monte Carlo population of the weight law. ``init``
     (``"etf"`` or ``"random"``) picks the first starts. ``tol`` stops a restart when an iteration lowers the
     loss by less than ``tol * E f*^2``. ``callback(progress)`` runs after each iteration; returning True
     stops early (the best point so far is returned). ``V0`` (M, d), method ``"exact"`` only: a warm start,
@@ -490,7 +511,8 @@ def compress(a, W=None, M: int | None = None, method: str = "exact", *, activati
     # (nonlin_explorer.threads: two threads cost 3x beside a busy process and gain 10 % on a quiet one).
     with threads_for(target.N * M * target.d * restarts, target.device):
         if method == "meanfield":
-            return _compress_meanfield(target, M, seed=seed, quad_points=quad_points, t0=t0)
+            return _compress_meanfield(target, M, seed=seed, restarts=restarts, max_iter=max_iter, tol=tol,
+                                       quad_points=quad_points, t0=t0)
         gen = torch.Generator().manual_seed(seed)
         kw = dict(init=init, restarts=restarts, gen=gen, max_iter=max_iter, tol=tol, callback=callback,
                   quad_points=quad_points, t0=t0)

@@ -27,6 +27,8 @@ _VARS = {
     "etf_distance": "largest deviation of a cosine between compressed units from the simplex ETF's -1/(M-1)",
     "mean_cosine": "mean cosine between distinct compressed units",
     "meanfield_loss": "mean-field prediction of the optimal loss (method meanfield only)",
+    "shape_distance": "largest cosine deviation from the nearest shape (simplex ETF, tilted simplex, general ETF)",
+    "tilt_degrees": "angle of each unit out of the hyperplane orthogonal to the units' mean direction",
     "time": "wall-clock seconds of the method (target construction excluded)",
 }
 
@@ -103,7 +105,8 @@ def sweep(N: Sequence[int] | int, M: Sequence[int] | int, d: Sequence[int] | int
                 res = run_method(target, m, method, seed=seed, **kwargs)
                 idx = (i, j, k, s, q)
                 summary = res.summary()
-                for name in ("loss", "relative_loss", "etf_distance", "mean_cosine", "time"):
+                for name in ("loss", "relative_loss", "etf_distance", "mean_cosine", "shape_distance", "tilt_degrees",
+                             "time"):
                     data[name][idx] = summary[name]
                 if res.meanfield_loss is not None:
                     data["meanfield_loss"][idx] = res.meanfield_loss

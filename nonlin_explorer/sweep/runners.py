@@ -24,8 +24,8 @@ TRAINING_METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "nonline
                     "nonlinear_fraction", "final_step", "final_epoch")
 TRAINING_SERIES = ("step", "epoch", "test_acc", "test_loss", "train_acc", "train_loss", "nonlinear_total",
                    "sparsity")
-COMPRESSION_METRICS = ("loss", "relative_loss", "etf_distance", "mean_cosine", "meanfield_loss", "energy",
-                       "iterations")
+COMPRESSION_METRICS = ("loss", "relative_loss", "etf_distance", "shape_distance", "tilt_degrees", "mean_cosine",
+                       "meanfield_loss", "energy", "iterations")
 #: Statuses of points that are done: never recomputed on resume.
 DONE = ("finished", "diverged", "skipped")
 STATUSES = DONE + ("failed", "pending")
@@ -43,6 +43,8 @@ METRIC_DOCS = {
     "loss": "exact population loss of the compressed network",
     "relative_loss": "loss / E f*(x)^2",
     "etf_distance": "largest deviation of a cosine between compressed units from the simplex ETF's -1/(M-1)",
+    "shape_distance": "largest cosine deviation from the nearest shape (simplex ETF, tilted simplex, general ETF)",
+    "tilt_degrees": "angle of each unit out of the hyperplane orthogonal to the units' mean direction",
     "mean_cosine": "mean cosine between distinct compressed units",
     "meanfield_loss": "mean-field prediction of the optimal loss (method meanfield only)",
     "energy": "E f*(x)^2 of the target",

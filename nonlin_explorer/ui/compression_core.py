@@ -28,6 +28,7 @@ from nonlin_explorer.compression import (
     random_target,
     sgd_distill,
     simplex_gram,
+    welch_bound,
 )
 from nonlin_explorer.compression.optimize import finish
 from nonlin_explorer.compression.targets import WEIGHT_DISTS, Target
@@ -49,8 +50,10 @@ A_MAX = 1e6
 SGD_STEPS = 3000
 SGD_TIME_LIMIT = 3.0
 
-DEFAULTS: dict[str, Any] = dict(N=500, M=4, d=10, weight_dist="gaussian", a_mean=1.0, a_std=1.0, seed=0,
-                                activation="relu", method="exact")
+DEFAULTS: dict[str, Any] = dict(N=500, M=4, d=10, weight_dist="gaussian", w_mean=0.0, w_spread=1.0, a_mean=1.0,
+                                a_std=1.0, seed=0, activation="relu", method="exact")
+#: |w mean| and the weights' spread above this are refused (the kernels see |w| only through bounded functions)
+W_MAX = 1e3
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class ExplorerParams:
     M: int = 4
     d: int = 10
     weight_dist: str = "gaussian"
+    w_mean: float = 0.0  # the weights' mean, along e1
+    w_spread: float = 1.0  # the weights' covariance is w_spread^2 I / d (1: E|w - mean|^2 = 1)
     a_mean: float = 1.0
     a_std: float = 1.0
     seed: int = 0
@@ -69,7 +74,8 @@ class ExplorerParams:
 
     def target_key(self) -> tuple:
         """What the target depends on (targets are cached by it)."""
-        return (self.N, self.d, self.weight_dist, self.a_mean, self.a_std, self.seed, self.activation)
+        return (self.N, self.d, self.weight_dist, self.w_mean, self.w_spread, self.a_mean, self.a_std, self.seed,
+                self.activation)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +97,8 @@ def validate_params(raw: dict[str, Any]) -> ExplorerParams:
         raise ValueError(f"M: must be <= {M_MAX}, got {M}")
     if N * d > ND_MAX:
         raise ValueError(f"N x d = {N * d:,} target weights; at most {ND_MAX:,}")
+    w_mean = float(parse_number(v["w_mean"], "w mean", low=-W_MAX, high=W_MAX))
+    w_spread = float(parse_number(v["w_spread"], "w spread", low=0.0, high=W_MAX))
     a_mean = float(parse_number(v["a_mean"], "a mean", low=-A_MAX, high=A_MAX))
     a_std = float(parse_number(v["a_std"], "a spread", low=0.0, high=A_MAX))
     seed = int(parse_number(v["seed"], "seed", low=0, high=2**31 - 1, integer=True))
@@ -104,17 +112,27 @@ def validate_params(raw: dict[str, Any]) -> ExplorerParams:
     if method == "exact" and not get_activation(activation).exact:
         closed = ", ".join(a for a in ACTIVATIONS if get_activation(a).exact)
         raise ValueError(f"{activation} has no exact (closed-form) loss: the exact method needs {closed}")
-    if method == "meanfield" and activation != "relu":
-        raise ValueError(f"the mean-field method is derived for relu, not {activation}")
+    if weight_dist == "sphere" and (w_mean != 0.0 or w_spread != 1.0):
+        raise ValueError("sphere weights are unit vectors: they take no mean or spread (use gaussian, rademacher "
+                         "or uniform)")
+    if w_spread == 0.0 and w_mean == 0.0:
+        raise ValueError("w spread 0 with w mean 0 makes every target weight zero")
     if method == "etf" and M > d + 1:
         raise ValueError(f"the etf method needs a simplex ETF, so M <= d + 1 = {d + 1}; got M = {M}")
-    return ExplorerParams(N=N, M=M, d=d, weight_dist=weight_dist, a_mean=a_mean, a_std=a_std, seed=seed,
-                          activation=activation, method=method)
+    return ExplorerParams(N=N, M=M, d=d, weight_dist=weight_dist, w_mean=w_mean, w_spread=w_spread, a_mean=a_mean,
+                          a_std=a_std, seed=seed, activation=activation, method=method)
 
 
 def make_target(p: ExplorerParams) -> Target:
+    """The explorer's random target: weights ``N(w_mean e1, w_spread^2 I / d)`` (or that law's Rademacher or
+    uniform version), output weights ``(a_mean + a_std g) / N``."""
+    law = {}
+    if p.w_mean != 0.0:
+        law["w_mean"] = p.w_mean
+    if p.w_spread != 1.0:
+        law["w_cov"] = p.w_spread**2 / p.d
     return random_target(p.N, p.d, weight_dist=p.weight_dist, a_mean=p.a_mean, a_std=p.a_std, seed=p.seed,
-                         activation=p.activation)
+                         activation=p.activation, **law)
 
 
 def run_method(target: Target, p: ExplorerParams, M: int | None = None, method: str | None = None,
@@ -142,6 +160,27 @@ def run_method(target: Target, p: ExplorerParams, M: int | None = None, method: 
 def etf_gram(M: int) -> np.ndarray:
     """The ideal simplex ETF's Gram matrix (1 on the diagonal, -1/(M-1) off it), as numpy."""
     return simplex_gram(M).numpy()
+
+
+def ideal_gram(result: CompressionResult) -> tuple[str, np.ndarray | None]:
+    """The ideal the result's directions are compared with: ``(title, Gram)``, or ``(reason, None)`` when no ideal
+    can exist. The simplex ETF (M <= d + 1) or, when the directions form a tilted simplex, the equiangular Gram at
+    their common cosine; for M > d + 1 an ETF exists only for special (M, d), so its Gram (|cosine| at Welch's
+    bound, the result's signs) is drawn only when the directions are one. Never an impossible shape."""
+    M, d = result.V.shape
+    s = result.shape
+    if M <= d + 1:
+        if s is not None and s.name == "tilted simplex":
+            G = np.full((M, M), s.common_cosine)
+            np.fill_diagonal(G, 1.0)
+            return f"Ideal tilted simplex (cosine {s.common_cosine:.2f}, tilt {s.tilt_degrees:.0f}°)", G
+        return "Ideal simplex ETF", etf_gram(M)
+    mu = welch_bound(M, d)
+    if s is not None and s.name == "general ETF":
+        G = np.sign(result.gram.cpu().numpy()) * mu
+        np.fill_diagonal(G, 1.0)
+        return f"Ideal ETF (|cosine| = Welch bound {mu:.2f})", G
+    return f"No ETF to compare: M = {M} > d + 1 = {d + 1} and these directions are none (Welch bound {mu:.2f})", None
 
 
 def gram_columns(G) -> dict[str, list]:
@@ -310,11 +349,14 @@ def result_dataset(p: ExplorerParams, result: CompressionResult, *, wall_time: f
             "loss": result.loss,
             "relative_loss": result.relative_loss,
             "etf_distance": result.etf_distance,
+            "shape_distance": result.shape.distance if result.shape else math.nan,
+            "tilt_degrees": result.shape.tilt_degrees if result.shape else math.nan,
             "energy": result.energy,
             "time": result.time,
         },
         coords={"unit": np.arange(M), "unit2": np.arange(M), "dim": np.arange(d), "iteration": np.arange(hist.size)},
         attrs={"kind": "nonlin_explorer.compression_result", "method": result.method,
+               "shape": result.shape.name if result.shape else "",
                "settings": json.dumps(p.to_dict()), **{k: _attr(v) for k, v in p.to_dict().items()}},
     )
     if wall_time is not None:
@@ -329,10 +371,23 @@ def _attr(v):
 def summary_rows(result: CompressionResult, wall_time: float | None = None) -> list[tuple[str, str]]:
     """The table's rows: (name, formatted value)."""
     rows = [("method", result.method), ("M", str(result.M)), ("loss", f"{result.loss:.6g}"),
-            ("relative loss", f"{result.relative_loss:.6g}"), ("ETF distance", f"{result.etf_distance:.4g}"),
+            ("relative loss", f"{result.relative_loss:.6g}"), *shape_rows(result),
             ("time (s)", f"{result.time:.3f}")]
     if wall_time is not None:
         rows.append(("wall time (s)", f"{wall_time:.3f}"))
+    return rows
+
+
+def shape_rows(result: CompressionResult) -> list[tuple[str, str]]:
+    """What the directions are (simplex ETF, tilted simplex, general ETF, none) and how far from it."""
+    s = result.shape
+    if s is None:
+        return [("ETF distance", f"{result.etf_distance:.4g}")]
+    rows = [("shape", s.name), ("distance to shape" if s.name != "none" else "distance to nearest shape",
+                                 f"{s.distance:.3g}")]
+    if s.name == "tilted simplex" or (s.name == "none" and not math.isnan(s.distances.get("tilted simplex",
+                                                                                          math.nan))):
+        rows.append(("tilt (degrees)", f"{s.tilt_degrees:.1f}"))
     return rows
 
 

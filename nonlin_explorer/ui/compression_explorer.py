@@ -37,9 +37,9 @@ from nonlin_explorer.ui.compression_core import (
     SWEEP_METHODS,
     ExplorerParams,
     drag_unit,
-    etf_gram,
     evaluate_weights,
     gram_columns,
+    ideal_gram,
     loss_vs_m_dataset,
     make_target,
     pca_axes,
@@ -57,7 +57,8 @@ from nonlin_explorer.validation import parse_number
 
 __all__ = ["CompressionExplorer"]
 
-_NUMERIC = (("N", "N"), ("M", "M"), ("d", "d"), ("a_mean", "a mean"), ("a_std", "a spread"), ("seed", "Seed"))
+_NUMERIC = (("N", "N"), ("M", "M"), ("d", "d"), ("w_mean", "w mean (e1)"), ("w_spread", "w spread"),
+            ("a_mean", "a mean"), ("a_std", "a spread"), ("seed", "Seed"))
 #: The M slider's range (the text box takes up to M_MAX); the 3-D view appears from M = 4 on.
 M_SLIDER_MAX = 16
 VIEW3D_MIN_M = 4
@@ -132,8 +133,8 @@ class _Worker:
 class CompressionExplorer(LiveView):
     """Controls, live views and export for compressing a random two-layer target.
 
-    ``CompressionExplorer(N=500, M=4, d=10, method="exact")``: any of N, M, d, weight_dist, a_mean, a_std,
-    seed, activation, method (see :func:`~nonlin_explorer.ui.compression_core.validate_params`). ``rate``
+    ``CompressionExplorer(N=500, M=4, d=10, method="exact")``: any of N, M, d, weight_dist, w_mean, w_spread,
+    a_mean, a_std, seed, activation, method (see :func:`~nonlin_explorer.ui.compression_core.validate_params`). ``rate``
     is the refresh rate of the views in Hz. Without a running Panel server (plain scripts, benchmarks) call
     :meth:`flush` to apply what the worker produced.
     """
@@ -288,6 +289,7 @@ class CompressionExplorer(LiveView):
             pn.pane.Markdown("**Target**", margin=(0, 10)),
             pn.Row(i["N"], i["d"], i["seed"]),
             pn.Row(self.weight_dist, self.activation),
+            pn.Row(i["w_mean"], i["w_spread"]),
             pn.Row(i["a_mean"], i["a_std"]),
             pn.pane.Markdown("**Compression**", margin=(0, 10)),
             pn.Row(i["M"], self.method),
@@ -479,7 +481,10 @@ class CompressionExplorer(LiveView):
         self.state = "done"
         M = result.M
         self.gram_source.data = gram_columns(result.gram.cpu().numpy())
-        self.etf_source.data = gram_columns(etf_gram(M))
+        ideal_title, ideal = ideal_gram(result)
+        self.etf_source.data = gram_columns(ideal) if ideal is not None else {"x": [], "y": [], "value": [],
+                                                                               "label": []}
+        self.gram_figures["etf"].title.text = ideal_title
         for f in self.gram_figures.values():
             f.x_range.start, f.x_range.end = -0.5, M - 0.5
             f.y_range.start, f.y_range.end = -0.5, M - 0.5
