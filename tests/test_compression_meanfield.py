@@ -182,8 +182,9 @@ def test_user_targets_get_a_fitted_law():
 
 
 @pytest.mark.slow
-def test_exact_optimum_approaches_meanfield_at_rate_sqrt_d_over_n():
-    """|L*_exact - L_bar*| / E f*^2 shrinks like N^-1/2 (measured slope about -0.6 over N = 125..16000)."""
+def test_optimal_loss_gap_to_the_meanfield_prediction_shrinks_along_n():
+    """|L*_exact - L_bar*| / E f*^2 at d = 10, M = 4 shrinks along N (measured slope about -0.6 over
+    N = 125..16000); the d-dependence is measured on the cross term in test_compression_approximation.py."""
     d, M, Ns = 10, 4, [250, 1000, 4000]
     gaps = []
     for N in Ns:
@@ -196,8 +197,6 @@ def test_exact_optimum_approaches_meanfield_at_rate_sqrt_d_over_n():
         gaps.append(float(np.mean(per_seed)))
     slope = np.polyfit(np.log(Ns), np.log(gaps), 1)[0]
     assert -0.8 < slope < -0.35
-    scaled = np.array(gaps) * np.sqrt(np.array(Ns) / d)  # the sqrt(d/N) law: roughly constant
-    assert scaled.max() / scaled.min() < 2.0
 
 
 def test_one_dimension_has_two_directions_only():
