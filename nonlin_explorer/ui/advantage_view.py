@@ -30,6 +30,7 @@ from nonlin_explorer.advantage import (
 )
 from nonlin_explorer.lifecycle import stop_at_exit
 from nonlin_explorer.training import TrainConfig
+from nonlin_explorer.ui.bokeh_style import check_theme, style_figure
 from nonlin_explorer.ui.live_view import LiveView
 from nonlin_explorer.validation import parse_list, parse_number
 
@@ -54,13 +55,14 @@ class AdvantageView(LiveView):
 
     ``AdvantageView(config, sparsities=[...], seeds=[...])``: ``config`` is a
     :class:`~nonlin_explorer.training.TrainConfig` (or a dict of its fields; default: an MLP on MNIST-1D);
-    ``rate`` is the refresh rate in Hz. :meth:`run` starts, :meth:`cancel` stops after the current step,
-    :meth:`close` ends the worker thread and the refresh loop.
+    ``rate`` is the refresh rate in Hz; ``theme`` (``"light"`` or ``"dark"``) styles the plots. :meth:`run`
+    starts, :meth:`cancel` stops after the current step, :meth:`close` ends the worker thread and the refresh loop.
     """
 
     def __init__(self, config: TrainConfig | dict | None = None, sparsities=(1e-3, 3e-3, 1e-2, 3e-2),
-                 seeds=(0,), *, rate: float = 4.0):
+                 seeds=(0,), *, rate: float = 4.0, theme: str = "light"):
         super().__init__()
+        self.theme = check_theme(theme)
         if config is None:
             config = dataclasses.replace(DEFAULT_CONFIG)
         elif isinstance(config, dict):
@@ -116,8 +118,7 @@ class AdvantageView(LiveView):
             for sch in ADVANTAGE_SCHEDULES:
                 fig.scatter(x, "test_acc", source=self.sources[sch], color=COLORS[sch], size=8, alpha=0.8,
                             legend_label=f"{sch} linearization", name=sch)
-            fig.legend.location = "bottom_right"
-            fig.legend.background_fill_alpha = 0.5
+            style_figure(fig, self.theme)
 
     def _build_layout(self):
         controls = pn.Column(

@@ -164,33 +164,42 @@ def etf_gram(M: int) -> np.ndarray:
 
 def ideal_gram(result: CompressionResult) -> tuple[str, np.ndarray | None]:
     """The ideal the result's directions are compared with: ``(title, Gram)``, or ``(reason, None)`` when no ideal
-    can exist. The simplex ETF (M <= d + 1) or, when the directions form a tilted simplex, the equiangular Gram at
-    their common cosine; for M > d + 1 an ETF exists only for special (M, d), so its Gram (|cosine| at Welch's
-    bound, the result's signs) is drawn only when the directions are one. Never an impossible shape."""
+    can exist (titles fit the 280-px table). The simplex ETF (M <= d + 1) or, when the directions form a tilted
+    simplex, the equiangular Gram at their common cosine. For M > d + 1 an ETF exists only for special (M, d), so
+    its Gram (|cosine| at Welch's bound, the result's signs) is drawn only when the directions are one. Never an
+    impossible shape."""
     M, d = result.V.shape
     s = result.shape
     if M <= d + 1:
         if s is not None and s.name == "tilted simplex":
             G = np.full((M, M), s.common_cosine)
             np.fill_diagonal(G, 1.0)
-            return f"Ideal tilted simplex (cosine {s.common_cosine:.2f}, tilt {s.tilt_degrees:.0f}°)", G
+            return f"Ideal: tilted simplex, cos {s.common_cosine:.2f}", G
         return "Ideal simplex ETF", etf_gram(M)
     mu = welch_bound(M, d)
     if s is not None and s.name == "general ETF":
         G = np.sign(result.gram.cpu().numpy()) * mu
         np.fill_diagonal(G, 1.0)
-        return f"Ideal ETF (|cosine| = Welch bound {mu:.2f})", G
-    return f"No ETF to compare: M = {M} > d + 1 = {d + 1} and these directions are none (Welch bound {mu:.2f})", None
+        return f"Ideal: ETF, |cos| = {mu:.2f} (Welch)", G
+    return f"No ETF here: M = {M} > d + 1 = {d + 1}", None
+
+
+#: Cosine tables print their values up to this many units; beyond, the cells are too small (hover shows them).
+GRAM_LABELS_MAX_M = 8
 
 
 def gram_columns(G) -> dict[str, list]:
-    """A Gram matrix as heatmap columns (row-major): x = column, y = row (row 0 at the top), value, label."""
+    """A Gram matrix as heatmap columns (row-major): x = column, y = row (row 0 at the top), value, label (empty
+    beyond :data:`GRAM_LABELS_MAX_M` units), tip (always the value) and text_color (white on the dark ends of
+    the diverging palette, near-black between: readable on every cell)."""
     G = np.asarray(G, dtype=float)
     M = G.shape[0]
     xs, ys = np.meshgrid(np.arange(M), np.arange(M))
     vals = G.ravel()
+    tips = [f"{v:.2f}" for v in vals]
     return {"x": xs.ravel().tolist(), "y": (M - 1 - ys).ravel().tolist(), "value": vals.tolist(),
-            "label": [f"{v:.2f}" for v in vals]}
+            "label": tips if M <= GRAM_LABELS_MAX_M else [""] * len(tips), "tip": tips,
+            "text_color": ["#ffffff" if abs(v) > 0.55 else "#111111" for v in vals]}
 
 
 def _as_np(x) -> np.ndarray:

@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 import panel as pn
-from bokeh.models import Arrow, ColumnDataSource, LinearColorMapper, NormalHead, PointDrawTool, Range1d
+from bokeh.models import (
+    Arrow,
+    ColorBar,
+    ColumnDataSource,
+    FixedTicker,
+    LinearColorMapper,
+    NormalHead,
+    PointDrawTool,
+    Range1d,
+)
 from bokeh.palettes import Category10
 from bokeh.plotting import figure
 
@@ -32,6 +41,7 @@ from nonlin_explorer.compression.targets import WEIGHT_DISTS
 from nonlin_explorer.files import confined_path
 from nonlin_explorer.lifecycle import stop_at_exit
 from nonlin_explorer.results import write_netcdf
+from nonlin_explorer.ui.bokeh_style import PALETTES, check_theme, style_figure
 from nonlin_explorer.ui.compression_core import (
     EXPLORER_METHODS,
     SWEEP_METHODS,
@@ -64,7 +74,7 @@ M_SLIDER_MAX = 16
 VIEW3D_MIN_M = 4
 #: Simplex edges are drawn up to this many units (M(M-1)/2 segments).
 EDGES_MAX_M = 16
-VIEW3D_TITLE = "Directions in 3-D (PCA, orthographic); simplex edges"
+VIEW3D_TITLE = "Directions in 3-D (PCA)"
 
 
 @dataclass
@@ -144,7 +154,7 @@ class CompressionExplorer(LiveView):
         self.files_root = Path(files_root if files_root is not None else os.getcwd()).resolve()
         self.params_valid: ExplorerParams = validate_params(initial)
         self.rate = float(parse_number(rate, "rate", low=0.5, high=60.0))
-        self.theme = theme
+        self.theme = check_theme(theme)
         self._lock = threading.Lock()
         self._events: list[tuple] = []
         self._targets: OrderedDict[tuple, Any] = OrderedDict()
@@ -193,7 +203,12 @@ class CompressionExplorer(LiveView):
         self.sweep_button.on_click(lambda e: self.request_sweep())
         self.status = pn.pane.Markdown("Status: starting", css_classes=["ne-status"], margin=(0, 10))
         self.message = self._make_message()
-        self.table = pn.pane.Markdown(summary_markdown(None), css_classes=["ne-table"], width=300)
+        pal = PALETTES[self.theme]
+        cell = f"background: {pal['background']}; color: {pal['text']};"
+        table_css = (f"table {{ {cell} border-collapse: collapse; }} "
+                     f"th, td {{ {cell} border: 1px solid {pal['grid']}; padding: 2px 8px; }}")
+        self.table = pn.pane.Markdown(summary_markdown(None), css_classes=["ne-table"], width=300,
+                                      stylesheets=[table_css])
         self.export_what = pn.widgets.Select(name="Export", options=["result", "loss vs M"], value="result", width=110)
         self.export_path = pn.widgets.TextInput(name="Export to (netCDF)", value="compression.nc", width=220)
         self.export_button = pn.widgets.Button(name="Export", button_type="primary", width=90)
@@ -214,19 +229,25 @@ class CompressionExplorer(LiveView):
         self.gram_figures = {}
         for key, title, src in (("gram", "Compressed weights: cosines", self.gram_source),
                                 ("etf", "Ideal simplex ETF", self.etf_source)):
-            f = figure(title=title, width=280, height=280, toolbar_location=None, x_range=Range1d(-0.5, 0.5),
-                       y_range=Range1d(-0.5, 0.5), tools="hover", tooltips=[("cosine", "@label")])
+            f = figure(title=title, width=300 if key == "gram" else 280, height=280, toolbar_location=None,
+                       x_range=Range1d(-0.5, 0.5), y_range=Range1d(-0.5, 0.5), tools="hover",
+                       tooltips=[("cosine", "@tip")])
             f.rect("x", "y", width=1, height=1, source=src, fill_color={"field": "value", "transform": mapper},
                    line_color="white")
             f.text("x", "y", text="label", source=src, text_align="center", text_baseline="middle",
-                   text_font_size="9pt")
+                   text_font_size="10pt", text_color="text_color")
             f.axis.visible = False
             f.grid.visible = False
             self.gram_figures[key] = f
+        # One colour meaning for both tables: a bar beside the measured one.
+        bar = ColorBar(color_mapper=mapper, width=10, ticker=FixedTicker(ticks=[-1, -0.5, 0, 0.5, 1]),
+                       title="cosine")
+        self.gram_figures["gram"].add_layout(bar, "right")
+        self._colorbar = bar
 
         self.pca_source = ColumnDataSource({"x": [], "y": [], "x0": [], "y0": [], "unit": []})
         self.arrow_source = ColumnDataSource({"x_start": [0.0], "y_start": [0.0], "x_end": [0.0], "y_end": [0.0]})
-        pca = figure(title="Directions (PCA, unit length); arrow: target's linear direction", width=380, height=320,
+        pca = figure(title="Directions (PCA); red: linear part", width=380, height=320,
                      toolbar_location=None, x_range=Range1d(-1.2, 1.2), y_range=Range1d(-1.2, 1.2),
                      match_aspect=True)
         pca.circle(0, 0, radius=1, fill_color=None, line_color="#cccccc")
@@ -236,9 +257,11 @@ class CompressionExplorer(LiveView):
         drag = PointDrawTool(renderers=[units], add=False, drag=True, description="Drag a unit")
         pca.add_tools(drag)
         pca.toolbar.active_tap = drag
-        pca.toolbar_location = "right"
+        pca.toolbar.active_drag = drag
+        pca.toolbar_location = None  # the drag tool stays active; a toolbar would only crowd the plot
         self.pca_source.on_change("data", self._on_pca_data)
-        pca.text("x", "y", text="unit", source=self.pca_source, x_offset=6, y_offset=-6, text_font_size="9pt")
+        pca.text("x", "y", text="unit", source=self.pca_source, x_offset=6, y_offset=-6, text_font_size="11pt",
+                 text_color=PALETTES[self.theme]["text"])
         pca.add_layout(Arrow(end=NormalHead(size=10, fill_color="#d62728", line_color="#d62728"),
                              source=self.arrow_source, x_start="x_start", y_start="y_start", x_end="x_end",
                              y_end="y_end", line_color="#d62728", line_width=2))
@@ -254,10 +277,12 @@ class CompressionExplorer(LiveView):
         v3.axis.visible = False
         v3.grid.visible = False
         v3.segment("x0", "y0", "x1", "y1", source=self.v3_sources["axes"], line_color="#bbbbbb", line_dash="dashed")
-        v3.text("x1", "y1", text="label", source=self.v3_sources["axes"], text_color="#999999", text_font_size="8pt")
+        v3.text("x1", "y1", text="label", source=self.v3_sources["axes"], text_color=PALETTES[self.theme]["muted"],
+                text_font_size="10pt")
         v3.segment("x0", "y0", "x1", "y1", source=self.v3_sources["edges"], line_color="#1f77b4", line_alpha=0.5)
         v3.scatter("x", "y", source=self.v3_sources["points"], size="size", color="#1f77b4")
-        v3.text("x", "y", text="unit", source=self.v3_sources["points"], x_offset=6, y_offset=-6, text_font_size="9pt")
+        v3.text("x", "y", text="unit", source=self.v3_sources["points"], x_offset=6, y_offset=-6, text_font_size="11pt",
+                text_color=PALETTES[self.theme]["text"])
         v3.add_layout(Arrow(end=NormalHead(size=10, fill_color="#d62728", line_color="#d62728"),
                             source=self.v3_sources["arrow"], x_start="x_start", y_start="y_start", x_end="x_end",
                             y_end="y_end", line_color="#d62728", line_width=2))
@@ -271,14 +296,20 @@ class CompressionExplorer(LiveView):
         self.conv_figure = conv
 
         self.sweep_sources = {m: ColumnDataSource({"M": [], "relative_loss": []}) for m in SWEEP_METHODS}
-        sweep = figure(title="Relative loss against M (on demand)", x_axis_label="M", y_axis_label="relative loss",
-                       width=380, height=280, toolbar_location=None)
+        sweep = figure(title="Relative loss against M", x_axis_label="M", y_axis_label="relative loss",
+                       width=460, height=280, toolbar_location=None)
         for m, color in zip(SWEEP_METHODS, Category10[10], strict=False):
             sweep.line("M", "relative_loss", source=self.sweep_sources[m], color=color, line_width=2, legend_label=m)
             sweep.scatter("M", "relative_loss", source=self.sweep_sources[m], color=color, size=5)
         sweep.legend.location = "top_right"
         sweep.legend.background_fill_alpha = 0.5
         self.sweep_figure = sweep
+        for fig in (*self.gram_figures.values(), pca, v3, conv, sweep):
+            style_figure(fig, self.theme)
+        palette = PALETTES[self.theme]
+        self._colorbar.background_fill_color = palette["border"]
+        self._colorbar.major_label_text_color = palette["muted"]
+        self._colorbar.title_text_color = palette["text"]
 
     def _build_layout(self):
         i = self.inputs
@@ -309,7 +340,8 @@ class CompressionExplorer(LiveView):
             pn.Row(pn.pane.Bokeh(self.pca_figure), pn.pane.Bokeh(self.conv_figure)),
             pn.Row(pn.pane.Bokeh(self.sweep_figure), self.view3d),
         )
-        return pn.Row(controls, views, sizing_mode="stretch_width")
+        # Bokeh's widgets read --bokeh-font-size (default 12 px); custom properties reach into their shadow roots.
+        return pn.Row(controls, views, sizing_mode="stretch_width", styles={"--bokeh-font-size": "14px"})
 
     # -- input ------------------------------------------------------------------------------------
     def _raw_from_widgets(self) -> dict[str, Any]:
@@ -536,7 +568,7 @@ class CompressionExplorer(LiveView):
             cols = view3d_columns([], [0.0, 0.0, 0.0], 0, 0)
             cols["arrow"] = {k: [] for k in cols["arrow"]}
             cols["axes"] = {k: [] for k in cols["axes"]}
-            self.view3d_figure.title.text = f"3-D view: from M = {VIEW3D_MIN_M} on (the 2-D view is exact here)"
+            self.view3d_figure.title.text = f"3-D view: from M = {VIEW3D_MIN_M} on"
         else:
             cols = view3d_columns(coords3, arrow3, self.azimuth.value, self.elevation.value)
             self.view3d_figure.title.text = VIEW3D_TITLE

@@ -157,3 +157,25 @@ def click_latencies(page, units, n: int, pause: float = 0.35) -> list[float]:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+#: Console messages a browser test may see, each with why it is allowed. Everything else of type error fails a
+#: test, and so does any other warning seen more than once (``console_problems``).
+CONSOLE_ALLOWED = (
+    # Bokeh logs this for a plot whose data has not arrived yet (auto ranges with nothing to fit): the explorer's
+    # convergence and loss-vs-M plots are empty until the first result and the first Loss vs M click.
+    (r"^\[bokeh [\d.]+\] could not set initial ranges$", "Bokeh: a plot drawn before its data arrives"),
+)
+
+
+def console_problems(messages: list[tuple[str, str]]) -> list[str]:
+    """From ``(type, text)`` console messages: errors, and warnings seen more than once, not in CONSOLE_ALLOWED."""
+    import re
+
+    def allowed(text: str) -> bool:
+        return any(re.search(pattern, text) for pattern, _ in CONSOLE_ALLOWED)
+
+    errors = [f"error: {t}" for kind, t in messages if kind == "error" and not allowed(t)]
+    warnings = [t for kind, t in messages if kind == "warning" and not allowed(t)]
+    repeated = sorted({f"warning x{warnings.count(t)}: {t}" for t in warnings if warnings.count(t) > 1})
+    return errors + repeated
