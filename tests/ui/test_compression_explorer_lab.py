@@ -135,3 +135,40 @@ def test_launcher_item_opens_the_training_dashboard(lab_page, lab_server):
     size = (lab_server.root / name).stat().st_size
     assert size < 1_000_000, f"the saved launcher notebook is {size} bytes"
     assert lab_page.external_requests() == []
+
+
+def test_present_shows_the_explorer_full_tab_and_it_stays_live(lab_page, lab_server):
+    nb = open_panel_notebook(lab_page, lab_server.root, "compression_present.ipynb", [
+        PANEL_SETUP,
+        "from nonlin_explorer.ui import CompressionExplorer\nex = CompressionExplorer(N=400, d=8, M=3)\nex",
+    ])
+    nb.run(0)
+    nb.run(APP_CELL)
+    nb.wait_panel(APP_CELL, "Re-optimize")
+    _state(nb, lambda s: s.get("M") == 3, "the M = 3 result")
+    page = nb.page
+    nb.cell(APP_CELL).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("Present widget output")
+    page.locator(".lm-CommandPalette-item", has_text="Present widget output in its own tab").click()
+    panel = page.locator(".ne-present-panel")
+    panel.get_by_role("button", name="Re-optimize").wait_for(timeout=30_000)
+    panel.get_by_text("Status: done").wait_for()  # the live app, not a copy frozen at its first render
+    box = panel.bounding_box()
+    assert box["width"] > 1000 and box["height"] > 500  # a full-size tab, not a blank one
+    canvases = panel.locator("canvas")
+    assert canvases.count() >= 4 and canvases.first.bounding_box()["width"] > 100  # the plots are drawn
+    # The presented app is the live one: its M box reaches the kernel, and the result comes back to the tab.
+    box_m = panel.get_by_label("M", exact=True)
+    box_m.fill("4")
+    box_m.press("Enter")
+    panel.get_by_text("Status: done (exact, N = 400, d = 8, M = 4)").wait_for(timeout=60_000)
+    presented_table = panel.locator(".ne-table table").inner_text()
+    # Closing the tab puts the app back into the notebook, still live.
+    page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
+    nb.output(APP_CELL).get_by_text("Status: done (exact, N = 400, d = 8, M = 4)").wait_for()
+    assert nb.output(APP_CELL).locator(".ne-present-placeholder").count() == 0
+    s = _state(nb, lambda s: s.get("M") == 4, "M = 4 from the presented tab")
+    assert s["gram_size"] == 4 and f"{s['loss']:.6g}" in presented_table
+    nb.evaluate("ex.close() or 0")

@@ -153,6 +153,27 @@ def test_train_steer_click_pause_and_run_cells_while_training(nb):
     assert nb.rec.external_requests() == []
 
 
+def test_present_shows_the_live_dashboard_in_its_own_full_size_tab(nb):
+    page = nb.page
+    before = sum(map(sum, nb.state()["unit_states"]))
+    nb.cell(APP_CELL).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill("Present widget output")
+    page.locator(".lm-CommandPalette-item", has_text="Present widget output in its own tab").click()
+    panel = page.locator(".ne-present-panel")
+    dash = panel.locator(".ne-dash")
+    dash.wait_for(timeout=30_000)
+    box = dash.bounding_box()
+    assert box["width"] > 1000 and box["height"] > 500, box  # full size, not blank
+    expect(panel.locator(".ne-network .ne-unit")).to_have_count(32)
+    expect(dash).to_have_attribute("data-status", "running")  # the same live session, still training
+    panel.locator(".ne-network .ne-unit").nth(7).click()
+    nb.wait(lambda s: sum(map(sum, s["unit_states"])) != before, "the presented tab's click to reach the session")
+    page.locator(".lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
+    nb.output(APP_CELL).locator(".ne-dash").wait_for()
+
+
 def _api(server, method: str, path: str):
     req = urllib.request.Request(f"{server.base}/api/{path}?token={server.token}", method=method,
                                  data=b"{}" if method == "POST" else None)

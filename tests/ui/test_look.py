@@ -27,7 +27,7 @@ def test_app_is_readable_fits_and_logs_nothing(browser, tmp_path, app, theme):
             context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()
             messages: list[tuple[str, str]] = []
-            page.on("console", lambda m: messages.append((m.type, m.text)))
+            page.on("console", lambda m, log=messages: log.append((m.type, m.text)))
             try:
                 page.goto(f"{base}/?token={TOKEN}")
                 page.locator(READY[app]).first.wait_for(timeout=60_000)
