@@ -31,7 +31,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from nonlin_explorer.gates import LinearizableReLU, gates
+from nonlin_explorer.gates import LinearizableActivation, gates
 from nonlin_explorer.graph import STRUCTURED_LEAVES, as_tuple, register_leaf, trace_model
 from nonlin_explorer.graph.ops import (
     ADD_FUNCTIONS,
@@ -263,7 +263,7 @@ class _Collapser:
         return _Aff([(node, w)], b, (origin,))
 
     # -- gates ------------------------------------------------------------------------------------------------
-    def gate(self, n: fx.Node, g: LinearizableReLU, v: Any) -> Any:
+    def gate(self, n: fx.Node, g: LinearizableActivation, v: Any) -> Any:
         name = g.name or str(n.target)
         nonlinear = g.nonlinear_mask(self.tol).cpu()
         if not bool(nonlinear.any()):
@@ -289,11 +289,12 @@ class _Collapser:
         self.targets[str(n.target)] = self.gm.get_submodule(str(n.target))
         return self.graph.call_module(str(n.target), (self.materialize(v),))
 
-    def split_gate(self, n: fx.Node, g: LinearizableReLU, v: _Aff, nonlinear: torch.Tensor) -> _Aff:
+    def split_gate(self, n: fx.Node, g: LinearizableActivation, v: _Aff, nonlinear: torch.Tensor) -> _Aff:
         keep = torch.nonzero(nonlinear).reshape(-1).to(v.bias.device)
         rows = _Aff([(src, m[keep]) for src, m in v.terms], v.bias[keep], v.origins)
         pre = self.materialize(rows)
-        sub = LinearizableReLU(int(keep.numel()), axis=g.axis, name=g.name or str(n.target))
+        sub = g.like(int(keep.numel()))
+        sub.name = g.name or str(n.target)
         with torch.no_grad():
             sub.alpha.copy_(g.alpha.detach()[keep.to(g.alpha.device)])
             sub.state.copy_(g.state[keep.to(g.state.device)])
@@ -384,7 +385,7 @@ class _Collapser:
         if n.op == "call_module":
             m = self.gm.get_submodule(str(n.target))
             v = args[0] if args else None
-            if isinstance(m, LinearizableReLU):
+            if isinstance(m, LinearizableActivation):
                 return self.gate(n, m, v)
             if isinstance(m, _PASS_THROUGH):
                 return v
@@ -514,11 +515,11 @@ def count_flops(model: nn.Module, example_input) -> int:
             total[0] += 2 * b * (lq * e * e + 2 * lk * e * e + 2 * lq * lk * e + lq * e * e)
         elif isinstance(m, (*_BNS, nn.LayerNorm)):
             total[0] += 2 * o.numel()
-        elif isinstance(m, (LinearizableReLU, nn.ReLU, nn.GELU)):
+        elif isinstance(m, (LinearizableActivation, nn.ReLU, nn.GELU)):
             total[0] += o.numel()
 
     counted = (nn.Linear, AffineSum, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.MultiheadAttention, *_BNS, nn.LayerNorm,
-               LinearizableReLU, nn.ReLU, nn.GELU)
+               LinearizableActivation, nn.ReLU, nn.GELU)
     # grad on: keeps torch's fused transformer paths off, so submodules run
     with forward_hooks([(m, hook) for m in model.modules() if isinstance(m, counted)]), eval_mode(model, grad=True):
         model(*inputs)
@@ -594,7 +595,7 @@ class CollapseResult:
 def _gate_order(model: nn.Module, inputs: tuple) -> list[str]:
     order: list[str] = []
     hooks = [(g, lambda m, i, n=n: order.append(n) if n not in order else None)
-             for n, g in model.named_modules() if isinstance(g, LinearizableReLU)]
+             for n, g in model.named_modules() if isinstance(g, LinearizableActivation)]
     with forward_hooks(hooks, pre=True), torch.no_grad():
         model(*inputs)
     return order
@@ -611,7 +612,7 @@ def collapse(model: nn.Module, example_input, tol: float = 0.0, strict: bool = T
     """
     inputs = as_tuple(example_input)
     work = copy.deepcopy(model).eval()
-    if isinstance(work, (LinearizableReLU, *STRUCTURED_LEAVES)):  # a bare leaf: nothing to rewrite
+    if isinstance(work, (LinearizableActivation, *STRUCTURED_LEAVES)):  # a bare leaf: nothing to rewrite
         collapsed, removed, split, kept, merges = work, [], [], [], []
         _check_leaf(type(work).__name__, work, tol, strict, kept)
     else:

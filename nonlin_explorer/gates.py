@@ -1,8 +1,11 @@
-"""Linearizable ReLU units: a per-unit negative slope ``alpha`` in [0, 1] (0 = ReLU, 1 = identity).
+"""Linearizable units: any elementwise activation with a per-unit ``alpha`` in [0, 1] (0: the activation, 1: linear).
 
-``f(x) = max(x, 0) + alpha * min(x, 0)`` is a channel-wise PReLU whose slope is kept in [0, 1], so it
-runs on torch's fused ``prelu`` kernel. Each unit is *free* (alpha trained), *forced linear*
-(alpha = 1, frozen) or *forced nonlinear* (alpha = 0, frozen).
+``f(x) = lerp(act(x), x, alpha) = act(x) + alpha (x - act(x))``, per unit: exact at alpha = 0 (the original
+activation) and at alpha = 1 (a linear unit). For ReLU this is ``max(x, 0) + alpha * min(x, 0)``, a channel-wise
+PReLU whose slope is kept in [0, 1], run on torch's fused ``prelu`` kernel (:class:`LinearizableReLU`); any other
+activation (GELU, SiLU, ReLU6, Hardswish, ELU, Mish, Hugging Face's GELU variants...) is
+:class:`LinearizableActivation` around the original activation module. Each unit is *free* (alpha trained),
+*forced linear* (alpha = 1, frozen) or *forced nonlinear* (alpha = 0, frozen).
 """
 
 from __future__ import annotations
@@ -83,15 +86,19 @@ def _gate(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
     return _GateFunction.apply(x, slope)
 
 
-class LinearizableReLU(nn.Module):
-    """ReLU with a per-unit slope ``alpha`` in [0, 1] on its negative side.
+class LinearizableActivation(nn.Module):
+    """An elementwise activation with a per-unit ``alpha`` in [0, 1]: ``lerp(act(x), x, alpha)``.
 
-    ``axis`` is the unit axis of the input: ``1`` (channels of conv maps; features of 2-D inputs) or
-    ``-1`` (the last dimension, e.g. transformer features). ``name`` is the gate's qualified module
-    name, set by :func:`nonlin_explorer.linearize`.
+    ``activation`` is the original activation (a module, run out of place; :func:`make_gate` builds it for
+    functional calls too); ``kind`` names it (``"gelu"``, ``"silu"``...). ``axis`` is the unit axis of the input:
+    ``1`` (channels of conv maps; features of 2-D inputs) or ``-1`` (the last dimension, e.g. transformer
+    features). ``name`` is the gate's qualified module name, set by :func:`nonlin_explorer.linearize`.
     """
 
-    def __init__(self, num_units: int, axis: int = 1, alpha: float = 0.0, name: str = ""):
+    kind = "activation"
+
+    def __init__(self, num_units: int, axis: int = 1, alpha: float = 0.0, name: str = "",
+                 activation: nn.Module | None = None, kind: str | None = None):
         super().__init__()
         if num_units < 1:
             raise ValueError(f"num_units must be >= 1, got {num_units}")
@@ -99,11 +106,31 @@ class LinearizableReLU(nn.Module):
             raise ValueError(f"axis must be 1 (channels) or -1 (last dimension), got {axis}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+        if activation is None and type(self) is LinearizableActivation:
+            raise ValueError("LinearizableActivation needs the activation module it gates")
         self.num_units = int(num_units)
         self.axis = axis
         self.name = name
+        if activation is not None:
+            self.act = activation
+        if kind is not None:
+            self.kind = kind
         self.alpha = nn.Parameter(torch.full((num_units,), float(alpha)))
         self.register_buffer("state", torch.zeros(num_units, dtype=torch.uint8))
+
+    def like(self, num_units: int) -> LinearizableActivation:
+        """A fresh gate of the same kind (same activation, axis and name) with ``num_units`` units."""
+        if type(self) is LinearizableActivation:
+            import copy
+
+            return LinearizableActivation(num_units, self.axis, name=self.name, activation=copy.deepcopy(self.act),
+                                          kind=self.kind)
+        return type(self)(num_units, self.axis, name=self.name)
+
+    def _gated(self, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        """``lerp(act(x), x, slope)`` with the slope on dim 1 (the caller puts the unit axis there)."""
+        view = slope.view([-1 if d == 1 else 1 for d in range(x.dim())]) if x.dim() > 1 else slope
+        return torch.lerp(self.act(x), x, view)
 
     # -- forward -------------------------------------------------------------------------------
     def effective_slope(self) -> torch.Tensor:
@@ -139,12 +166,12 @@ class LinearizableReLU(nn.Module):
             )
         slope = self.effective_slope().to(x.dtype)
         if x.dim() <= 2 or self.axis == 1:
-            return _gate(x, slope)
+            return self._gated(x, slope)
         # Unit axis last: view as (rows, units) so the channel axis is the unit axis (no copy).
-        return _gate(x.reshape(-1, self.num_units), slope).reshape(x.shape)
+        return self._gated(x.reshape(-1, self.num_units), slope).reshape(x.shape)
 
     def extra_repr(self) -> str:
-        return f"{self.num_units}, axis={self.axis}, name={self.name!r}"
+        return f"{self.num_units}, axis={self.axis}, name={self.name!r}, kind={self.kind!r}"
 
     # -- inspection ----------------------------------------------------------------------------
     @property
@@ -199,7 +226,7 @@ class LinearizableReLU(nn.Module):
         self._set(units, UnitState.LINEAR, 1.0)
 
     def set_nonlinear(self, units: Units = None) -> None:
-        """Force units nonlinear (alpha = 0, frozen): plain ReLU."""
+        """Force units nonlinear (alpha = 0, frozen): the original activation."""
         self._set(units, UnitState.NONLINEAR, 0.0)
 
     def release(self, units: Units = None) -> None:
@@ -225,19 +252,103 @@ class LinearizableReLU(nn.Module):
             self.alpha.mul_(free).add_(fixed)
 
 
+class LinearizableReLU(LinearizableActivation):
+    """ReLU with a per-unit slope ``alpha`` in [0, 1] on its negative side: ``max(x, 0) + alpha min(x, 0)``, on
+    torch's fused prelu kernel (the paper's unit; its gradient is hand-written for large inputs)."""
+
+    kind = "relu"
+
+    def __init__(self, num_units: int, axis: int = 1, alpha: float = 0.0, name: str = ""):
+        super().__init__(num_units, axis, alpha, name)
+
+    def _gated(self, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        return _gate(x, slope)
+
+
+class _Call(nn.Module):
+    """A functional activation call (``F.gelu(x, approximate="tanh")``) as a module: ``fn(x, *args, **kwargs)``."""
+
+    def __init__(self, fn, args: tuple = (), kwargs: dict | None = None):
+        super().__init__()
+        self.fn, self.args, self.kwargs = fn, tuple(args), dict(kwargs or {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x, *self.args, **self.kwargs)
+
+    def extra_repr(self) -> str:
+        return getattr(self.fn, "__name__", repr(self.fn))
+
+
+#: Activation modules gated by default, and the kind each one is.
+MODULE_KINDS: dict[type, str] = {
+    nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.ReLU6: "relu6", nn.GELU: "gelu", nn.SiLU: "silu",
+    nn.Hardswish: "hardswish", nn.ELU: "elu", nn.SELU: "selu", nn.CELU: "celu", nn.Mish: "mish",
+    nn.Softplus: "softplus", nn.Tanh: "tanh", nn.Hardtanh: "hardtanh",
+}
+#: Functional activations gated by default (when called outside an activation module), their kinds, and their
+#: out-of-place forms. torch.tanh and sigmoids are left alone: as functions they are as often gates of products
+#: (LSTMs, squeeze-excitation) as activations.
+FUNCTIONAL_KINDS: dict = {
+    F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", torch.Tensor.relu: "relu",
+    torch.Tensor.relu_: "relu", F.leaky_relu: "leaky_relu", F.leaky_relu_: "leaky_relu", F.relu6: "relu6",
+    F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", F.elu: "elu", F.elu_: "elu", F.selu: "selu",
+    F.celu: "celu", F.mish: "mish", F.softplus: "softplus",
+}
+_OUT_OF_PLACE = {F.relu_: F.relu, torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu,
+                 torch.Tensor.relu: torch.relu, F.leaky_relu_: F.leaky_relu, F.elu_: F.elu}
+#: Hugging Face's activation classes that are not elementwise nonlinearities.
+_HF_SKIP = {"LinearActivation", "ClassInstantier", "GLUActivation"}
+
+
+def activation_kind(module: nn.Module) -> str | None:
+    """The kind of an activation module linearize gates by default (None: not one): torch's (MODULE_KINDS) and
+    Hugging Face's ``transformers.activations`` classes (kind: the class name, lower case)."""
+    for cls in type(module).__mro__:
+        if cls in MODULE_KINDS:
+            return MODULE_KINDS[cls]
+    cls = type(module)
+    if cls.__module__.startswith("transformers.activations") and cls.__name__ not in _HF_SKIP:
+        return cls.__name__.lower()
+    return None
+
+
+def make_gate(activation, num_units: int, axis: int = 1, name: str = "", args: tuple = (),
+              kwargs: dict | None = None) -> LinearizableActivation:
+    """The gate for an activation module or a functional call (``fn`` with its other ``args``/``kwargs``): a
+    :class:`LinearizableReLU` for plain ReLU, else a :class:`LinearizableActivation` around an out-of-place copy."""
+    import copy
+
+    if isinstance(activation, nn.Module):
+        kind = activation_kind(activation) or type(activation).__name__.lower()
+        if type(activation) is nn.ReLU:
+            return LinearizableReLU(num_units, axis, name=name)
+        act = copy.deepcopy(activation)
+        if getattr(act, "inplace", False):
+            act.inplace = False
+        return LinearizableActivation(num_units, axis, name=name, activation=act, kind=kind)
+    kind = FUNCTIONAL_KINDS.get(activation)
+    if kind is None:
+        raise ValueError(f"no gate for {activation!r}: not a supported activation")
+    kwargs = {k: v for k, v in (kwargs or {}).items() if k != "inplace"}
+    fn = _OUT_OF_PLACE.get(activation, activation)
+    if kind == "relu" and not args and not kwargs:
+        return LinearizableReLU(num_units, axis, name=name)
+    return LinearizableActivation(num_units, axis, name=name, activation=_Call(fn, args, kwargs), kind=kind)
+
+
 # -- model-level helpers ---------------------------------------------------------------------------
 
-def gates(model: nn.Module) -> list[LinearizableReLU]:
+def gates(model: nn.Module) -> list[LinearizableActivation]:
     """The model's gates in forward order (the index ``linearize`` set), else in module order. Reads only: names
     are written once, when the index is set (:func:`nonlin_explorer.plumbing.set_gate_index`)."""
-    found = {name: m for name, m in model.named_modules() if isinstance(m, LinearizableReLU)}
+    found = {name: m for name, m in model.named_modules() if isinstance(m, LinearizableActivation)}
     order = getattr(model, GATE_INDEX, None)
     if order and set(order) == set(found):
         return [found[n] for n in order]
     return list(found.values())
 
 
-def gate_dict(model: nn.Module) -> dict[str, LinearizableReLU]:
+def gate_dict(model: nn.Module) -> dict[str, LinearizableActivation]:
     """Gates by qualified module name, in forward order."""
     return {g.name: g for g in gates(model)}
 
@@ -264,7 +375,7 @@ def unit_count(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def clamp_slopes_(model: nn.Module, gate_list: Sequence[LinearizableReLU] | None = None) -> None:
+def clamp_slopes_(model: nn.Module, gate_list: Sequence[LinearizableActivation] | None = None) -> None:
     """Project every gate's alpha back to [0, 1] (one fused update; pass ``gate_list`` to skip the lookup) and hold
     forced units exactly at their value (1 linear, 0 nonlinear), whatever the optimizer's momentum did."""
     gate_list = gates(model) if gate_list is None else gate_list
@@ -291,7 +402,7 @@ def restore_gates(model: nn.Module, snapshot: dict[str, tuple[torch.Tensor, torc
 
 
 @contextlib.contextmanager
-def temporary_gates(model: nn.Module) -> Iterator[dict[str, LinearizableReLU]]:
+def temporary_gates(model: nn.Module) -> Iterator[dict[str, LinearizableActivation]]:
     """Toggle gates freely inside the block; every alpha and state is restored on exit, error or not."""
     snap = gate_snapshot(model)
     try:

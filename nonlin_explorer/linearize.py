@@ -1,10 +1,14 @@
-"""``linearize``: put a :class:`LinearizableReLU` in place of every ReLU of a model.
+"""``linearize``: put a gate (:mod:`nonlin_explorer.gates`) in place of every activation of a model.
 
-Two routes, picked from one probing forward pass on an example input:
+Every common elementwise activation is gated by default: torch's ReLU, LeakyReLU, ReLU6, GELU, SiLU, Hardswish,
+ELU, SELU, CELU, Mish, Softplus, Tanh, Hardtanh modules, Hugging Face's activation classes, and the functional
+calls ``F.relu``, ``F.gelu``, ``F.silu``... (:data:`~nonlin_explorer.gates.FUNCTIONAL_KINDS`); ``activations=``
+narrows it (module classes or kind names: ``activations=("relu",)`` gates ReLUs only). Two routes, picked from
+one probing forward pass on an example input:
 
-* every ReLU is a module called exactly once: swap the modules in place (the model keeps its class);
-* a ReLU module is reused, or ``F.relu``/``torch.relu``/``Tensor.relu`` is called directly: trace the
-  model with ``torch.fx`` and give every call site a gate of its own (returns an ``fx.GraphModule``).
+* every activation is a module called exactly once: swap the modules in place (the model keeps its class);
+* an activation module is reused, or an activation function is called directly: trace the model with
+  ``torch.fx`` and give every call site a gate of its own (returns an ``fx.GraphModule``).
 
 Each gate gets its unit count and unit axis from the shape seen in the probe: channels (dim 1) for
 conv feature maps, the last dimension for linear/transformer features.
@@ -12,6 +16,7 @@ conv feature maps, the last dimension for linear/transformer features.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 import torch
@@ -20,10 +25,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from nonlin_explorer.gates import LinearizableReLU, gates
+from nonlin_explorer.gates import (
+    FUNCTIONAL_KINDS,
+    MODULE_KINDS,
+    LinearizableActivation,
+    activation_kind,
+    gates,
+    make_gate,
+)
 from nonlin_explorer.plumbing import GATE_INDEX, eval_mode, forward_hooks, run_model, set_gate_index
 
-_FUNCTIONAL_RELUS = (F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
          nn.MaxPool1d, nn.AvgPool1d, nn.ConvTranspose1d)
 _FEATURE_LAST = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.MultiheadAttention)
@@ -31,32 +42,65 @@ _FEATURE_LAST = (nn.Linear, nn.LayerNorm, nn.Embedding, nn.MultiheadAttention)
 Axis = int | Mapping[str, int] | None
 
 
-class _ProbeFunctionals(TorchFunctionMode):
-    """Counts functional ReLU calls made outside activation modules during the probe."""
+class _Selection:
+    """Which activations to gate: module classes and/or kind names (None: every supported one)."""
 
-    def __init__(self):
+    def __init__(self, activations):
+        if activations is None:
+            self.types, self.kinds = (), None
+        else:
+            items = (activations,) if isinstance(activations, (str, type)) else tuple(activations)
+            bad = [a for a in items if not (isinstance(a, str) or (isinstance(a, type) and issubclass(a, nn.Module)))]
+            if bad or not items:
+                raise ValueError("activations must be module classes or kind names such as 'relu', got "
+                                 f"{bad or items}")
+            self.types = tuple(a for a in items if isinstance(a, type))
+            self.kinds = {a for a in items if isinstance(a, str)} | {
+                k for t in self.types for c, k in MODULE_KINDS.items() if issubclass(t, c)}
+
+    def module(self, m: nn.Module) -> bool:
+        if isinstance(m, LinearizableActivation):
+            return False
+        if self.types and isinstance(m, self.types):
+            return True
+        kind = activation_kind(m)
+        return kind is not None and (self.kinds is None or kind in self.kinds)
+
+    def function(self, fn) -> bool:
+        kind = FUNCTIONAL_KINDS.get(fn)
+        return kind is not None and (self.kinds is None or kind in self.kinds)
+
+
+class _ProbeFunctionals(TorchFunctionMode):
+    """Counts functional activation calls made outside activation modules during the probe."""
+
+    def __init__(self, selection: _Selection):
         super().__init__()
+        self.selection = selection
         self.depth = 0  # > 0 while inside an activation module's forward
         self.calls = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in _FUNCTIONAL_RELUS and self.depth == 0:
+        if self.depth == 0 and self.selection.function(func):
             self.calls += 1
         return func(*args, **(kwargs or {}))
 
 
 def _fix_functional_activation_attrs(model: nn.Module) -> None:
-    """Layers that store ``F.relu`` as an attribute (torch's transformer layers) get a module instead."""
+    """Layers that store ``F.relu``/``F.gelu`` as an attribute (torch's transformer layers) get a module instead."""
     for m in model.modules():
-        if getattr(m, "activation", None) in (F.relu, torch.relu):
+        act = getattr(m, "activation", None)
+        if act in (F.relu, torch.relu):
             m.activation = nn.ReLU()
+        elif act is F.gelu:
+            m.activation = nn.GELU()
 
 
 def _disable_fused_fast_paths(model: nn.Module) -> None:
-    """torch's transformer layers have a fused inference path that hard-codes ReLU; gates must win."""
+    """torch's transformer layers have a fused inference path that hard-codes ReLU/GELU; gates must win."""
     for m in model.modules():
         if hasattr(m, "activation_relu_or_gelu") and isinstance(getattr(m, "activation", None),
-                                                                  LinearizableReLU):
+                                                                  LinearizableActivation):
             m.activation_relu_or_gelu = 0
 
 
@@ -95,23 +139,25 @@ def _eval_with_grad(model: nn.Module):
     return eval_mode(model, grad=True)
 
 
-def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (nn.ReLU,),
-              axis: Axis = None) -> nn.Module:
-    """Replace every ReLU of ``model`` by a :class:`LinearizableReLU` at alpha = 0 (same function).
+def linearize(model: nn.Module, example_input, activations=None, axis: Axis = None) -> nn.Module:
+    """Put a gate at alpha = 0 (the same function) in place of every activation of ``model``.
 
-    ``axis`` forces the unit axis: one int for all gates, or ``{gate name: axis}``. Returns the model
-    (the same object when modules could be swapped in place, else an ``fx.GraphModule``).
+    ``activations``: None (every supported activation, see the module docstring), or module classes and/or kind
+    names to gate only those (``(nn.ReLU,)`` or ``("relu",)``: ReLUs only, as the paper does). ``axis`` forces the
+    unit axis: one int for all gates, or ``{gate name: axis}``. Returns the model (the same object when modules
+    could be swapped in place, else an ``fx.GraphModule``).
     """
     if gates(model):
-        raise ValueError("model is already linearized (it has LinearizableReLU gates)")
+        raise ValueError("model is already linearized (it has gates)")
+    selection = _Selection(activations)
     _fix_functional_activation_attrs(model)
-    act_names = {m: n for n, m in model.named_modules() if isinstance(m, activations)}
+    act_names = {m: n for n, m in model.named_modules() if selection.module(m)}
 
     seen: dict[nn.Module, list[torch.Size]] = {m: [] for m in act_names}
     producer_of: dict[int, type] = {}
     producer_of_act: dict[nn.Module, type | None] = {}
     keep_alive: list[torch.Tensor] = []
-    probe = _ProbeFunctionals()
+    probe = _ProbeFunctionals(selection)
 
     def leaf_hook(module, inputs, output):
         for t in output if isinstance(output, tuple) else (output,):
@@ -137,7 +183,7 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
     reference = _outputs(model, example_input)
     reused = [act_names[m] for m, shapes in seen.items() if len(shapes) > 1]
     if reused or probe.calls:
-        model = _linearize_fx(model, example_input, activations, axis)
+        model = _linearize_fx(model, example_input, selection, axis)
         _disable_fused_fast_paths(model)
         _check_same_function(model, example_input, reference)
     else:
@@ -147,7 +193,7 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
                 continue  # never called on this input: leave it as it is
             name = act_names[m]
             ax = _axis_for(name, axis, _infer_axis(shapes[0], producer_of_act.get(m), model))
-            gate = LinearizableReLU(_units(shapes[0], ax), axis=ax, name=name)
+            gate = make_gate(m, _units(shapes[0], ax), axis=ax, name=name)
             _set_submodule(model, name, gate)
             swapped.append((name, m))
         set_gate_index(model, _forward_order(model, example_input))
@@ -158,7 +204,7 @@ def linearize(model: nn.Module, example_input, activations: tuple[type, ...] = (
             for name, m in swapped:
                 _set_submodule(model, name, m)
             delattr(model, GATE_INDEX)
-            model = _linearize_fx(model, example_input, activations, axis)
+            model = _linearize_fx(model, example_input, selection, axis)
             _disable_fused_fast_paths(model)
             _check_same_function(model, example_input, reference)
     dev = next((p.device for p in model.parameters()), None)
@@ -221,44 +267,57 @@ def _forward_order(model: nn.Module, example_input) -> list[str]:
     """Gate names in the order the forward pass calls them."""
     order: list[str] = []
     hooks = [(g, lambda m, i, n=n: order.append(n) if n not in order else None)
-             for n, g in model.named_modules() if isinstance(g, LinearizableReLU)]
+             for n, g in model.named_modules() if isinstance(g, LinearizableActivation)]
     with forward_hooks(hooks, pre=True), _eval_with_grad(model):
         run_model(model, example_input)
     return order
 
 
-def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> torch.fx.GraphModule:
-    """Give every ReLU call site (module or functional) its own gate in a traced copy of the model."""
+def _call_arguments(fn, args: tuple, kwargs: dict) -> tuple[tuple, dict, bool]:
+    """(the other args, kwargs, in place?) of a functional activation call ``fn(x, *args, **kwargs)``."""
+    inplace = getattr(fn, "__name__", "").endswith("_")
+    try:
+        bound = inspect.signature(fn).bind(None, *args, **kwargs)
+    except (TypeError, ValueError):  # builtins without a signature take the input only
+        return tuple(args), dict(kwargs), inplace or bool(kwargs.get("inplace", False))
+    arguments = dict(bound.arguments)
+    arguments.pop(next(iter(arguments)))  # the input
+    inplace = inplace or bool(arguments.pop("inplace", False))
+    return (), arguments, inplace
+
+
+def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: Axis) -> torch.fx.GraphModule:
+    """Give every activation call site (module or functional) its own gate in a traced copy of the model."""
     from torch.fx.passes.shape_prop import ShapeProp
 
     try:
         gm = torch.fx.symbolic_trace(model)
     except Exception as exc:  # fx raises many kinds of errors on untraceable code
         raise ValueError(
-            f"linearize needs torch.fx to give each ReLU call its own gate in {type(model).__name__} "
-            f"(it reuses a ReLU module or calls F.relu), but tracing failed: {exc}. "
-            "Use a separate nn.ReLU module per call site instead."
+            f"linearize needs torch.fx to give each activation call its own gate in {type(model).__name__} "
+            f"(it reuses an activation module or calls an activation function such as F.relu), but tracing "
+            f"failed: {exc}. Use a separate activation module per call site instead."
         ) from exc
     inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
     with _eval_with_grad(gm):
         ShapeProp(gm).propagate(*inputs)
 
-    def is_relu(node: torch.fx.Node) -> bool:
+    def is_activation(node: torch.fx.Node) -> bool:
         if node.op == "call_module":
-            return isinstance(gm.get_submodule(node.target), activations)
+            return selection.module(gm.get_submodule(node.target))
         if node.op == "call_function":
-            return node.target in _FUNCTIONAL_RELUS
-        return node.op == "call_method" and node.target in ("relu", "relu_")
+            return selection.function(node.target)
+        return node.op == "call_method" and node.target in ("relu", "relu_") and selection.function(F.relu)
 
-    def in_place(node: torch.fx.Node) -> bool:
-        """relu_ / F.relu(x, inplace=True) / nn.ReLU(inplace=True): the result is also written into the input."""
+    def gate_for(node: torch.fx.Node, units: int, ax: int, name: str) -> tuple[LinearizableActivation, bool]:
+        """The gate for this call site, and whether the call wrote its result into its input."""
         if node.op == "call_module":
-            return bool(getattr(gm.get_submodule(node.target), "inplace", False))
+            m = originals[node]  # not gm's: a reused module's name may already hold the first site's gate
+            return make_gate(m, units, ax, name), bool(getattr(m, "inplace", False))
         if node.op == "call_method":
-            return node.target == "relu_"
-        if node.target in (F.relu_, torch.relu_, torch.Tensor.relu_):
-            return True
-        return bool(node.kwargs.get("inplace", False) or (len(node.args) > 1 and node.args[1] is True))
+            return make_gate(F.relu, units, ax, name), node.target == "relu_"
+        args, kwargs, inplace = _call_arguments(node.target, tuple(node.args[1:]), dict(node.kwargs))
+        return make_gate(node.target, units, ax, name, args=args, kwargs=kwargs), inplace
 
     def producer(node: torch.fx.Node) -> type | None:
         src = node.args[0] if node.args else None
@@ -269,9 +328,10 @@ def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> t
     used: set[str] = set()
     order: list[str] = []
     position = {n: i for i, n in enumerate(gm.graph.nodes)}
-    for node in [n for n in gm.graph.nodes if is_relu(n)]:  # decide before any module is swapped
+    sites = [n for n in gm.graph.nodes if is_activation(n)]  # decide before any module is swapped
+    originals = {n: gm.get_submodule(n.target) for n in sites if n.op == "call_module"}
+    for node in sites:
         src = node.args[0]
-        writes_input = in_place(node)  # before the gate takes the module's name
         shape = src.meta["tensor_meta"].shape
         base = node.target if node.op == "call_module" else node.name
         name = base if base not in used else node.name
@@ -279,7 +339,8 @@ def _linearize_fx(model: nn.Module, example_input, activations, axis: Axis) -> t
             name += "_"
         used.add(name)
         ax = _axis_for(name, axis, _infer_axis(shape, producer(node), gm))
-        gm.add_submodule(name, LinearizableReLU(_units(shape, ax), axis=ax, name=name))
+        gate, writes_input = gate_for(node, _units(shape, ax), ax, name)  # before the gate takes the module's name
+        gm.add_submodule(name, gate)
         with gm.graph.inserting_after(node):
             new = gm.graph.call_module(name, (src,))
         new.meta = dict(node.meta)  # later gates read the shape of this output

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 import torch
 from torch import nn
 
-from nonlin_explorer.gates import GATE_INDEX, LinearizableReLU
+from nonlin_explorer.gates import GATE_INDEX, LinearizableActivation
 
 __all__ = ["GATE_INDEX", "eval_mode", "forward_hooks", "run_model", "set_gate_index"]
 
@@ -52,7 +52,7 @@ def run_model(model: nn.Module, example_input):
 def set_gate_index(model: nn.Module, order: Sequence[str]) -> None:
     """Record the gates' qualified names in forward order and write each gate's ``name`` (once, here: queries such
     as ``gates(model)`` only read)."""
-    modules = {name: m for name, m in model.named_modules() if isinstance(m, LinearizableReLU)}
+    modules = {name: m for name, m in model.named_modules() if isinstance(m, LinearizableActivation)}
     missing = [n for n in order if n not in modules]
     if missing:
         raise ValueError(f"no gate named {missing[0]!r} in the model")

@@ -28,7 +28,15 @@ from torch import nn
 from nonlin_explorer import datasets as _datasets
 from nonlin_explorer import models as _models
 from nonlin_explorer.devices import pick_device
-from nonlin_explorer.gates import DEFAULT_TOL, GATE_INDEX, LinearizableReLU, UnitState, clamp_slopes_, gate_dict, gates
+from nonlin_explorer.gates import (
+    DEFAULT_TOL,
+    GATE_INDEX,
+    LinearizableActivation,
+    UnitState,
+    clamp_slopes_,
+    gate_dict,
+    gates,
+)
 from nonlin_explorer.gates import sparsity_penalty as _penalty
 from nonlin_explorer.linearize import index_gates, linearize
 from nonlin_explorer.plumbing import eval_mode
@@ -268,7 +276,7 @@ class Trainer:
         return float(self._opt.param_groups[0]["lr"])
 
     @property
-    def gates(self) -> list[LinearizableReLU]:
+    def gates(self) -> list[LinearizableActivation]:
         """The model's gates in forward order."""
         return list(self._gates)
 
@@ -328,7 +336,7 @@ class Trainer:
         """Switch the sparsity prior on now (the "late" schedule's switch, by hand)."""
         self._submit(PriorOn())
 
-    def _gate(self, layer: str | int) -> LinearizableReLU:
+    def _gate(self, layer: str | int) -> LinearizableActivation:
         gd = gate_dict(self.model)
         if isinstance(layer, int):
             if not -len(gd) <= layer < len(gd):

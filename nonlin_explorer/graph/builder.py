@@ -13,7 +13,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from nonlin_explorer.gates import LinearizableReLU
+from nonlin_explorer.gates import LinearizableActivation
 from nonlin_explorer.graph.ops import (
     ACTIVATION_FUNCTIONS,
     ACTIVATION_METHODS,
@@ -109,8 +109,8 @@ class _Builder:
 
     # -- ops ---------------------------------------------------------------------------------------------
     def activation(self, x: _Units, name: str, module_obj: Any, path: str) -> _Units:
-        """A gate (LinearizableReLU) or a fixed activation (always nonlinear) applied unit-wise."""
-        if isinstance(module_obj, LinearizableReLU):
+        """A gate (LinearizableActivation) or a fixed activation (always nonlinear) applied unit-wise."""
+        if isinstance(module_obj, LinearizableActivation):
             expected = _gate_dim(module_obj, len(x.shape))
             if x.size != module_obj.num_units or (x.dim is not None and expected != x.dim):
                 raise UnsupportedOperationError(
@@ -247,7 +247,7 @@ class _Builder:
     def leaf(self, m: nn.Module, path: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> Any:
         acts = [a for a in _flatten(args) + _flatten(list(kwargs.values())) if isinstance(a, _Units)]
         what = f"module {type(m).__name__}"
-        if isinstance(m, LinearizableReLU) or isinstance(m, ACTIVATION_MODULES):
+        if isinstance(m, LinearizableActivation) or isinstance(m, ACTIVATION_MODULES):
             return self.activation(acts[0], path, m, path)
         if isinstance(m, nn.Linear):
             return self.linear(acts[0], m.out_features, out, path, "linear", path)
@@ -366,7 +366,7 @@ class _Builder:
         return self.merge(moved, tuple(out.shape), name, path, what)
 
 
-def _gate_dim(gate: LinearizableReLU, ndim: int) -> int | None:
+def _gate_dim(gate: LinearizableActivation, ndim: int) -> int | None:
     if ndim <= 1:
         return 0 if ndim == 1 else None
     return 1 if gate.axis == 1 else ndim - 1
@@ -440,7 +440,7 @@ def unit_graph(model: nn.Module, example_input, input_axis: int | None = None) -
     """
     inputs = as_tuple(example_input)
     builder = _Builder(model, input_axis)
-    if isinstance(model, (LinearizableReLU, *STRUCTURED_LEAVES)):
+    if isinstance(model, (LinearizableActivation, *STRUCTURED_LEAVES)):
         # a bare leaf (e.g. one nn.TransformerEncoderLayer): no trace, its hand-written subgraph
         acts = [builder.input_units(f"input{i}" if i else "input", t) if isinstance(t, torch.Tensor) else None
                 for i, t in enumerate(inputs)]

@@ -10,7 +10,7 @@ from typing import Any
 import torch.fx as fx
 from torch import nn
 
-from nonlin_explorer.gates import LinearizableReLU
+from nonlin_explorer.gates import LinearizableActivation
 from nonlin_explorer.graph.ops import STRUCTURED_LEAVES, is_registered_leaf
 from nonlin_explorer.graph.unit_graph import UnsupportedOperationError
 from nonlin_explorer.plumbing import eval_mode
@@ -27,7 +27,7 @@ class _ValueTracer(fx.Tracer):
         self._evaluating = False
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        if isinstance(m, (LinearizableReLU, *STRUCTURED_LEAVES)) or is_registered_leaf(m):
+        if isinstance(m, (LinearizableActivation, *STRUCTURED_LEAVES)) or is_registered_leaf(m):
             return True
         return super().is_leaf_module(m, qualname)
 

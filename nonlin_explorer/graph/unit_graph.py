@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU
+from nonlin_explorer.gates import DEFAULT_TOL, LinearizableActivation
 
 #: Layer kinds whose units may be nonlinear: trainable gates, and fixed activations (always nonlinear).
 NONLINEAR_KINDS = ("gate", "activation")
@@ -296,12 +296,12 @@ def _grouped_dst(ns: int, nd: int, groups: int) -> np.ndarray:
     return ((group * b)[:, None] + np.arange(b)[None, :]).reshape(-1)
 
 
-def _get_gate(model: nn.Module, path: str) -> LinearizableReLU:
+def _get_gate(model: nn.Module, path: str) -> LinearizableActivation:
     try:
         gate = model.get_submodule(path) if path else model
     except AttributeError:
         raise KeyError(f"the model has no module {path!r}; was the graph built from another architecture?") \
             from None
-    if not isinstance(gate, LinearizableReLU):
-        raise TypeError(f"module {path!r} is a {type(gate).__name__}, not a LinearizableReLU gate")
+    if not isinstance(gate, LinearizableActivation):
+        raise TypeError(f"module {path!r} is a {type(gate).__name__}, not a gate")
     return gate

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nonlin_explorer.gates import DEFAULT_TOL, LinearizableReLU, UnitState, gates
+from nonlin_explorer.gates import DEFAULT_TOL, LinearizableActivation, UnitState, gates
 from nonlin_explorer.plumbing import eval_mode, forward_hooks, run_model
 from nonlin_explorer.ui.controller import Controller, RequestError
 from nonlin_explorer.ui.layout import network_layout
@@ -95,7 +95,7 @@ class NetworkController(Controller):
         self._model = model
         self._example = example_input
         self._lock = threading.RLock()
-        self._gates: list[LinearizableReLU] = []
+        self._gates: list[LinearizableActivation] = []
         self.state.update(tol=float(DEFAULT_TOL if tol is None else tol), max_rows=int(max_rows),
                           title=title if title is not None else self._default_title())
         self._relayout()
@@ -210,7 +210,7 @@ class NetworkController(Controller):
         self._gates = gates(self.model)
         self.state.update(layers=layout["layers"], blocks=layout["blocks"])
 
-    def _gate(self, layer: str | int) -> LinearizableReLU:
+    def _gate(self, layer: str | int) -> LinearizableActivation:
         if isinstance(layer, bool) or not isinstance(layer, (int, str)):
             raise TypeError(f"layer must be a gate name or index, got {layer!r}")
         if isinstance(layer, int):
@@ -244,7 +244,7 @@ class NetworkController(Controller):
         model = self.model
         means: dict[int, torch.Tensor] = {}
 
-        def hook(gate: LinearizableReLU):
+        def hook(gate: LinearizableActivation):
             def fn(_module, _inputs, out):
                 if out.dim() <= 1:
                     m = out

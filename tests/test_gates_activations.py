@@ -1,0 +1,187 @@
+"""Gates for every common activation: lerp(act(x), x, alpha), exact at alpha = 0 and 1, through linearize, training,
+toggles, the unit graph and collapse."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import nonlin_explorer as ne
+from nonlin_explorer.gates import (
+    FUNCTIONAL_KINDS,
+    MODULE_KINDS,
+    LinearizableActivation,
+    LinearizableReLU,
+    activation_kind,
+    make_gate,
+)
+
+MODULES = [nn.ReLU(), nn.LeakyReLU(0.2), nn.ReLU6(), nn.GELU(), nn.GELU(approximate="tanh"), nn.SiLU(),
+           nn.Hardswish(), nn.ELU(0.7), nn.SELU(), nn.CELU(1.3), nn.Mish(), nn.Softplus(beta=2.0), nn.Tanh(),
+           nn.Hardtanh(-2.0, 2.0)]
+
+
+@pytest.mark.parametrize("act", MODULES, ids=lambda m: repr(m))
+@pytest.mark.parametrize("axis, shape", [(1, (4, 5, 3, 3)), (-1, (4, 7, 5))])
+def test_gate_is_the_activation_at_zero_linear_at_one_and_lerps_between(act, axis, shape):
+    x = torch.randn(*shape) * 3
+    g = make_gate(act, 5, axis=axis, name="g")
+    assert isinstance(g, LinearizableReLU) == (type(act) is nn.ReLU) and g.kind == activation_kind(act)
+    torch.testing.assert_close(g(x), act(x), rtol=0, atol=1e-6)
+    g.set_linear()
+    assert torch.equal(g(x), x)
+    g.release([1, 3])
+    with torch.no_grad():
+        g.alpha[1], g.alpha[3] = 0.25, 0.75
+    a = torch.tensor([1.0, 0.25, 1.0, 0.75, 1.0]).reshape([-1 if d == (axis % len(shape)) else 1
+                                                           for d in range(len(shape))])
+    torch.testing.assert_close(g(x), act(x) + a * (x - act(x)), rtol=1e-6, atol=1e-6)
+
+
+def test_the_slope_gets_a_gradient_and_forced_units_hold():
+    g = make_gate(nn.GELU(), 3)
+    x = torch.randn(16, 3, requires_grad=True)
+    g(x).sum().backward()
+    expected = (x - F.gelu(x)).sum(0).detach()
+    torch.testing.assert_close(g.alpha.grad, expected)
+    g.set_nonlinear([0])
+    with torch.no_grad():
+        g.alpha.add_(0.3)
+    g.clamp_()
+    assert float(g.alpha.detach()[0]) == 0.0 and float(g.alpha.detach()[1]) == pytest.approx(0.3)
+
+
+def test_in_place_activation_modules_are_gated_out_of_place():
+    act = nn.ReLU6(inplace=True)
+    g = make_gate(act, 4)
+    x = torch.randn(2, 4) * 10
+    before = x.clone()
+    g(x)
+    assert torch.equal(x, before) and act.inplace  # the model's own module is left as it was
+
+
+def test_functional_calls_keep_their_arguments():
+    x = torch.randn(3, 4) * 3
+    cases = [(F.gelu, (), {"approximate": "tanh"}), (F.leaky_relu, (0.3,), {}), (F.elu, (), {"alpha": 0.5}),
+             (F.silu, (), {}), (F.relu_, (), {})]
+    for fn, args, kwargs in cases:
+        g = make_gate(fn, 4, args=args, kwargs=kwargs)
+        ref = {F.relu_: F.relu}.get(fn, fn)(x.clone(), *args, **kwargs)
+        torch.testing.assert_close(g(x), ref)
+    assert set(FUNCTIONAL_KINDS.values()) >= {"relu", "gelu", "silu", "leaky_relu", "relu6", "hardswish", "elu",
+                                               "mish"}
+    with pytest.raises(ValueError, match="not a supported activation"):
+        make_gate(torch.sigmoid, 4)
+
+
+class _Mixed(nn.Module):
+    """Modules, a reused module and functional calls of several kinds."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2, self.l3, self.l4 = nn.Linear(6, 8), nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 3)
+        self.gelu = nn.GELU()
+        self.hs = nn.Hardswish()
+
+    def forward(self, x):
+        h = self.gelu(self.l1(x))
+        h = F.silu(self.l2(h)) + self.hs(h)
+        h = F.leaky_relu(self.l3(h), 0.1)
+        return self.l4(self.gelu(h))
+
+
+def test_linearize_gates_every_activation_by_default_and_keeps_the_function():
+    model, x = _Mixed(), torch.randn(10, 6)
+    with torch.no_grad():
+        before = model(x)
+    gm = ne.linearize(model, x)
+    kinds = sorted(g.kind for g in ne.gates(gm))
+    assert kinds == ["gelu", "gelu", "hardswish", "leaky_relu", "silu"]
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), before)
+        for g in ne.gates(gm):
+            g.set_linear()
+        linear = gm(x)
+    # Every unit linear: an affine map of x (checked by linearity in x).
+    with torch.no_grad():
+        y1, y2 = gm(x[:1]), gm(x[1:2])
+        mid = gm((x[:1] + x[1:2]) / 2)
+    torch.testing.assert_close(mid, (y1 + y2) / 2, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(linear, before)
+
+
+def test_activations_narrows_what_is_gated():
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.GELU(), nn.Linear(6, 2))
+    x = torch.randn(5, 4)
+    only_relu = ne.linearize(model, x, activations=("relu",))
+    assert [g.kind for g in ne.gates(only_relu)] == ["relu"] and isinstance(only_relu[3], nn.GELU)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 6), nn.GELU(), nn.Linear(6, 2))
+    by_type = ne.linearize(model, x, activations=(nn.GELU,))
+    assert [g.kind for g in ne.gates(by_type)] == ["gelu"]
+    with pytest.raises(ValueError, match="module classes or kind names"):
+        ne.linearize(nn.Sequential(nn.ReLU()), x, activations=(3,))
+
+
+def test_hugging_face_activation_classes_are_recognized():
+    cls = type("NewGELUActivation", (nn.Module,), {
+        "forward": lambda self, x: 0.5 * x * (1 + torch.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))})
+    cls.__module__ = "transformers.activations"
+    assert activation_kind(cls()) == "newgeluactivation"
+    model = nn.Sequential(nn.Linear(4, 6), cls(), nn.Linear(6, 2))
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        before = model(x)
+    ne.linearize(model, x)
+    assert isinstance(model[1], LinearizableActivation) and model[1].kind == "newgeluactivation"
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), before)
+    skip = type("LinearActivation", (nn.Module,), {"forward": lambda self, x: x})
+    skip.__module__ = "transformers.activations"
+    assert activation_kind(skip()) is None
+
+
+def test_a_gelu_network_trains_under_the_prior_and_its_units_turn_linear():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 16), nn.GELU(), nn.Linear(16, 16), nn.SiLU(), nn.Linear(16, 2))
+    x = torch.randn(256, 2)
+    y = (x[:, 0] * x[:, 1] > 0).long()
+    model = ne.linearize(model, x)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y) + 0.01 * ne.sparsity_penalty(model)
+        loss.backward()
+        opt.step()
+        ne.clamp_slopes_(model)
+    assert ne.nonlinear_count(model) < ne.unit_count(model)  # the prior pushed units to linear
+    alphas = torch.cat([g.alpha.detach() for g in ne.gates(model)])
+    assert float(alphas.min()) >= 0.0 and float(alphas.max()) <= 1.0
+
+
+def test_path_length_is_monotone_and_collapse_exact_with_gelu_gates():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 12), nn.GELU(), nn.Linear(12, 12), nn.GELU(), nn.Linear(12, 3))
+    x = torch.randn(7, 5)
+    model = ne.linearize(model, x)
+    g1, g2 = ne.gates(model)
+    full = ne.average_path_length(model, x)
+    g2.set_linear()
+    some = ne.average_path_length(model, x)
+    g1.set_linear(list(range(6)))
+    fewer = ne.average_path_length(model, x)
+    g1.set_linear()
+    none = ne.average_path_length(model, x)
+    assert full > some > fewer > none == 0.0
+    g1.release()
+    with torch.no_grad():
+        g1.alpha.zero_()
+    g1.set_linear(list(range(6)))
+    result = ne.collapse(model, x)
+    with torch.no_grad():
+        torch.testing.assert_close(result.model(x), model(x), rtol=1e-5, atol=1e-6)
+    kept = ne.gates(result.model)
+    assert [g.kind for g in kept] == ["gelu"] and kept[0].num_units == 6
+
+
+def test_every_module_kind_has_a_name():
+    assert len(set(MODULE_KINDS.values())) == len(MODULE_KINDS)
