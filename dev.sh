@@ -38,6 +38,15 @@ setup_python() {
     "$PY" -m pip install -q -e ".[test]"
     echo "$want" > "$VENV/.nonlin_stamp"
   fi
+  # Tests only: torchvision's model code (tests/test_real_architectures.py, benchmarks/bench_models.py). Its
+  # release pairs with the installed torch (0.N+15 for torch 2.N), installed without dependencies so that it never
+  # swaps the CPU torch for a CUDA one; nonlin_explorer/torchvision_compat.py imports it without its compiled ops.
+  if ! "$PY" -m pip show -q torchvision >/dev/null 2>&1; then
+    local tv
+    tv=$("$PY" -c "import torch; major, minor = torch.__version__.split('+')[0].split('.')[:2]; print(f'0.{int(minor) + 15}.*')")
+    log "installing torchvision==$tv (tests only, no dependencies)"
+    "$PY" -m pip install -q --no-deps "torchvision==$tv"
+  fi
 }
 
 setup_frontend() {

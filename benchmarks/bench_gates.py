@@ -6,7 +6,14 @@ in one run. Target ratio <= 1.10. Two ratios per model:
 - ``session``: ``TrainingSession.train_step`` (prior on; it also counts correct predictions, drains the
   command queue and keeps running sums) over the bare ReLU step. This is the cost of gates plus the engine.
 
-    python benchmarks/bench_gates.py [--steps 30] [--device cpu|cuda]
+Then, per activation (ReLU, LeakyReLU, ReLU6, GELU, SiLU, Hardswish, ELU, Mish, GPT-2's tanh GELU):
+
+- ``op``: forward + backward of the activation alone on a (256, 1024) input, gate vs plain activation (and, for
+  ReLU, vs torch's PReLU, the paper's unit). Targets: a ReLU gate <= 1.0x PReLU; other gates <= 1.25x plain.
+- ``mlp``: a training step of an MLP 4x256 on MNIST-1D with that activation, gated (slopes trained, prior on)
+  vs plain. This is what a user pays; the op ratio is the worst case (no matmul to hide it).
+
+    python benchmarks/bench_gates.py [--steps 30] [--device cpu|cuda] [--only activations|models] [--hog]
 """
 
 from __future__ import annotations
@@ -18,7 +25,14 @@ import time
 import torch
 import torch.nn.functional as F
 
-from nonlin_explorer import TrainingSession, clamp_slopes_, datasets, gates, linearize, models
+from nonlin_explorer import TrainingSession, clamp_slopes_, datasets, gates, linearize, make_gate, models
+
+#: The activations compared one by one: (label, plain module factory).
+ACTIVATIONS = [
+    ("relu", torch.nn.ReLU), ("leaky_relu", torch.nn.LeakyReLU), ("relu6", torch.nn.ReLU6),
+    ("gelu", torch.nn.GELU), ("gelu_tanh", lambda: torch.nn.GELU(approximate="tanh")), ("silu", torch.nn.SiLU),
+    ("hardswish", torch.nn.Hardswish), ("elu", torch.nn.ELU), ("mish", torch.nn.Mish),
+]
 
 
 def _sync(device: torch.device) -> None:
@@ -85,11 +99,113 @@ def bench(name: str, data, build, steps: int, batch_size: int, device: torch.dev
     return gates_ratio, session_ratio
 
 
+def _median_interleaved(fns: dict, steps: int, device: torch.device) -> dict[str, float]:
+    """Median seconds per call of each function, run interleaved in a rotating order (same machine noise)."""
+    for _ in range(3):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    order = list(fns)
+    for i in range(steps):
+        for k in order[i % len(order):] + order[:i % len(order)]:
+            _sync(device)
+            t = time.perf_counter()
+            fns[k]()
+            _sync(device)
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_activation(kind: str, build, steps: int, device: torch.device, mnist) -> None:
+    """Op-level (forward + backward) and MLP-step cost of one activation's gate against the plain activation."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(256, 1024, generator=g).to(device).requires_grad_(True)
+    plain, gate = build().to(device), make_gate(build(), 1024).to(device)
+    prelu = torch.nn.PReLU(1024, init=0.0).to(device)
+
+    def op(module):
+        def run():
+            y = module(x)
+            y.backward(torch.ones_like(y))
+            x.grad = None
+            for p in module.parameters():
+                p.grad = None
+        return run
+
+    fns = {"plain": op(plain), "gate": op(gate)}
+    if kind == "relu":
+        fns["prelu"] = op(prelu)
+    med = _median_interleaved(fns, steps * 2, device)
+    ratio = med["gate"] / med["plain"]
+    line = (f"{kind:<11} {device.type:<5} op   gate {med['gate'] * 1e6:7.0f} us  plain {med['plain'] * 1e6:7.0f} us  "
+            f"x{ratio:5.2f} plain")
+    if kind == "relu":
+        vs_prelu = med["gate"] / med["prelu"]
+        verdict = "OK" if vs_prelu <= 1.0 else "ABOVE"
+        line += f"  x{vs_prelu:5.2f} PReLU ({med['prelu'] * 1e6:.0f} us) {verdict} (<= 1.0)"
+    else:
+        line += f"  {'OK' if ratio <= 1.25 else 'ABOVE'} (<= 1.25)"
+    print(line)
+
+    x_all, y_all = mnist.x_train.to(device), mnist.y_train.to(device)
+    sparsity, batch = 1e-4, 128
+
+    def mlp_step(gated: bool):
+        torch.manual_seed(0)
+        model = models.MLP(40, 10, width=256, depth=4, activation=build).to(device)
+        if gated:
+            model = linearize(model, x_all[:2])
+        gate_list = gates(model)
+        slopes = {id(gt.alpha) for gt in gate_list}
+        weights = [p for p in model.parameters() if id(p) not in slopes]
+        groups = [dict(params=weights)] + ([dict(params=[gt.alpha for gt in gate_list], lr=1e-2)] if gated else [])
+        opt = torch.optim.Adam(groups, lr=1e-3)
+        alphas = [gt.alpha for gt in gate_list]
+        gen = torch.Generator().manual_seed(0)
+
+        def step():
+            idx = torch.randint(0, len(x_all), (batch,), generator=gen).to(device)
+            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if gated:
+                torch._foreach_add_([a.grad for a in alphas], -sparsity)
+            opt.step()
+            if gated:
+                clamp_slopes_(model, gate_list)
+            float(loss.detach())
+        return step
+
+    med = _median_interleaved({"plain": mlp_step(False), "gate": mlp_step(True)}, steps, device)
+    ratio = med["gate"] / med["plain"]
+    print(f"{kind:<11} {device.type:<5} mlp  gate {med['gate'] * 1e3:7.2f} ms  plain {med['plain'] * 1e3:7.2f} ms  "
+          f"x{ratio:5.2f} plain  {'OK' if ratio <= 1.25 else 'ABOVE'} (<= 1.25, MLP 4x256, batch {batch})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--device", default=None)
+    ap.add_argument("--only", choices=("activations", "models"), default=None)
+    ap.add_argument("--hog", action="store_true", help="also run beside another process spinning a core")
     args = ap.parse_args()
+    if args.hog:
+        import subprocess
+        import sys
+
+        print("== quiet ==")
+        run(args)
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            print("== beside a CPU hog (another process spinning a core) ==")
+            run(args)
+        finally:
+            hog.kill()
+        return
+    run(args)
+
+
+def run(args) -> None:
     devices = [torch.device(args.device)] if args.device else [torch.device("cpu")] + (
         [torch.device("cuda")] if torch.cuda.is_available() else [])
     mnist = datasets.mnist1d(num_samples=4000)
@@ -99,6 +215,11 @@ def main() -> None:
     mlp = lambda: models.MLP(40, 10, width=256, depth=4)
     resnet = lambda: models.resnet20((3, 32, 32), 10)
     for device in devices:
+        if args.only != "models":
+            for kind, build in ACTIVATIONS:
+                bench_activation(kind, build, args.steps, device, mnist)
+        if args.only == "activations":
+            continue
         big = device.type == "cuda"
         bench("MLP 4x256 on MNIST-1D", mnist, mlp, args.steps, 512 if big else 128, device)
         bench("ResNet-20 on 32x32", cifar_like, resnet, args.steps if big else max(20, args.steps // 2),

@@ -109,16 +109,17 @@ def _has_conv1d(model: nn.Module) -> bool:
 
 
 def _infer_axis(shape: torch.Size, producer: type | None, model: nn.Module) -> int:
-    """Channels (1) for conv maps, last (-1) for linear/transformer features."""
+    """Channels (1) for conv maps, last (-1) for linear/transformer features: what produced the input decides
+    (a Linear on a channels-last map, as in ConvNeXt and Swin, gates the last dim), else the input's rank."""
     if len(shape) <= 2:
-        return 1
-    if len(shape) >= 4:
         return 1
     if producer is not None:
         if issubclass(producer, _CONV):
             return 1
         if issubclass(producer, _FEATURE_LAST):
             return -1
+    if len(shape) >= 4:
+        return 1
     return 1 if _has_conv1d(model) else -1
 
 

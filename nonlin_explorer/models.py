@@ -24,16 +24,17 @@ def _dims_of(input_shape: Sequence[int]) -> int:
 
 
 class MLP(nn.Module):
-    """``depth`` hidden layers of ``width`` ReLU units; inputs are flattened."""
+    """``depth`` hidden layers of ``width`` units (ReLU, or any ``activation`` module class); inputs are flattened."""
 
-    def __init__(self, in_features: int, num_classes: int, width: int = 128, depth: int = 3):
+    def __init__(self, in_features: int, num_classes: int, width: int = 128, depth: int = 3,
+                 activation: type[nn.Module] = nn.ReLU):
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"MLP needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
         layers: list[nn.Module] = [nn.Flatten()]
         fan_in = in_features
         for _ in range(depth):
-            layers += [nn.Linear(fan_in, width), nn.ReLU()]
+            layers += [nn.Linear(fan_in, width), activation()]
             fan_in = width
         layers.append(nn.Linear(fan_in, num_classes))
         self.net = nn.Sequential(*layers)

@@ -2,8 +2,9 @@
 
 import pytest
 import torch
+from torch import nn
 
-from nonlin_explorer import models
+from nonlin_explorer import gates, linearize, models
 
 
 @pytest.mark.parametrize("name, shape, kwargs", [
@@ -39,3 +40,9 @@ def test_transformer_predicts_per_token():
 def test_bad_model_settings_are_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_mlp_takes_any_activation_and_linearize_gates_it():
+    x = torch.randn(4, 6)
+    model = linearize(models.MLP(6, 3, width=5, depth=2, activation=nn.GELU), x)
+    assert [g.kind for g in gates(model)] == ["gelu", "gelu"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,11 +44,15 @@ from nonlin_explorer.graph.unit_graph import UnitGraph, UnsupportedOperationErro
 @dataclass(frozen=True)
 class _Units:
     """A traced activation: its units are layer ``layer`` of the graph, laid along tensor dim ``dim``
-    (``None``: one unit, e.g. a token id or a scalar per sample); ``shape`` is the example tensor's shape."""
+    (``None``: one unit, e.g. a token id or a scalar per sample); ``shape`` is the example tensor's shape.
+    ``spread``: when a view has split the units over several dims (a channel shuffle's ``view(b, g, c // g, h, w)``),
+    each element's unit id; only shape ops may take such units, until they gather them on one dim again."""
 
     layer: int
     dim: int | None
     shape: tuple[int, ...]
+    spread: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    spread_error: str = field(default="", compare=False, repr=False)  # raised if the units are never gathered
 
     @property
     def size(self) -> int:
@@ -154,11 +158,19 @@ class _Builder:
         """Any op that only moves elements (view, flatten, permute, indexing): apply it to a tensor holding
         each element's unit id and read off which output unit comes from which input unit."""
         ids = torch.zeros(x.shape, dtype=torch.int64)
-        if x.dim is not None:
+        if x.spread is not None:
+            ids = x.spread
+        elif x.dim is not None:
             view = [1] * len(x.shape)
             view[x.dim] = x.shape[x.dim]
             ids = torch.arange(x.shape[x.dim]).view(view).expand(x.shape).contiguous()
         out = apply(ids)
+        if isinstance(out, (tuple, list)) and out and all(isinstance(o, torch.Tensor) for o in out):
+            return tuple(self._moved(x, o, f"{name}.{i}", path, what) for i, o in enumerate(out))  # chunk, split
+        return self._moved(x, out, name, path, what)
+
+    def _moved(self, x: _Units, out: Any, name: str, path: str, what: str) -> _Units:
+        """The units of ``out``, a unit-id tensor that a shape op made from ``x``'s ids."""
         if not isinstance(out, torch.Tensor):
             self.fail(what, path, "it does not return a tensor")
         if out.numel() == 0:
@@ -166,7 +178,12 @@ class _Builder:
         varying = [d for d in range(out.dim()) if out.shape[d] > 1 and bool((out.amax(d) != out.amin(d)).any())]
         shape = tuple(out.shape)
         if len(varying) > 1:
-            self.fail(what, path, f"it spreads the units of dim {x.dim} over dims {varying} of shape {shape}")
+            if varying != list(range(varying[0], varying[-1] + 1)):
+                self.fail(what, path, f"it spreads the units of dim {x.dim} over dims {varying} of shape {shape}")
+            where = f"module '{path}'" if path else "the top-level forward"
+            error = (f"unit_graph does not support {what} (in {where}): it spreads the units of dim {x.dim} over "
+                     f"dims {varying} of shape {shape}, and no later view gathers them back on one dim")
+            return _Units(x.layer, None, shape, spread=out, spread_error=error)  # a channel shuffle's first view
         if varying:
             dim = varying[0]
             index = [0] * out.dim()
@@ -253,6 +270,8 @@ class _Builder:
             return self.linear(acts[0], m.out_features, out, path, "linear", path)
         if leaf_kind(m) == "dense":  # e.g. collapse's AffineSum: dense from every input
             return self.dense(acts, int(out.shape[-1]), path, "linear", path, out.dim() - 1, tuple(out.shape))
+        if leaf_kind(m) == "per_unit":
+            return self.per_unit(acts[0], out, path, what)
         if isinstance(m, nn.Embedding):
             return self.dense(acts, m.embedding_dim, path, "embedding", path, out.dim() - 1, tuple(out.shape))
         if isinstance(m, CONVS):
@@ -296,6 +315,11 @@ class _Builder:
         args = fx.node.map_arg(n.args, lambda a: env[a])
         kwargs = fx.node.map_arg(n.kwargs, lambda a: env[a])
         acts = [a for a in _flatten(args) + _flatten(list(kwargs.values())) if isinstance(a, _Units)]
+        shape_op = (n.op == "call_function" and n.target in SHAPE_FUNCTIONS) or (
+            n.op == "call_method" and n.target in SHAPE_METHODS)
+        spread = [a for a in acts if a.spread is not None]
+        if spread and not shape_op:
+            raise UnsupportedOperationError(spread[0].spread_error)
         if n.op == "call_module":
             mod_path = str(n.target)
             if not acts:
@@ -452,7 +476,11 @@ def unit_graph(model: nn.Module, example_input, input_axis: int | None = None) -
     env: dict[fx.Node, Any] = {}
     for n in gm.graph.nodes:
         if n.op == "output":
-            _mark_outputs(builder, fx.node.map_arg(n.args[0], lambda a: env[a]))
+            outputs = fx.node.map_arg(n.args[0], lambda a: env[a])
+            spread = [a for a in _flatten(outputs) if isinstance(a, _Units) and a.spread is not None]
+            if spread:
+                raise UnsupportedOperationError(spread[0].spread_error)
+            _mark_outputs(builder, outputs)
             break
         env[n] = builder.node(n, env, gm)
     if not builder.graph.outputs:

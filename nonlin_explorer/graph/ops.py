@@ -49,10 +49,11 @@ POOL_FUNCTIONS = {F.avg_pool1d: 1, F.avg_pool2d: 2, F.avg_pool3d: 3, F.max_pool1
                    F.max_pool3d: 3, F.adaptive_avg_pool1d: 1, F.adaptive_avg_pool2d: 2, F.adaptive_avg_pool3d: 3,
                    F.adaptive_max_pool1d: 1, F.adaptive_max_pool2d: 2, F.adaptive_max_pool3d: 3}
 SHAPE_FUNCTIONS = {torch.flatten, torch.reshape, torch.permute, torch.transpose, torch.swapaxes, torch.squeeze,
-                    torch.unsqueeze, torch.movedim, torch.t, operator.getitem, torch.unflatten}
+                    torch.unsqueeze, torch.movedim, torch.t, operator.getitem, torch.unflatten, torch.chunk,
+                    torch.split, torch.tensor_split}
 SHAPE_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "swapaxes", "squeeze", "unsqueeze",
                   "contiguous", "expand", "expand_as", "repeat", "t", "movedim", "unflatten", "view_as",
-                  "reshape_as", "__getitem__"}
+                  "reshape_as", "__getitem__", "chunk", "split", "tensor_split"}
 REDUCE_FUNCTIONS = {torch.mean, torch.sum, torch.amax, torch.amin}
 REDUCE_METHODS = {"mean", "sum", "amax", "amin"}
 CAT_FUNCTIONS = {torch.cat, torch.concat, torch.concatenate}
@@ -79,9 +80,20 @@ def is_op(node: fx.Node, functions: set, methods: set) -> bool:
 
 
 #: Leaf kinds a user module can be registered with: ``"dense"``: every input unit feeds every output unit (over the
-#: last dim), a linear map.
-LEAF_KINDS = ("dense",)
+#: last dim), a linear map; ``"per_unit"``: unit ``i`` feeds unit ``i`` only, linearly (in eval mode: stochastic
+#: depth, a custom dropout or scale).
+LEAF_KINDS = ("dense", "per_unit")
 _LEAVES: dict[type, str] = {}
+#: Modules of libraries this package does not import, by qualified class name: torchvision's stochastic depth is
+#: the identity in eval mode; Swin's windowed attention is traced like ``nn.MultiheadAttention`` (dense), its
+#: patch merging as the Linear it ends in.
+NAMED_LEAVES: dict[str, str] = {
+    "torchvision.ops.stochastic_depth.StochasticDepth": "per_unit",
+    "torchvision.models.swin_transformer.ShiftedWindowAttention": "dense",
+    "torchvision.models.swin_transformer.ShiftedWindowAttentionV2": "dense",
+    "torchvision.models.swin_transformer.PatchMerging": "dense",  # 2x2 positions into channels, then a Linear
+    "torchvision.models.swin_transformer.PatchMergingV2": "dense",
+}
 
 
 def register_leaf(cls: type[nn.Module], kind: str = "dense") -> type[nn.Module]:
@@ -96,10 +108,14 @@ def register_leaf(cls: type[nn.Module], kind: str = "dense") -> type[nn.Module]:
 
 
 def leaf_kind(m: nn.Module) -> str | None:
-    """The registered kind of ``m``'s class (or of a base class), else None."""
+    """The registered kind of ``m``'s class (or of a base class; :data:`NAMED_LEAVES` by qualified name), else
+    None."""
     for cls in type(m).__mro__:
         if cls in _LEAVES:
             return _LEAVES[cls]
+        named = NAMED_LEAVES.get(f"{cls.__module__}.{cls.__qualname__}")
+        if named is not None:
+            return named
     return None
 
 

@@ -4,6 +4,7 @@ example input); every node carries its value (``meta['val']``) and the module pa
 from __future__ import annotations
 
 import contextlib
+import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -107,11 +108,16 @@ def trace_model(model: nn.Module, example_input) -> fx.GraphModule:
     with inference(model):
         try:
             graph = tracer.trace(model)
-        except (UnsupportedOperationError, TypeError, ValueError):
+        except (UnsupportedOperationError, ValueError):
             raise
-        except Exception as exc:  # fx raises many kinds of errors on untraceable code
+        except Exception as exc:  # fx raises many kinds of errors on untraceable code (a proxy used as a slice
+            # index is a TypeError: Hugging Face's BERT); name the model and where in its code it failed
+            frames = traceback.extract_tb(exc.__traceback__)
+            outside = [f for f in frames if "/torch/" not in f.filename and "/nonlin_explorer/" not in f.filename]
+            frame = (outside or frames)[-1]  # the model's own line, not torch.fx's
             raise UnsupportedOperationError(
-                f"torch.fx could not trace {type(model).__name__}: {type(exc).__name__}: {exc}") from exc
+                f"torch.fx could not trace {type(model).__name__} (at {frame.filename.rsplit('/', 1)[-1]}:"
+                f"{frame.lineno} {frame.line or ''}): {type(exc).__name__}: {exc}") from exc
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     for n_new, n_old in zip(gm.graph.nodes, graph.nodes):
         n_new.meta.update(n_old.meta)

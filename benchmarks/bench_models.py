@@ -1,0 +1,109 @@
+"""Every analysis on torchvision's classification families (random weights, eval mode, batch 1): seconds for
+linearize, the unit graph, APL + core network after a toggle (graph cached), collapse, and one forward pass.
+
+Target (interactive after a click): APL + core network of a ResNet-50 after a toggle, graph cached, at most 0.5x
+one forward pass at batch 1. Prints quiet and, with ``--hog``, beside another process spinning a core.
+
+    python benchmarks/bench_models.py [--models resnet50,vit_b_16] [--hog]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from nonlin_explorer import average_path_length, collapse, core_network, gates, linearize, unit_graph
+from nonlin_explorer.torchvision_compat import import_torchvision
+
+#: (name, input size, constructor keyword arguments)
+MODELS = [
+    ("resnet50", 224, {}), ("resnext50_32x4d", 224, {}), ("vgg11", 224, {}), ("densenet121", 224, {}),
+    ("squeezenet1_0", 224, {}), ("shufflenet_v2_x1_0", 224, {}), ("mnasnet1_0", 224, {}), ("mobilenet_v2", 224, {}),
+    ("mobilenet_v3_large", 224, {}), ("googlenet", 224, dict(aux_logits=False, init_weights=False)),
+    ("inception_v3", 299, dict(aux_logits=False, init_weights=False)), ("regnet_y_400mf", 224, {}),
+    ("efficientnet_b0", 224, {}), ("convnext_tiny", 224, {}), ("vit_b_16", 224, {}), ("swin_t", 224, {}),
+]
+
+
+def _time(fn, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench(name: str, size: int, kwargs: dict) -> None:
+    tv = import_torchvision()
+    torch.manual_seed(0)
+    model = getattr(tv.models, name)(**kwargs).eval()
+    x = torch.randn(1, 3, size, size)
+    t = time.perf_counter()
+    model = linearize(model, x).eval()
+    t_linearize = time.perf_counter() - t
+    gate_list = gates(model)
+    units = sum(g.num_units for g in gate_list)
+    t = time.perf_counter()
+    graph = unit_graph(model, x)
+    t_graph = time.perf_counter() - t
+    with torch.no_grad():
+        t_forward = _time(lambda: model(x))
+    average_path_length(model, x, graph=graph)  # the first call caches per-unit path weights
+
+    flip = iter(range(10**9))
+
+    def toggle_then_analyse():
+        g = gate_list[next(flip) % len(gate_list)]
+        g.set_linear([0])
+        average_path_length(model, x, graph=graph)
+        core_network(model, graph=graph)
+        g.set_nonlinear([0])
+
+    t_click = _time(toggle_then_analyse, 5)
+    for g in gate_list[: len(gate_list) // 2]:
+        g.set_linear()
+    t = time.perf_counter()
+    collapse(model, x, timing_repeats=0)
+    t_collapse = time.perf_counter() - t
+    ratio = t_click / t_forward
+    target = f"  {'OK' if ratio <= 0.5 else 'ABOVE'} (<= 0.5)" if name == "resnet50" else ""
+    print(f"{name:<20} {units:>7} units  linearize {t_linearize:6.2f} s  graph {t_graph:6.2f} s  "
+          f"APL+core after a toggle {t_click * 1e3:7.1f} ms = {ratio:5.2f}x forward ({t_forward * 1e3:6.1f} ms)"
+          f"  collapse {t_collapse:6.2f} s{target}", flush=True)
+
+
+def run(names: list[str]) -> None:
+    for name, size, kwargs in MODELS:
+        if names and name not in names:
+            continue
+        try:
+            bench(name, size, kwargs)
+        except Exception as exc:  # a model that fails is a finding to print, not a reason to stop
+            print(f"{name:<20} FAILED {type(exc).__name__}: {str(exc)[:200]}", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="", help="comma-separated subset (default: all)")
+    ap.add_argument("--hog", action="store_true", help="also run beside another process spinning a core")
+    args = ap.parse_args()
+    names = [n for n in args.models.split(",") if n]
+    print("== quiet ==")
+    run(names)
+    if args.hog:
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            print("== beside a CPU hog ==")
+            run(names)
+        finally:
+            hog.kill()
+
+
+if __name__ == "__main__":
+    main()
