@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--switch-epoch", type=float, help="epoch at which the prior switches on (late/custom)")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--slope-lr", type=float, default=1e-2)
+    t.add_argument("--slope-optimizer", choices=("adam", "sgd"), default="adam",
+                   help="adam (default): lambda sets which units go; sgd: lambda also sets how fast (a prior weight)")
     t.add_argument("--eval-every", type=int, default=50, help="evaluate every N steps")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
@@ -64,7 +66,8 @@ def _train(args) -> int:
     dataset_kwargs = {"root": args.data_root} if args.data_root else {}
     config = TrainConfig(dataset=args.dataset, model=args.model, model_kwargs=model_kwargs,
                          dataset_kwargs=dataset_kwargs, epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, slope_lr=args.slope_lr, sparsity=args.sparsity, schedule=args.schedule,
+                         lr=args.lr, slope_lr=args.slope_lr, slope_optimizer=args.slope_optimizer,
+                         sparsity=args.sparsity, schedule=args.schedule,
                          switch_epoch=args.switch_epoch, eval_every=args.eval_every, seed=args.seed,
                          device=args.device)
     config.validate()

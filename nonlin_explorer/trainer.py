@@ -42,9 +42,33 @@ from nonlin_explorer.linearize import index_gates, linearize
 from nonlin_explorer.plumbing import eval_mode
 from nonlin_explorer.threads import forward_flops
 
-__all__ = ["PriorOn", "SCHEDULES", "SetValues", "Toggle", "TrainConfig", "Trainer"]
+__all__ = ["PriorOn", "SCHEDULES", "SLOPE_OPTIMIZERS", "SetValues", "Toggle", "TrainConfig", "Trainer"]
 
 SCHEDULES = ("early", "late", "custom")
+#: How the slopes are trained. ``"adam"`` (default, as in the paper's code): Adam normalizes each slope's gradient,
+#: so a free unit drifts to linear at about ``slope_lr`` per step whatever lambda is, once the prior dominates its
+#: gradient: lambda then sets *which* units go, hardly *how fast*. ``"sgd"``: plain gradient descent, so the prior
+#: moves a free slope by ``slope_lr * lambda`` per step and lambda is a prior weight in the usual sense (use a larger
+#: ``slope_lr``, e.g. 10-100). tests/test_training.py measures both.
+SLOPE_OPTIMIZERS = ("adam", "sgd")
+
+
+class _AdamWithSGDSlopes(torch.optim.Adam):
+    """Adam on the weights (group 0) and plain SGD on the slopes (group 1), one optimizer for state and AMP."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        slopes = self.param_groups[1]
+        params = slopes["params"]
+        slopes["params"] = []  # Adam skips the slopes...
+        try:
+            loss = super().step(closure)
+        finally:
+            slopes["params"] = params
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:  # ...which take one plain gradient step
+            torch._foreach_add_([p for p in params if p.grad is not None], grads, alpha=-slopes["lr"])
+        return loss
 
 
 @dataclass
@@ -59,6 +83,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     slope_lr: float = 1e-2
+    slope_optimizer: str = "adam"
     weight_decay: float = 0.0
     sparsity: float = 0.0
     schedule: str = "early"
@@ -81,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if not isinstance(self.eval_every, int) or self.eval_every < 1:
             raise ValueError(f"eval_every must be a positive integer, got {self.eval_every!r}")
+        if self.slope_optimizer not in SLOPE_OPTIMIZERS:
+            raise ValueError(f"unknown slope_optimizer {self.slope_optimizer!r}; valid: {', '.join(SLOPE_OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
         if self.schedule == "custom" and self.switch_epoch is None:
@@ -242,8 +269,9 @@ class Trainer:
         slope_params = [g.alpha for g in self._gates]
         slope_ids = {id(p) for p in slope_params}
         weights = [p for p in self.model.parameters() if id(p) not in slope_ids]
-        # One optimizer, two groups: weights, then slopes (no weight decay on slopes).
-        self._opt = torch.optim.Adam([dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay),
+        # One optimizer, two groups: weights, then slopes (no weight decay on slopes; Adam or plain SGD).
+        optimizer = _AdamWithSGDSlopes if cfg.slope_optimizer == "sgd" else torch.optim.Adam
+        self._opt = optimizer([dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay),
                                       dict(params=slope_params, lr=cfg.slope_lr, weight_decay=0.0,
                                            foreach=True)])  # many tiny tensors: one fused update
         self._generator = torch.Generator().manual_seed(cfg.seed)

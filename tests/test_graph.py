@@ -7,8 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nonlin_explorer import gates, linearize, models
-from nonlin_explorer.graph import UnitGraph, UnsupportedOperationError, unit_graph
+from nonlin_explorer import average_path_length, gates, linearize, models
+from nonlin_explorer.graph import (
+    FIXED_NONLINEAR,
+    UnitGraph,
+    UnsupportedOperationError,
+    nonlinear_policy,
+    register_leaf,
+    set_nonlinear_policy,
+    unit_graph,
+    using_nonlinear_policy,
+)
 
 
 def _layers(g):
@@ -112,19 +121,30 @@ def test_transformer_layers_are_structured_leaves():
     tok = torch.randint(0, 10, (2, 6))
     t = linearize(models.TransformerClassifier(10, 5, seq_len=6, d_model=8, depth=2, heads=2, ff_width=12), tok)
     g = unit_graph(t, tok)
-    assert _layers(g)[:8] == [
-        ("tokens", "input", 1), ("embed", "embedding", 8), ("encoder.layers.0.self_attn", "attention", 8),
-        ("encoder.layers.0.add1", "merge", 8), ("encoder.layers.0.linear1", "linear", 12),
-        ("encoder.layers.0.activation", "gate", 12), ("encoder.layers.0.linear2", "linear", 8),
-        ("encoder.layers.0.add2", "merge", 8)]
-    assert _layers(g)[-1] == ("head", "linear", 5) and len(g.gate_layers) == 2
+    attn = "encoder.layers.0.self_attn"
+    assert _layers(g)[:15] == [
+        ("tokens", "input", 1), ("embed", "embedding", 8), (f"{attn}.q", "linear", 8), (f"{attn}.k", "linear", 8),
+        (f"{attn}.v", "linear", 8), (f"{attn}.softmax", "softmax", 2), (f"{attn}.weighted_values", "product", 8),
+        (attn, "attention", 8), ("encoder.layers.0.add1", "merge", 8), ("encoder.layers.0.norm1", "norm", 8),
+        ("encoder.layers.0.linear1", "linear", 12), ("encoder.layers.0.activation", "gate", 12),
+        ("encoder.layers.0.linear2", "linear", 8), ("encoder.layers.0.add2", "merge", 8),
+        ("encoder.layers.0.norm2", "norm", 8)]
+    assert _layers(g)[-1] == ("head", "linear", 5)
+    assert [layer.kind for layer in g.gate_layers][:5] == ["softmax", "product", "norm", "gate", "norm"]
+    with using_nonlinear_policy(["activation"]):  # the gates alone: attention mixes linearly, norms add no layer
+        g_linear = unit_graph(t, tok)
+    assert [layer.kind for layer in g_linear.gate_layers] == ["gate", "gate"]
     x = torch.randn(3, 4, 8)
     layer = linearize(nn.TransformerEncoderLayer(8, 2, 6, dropout=0.0, activation=nn.ReLU(), batch_first=True), x)
     g = unit_graph(layer, x)
-    assert [n for n, _, _ in _layers(g)] == ["input", "self_attn", "add1", "linear1", "activation", "linear2", "add2"]
-    assert g.gate_layers[0].kind == "gate" and g.gate_layers[0].module == "activation"
+    assert [n for n, _, _ in _layers(g)] == ["input", "self_attn.q", "self_attn.k", "self_attn.v", "self_attn.softmax",
+                                             "self_attn.weighted_values", "self_attn", "add1", "norm1", "linear1",
+                                             "activation", "linear2", "add2", "norm2"]
+    gate = [gl for gl in g.gate_layers if gl.kind == "gate"][0]
+    assert gate.module == "activation"
     g2 = unit_graph(nn.TransformerEncoderLayer(8, 2, 6, dropout=0.0, batch_first=True, norm_first=True), x)
-    assert g2.gate_layers[0].kind == "activation"  # F.relu, not linearized: always nonlinear
+    assert [n for n, _, _ in _layers(g2)][1:3] == ["norm1", "self_attn.q"]  # pre-norm: the norm feeds attention
+    assert "activation" in [gl.kind for gl in g2.gate_layers]  # F.relu, not linearized: always nonlinear
 
 
 class _Attn(nn.Module):
@@ -139,13 +159,18 @@ class _Attn(nn.Module):
         return self.relu(out)
 
 
-def test_multihead_attention_mixes_every_input_densely():
+def test_multihead_attention_is_queries_keys_values_a_softmax_per_head_and_a_product():
     x = torch.randn(2, 3, 6)
     g = unit_graph(linearize(_Attn(), x), x)
-    attn = g.layer("attn")
-    assert attn.kind == "attention"
-    assert sorted(g.layers[e.src].name for e in g.in_edges(attn.index)) == ["q", "x"]
-    assert all(e.kind == "dense" for e in g.in_edges(attn.index))
+    src = {name: sorted(g.layers[e.src].name for e in g.in_edges(g.layer(name).index))
+           for name in ("attn.q", "attn.k", "attn.v", "attn.softmax", "attn.weighted_values", "attn")}
+    assert src == {"attn.q": ["q"], "attn.k": ["x"], "attn.v": ["x"], "attn.softmax": ["attn.k", "attn.q"],
+                   "attn.weighted_values": ["attn.softmax", "attn.v"], "attn": ["attn.weighted_values"]}
+    softmax = g.layer("attn.softmax")
+    assert softmax.size == 2 and all(e.kind == "grouped" and e.groups == 2 for e in g.in_edges(softmax.index))
+    to_values = [e for e in g.in_edges(g.layer("attn.weighted_values").index) if e.src == softmax.index][0]
+    assert to_values.src_index.tolist() == [0, 0, 0, 1, 1, 1]  # each head's softmax scales its 3 features
+    assert g.layer("attn").kind == "attention" and g.layer("attn.weighted_values").kind == "product"
 
 
 def test_plain_relu_and_functional_models_work_without_linearize():
@@ -238,3 +263,59 @@ def test_hand_built_graphs_are_validated():
                                                        if s // 2 == d // 3]
     assert g.add_layer("b", 1) != b and g.layers[-1].name == "b@1"  # names stay unique
     np.testing.assert_array_equal(g.push(e, np.ones((1, 4))), [[2.0] * 6])
+
+
+class _Gated(nn.Module):
+    """A SwiGLU block: silu(gate(x)) * up(x), then down; max-pool and LayerNorm on the way."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.LayerNorm(4)
+        self.gate, self.up, self.down = nn.Linear(4, 6), nn.Linear(4, 6), nn.Linear(6, 4)
+
+    def forward(self, x):
+        h = self.norm(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+def test_the_nonlinearity_policy_counts_what_has_no_gate_and_can_be_changed():
+    x = torch.randn(2, 3, 4)
+    m = linearize(_Gated(), x)
+    g = unit_graph(m, x)
+    kinds = {layer.name: layer.kind for layer in g.gate_layers}
+    assert sorted(kinds.values()) == ["gate", "norm", "product"]  # the product of two activations is nonlinear
+    silu = gates(m)[0]
+    assert silu.kind == "silu"
+    apl = []
+    for units in ([], [0, 1, 2], list(range(6))):
+        silu.set_linear(units)
+        apl.append(average_path_length(m, x, graph=g))
+    assert apl[0] > apl[1] > apl[2] > 0  # monotone; the norm and the product remain
+    with using_nonlinear_policy(["activation"]) as policy:
+        assert policy == {"activation"}
+        assert average_path_length(m, x) == 0.0  # gates only: nothing nonlinear left
+    assert nonlinear_policy() == set(FIXED_NONLINEAR)  # restored
+    with pytest.raises(ValueError, match="unknown nonlinear ops"):
+        set_nonlinear_policy(["relu"])
+
+    pooled = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.AvgPool2d(2))
+    xp = torch.randn(1, 1, 10, 10)
+    assert [layer.kind for layer in unit_graph(pooled, xp).gate_layers] == ["max_pool"]  # average pooling: linear
+    assert [layer.kind for layer in unit_graph(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)), xp).layers] == [
+        "input", "conv"]  # BatchNorm in eval mode is affine: no layer
+
+
+def test_register_leaf_kinds_for_nonlinear_modules():
+    class Swish(nn.Module):  # an activation of one's own
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+    class MyNorm(nn.Module):
+        def forward(self, x):
+            return x / x.norm(dim=-1, keepdim=True)
+
+    register_leaf(Swish, "nonlinear")
+    register_leaf(MyNorm, "norm")
+    model = nn.Sequential(nn.Linear(4, 4), Swish(), MyNorm(), nn.Linear(4, 2))
+    g = unit_graph(model, torch.randn(3, 4))
+    assert [layer.kind for layer in g.gate_layers] == ["activation", "norm"]

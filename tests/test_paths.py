@@ -12,7 +12,7 @@ from tiny_models import FigureOne
 from torch import nn
 
 from nonlin_explorer import gates, linearize, models
-from nonlin_explorer.graph import UnitGraph, unit_graph
+from nonlin_explorer.graph import UnitGraph, unit_graph, using_nonlinear_policy
 from nonlin_explorer.paths import (
     average_path_length,
     brute_force_path_lengths,
@@ -203,17 +203,30 @@ def test_models_agree_with_brute_force(case):
     assert res.unnormalized == pytest.approx(brute.unnormalized, abs=1e-9), name
     for gate in gates(m):
         gate.set_linear()
-    assert average_path_length(m, x, graph=g) == 0.0
+    fixed = [layer for layer in g.gate_layers if layer.kind != "gate"]  # norms, softmax, products, max-pool
+    assert (average_path_length(m, x, graph=g) == 0.0) == (not fixed), name
+    with using_nonlinear_policy(["activation"]):  # gates only: every gate linear leaves nothing nonlinear
+        assert average_path_length(m, x) == 0.0, name
 
 
 def test_transformer_encoder_layer_by_hand():
     x = torch.randn(2, 5, 16)
     m = linearize(nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, activation=nn.ReLU(), batch_first=True), x)
-    # normalized: the walk takes the feed-forward branch (one gate) with probability 1/2
-    assert average_path_length(m, x) == pytest.approx(0.5, abs=1e-12)
-    # unnormalized: 1 + d paths reach the first residual sum; the feed-forward multiplies them by ff * d
-    d, ff = 16, 32
-    assert average_path_length(m, x, normalized=False) == pytest.approx(ff * d / (1 + ff * d), abs=1e-12)
+    d, heads, ff = 16, 2, 32
+    # Post-norm: norm2(h + ff(h)), h = norm1(x + attention(x)); attention: q, k, v (dense), one softmax unit per head
+    # fed by its d/heads query and key units, weighted values (a product), the output map.
+    # Normalized: both norms always (2); the gate with probability 1/2; inside the first residual sum (1/2) the
+    # product (1) and, half of the time, the softmax: 2 + 1/2 + 1/2 * (1 + 1/2).
+    assert average_path_length(m, x) == pytest.approx(3.25, abs=1e-12)
+    # Unnormalized: 1 + A paths reach a unit of the first sum (A through attention: per weighted value d through its
+    # value unit, 2 d^2 / heads through its head's softmax); the feed-forward multiplies them by ff * d.
+    attention = d * (d + 2 * d * d / heads)
+    via_softmax = (2 * d * d / heads) / (d + 2 * d * d / heads)
+    expected = 2 + ff * d / (1 + ff * d) + attention / (1 + attention) * (1 + via_softmax)
+    assert average_path_length(m, x, normalized=False) == pytest.approx(expected, abs=1e-12)
+    with using_nonlinear_policy(["activation"]):  # the gate alone: 1/2, and ff d / (1 + ff d) of all paths
+        assert average_path_length(m, x) == pytest.approx(0.5, abs=1e-12)
+        assert average_path_length(m, x, normalized=False) == pytest.approx(ff * d / (1 + ff * d), abs=1e-12)
 
 
 def test_huge_path_counts_do_not_overflow():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nonlin_explorer import average_path_length, collapse, core_network, gates, linearize, unit_graph
-from nonlin_explorer.graph import UnsupportedOperationError
+from nonlin_explorer.graph import UnsupportedOperationError, using_nonlinear_policy
 from nonlin_explorer.torchvision_compat import has_compiled_ops, import_torchvision
 
 tv = import_torchvision()  # setup installs torchvision; with the CPU torch its compiled ops do not load
@@ -20,15 +20,18 @@ def _small_vit():
                                                           hidden_dim=32, mlp_dim=64, num_classes=10)
 
 
-#: (name, builder, input size, the gate kinds linearize must find, nonlinear APL left with every gate linear > 0)
+#: (name, builder, input size, the gate kinds linearize must find, the fixed nonlinear layer kinds the unit graph
+#: must hold: ungated activations, norms, softmax, max-pool, products; see FIXED_NONLINEAR)
 MODELS = [
-    ("resnet18", lambda: tv.models.resnet18(num_classes=10), 32, {"relu"}, False),
-    ("shufflenet_v2_x0_5", lambda: tv.models.shufflenet_v2_x0_5(num_classes=10), 32, {"relu"}, False),
-    ("mobilenet_v2", lambda: tv.models.mobilenet_v2(num_classes=10), 32, {"relu6"}, False),
-    ("mobilenet_v3_small", lambda: tv.models.mobilenet_v3_small(num_classes=10), 32, {"relu", "hardswish"}, True),
-    ("efficientnet_b0", lambda: tv.models.efficientnet_b0(num_classes=10), 32, {"silu"}, True),
-    ("convnext_tiny", lambda: tv.models.convnext_tiny(num_classes=10), 32, {"gelu"}, False),
-    ("vit (2 layers)", _small_vit, 32, {"gelu"}, False),
+    ("resnet18", lambda: tv.models.resnet18(num_classes=10), 32, {"relu"}, {"max_pool"}),
+    ("shufflenet_v2_x0_5", lambda: tv.models.shufflenet_v2_x0_5(num_classes=10), 32, {"relu"}, {"max_pool"}),
+    ("mobilenet_v2", lambda: tv.models.mobilenet_v2(num_classes=10), 32, {"relu6"}, set()),
+    ("mobilenet_v3_small", lambda: tv.models.mobilenet_v3_small(num_classes=10), 32, {"relu", "hardswish"},
+     {"activation", "product"}),  # squeeze-excitation: a Hardsigmoid scales the channels
+    ("efficientnet_b0", lambda: tv.models.efficientnet_b0(num_classes=10), 32, {"silu"}, {"activation", "product"}),
+    # ConvNeXt: its layer scale multiplies by a parameter, which is linear (no product)
+    ("convnext_tiny", lambda: tv.models.convnext_tiny(num_classes=10), 32, {"gelu"}, {"norm"}),
+    ("vit (2 layers)", _small_vit, 32, {"gelu"}, {"norm", "softmax", "product"}),
 ]
 
 
@@ -60,8 +63,8 @@ def test_the_import_guard_loads_torchvision_models_even_without_its_compiled_ops
             tv.ops.nms(torch.zeros(1, 4), torch.zeros(1), 0.5)
 
 
-@pytest.mark.parametrize("name,build,size,kinds,ungated_left", MODELS, ids=[m[0] for m in MODELS])
-def test_torchvision_models_linearize_toggle_and_analyse(name, build, size, kinds, ungated_left):
+@pytest.mark.parametrize("name,build,size,kinds,fixed", MODELS, ids=[m[0] for m in MODELS])
+def test_torchvision_models_linearize_toggle_and_analyse(name, build, size, kinds, fixed):
     model = _build(build)
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
@@ -84,9 +87,12 @@ def test_torchvision_models_linearize_toggle_and_analyse(name, build, size, kind
         g.set_linear()
     apl_none = average_path_length(model, x, graph=graph)
     assert apl_all > apl_half > apl_none >= 0  # monotone in the set of linear gates
-    # Ungated nonlinearities (squeeze-excitation sigmoids) stay nonlinear nodes: APL > 0 with every gate linear.
-    assert (apl_none > 0) == ungated_left
+    # What has no gate stays nonlinear: APL is 0 only when nothing nonlinear is left.
+    assert {layer.kind for layer in graph.gate_layers} - {"gate"} == fixed
+    assert (apl_none > 0) == bool(fixed)
     assert core_network(model, graph=graph).apl_normalized == pytest.approx(apl_none)
+    with using_nonlinear_policy(["activation"]):  # gates and ungated activations only
+        assert (average_path_length(model, x) > 0) == ("activation" in fixed)
     for g in gate_list:
         g.set_nonlinear()
     with torch.no_grad():
@@ -131,10 +137,12 @@ HF = [
                                                    num_attention_heads=2, intermediate_size=64,
                                                    max_position_embeddings=16, hidden_act="relu")), {"relu"}, 64),
     ("gpt2", lambda: T.GPT2Model(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=2, n_positions=16,
-                                              bos_token_id=0, eos_token_id=0)), {"newgeluactivation"}, 128),
+                                              bos_token_id=0, eos_token_id=0, use_cache=False)), {"newgeluactivation"},
+     128),
     ("llama", lambda: T.LlamaModel(T.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64,
                                                  num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                                 max_position_embeddings=16)), {"siluactivation"}, 64),
+                                                 max_position_embeddings=16, use_cache=False)),
+     {"siluactivation"}, 64),
 ]
 
 
@@ -157,9 +165,27 @@ def test_hugging_face_models_linearize_exactly_and_toggle(name, build, kinds, ff
 
 
 @pytest.mark.parametrize("name,build,kinds,ffn_width", HF, ids=[m[0] for m in HF])
-def test_hugging_face_unit_graphs_are_refused_with_the_line_of_model_code(name, build, kinds, ffn_width):
-    """Not supported yet (fx cannot trace their shape arithmetic): a clear error naming where, never a bare
-    TypeError."""
-    model = linearize(_Hidden(build().eval()).eval(), torch.randint(0, 50, (1, 8)))
-    with pytest.raises(UnsupportedOperationError, match=r"could not trace .*\(at modeling_\w+\.py:\d+"):
-        unit_graph(model, torch.randint(0, 50, (1, 8)))
+def test_hugging_face_unit_graphs_count_attention_norms_and_products(name, build, kinds, ffn_width):
+    """Traced with the example's shapes (their shape arithmetic runs on real sizes); attention, RMSNorm and GPT-2's
+    Conv1D are leaves by class name. APL is monotone and stays > 0 with every gate linear (softmax, norms,
+    products remain)."""
+    x = torch.randint(0, 50, (1, 8))
+    model = linearize(_Hidden(_build(build)).eval(), x)
+    graph = unit_graph(model, x)
+    fixed = {layer.kind for layer in graph.gate_layers} - {"gate"}
+    assert {"softmax", "product", "norm"} <= fixed
+    ffn = [g for g in gates(model) if g.kind in kinds]
+    apl = [average_path_length(model, x, graph=graph)]
+    for g in ffn:
+        g.set_linear()
+        apl.append(average_path_length(model, x, graph=graph))
+    assert apl[0] > apl[1] > apl[2] > 0, apl
+    assert core_network(model, graph=graph).apl_normalized == pytest.approx(apl[-1])
+    if name == "gpt2":
+        result = collapse(model, x, timing_repeats=0)
+        with torch.no_grad():
+            y = model(x)
+            assert (result.model(x) - y).abs().max() <= 1e-4 * y.abs().max()
+    else:  # their position ids are sliced by sizes: collapse keeps a model for any shape, so it refuses, clearly
+        with pytest.raises(UnsupportedOperationError, match=r"could not trace .*\(at modeling_\w+\.py:\d+"):
+            collapse(model, x, timing_repeats=0)

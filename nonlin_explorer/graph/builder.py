@@ -20,8 +20,16 @@ from nonlin_explorer.graph.ops import (
     ACTIVATION_MODULES,
     CAT_FUNCTIONS,
     CONVS,
+    DIV_FUNCTIONS,
+    DIV_METHODS,
+    MAX_POOL_FUNCTIONS,
+    MAX_POOL_MODULES,
     MERGE_FUNCTIONS,
     MERGE_METHODS,
+    MUL_FUNCTIONS,
+    MUL_METHODS,
+    NORM_FUNCTIONS,
+    NORM_MODULES,
     PER_UNIT_FUNCTIONS,
     PER_UNIT_METHODS,
     PER_UNIT_MODULES,
@@ -34,6 +42,7 @@ from nonlin_explorer.graph.ops import (
     SHAPE_MODULES,
     SOFTMAX_FUNCTIONS,
     STRUCTURED_LEAVES,
+    counts_as_nonlinear,
     leaf_kind,
     op_name,
 )
@@ -122,10 +131,43 @@ class _Builder:
                     f"of a tensor of shape {x.shape}, but the graph tracks that tensor's units along dim {x.dim} "
                     f"({x.size} units)")
             return self.unitwise(x, module_obj.name or path or "gate", "gate", path)
+        if not counts_as_nonlinear("activation"):
+            return x
         return self.unitwise(x, name, "activation", path)
 
+    def fixed(self, x: _Units, out: Any, name: str, op: str, path: str, what: str) -> _Units:
+        """A unit-wise op that is nonlinear without a gate (``op``: a name of the policy): a layer of fixed
+        nonlinear units when the policy counts it, else a per-unit linear map (no layer)."""
+        x = self.per_unit(x, out, path, what)
+        return self.unitwise(x, name, op, path) if counts_as_nonlinear(op) else x
+
+    def attention(self, q_src: _Units, k_src: _Units | None, v_src: _Units | None, d: int, heads: int, path: str,
+                  dim: int | None, shape: tuple[int, ...], out_map: bool = True) -> _Units:
+        """Multi-head attention as its structure: queries, keys and values (dense maps), one softmax unit per head
+        (fed by that head's query and key units), their product with the values (each feature by its head's
+        softmax unit), then the output map (dense, named ``path``; without it the weighted values are)."""
+        k_src = q_src if k_src is None else k_src
+        v_src = k_src if v_src is None else v_src
+        heads = heads if heads >= 1 and d % heads == 0 else 1
+        q = self.dense([q_src], d, _join(path, "q"), "linear", path, dim, shape)
+        k = self.dense([k_src], d, _join(path, "k"), "linear", path, dim, shape)
+        v = self.dense([v_src], d, _join(path, "v"), "linear", path, dim, shape)
+        scores = self.new_layer(_join(path, "softmax"), heads, "softmax" if counts_as_nonlinear("softmax") else "mix",
+                                path)
+        for src in (q, k):
+            self.graph.add_edges(src.layer, scores, "grouped", groups=heads)
+        mix = self.new_layer(_join(path, "weighted_values") if out_map else path, d,
+                             "product" if counts_as_nonlinear("product") else "merge", path)
+        self.graph.add_edges(v.layer, mix, "identity")
+        self.graph.add_edges(scores, mix, "index", src_index=np.arange(d) // (d // heads), dst_index=np.arange(d))
+        if not out_map:
+            return _Units(mix, dim, shape)
+        return self.dense([_Units(mix, dim, shape)], d, path, "attention", path, dim, shape)
+
     def merge(self, operands: Sequence[_Units], out_shape: tuple[int, ...], name: str, path: str,
-              what: str) -> _Units:
+              what: str, product: bool = False) -> _Units:
+        """Operands combined unit by unit; ``product``: a product or quotient of two or more traced operands
+        (nonlinear under the policy's ``"product"``)."""
         ndim = len(out_shape)
         dims = set()
         for u in operands:
@@ -143,7 +185,8 @@ class _Builder:
             u = operands[0]
             if u.size == size:
                 return _Units(u.layer, dim, out_shape)
-        layer = self.new_layer(name, size, "merge", path)
+        kind = "product" if product and len(operands) > 1 and counts_as_nonlinear("product") else "merge"
+        layer = self.new_layer(name, size, kind, path)
         for u in operands:
             if u.size == size:
                 self.graph.add_edges(u.layer, layer, "identity")
@@ -252,14 +295,28 @@ class _Builder:
         if x.dim != len(x.shape) - 1 or x.size != d:
             self.fail("module TransformerEncoderLayer", path,
                       f"expected {d} units along the last dim, got shape {x.shape} with units along dim {x.dim}")
-        attn = self.dense([x], d, _join(path, "self_attn"), "attention", _join(path, "self_attn"), x.dim, x.shape)
-        x = self.merge([x, attn], x.shape, _join(path, "add1"), path, "the attention residual")
-        hidden = self.dense([x], m.linear1.out_features, _join(path, "linear1"), "linear", _join(path, "linear1"),
-                            x.dim, x.shape[:-1] + (m.linear1.out_features,))
-        act_path = _join(path, "activation")
-        hidden = self.activation(hidden, act_path, m.activation, act_path)
-        ff = self.dense([hidden], d, _join(path, "linear2"), "linear", _join(path, "linear2"), x.dim, x.shape)
-        return self.merge([x, ff], x.shape, _join(path, "add2"), path, "the feed-forward residual")
+        def norm(u: _Units, name: str) -> _Units:
+            n_path = _join(path, name)
+            return self.unitwise(u, n_path, "norm", n_path) if counts_as_nonlinear("norm") else u
+
+        def block(u: _Units) -> _Units:
+            a_path = _join(path, "self_attn")
+            return self.attention(u, None, None, d, m.self_attn.num_heads, a_path, u.dim, u.shape)
+
+        def feed_forward(u: _Units) -> _Units:
+            hidden = self.dense([u], m.linear1.out_features, _join(path, "linear1"), "linear", _join(path, "linear1"),
+                                u.dim, u.shape[:-1] + (m.linear1.out_features,))
+            act_path = _join(path, "activation")
+            hidden = self.activation(hidden, act_path, m.activation, act_path)
+            return self.dense([hidden], d, _join(path, "linear2"), "linear", _join(path, "linear2"), u.dim, u.shape)
+
+        if m.norm_first:  # x + sa(norm1(x)), then x + ff(norm2(x))
+            x = self.merge([x, block(norm(x, "norm1"))], x.shape, _join(path, "add1"), path, "the attention residual")
+            return self.merge([x, feed_forward(norm(x, "norm2"))], x.shape, _join(path, "add2"), path,
+                              "the feed-forward residual")
+        x = norm(self.merge([x, block(x)], x.shape, _join(path, "add1"), path, "the attention residual"), "norm1")
+        return norm(self.merge([x, feed_forward(x)], x.shape, _join(path, "add2"), path, "the feed-forward residual"),
+                    "norm2")
 
     def leaf(self, m: nn.Module, path: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> Any:
         acts = [a for a in _flatten(args) + _flatten(list(kwargs.values())) if isinstance(a, _Units)]
@@ -272,21 +329,38 @@ class _Builder:
             return self.dense(acts, int(out.shape[-1]), path, "linear", path, out.dim() - 1, tuple(out.shape))
         if leaf_kind(m) == "per_unit":
             return self.per_unit(acts[0], out, path, what)
+        if leaf_kind(m) == "nonlinear":
+            return self.unitwise(self.per_unit(acts[0], out, path, what), path, "activation", path)
+        if leaf_kind(m) == "norm":
+            return self.fixed(acts[0], out, path, "norm", path, what)
+        if leaf_kind(m) in ("attention", "attention_heads"):
+            res = out[0] if isinstance(out, tuple) else out
+            att = self.attention(acts[0], None, None, int(res.shape[-1]), _num_heads(m), path, res.dim() - 1,
+                                 tuple(res.shape), out_map=leaf_kind(m) == "attention")
+            return (att,) + (None,) * (len(out) - 1) if isinstance(out, tuple) else att
         if isinstance(m, nn.Embedding):
             return self.dense(acts, m.embedding_dim, path, "embedding", path, out.dim() - 1, tuple(out.shape))
         if isinstance(m, CONVS):
             return self.conv(acts[0], m, out, path)
+        if isinstance(m, NORM_MODULES):
+            return self.fixed(acts[0], out, path, "norm", path, what)
         if isinstance(m, PER_UNIT_MODULES):
             return self.per_unit(acts[0], out, path, what)
         if type(m) in POOL_MODULES:
-            return self.pool(acts[0], POOL_MODULES[type(m)], out, path, what)
+            x = self.pool(acts[0], POOL_MODULES[type(m)], out, path, what)
+            return self.fixed(x, out, path, "max_pool", path, what) if isinstance(m, MAX_POOL_MODULES) else x
         if isinstance(m, SHAPE_MODULES):
             return self.reshape(acts[0], m, path, path, what)
         if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
             return self.softmax(acts[0], m.dim, out, path, path)
         if isinstance(m, nn.MultiheadAttention):
             res = out[0]
-            att = self.dense(acts, m.embed_dim, path, "attention", path, res.dim() - 1, tuple(res.shape))
+            q, k, v = (_arg(args, kwargs, i, key, None) for i, key in enumerate(("query", "key", "value")))
+            traced = [a if isinstance(a, _Units) else None for a in (q, k, v)]
+            if traced[0] is None:
+                self.fail(what, path, "its query is not a traced activation")
+            att = self.attention(traced[0], traced[1], traced[2], m.embed_dim, m.num_heads, path, res.dim() - 1,
+                                 tuple(res.shape))
             return (att,) + (None,) * (len(out) - 1)
         if isinstance(m, nn.TransformerEncoderLayer):
             return self.encoder_layer(acts[0], m, path)
@@ -299,8 +373,8 @@ class _Builder:
 
     def softmax(self, x: _Units, dim: int | None, out: torch.Tensor, name: str, path: str) -> _Units:
         if dim is None or x.dim is None or dim % len(x.shape) != x.dim:
-            return self.per_unit(x, out, path, "softmax")
-        layer = self.new_layer(name, x.size, "softmax", path)
+            return self.fixed(x, out, name, "softmax", path, "softmax")  # over positions: unit-wise
+        layer = self.new_layer(name, x.size, "softmax" if counts_as_nonlinear("softmax") else "mix", path)
         self.graph.add_edges(x.layer, layer, "dense")
         return _Units(layer, x.dim, tuple(out.shape))
 
@@ -337,13 +411,18 @@ class _Builder:
         name = _join(path, re.sub(r"_\d+$", "", n.name))  # "blocks.3.add"; add_layer keeps names unique
         method = n.op == "call_method"
         if (not method and target in MERGE_FUNCTIONS) or (method and target in MERGE_METHODS):
-            return self.merge(acts, tuple(out.shape), name, path, what)
+            product = (not method and target in MUL_FUNCTIONS | DIV_FUNCTIONS) or (
+                method and target in MUL_METHODS | DIV_METHODS)
+            return self.merge(acts, tuple(out.shape), name, path, what, product=product)
         if (not method and target in ACTIVATION_FUNCTIONS) or (method and target in ACTIVATION_METHODS):
             return self.activation(x, name, None, path)
+        if not method and target in NORM_FUNCTIONS:
+            return self.fixed(x, out, name, "norm", path, what)
         if (not method and target in PER_UNIT_FUNCTIONS) or (method and target in PER_UNIT_METHODS):
             return self.per_unit(x, out, path, what)
         if not method and target in POOL_FUNCTIONS:
-            return self.pool(x, POOL_FUNCTIONS[target], out, path, what)
+            pooled = self.pool(x, POOL_FUNCTIONS[target], out, path, what)
+            return self.fixed(pooled, out, name, "max_pool", path, what) if target in MAX_POOL_FUNCTIONS else pooled
         if (not method and target in REDUCE_FUNCTIONS) or (method and target in REDUCE_METHODS):
             dims = _arg(args, kwargs, 1, "dim", None)
             keepdim = bool(_arg(args, kwargs, 2, "keepdim", False))
@@ -388,6 +467,16 @@ class _Builder:
         acts = [p for p in parts if isinstance(p, _Units)]
         moved = [_Units(a.layer, None if a.dim is None else a.dim + (a.dim >= d), tuple(out.shape)) for a in acts]
         return self.merge(moved, tuple(out.shape), name, path, what)
+
+
+def _num_heads(m: nn.Module) -> int:
+    """An attention module's head count (``num_heads``, ``num_attention_heads`` or its config's), else 1."""
+    for owner in (m, getattr(m, "config", None)):
+        for attr in ("num_heads", "num_attention_heads", "n_head"):
+            value = getattr(owner, attr, None)
+            if isinstance(value, int) and value >= 1:
+                return value
+    return 1
 
 
 def _gate_dim(gate: LinearizableActivation, ndim: int) -> int | None:
@@ -472,7 +561,7 @@ def unit_graph(model: nn.Module, example_input, input_axis: int | None = None) -
             out = model(*inputs)
         _mark_outputs(builder, builder.leaf(model, "", acts, {}, out))
         return builder.graph
-    gm = trace_model(model, inputs)
+    gm = trace_model(model, inputs, concrete_shapes=True)  # analysis only: specialize to the example
     env: dict[fx.Node, Any] = {}
     for n in gm.graph.nodes:
         if n.op == "output":

@@ -1,15 +1,18 @@
 """What each traced op does to units: one table of op kinds, read by the unit-graph builder and by ``collapse``,
-and the registry of user modules that should be leaves of the graph.
+the registry of user modules that should be leaves of the graph, and the nonlinearity policy.
 
 Op kinds (how units flow): ``activation`` (unit-wise, nonlinear), ``per_unit`` (unit-wise, linear: dropout,
-normalization, casts), ``pool`` (over positions, units kept), ``shape`` (a view or copy that moves units), ``merge``
+BatchNorm, casts), ``pool`` (over positions, units kept), ``shape`` (a view or copy that moves units), ``merge``
 (elementwise between operands: residual additions, products), ``reduce``, ``cat``, ``softmax``. Register your own
-modules with :func:`register_leaf`.
+modules with :func:`register_leaf`. The policy (:data:`FIXED_NONLINEAR`, :func:`set_nonlinear_policy`) says which
+ops without a gate (norms, softmax, max-pool, products, ungated activations) count as fixed nonlinear units.
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
+from collections.abc import Iterable, Iterator
 
 import torch
 import torch.fx as fx
@@ -59,6 +62,63 @@ REDUCE_METHODS = {"mean", "sum", "amax", "amin"}
 CAT_FUNCTIONS = {torch.cat, torch.concat, torch.concatenate}
 SOFTMAX_FUNCTIONS = {F.softmax, torch.softmax, F.log_softmax, torch.log_softmax}
 
+#: Normalizations that are not affine at inference (BatchNorm in eval mode is, and stays linear).
+NORM_MODULES = (nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+NORM_FUNCTIONS = {F.layer_norm, F.group_norm, F.rms_norm, F.instance_norm}
+MAX_POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+                    nn.AdaptiveMaxPool3d)
+MAX_POOL_FUNCTIONS = {F.max_pool1d, F.max_pool2d, F.max_pool3d, F.adaptive_max_pool1d, F.adaptive_max_pool2d,
+                      F.adaptive_max_pool3d}
+
+#: The nonlinear ops that have no gate, by policy name, and what each covers. Under the policy, each becomes a layer
+#: of *fixed* nonlinear units in the unit graph: always nonlinear in APL and core networks, whatever the slopes.
+FIXED_NONLINEAR = {
+    "activation": "an activation that linearize left ungated (squeeze-excitation sigmoids; GELUs when only ReLUs "
+                  "were gated)",
+    "softmax": "softmax over the units (a dense layer), and attention's softmax over positions (one unit per head)",
+    "norm": "LayerNorm, GroupNorm, RMSNorm and InstanceNorm, one unit per feature (the mixing through the mean and "
+            "variance is not drawn as edges)",
+    "max_pool": "max-pooling over positions, one unit per channel",
+    "product": "the product or quotient of two traced activations: attention weights times values, gated MLPs "
+               "(SwiGLU), squeeze-excitation scaling",
+}
+_policy: set[str] = set(FIXED_NONLINEAR)
+
+
+def nonlinear_policy() -> frozenset[str]:
+    """The ops (names of :data:`FIXED_NONLINEAR`) that count as fixed nonlinear units in graphs built from now on."""
+    return frozenset(_policy)
+
+
+def set_nonlinear_policy(ops: Iterable[str]) -> frozenset[str]:
+    """Count exactly ``ops`` (names of :data:`FIXED_NONLINEAR`) as fixed nonlinear units in graphs built from now
+    on; the others are treated as linear. Returns the previous policy. ``set_nonlinear_policy(["activation"])``
+    is the policy before norms, softmax, max-pool and products were counted."""
+    ops = set(ops)
+    unknown = ops - set(FIXED_NONLINEAR)
+    if unknown:
+        raise ValueError(f"unknown nonlinear ops {sorted(unknown)}; known: {', '.join(FIXED_NONLINEAR)}")
+    previous = nonlinear_policy()
+    _policy.clear()
+    _policy.update(ops)
+    return previous
+
+
+@contextlib.contextmanager
+def using_nonlinear_policy(ops: Iterable[str]) -> Iterator[frozenset[str]]:
+    """:func:`set_nonlinear_policy` for a ``with`` block, restored on exit."""
+    previous = set_nonlinear_policy(ops)
+    try:
+        yield nonlinear_policy()
+    finally:
+        set_nonlinear_policy(previous)
+
+
+def counts_as_nonlinear(op: str) -> bool:
+    """Whether the policy counts ``op`` (a name of :data:`FIXED_NONLINEAR`) as nonlinear."""
+    return op in _policy
+
+
 #: Elementwise ops by what they compute (collapse composes additions, subtractions and scalar factors exactly).
 ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
 ADD_METHODS = {"add", "add_", "__add__", "__radd__"}
@@ -81,18 +141,29 @@ def is_op(node: fx.Node, functions: set, methods: set) -> bool:
 
 #: Leaf kinds a user module can be registered with: ``"dense"``: every input unit feeds every output unit (over the
 #: last dim), a linear map; ``"per_unit"``: unit ``i`` feeds unit ``i`` only, linearly (in eval mode: stochastic
-#: depth, a custom dropout or scale).
-LEAF_KINDS = ("dense", "per_unit")
+#: depth, a custom dropout or scale); ``"nonlinear"``: unit ``i`` feeds unit ``i`` through a fixed nonlinearity (an
+#: activation of your own, always counted); ``"norm"``: a normalization over the units (counted under the policy's
+#: ``"norm"``, e.g. a hand-written RMSNorm); ``"attention"``: self-attention over the last dim with the module's
+#: ``num_heads`` heads (queries, keys, values, a softmax unit per head, their product, an output map);
+#: ``"attention_heads"``: the same without the output map (the module after it has one: Hugging Face's BERT).
+LEAF_KINDS = ("dense", "per_unit", "nonlinear", "norm", "attention", "attention_heads")
 _LEAVES: dict[type, str] = {}
 #: Modules of libraries this package does not import, by qualified class name: torchvision's stochastic depth is
-#: the identity in eval mode; Swin's windowed attention is traced like ``nn.MultiheadAttention`` (dense), its
+#: the identity in eval mode; Swin's windowed attention is traced like ``nn.MultiheadAttention``, its
 #: patch merging as the Linear it ends in.
 NAMED_LEAVES: dict[str, str] = {
     "torchvision.ops.stochastic_depth.StochasticDepth": "per_unit",
-    "torchvision.models.swin_transformer.ShiftedWindowAttention": "dense",
-    "torchvision.models.swin_transformer.ShiftedWindowAttentionV2": "dense",
+    "torchvision.models.swin_transformer.ShiftedWindowAttention": "attention",
+    "torchvision.models.swin_transformer.ShiftedWindowAttentionV2": "attention",
     "torchvision.models.swin_transformer.PatchMerging": "dense",  # 2x2 positions into channels, then a Linear
     "torchvision.models.swin_transformer.PatchMergingV2": "dense",
+    # Hugging Face transformers: attention as its structure, RMSNorm as a norm, GPT-2's Conv1D as the Linear it is.
+    "transformers.models.bert.modeling_bert.BertSelfAttention": "attention_heads",
+    "transformers.models.gpt2.modeling_gpt2.GPT2Attention": "attention",
+    "transformers.models.llama.modeling_llama.LlamaAttention": "attention",
+    "transformers.models.llama.modeling_llama.LlamaRMSNorm": "norm",
+    "transformers.models.vit.modeling_vit.ViTAttention": "attention",
+    "transformers.pytorch_utils.Conv1D": "dense",
 }
 
 

@@ -8,6 +8,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import torch
 import torch.fx as fx
 from torch import nn
 
@@ -21,9 +22,10 @@ class _ValueTracer(fx.Tracer):
     """An fx tracer that also runs every recorded op on real values (``node.meta['val']``), so control flow
     on shapes follows the example input, and records the module path of every node (``meta['path']``)."""
 
-    def __init__(self, inputs: Sequence[Any]):
+    def __init__(self, inputs: Sequence[Any], concrete_shapes: bool = False):
         super().__init__()
         self._inputs = list(inputs)
+        self._concrete_shapes = concrete_shapes
         self._placeholders = 0
         self._evaluating = False
 
@@ -48,6 +50,14 @@ class _ValueTracer(fx.Tracer):
         if kind != "output":
             node.meta["val"] = self._evaluate(node)
         return node
+
+    def create_proxy(self, kind, target, args, kwargs, name=None, type_expr=None, proxy_factory_fn=None):
+        proxy = super().create_proxy(kind, target, args, kwargs, name, type_expr, proxy_factory_fn)
+        if self._concrete_shapes and kind in ("call_function", "call_method") and target is not getattr:
+            value = proxy.node.meta.get("val")
+            if _is_shape_value(value):
+                return value  # sizes, lengths, flags: the example input's, so Python code can slice and loop on them
+        return proxy
 
     def to_bool(self, obj) -> bool:
         return bool(obj.node.meta["val"])
@@ -88,6 +98,13 @@ class _ValueTracer(fx.Tracer):
         raise AssertionError(f"unexpected fx node kind {node.op}")
 
 
+def _is_shape_value(value: Any) -> bool:
+    """An int, bool or torch.Size (or a tuple of them): shape arithmetic, not a tensor."""
+    if isinstance(value, (bool, int, torch.Size)):
+        return True
+    return isinstance(value, tuple) and len(value) > 0 and all(isinstance(v, (bool, int)) for v in value)
+
+
 def as_tuple(example_input) -> tuple:
     return tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
 
@@ -97,14 +114,14 @@ def inference(model: nn.Module):
     return eval_mode(model)
 
 
-def trace_model(model: nn.Module, example_input) -> fx.GraphModule:
+def trace_model(model: nn.Module, example_input, concrete_shapes: bool = False) -> fx.GraphModule:
     """Trace ``model`` with torch.fx, running it on ``example_input`` (eval mode, no grad) as it goes.
 
     Gates and :data:`STRUCTURED_LEAVES` stay leaves. Every node carries its real value in ``meta['val']``
     and the module path it was called from in ``meta['path']``.
     """
     inputs = as_tuple(example_input)
-    tracer = _ValueTracer(inputs)
+    tracer = _ValueTracer(inputs, concrete_shapes)
     with inference(model):
         try:
             graph = tracer.trace(model)

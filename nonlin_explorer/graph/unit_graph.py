@@ -12,7 +12,9 @@ from torch import nn
 from nonlin_explorer.gates import DEFAULT_TOL, LinearizableActivation
 
 #: Layer kinds whose units may be nonlinear: trainable gates, and fixed activations (always nonlinear).
-NONLINEAR_KINDS = ("gate", "activation")
+#: Layer kinds whose units can be nonlinear: gates (by their slopes), and fixed nonlinear units (always; which ops
+#: make them is the policy of :mod:`nonlin_explorer.graph.ops`).
+NONLINEAR_KINDS = ("gate", "activation", "softmax", "norm", "max_pool", "product")
 EDGE_KINDS = ("dense", "grouped", "identity", "index")
 
 
