@@ -17,6 +17,7 @@ conv feature maps, the last dimension for linear/transformer features.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Mapping
 
 import torch
@@ -33,7 +34,14 @@ from nonlin_explorer.gates import (
     gates,
     make_gate,
 )
-from nonlin_explorer.plumbing import GATE_INDEX, eval_mode, forward_hooks, run_model, set_gate_index
+from nonlin_explorer.plumbing import (
+    GATE_INDEX,
+    eval_mode,
+    forward_hooks,
+    keep_residual_markers,
+    run_model,
+    set_gate_index,
+)
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
          nn.MaxPool1d, nn.AvgPool1d, nn.ConvTranspose1d)
@@ -287,6 +295,14 @@ def _call_arguments(fn, args: tuple, kwargs: dict) -> tuple[tuple, dict, bool]:
     return (), arguments, inplace
 
 
+def _has_submodule(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
+
+
 def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: Axis) -> torch.fx.GraphModule:
     """Give every activation call site (module or functional) its own gate in a traced copy of the model."""
     from torch.fx.passes.shape_prop import ShapeProp
@@ -331,13 +347,28 @@ def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: 
     position = {n: i for i, n in enumerate(gm.graph.nodes)}
     sites = [n for n in gm.graph.nodes if is_activation(n)]  # decide before any module is swapped
     originals = {n: gm.get_submodule(n.target) for n in sites if n.op == "call_module"}
+    def site_name(node: torch.fx.Node) -> str:
+        """A gate name in the model's hierarchy: a module's own name (its k-th reuse: ``name_k``, beside it); a
+        function call: ``<module path>.<function>`` of the module that made the call (``layer1.0.relu_1``)."""
+        if node.op == "call_module":
+            base = node.target
+            if base not in used:
+                return base  # the gate takes the activation module's place
+        else:
+            stack = node.meta.get("nn_module_stack") or {}
+            path = next(reversed(stack.values()))[0] if stack else ""
+            function = re.sub(r"_\d+$", "", node.name)
+            base = f"{path}.{function}" if path else function
+        name, k = base, 0
+        while name in used or (name != base or node.op != "call_module") and _has_submodule(gm, name):
+            k += 1
+            name = f"{base}_{k}"
+        return name
+
     for node in sites:
         src = node.args[0]
         shape = src.meta["tensor_meta"].shape
-        base = node.target if node.op == "call_module" else node.name
-        name = base if base not in used else node.name
-        while name in used:
-            name += "_"
+        name = site_name(node)
         used.add(name)
         ax = _axis_for(name, axis, _infer_axis(shape, producer(node), gm))
         gate, writes_input = gate_for(node, _units(shape, ax), ax, name)  # before the gate takes the module's name
@@ -356,5 +387,6 @@ def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: 
     gm.graph.lint()
     gm.delete_all_unused_submodules()
     gm.recompile()
+    keep_residual_markers(model, gm)
     set_gate_index(gm, order)
     return gm

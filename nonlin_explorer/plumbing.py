@@ -11,8 +11,26 @@ from torch import nn
 
 from nonlin_explorer.gates import GATE_INDEX, LinearizableActivation
 
-__all__ = ["GATE_INDEX", "eval_mode", "forward_hooks", "run_model", "set_gate_index"]
+__all__ = ["GATE_INDEX", "RESIDUAL_MARKERS", "eval_mode", "forward_hooks", "keep_residual_markers", "run_model",
+           "set_gate_index"]
 
+
+#: Attributes that mark a module as a residual block (ours: ``shortcut``; torchvision: ``downsample``, ``None``
+#: when the skip is the identity). The network view draws the blocks; linearize's fx route keeps the markers.
+RESIDUAL_MARKERS = ("shortcut", "downsample")
+
+
+def keep_residual_markers(original: nn.Module, traced: nn.Module) -> None:
+    """Copy ``original``'s residual markers that are ``None`` onto the same-named modules of ``traced`` (a torch.fx
+    trace keeps submodules, not plain attributes, so a block whose skip is the identity would lose its mark)."""
+    traced_modules = dict(traced.named_modules())
+    for name, module in original.named_modules():
+        target = traced_modules.get(name)
+        if target is None or target is module:
+            continue
+        for attr in RESIDUAL_MARKERS:
+            if attr in vars(module) and getattr(module, attr) is None and not hasattr(target, attr):
+                setattr(target, attr, None)
 
 
 @contextlib.contextmanager

@@ -173,3 +173,27 @@ def test_a_function_that_cannot_be_kept_is_refused_with_a_clear_error():
 
     with pytest.raises(ValueError, match="linearize"):
         linearize(Untraceable(), torch.randn(8, 4))
+
+
+class _Bottleneck(nn.Module):
+    """torchvision's style: one ReLU module called three times, a functional ReLU, and downsample=None."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+        self.relu = nn.ReLU()
+        self.downsample = None
+
+    def forward(self, x):
+        h = self.relu(self.a(x))
+        h = self.relu(self.b(h))
+        return self.relu(F.relu(h) + x)
+
+
+def test_reused_and_functional_call_sites_get_names_in_the_model_hierarchy():
+    model = nn.Sequential(_Bottleneck(), _Bottleneck())
+    x = torch.randn(3, 4)
+    lin = linearize(model, x)
+    assert [g.name for g in gates(lin)] == ["0.relu", "0.relu_1", "0.relu_2", "0.relu_3",
+                                            "1.relu", "1.relu_1", "1.relu_2", "1.relu_3"]
+    assert lin.get_submodule("0").downsample is None  # the residual marker the trace dropped is back

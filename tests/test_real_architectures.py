@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nonlin_explorer import average_path_length, collapse, core_network, gates, linearize, unit_graph
+from nonlin_explorer import UnitState, average_path_length, collapse, core_network, gates, linearize, unit_graph
 from nonlin_explorer.graph import UnsupportedOperationError, using_nonlinear_policy
 from nonlin_explorer.torchvision_compat import has_compiled_ops, import_torchvision
 
@@ -189,3 +189,28 @@ def test_hugging_face_unit_graphs_count_attention_norms_and_products(name, build
     else:  # their position ids are sliced by sizes: collapse keeps a model for any shape, so it refuses, clearly
         with pytest.raises(UnsupportedOperationError, match=r"could not trace .*\(at modeling_\w+\.py:\d+"):
             collapse(model, x, timing_repeats=0)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "vit_b_16"])
+def test_the_network_view_takes_a_big_torchvision_model(name):
+    """The view of a model of 20,000-40,000 units (drawn as layer strips in the browser beyond 10,000): every gate is
+    a layer with its units, residual blocks are found, and a unit toggled from the view reaches its gate."""
+    from nonlin_explorer.ui import NetworkView
+
+    size = 224 if name == "vit_b_16" else 64
+    x = torch.randn(1, 3, size, size)
+    model = linearize(getattr(tv.models, name)().eval(), x)
+    gate_list = gates(model)
+    view = NetworkView(model)
+    try:
+        assert [layer["units"] for layer in view.layers] == [g.num_units for g in gate_list]
+        assert sum(layer["units"] for layer in view.layers) > 10_000
+        if name == "resnet50":
+            assert len(view.blocks) == 16  # its bottleneck blocks
+        view.toggle(gate_list[3].name, [0, 1], UnitState.LINEAR)
+        assert gate_list[3].state[:3].tolist() == [1, 1, 0]
+        assert view.wait_idle()
+        start = sum(g.num_units for g in gate_list[:3])
+        assert view.states[start:start + 3].tolist() == [1, 1, 0]
+    finally:
+        view.close()

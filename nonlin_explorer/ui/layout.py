@@ -11,9 +11,7 @@ from typing import Any
 from torch import nn
 
 from nonlin_explorer.gates import gates
-
-#: Attributes that mark a module as a residual block (ours: ``shortcut``; torchvision: ``downsample``).
-_SKIP_ATTRS = ("shortcut", "downsample")
+from nonlin_explorer.plumbing import RESIDUAL_MARKERS
 
 
 def _parent_name(name: str) -> str:
@@ -24,7 +22,7 @@ def _residual(module: nn.Module) -> tuple[bool, bool]:
     """(is a residual block, its skip has a projection)."""
     if isinstance(module, nn.TransformerEncoderLayer):
         return True, False
-    for attr in _SKIP_ATTRS:
+    for attr in RESIDUAL_MARKERS:
         if hasattr(module, attr):
             skip = getattr(module, attr)
             projection = skip is not None and not isinstance(skip, nn.Identity) and any(
