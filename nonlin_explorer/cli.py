@@ -77,7 +77,7 @@ def _train(args) -> int:
         check_writable(args.checkpoint)
     data = datasets.load(config.dataset, **config.dataset_kwargs)
     kwargs = dict(config.model_kwargs)
-    if data.kind == "sequence" and config.model.lower() == "transformer":
+    if data.kind == "sequence" and config.model.lower() in ("transformer", "seq2seq"):
         kwargs.setdefault("vocab_size", data.vocab_size)
     check_fits_in_memory(config.model, data.input_shape, data.num_classes, **kwargs)
     session = TrainingSession(config)

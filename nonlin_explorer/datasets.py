@@ -151,6 +151,27 @@ def sequence(task: str = "reverse", num_samples: int = 4000, seq_len: int = 8, v
                   vocab_size=vocab_size)
 
 
+def translation(num_samples: int = 4000, seq_len: int = 6, vocab_size: int = 10, seed: int = 0,
+                test_fraction: float = 0.2) -> Dataset:
+    """A translation-like task for an encoder-decoder, generated locally: the target is the source reversed, each
+    word translated in the context of its neighbour (``t_i -> (t_i + t_{i+1}) mod vocab_size`` on the reversed
+    source, the last word as is), so each output needs two source positions found by attention and a nonlinear
+    combination of them (a sum modulo the vocabulary). Inputs are ``[source, decoder input]`` side by side, shape
+    ``(2 * seq_len,)``: the decoder input is a start token (``vocab_size``) and the target shifted right (teacher
+    forcing); labels are the target tokens."""
+    if seq_len < 1 or vocab_size < 2:
+        raise ValueError(f"translation needs seq_len >= 1 and vocab_size >= 2, got {seq_len}, {vocab_size}")
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(0, vocab_size, (num_samples, seq_len), generator=g)
+    rev = src.flip(1)
+    target = rev.clone()
+    target[:, :-1] = (rev[:, :-1] + rev[:, 1:]) % vocab_size
+    start = torch.full((num_samples, 1), vocab_size, dtype=target.dtype)
+    x = torch.cat([src, start, target[:, :-1]], dim=1)
+    return _split("translation", x, target, test_fraction, seed, num_classes=vocab_size, kind="sequence",
+                  vocab_size=vocab_size + 1)
+
+
 def cifar10(root: str | Path) -> Dataset:
     """CIFAR-10 from a local copy in torchvision's format (``cifar-10-batches-py``). Never downloads."""
     root = Path(root).expanduser()
@@ -222,6 +243,7 @@ _LOADERS = {
     "teacher": teacher,
     "reverse": functools.partial(sequence, "reverse"),
     "sort": functools.partial(sequence, "sort"),
+    "translation": translation,
     "cifar10": cifar10,
 }
 

@@ -154,8 +154,40 @@ class TransformerClassifier(nn.Module):
         return self.head(self.encoder(h))
 
 
+class Seq2SeqTransformer(nn.Module):
+    """An encoder-decoder (torch's ``nn.Transformer``, ReLU feed-forward units) for inputs ``[source, decoder
+    input]`` side by side (``datasets.translation``): logits for each target position, (batch, seq_len, classes).
+    The decoder is causal (teacher forcing)."""
+
+    def __init__(self, vocab_size: int, num_classes: int, seq_len: int, d_model: int = 64, depth: int = 2,
+                 heads: int = 4, ff_width: int = 128, dropout: float = 0.0):
+        super().__init__()
+        if seq_len % 2:
+            raise ValueError(f"Seq2SeqTransformer takes [source, decoder input] of equal lengths, got {seq_len}")
+        if d_model % heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by heads ({heads})")
+        self.src_len = seq_len // 2
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.pos_src = nn.Parameter(torch.randn(self.src_len, d_model) / math.sqrt(d_model))
+        self.pos_tgt = nn.Parameter(torch.randn(self.src_len, d_model) / math.sqrt(d_model))
+        self.transformer = nn.Transformer(d_model, heads, depth, depth, ff_width, dropout=dropout,
+                                          activation=nn.ReLU(), batch_first=True)
+        self.register_buffer("causal", nn.Transformer.generate_square_subsequent_mask(self.src_len),
+                             persistent=False)
+        self.head = nn.Linear(d_model, num_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.dim() != 2 or tokens.shape[1] != 2 * self.src_len:
+            raise ValueError(f"Seq2SeqTransformer expects (batch, {2 * self.src_len}) tokens ([source, decoder "
+                             f"input]), got {tuple(tokens.shape)}")
+        src, tgt = tokens[:, : self.src_len], tokens[:, self.src_len:]
+        h = self.transformer(self.embed(src) + self.pos_src, self.embed(tgt) + self.pos_tgt, tgt_mask=self.causal,
+                             tgt_is_causal=True)
+        return self.head(h)
+
+
 #: Model names accepted by :func:`build`.
-MODELS = ("mlp", "cnn", "resnet", "resnet20", "resnet56", "transformer")
+MODELS = ("mlp", "cnn", "resnet", "resnet20", "resnet56", "transformer", "seq2seq")
 
 
 def count_parameters(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> int:
@@ -213,4 +245,11 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> 
         if vocab is None:
             raise ValueError("the transformer needs vocab_size (the sequence datasets provide it)")
         return TransformerClassifier(vocab, num_classes, seq_len=input_shape[0], **kwargs)
+    if name == "seq2seq":
+        if len(input_shape) != 1:
+            raise ValueError(f"seq2seq takes [source, decoder input] tokens (2 * seq_len,), got {tuple(input_shape)}")
+        vocab = kwargs.pop("vocab_size", None)
+        if vocab is None:
+            raise ValueError("seq2seq needs vocab_size (datasets.translation provides it)")
+        return Seq2SeqTransformer(vocab, num_classes, seq_len=input_shape[0], **kwargs)
     raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")

@@ -241,7 +241,7 @@ class Trainer:
                 index_gates(model, self.data.x_train[:2])  # gates put in by hand: name them, in forward order
         else:
             kwargs = dict(cfg.model_kwargs)
-            if self.data.kind == "sequence" and cfg.model.lower() == "transformer":
+            if self.data.kind == "sequence" and cfg.model.lower() in ("transformer", "seq2seq"):
                 kwargs.setdefault("vocab_size", self.data.vocab_size)
             try:
                 model = _models.build(cfg.model, self.data.input_shape, self.data.num_classes, **kwargs)
@@ -639,7 +639,9 @@ def _check_fits(model: nn.Module, data: _datasets.Dataset) -> None:
     except Exception as exc:
         raise ValueError(f"{type(model).__name__} cannot take {data.name!r} inputs of shape "
                          f"{data.input_shape}: {exc}") from exc
-    want = (2, data.num_classes) if data.kind == "classification" else (2, data.input_shape[0], data.num_classes)
+    # A class per example, or one per label position (sequences: as many as the labels have, e.g. a translation's
+    # target, half its input)
+    want = (2, data.num_classes) if data.kind == "classification" else (2, *data.y_train.shape[1:], data.num_classes)
     if tuple(out.shape) != want:
         raise ValueError(f"{type(model).__name__} gives outputs of shape {tuple(out.shape)[1:]} on {data.name!r}, "
                          f"which needs {want[1:]}")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from nonlin_explorer import gates, linearize, models
+from nonlin_explorer import average_path_length, datasets, gates, linearize, models, unit_graph
 
 
 @pytest.mark.parametrize("name, shape, kwargs", [
@@ -46,3 +46,23 @@ def test_mlp_takes_any_activation_and_linearize_gates_it():
     x = torch.randn(4, 6)
     model = linearize(models.MLP(6, 3, width=5, depth=2, activation=nn.GELU), x)
     assert [g.kind for g in gates(model)] == ["gelu", "gelu"]
+
+
+def test_seq2seq_on_translation_gates_its_ffn_units_and_its_graph_has_cross_attention():
+    data = datasets.load("translation", num_samples=50, seq_len=4, vocab_size=5)
+    x, y = data.x_train[:3], data.y_train[:3]
+    rev = x[:, :4].flip(1)
+    assert torch.equal(y[:, :-1], (rev[:, :-1] + rev[:, 1:]) % 5) and torch.equal(y[:, -1], rev[:, -1])
+    assert torch.equal(x[:, 4], torch.full((3,), 5)) and torch.equal(x[:, 5:], y[:, :-1])  # start token, shifted
+    model = models.build("seq2seq", data.input_shape, data.num_classes, vocab_size=data.vocab_size, d_model=8,
+                         heads=2, ff_width=6, depth=1)
+    assert model(x).shape == (3, 4, 5)
+    model = linearize(model, x)
+    assert [g.name for g in gates(model)] == ["transformer.encoder.layers.0.activation",
+                                              "transformer.decoder.layers.0.activation"]
+    g = unit_graph(model, x)
+    cross = g.layer("transformer.decoder.layers.0.multihead_attn.k")
+    assert [g.layers[e.src].name for e in g.in_edges(cross.index)] == ["transformer.encoder.norm"]  # keys: memory
+    for gate in gates(model):
+        gate.set_linear()
+    assert average_path_length(model, x, graph=g) > 0  # attention and norms stay nonlinear

@@ -368,6 +368,8 @@ class _Builder:
             x = acts[0]
             for i, layer in enumerate(m.layers):
                 x = self.encoder_layer(x, layer, _join(path, f"layers.{i}"))
+            if m.norm is not None and counts_as_nonlinear("norm"):  # nn.Transformer's encoder ends in a norm
+                x = self.unitwise(x, _join(path, "norm"), "norm", _join(path, "norm"))
             return _Units(x.layer, x.dim, tuple(out.shape))
         self.fail(what, path)
 

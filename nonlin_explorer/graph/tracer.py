@@ -17,6 +17,9 @@ from nonlin_explorer.graph.ops import STRUCTURED_LEAVES, is_registered_leaf
 from nonlin_explorer.graph.unit_graph import UnsupportedOperationError
 from nonlin_explorer.plumbing import eval_mode
 
+#: torch.nn modules that fx would keep as leaves, traced inside instead (made of attention, norms, Linear, gates).
+_TRACED_THROUGH = (nn.Transformer, nn.TransformerDecoder, nn.TransformerDecoderLayer)
+
 
 class _ValueTracer(fx.Tracer):
     """An fx tracer that also runs every recorded op on real values (``node.meta['val']``), so control flow
@@ -32,6 +35,8 @@ class _ValueTracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, (LinearizableActivation, *STRUCTURED_LEAVES)) or is_registered_leaf(m):
             return True
+        if isinstance(m, _TRACED_THROUGH):
+            return False  # torch.nn modules built of traceable parts: follow them inside
         return super().is_leaf_module(m, qualname)
 
     def call_module(self, m, forward, args, kwargs):

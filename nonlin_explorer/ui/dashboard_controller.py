@@ -388,7 +388,7 @@ class DashboardController(Controller):
 
             data = datasets.load(config.dataset, **config.dataset_kwargs)
             kwargs = dict(config.model_kwargs)
-            if data.kind == "sequence" and config.model.lower() == "transformer":
+            if data.kind == "sequence" and config.model.lower() in ("transformer", "seq2seq"):
                 kwargs.setdefault("vocab_size", data.vocab_size)
             n = count_parameters(config.model, data.input_shape, data.num_classes, **kwargs)
             if n > MAX_PARAMETERS:
