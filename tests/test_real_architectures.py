@@ -214,3 +214,37 @@ def test_the_network_view_takes_a_big_torchvision_model(name):
         assert view.states[start:start + 3].tolist() == [1, 1, 0]
     finally:
         view.close()
+
+
+#: The whole classification zoo (minutes): ``pytest -m zoo tests/test_real_architectures.py``. CI runs the
+#: representative models above; benchmarks/bench_models.py times every analysis on the same list.
+ZOO = ["resnet50", "resnext50_32x4d", "vgg11", "densenet121", "squeezenet1_0", "shufflenet_v2_x1_0", "mnasnet1_0",
+       "mobilenet_v2", "mobilenet_v3_large", "googlenet", "inception_v3", "regnet_y_400mf", "efficientnet_b0",
+       "convnext_tiny", "vit_b_16", "swin_t"]
+
+
+@pytest.mark.zoo
+@pytest.mark.parametrize("name", ZOO)
+def test_every_torchvision_classification_family(name):
+    kwargs = dict(aux_logits=False, init_weights=False) if name in ("googlenet", "inception_v3") else {}
+    size = 299 if name == "inception_v3" else 224 if name in ("vit_b_16", "swin_t") else 64
+    model = _build(lambda: getattr(tv.models, name)(**kwargs))
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        reference = model(x)
+    model = linearize(model, x).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference, rtol=0, atol=0)
+    graph = unit_graph(model, x)
+    gate_list = gates(model)
+    apl_all = average_path_length(model, x, graph=graph)
+    for g in gate_list:
+        g.set_linear()
+    assert apl_all > average_path_length(model, x, graph=graph) >= 0
+    core_network(model, graph=graph)
+    for g in gate_list[len(gate_list) // 2:]:
+        g.set_nonlinear()
+    result = collapse(model, x, timing_repeats=0)
+    with torch.no_grad():
+        y = model(x)
+        assert (result.model(x) - y).abs().max() <= 1e-4 * y.abs().max()
