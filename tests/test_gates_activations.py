@@ -185,3 +185,36 @@ def test_path_length_is_monotone_and_collapse_exact_with_gelu_gates():
 
 def test_every_module_kind_has_a_name():
     assert len(set(MODULE_KINDS.values())) == len(MODULE_KINDS)
+
+
+class _InPlaceUnassigned(nn.Module):
+    """In-place activations whose result is used through the tensor, not the return value (torchvision's
+    SiLU/Hardswish/ReLU6 are built with inplace=True)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(4, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+        self.silu, self.hardswish = nn.SiLU(inplace=True), nn.Hardswish(inplace=True)
+
+    def forward(self, x):
+        h = self.a(x)
+        self.silu(h)  # h is now silu(h)
+        g = self.b(h)
+        F.elu(g, inplace=True)
+        self.hardswish(g)
+        return self.c(g)
+
+
+def test_in_place_activations_of_every_kind_keep_the_function():
+    torch.manual_seed(0)
+    model, x = _InPlaceUnassigned(), torch.randn(5, 4)
+    with torch.no_grad():
+        before = model(x)
+    lin = ne.linearize(model, x)
+    assert sorted(g.kind for g in ne.gates(lin)) == ["elu", "hardswish", "silu"]
+    with torch.no_grad():
+        torch.testing.assert_close(lin(x), before, rtol=0, atol=0)
+        for g in ne.gates(lin):
+            g.set_linear()
+        linear = lin(x)
+    assert not torch.allclose(linear, before)
