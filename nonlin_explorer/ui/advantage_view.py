@@ -31,7 +31,7 @@ from nonlin_explorer.advantage import (
 from nonlin_explorer.lifecycle import stop_at_exit
 from nonlin_explorer.training import TrainConfig
 from nonlin_explorer.ui.bokeh_style import check_theme, style_figure
-from nonlin_explorer.ui.live_view import LiveView
+from nonlin_explorer.ui.live_view import LiveView, StatusLine
 from nonlin_explorer.validation import parse_list, parse_number
 
 __all__ = ["AdvantageView", "parse_list"]
@@ -100,7 +100,7 @@ class AdvantageView(LiveView):
         self.run_button.on_click(lambda e: self.run())
         self.cancel_button = pn.widgets.Button(name="Cancel", width=90, disabled=True)
         self.cancel_button.on_click(lambda e: self.cancel())
-        self.status = pn.pane.Markdown(self._status_text(), css_classes=["ne-status"], margin=(0, 10))
+        self.status = StatusLine(self._status_text(), css_classes=["ne-status"], margin=(0, 10))
         self.gap_text = pn.pane.Markdown(self._gap_text(), css_classes=["ne-gap"], margin=(0, 10))
         self.message = self._make_message()
 

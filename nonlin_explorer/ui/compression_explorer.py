@@ -62,7 +62,7 @@ from nonlin_explorer.ui.compression_core import (
     validate_params,
     view3d_columns,
 )
-from nonlin_explorer.ui.live_view import LiveView
+from nonlin_explorer.ui.live_view import LiveView, StatusLine
 from nonlin_explorer.validation import parse_number
 
 __all__ = ["CompressionExplorer"]
@@ -201,7 +201,7 @@ class CompressionExplorer(LiveView):
         self.reoptimize_button.on_click(lambda e: self.reoptimize())
         self.sweep_button = pn.widgets.Button(name="Loss vs M", width=110)
         self.sweep_button.on_click(lambda e: self.request_sweep())
-        self.status = pn.pane.Markdown("Status: starting", css_classes=["ne-status"], margin=(0, 10))
+        self.status = StatusLine("Status: starting", css_classes=["ne-status"], margin=(0, 10))
         self.message = self._make_message()
         pal = PALETTES[self.theme]
         cell = f"background: {pal['background']}; color: {pal['text']};"

@@ -3,9 +3,33 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import panel as pn
+
+
+class StatusLine(pn.widgets.StaticText):
+    """A one-line status (``.object``: text with ``**bold**``) whose updates send nothing but its text.
+
+    A Markdown pane re-sends its stylesheets with every update; in JupyterLab on a loaded machine the browser can
+    drop such a patch ("reference ... isn't known": a stylesheet model it never got), and the status stayed at
+    "optimizing" after the result had arrived (tests/ui/test_compression_explorer_lab.py, beside three CPU hogs).
+    """
+
+    def __init__(self, text: str = "", **params):
+        super().__init__(**params)
+        self.object = text
+
+    @property
+    def object(self) -> str:
+        return self._text
+
+    @object.setter
+    def object(self, text: str) -> None:
+        self._text = str(text)
+        self.value = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(self._text))
 
 
 class LiveView(pn.viewable.Viewer):
