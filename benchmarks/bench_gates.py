@@ -24,6 +24,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from cpu_hog import cpu_hog
 
 from nonlin_explorer import TrainingSession, clamp_slopes_, datasets, gates, linearize, make_gate, models
 
@@ -40,6 +41,34 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def hand_step(model: torch.nn.Module, gated: bool, x_all, y_all, batch_size: int, device: torch.device,
+              gen: torch.Generator, sparsity: float = 1e-4):
+    """One hand-written Adam step, the same for a plain and a gated model; the gated one also trains the slopes,
+    adds the prior's gradient and projects the slopes to [0, 1] (what gating costs)."""
+    model = model.to(device)
+    if gated:
+        model = linearize(model, x_all[:2])
+    gate_list = gates(model)
+    slopes = {id(g.alpha) for g in gate_list}
+    weights = [p for p in model.parameters() if id(p) not in slopes]
+    groups = [dict(params=weights)] + ([dict(params=[g.alpha for g in gate_list], lr=1e-2)] if gated else [])
+    opt = torch.optim.Adam(groups, lr=1e-3)
+    alphas = [g.alpha for g in gate_list]
+
+    def step():
+        idx = torch.randint(0, len(x_all), (batch_size,), generator=gen).to(device)
+        loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if gated:  # d/d alpha of sparsity * sum(1 - alpha) = -sparsity (every unit free here)
+            torch._foreach_add_([a.grad for a in alphas], -sparsity)
+        opt.step()
+        if gated:
+            clamp_slopes_(model, gate_list)
+        float(loss.detach())  # the session reads the loss every step too (divergence check)
+    return step
+
+
 def bench(name: str, data, build, steps: int, batch_size: int, device: torch.device) -> tuple[float, float]:
     sparsity = 1e-4
     session = TrainingSession(model=build(), data=data, batch_size=batch_size, sparsity=sparsity, epochs=1000,
@@ -47,51 +76,10 @@ def bench(name: str, data, build, steps: int, batch_size: int, device: torch.dev
     x_all, y_all = session._x_train, session._y_train
     gen = torch.Generator().manual_seed(0)
 
-    def make_step(model: torch.nn.Module, gated: bool):
-        """The same hand-written step for both models; the gated one adds the prior gradient and projection."""
-        model = model.to(device)
-        if gated:
-            model = linearize(model, x_all[:2])
-        gate_list = gates(model)
-        slopes = {id(g.alpha) for g in gate_list}
-        weights = [p for p in model.parameters() if id(p) not in slopes]
-        groups = [dict(params=weights)] + ([dict(params=[g.alpha for g in gate_list], lr=1e-2)] if gated else [])
-        opt = torch.optim.Adam(groups, lr=1e-3)
-        alphas = [g.alpha for g in gate_list]
-
-        def step():
-            idx = torch.randint(0, len(x_all), (batch_size,), generator=gen).to(device)
-            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if gated:  # d/d alpha of sparsity * sum(1 - alpha) = -sparsity (every unit free here)
-                torch._foreach_add_([a.grad for a in alphas], -sparsity)
-            opt.step()
-            if gated:
-                clamp_slopes_(model, gate_list)
-            float(loss.detach())  # the session reads the loss every step too (divergence check)
-        return step
-
-    plain_step = make_step(build(), gated=False)
-    gated_step = make_step(build(), gated=True)
-
-    def timed(fn):
-        _sync(device)
-        t = time.perf_counter()
-        fn()
-        _sync(device)
-        return time.perf_counter() - t
-
-    fns = {"relu": plain_step, "gated": gated_step, "session": session.train_step}
-    for _ in range(3):  # warm-up
-        for fn in fns.values():
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    order = list(fns)
-    for i in range(steps):  # interleaved, rotating order: all three see the same machine noise
-        for k in order[i % 3:] + order[:i % 3]:
-            times[k].append(timed(fns[k]))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    plain_step = hand_step(build(), False, x_all, y_all, batch_size, device, gen, sparsity)
+    gated_step = hand_step(build(), True, x_all, y_all, batch_size, device, gen, sparsity)
+    # interleaved, rotating order: all three see the same machine noise
+    med = _median_interleaved({"relu": plain_step, "gated": gated_step, "session": session.train_step}, steps, device)
     gates_ratio, session_ratio = med["gated"] / med["relu"], med["session"] / med["relu"]
     for label, ratio, key in (("gates", gates_ratio, "gated"), ("session", session_ratio, "session")):
         print(f"{name:<24} {device.type:<5} {label:<8} {med[key] * 1e3:8.2f} ms  relu {med['relu'] * 1e3:8.2f} ms  "
@@ -152,29 +140,8 @@ def bench_activation(kind: str, build, steps: int, device: torch.device, mnist) 
 
     def mlp_step(gated: bool):
         torch.manual_seed(0)
-        model = models.MLP(40, 10, width=256, depth=4, activation=build).to(device)
-        if gated:
-            model = linearize(model, x_all[:2])
-        gate_list = gates(model)
-        slopes = {id(gt.alpha) for gt in gate_list}
-        weights = [p for p in model.parameters() if id(p) not in slopes]
-        groups = [dict(params=weights)] + ([dict(params=[gt.alpha for gt in gate_list], lr=1e-2)] if gated else [])
-        opt = torch.optim.Adam(groups, lr=1e-3)
-        alphas = [gt.alpha for gt in gate_list]
-        gen = torch.Generator().manual_seed(0)
-
-        def step():
-            idx = torch.randint(0, len(x_all), (batch,), generator=gen).to(device)
-            loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if gated:
-                torch._foreach_add_([a.grad for a in alphas], -sparsity)
-            opt.step()
-            if gated:
-                clamp_slopes_(model, gate_list)
-            float(loss.detach())
-        return step
+        model = models.MLP(40, 10, width=256, depth=4, activation=build)
+        return hand_step(model, gated, x_all, y_all, batch, device, torch.Generator().manual_seed(0), sparsity)
 
     med = _median_interleaved({"plain": mlp_step(False), "gate": mlp_step(True)}, steps, device)
     ratio = med["gate"] / med["plain"]
@@ -190,19 +157,12 @@ def main() -> None:
     ap.add_argument("--hog", action="store_true", help="also run beside another process spinning a core")
     args = ap.parse_args()
     if args.hog:
-        import subprocess
-        import sys
-
         print("== quiet ==")
-        run(args)
-        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        try:
+    run(args)
+    if args.hog:
+        with cpu_hog():
             print("== beside a CPU hog (another process spinning a core) ==")
             run(args)
-        finally:
-            hog.kill()
-        return
-    run(args)
 
 
 def run(args) -> None:

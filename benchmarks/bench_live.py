@@ -18,10 +18,8 @@ click -> visible median <= 250 ms and p90 <= 500 ms, >= 20 fps, kernel ack media
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "ui"))
 
+from cpu_hog import cpu_hog  # noqa: E402
 from lab_helpers import Notebook, launch_chromium, open_page, start_lab_server, write_notebook  # noqa: E402
 from served_app import TOKEN, serving  # noqa: E402
 
@@ -85,18 +84,6 @@ FPS = """async (secs) => { let n = 0; const t0 = performance.now();
 def pct(values: list[float], q: float) -> float:
     v = sorted(values)
     return v[min(len(v) - 1, int(q * (len(v) - 1) + 0.5))] if v else float("nan")
-
-
-@contextlib.contextmanager
-def cpu_hog(on: bool):
-    """Another process spinning one core (the issue's 'busy machine')."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if on else None
-    try:
-        yield
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
 
 
 def click_units(page, n: int, scope=None) -> tuple[list[float], list[float]]:

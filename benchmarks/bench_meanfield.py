@@ -12,32 +12,18 @@ does; its loss ratio falls towards 1 as N grows (docs/compression.md).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
+from cpu_hog import cpu_hog
 
 from nonlin_explorer.compression import compress, random_target
 
 ROWS = [(0.0, 10, 3, 4000), (0.2, 10, 3, 4000), (0.6, 10, 5, 4000), (0.4, 30, 4, 4000)]
 #: The grid behind docs/compression.md's loss-ratio table (about 20 minutes on one core, quiet).
 FULL_ROWS = list(itertools.product((0.0, 0.2, 0.6), (10, 30), (3, 5), (4000, 16000)))
-
-
-@contextlib.contextmanager
-def cpu_hog(on: bool):
-    """Another process spinning one core."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if on else None
-    try:
-        yield
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
 
 
 def timed(fn):

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
+from cpu_hog import cpu_hog
 
 from nonlin_explorer import average_path_length, collapse, core_network, gates, linearize, unit_graph
 from nonlin_explorer.torchvision_compat import import_torchvision
@@ -97,12 +96,9 @@ def main() -> None:
     print("== quiet ==")
     run(names)
     if args.hog:
-        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-        try:
+        with cpu_hog():
             print("== beside a CPU hog ==")
             run(names)
-        finally:
-            hog.kill()
 
 
 if __name__ == "__main__":

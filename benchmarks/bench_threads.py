@@ -22,6 +22,8 @@ import statistics
 import subprocess
 import sys
 
+from cpu_hog import cpu_hog
+
 CHILD = """
 import json, time, torch
 from nonlin_explorer.compression import compress, random_target
@@ -56,13 +58,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     for hog in (False, True):
-        proc = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if hog else None
-        try:
+        with cpu_hog(hog):
             res = {name: run(env, args.repeats) for name, env in SETTINGS.items()}
-        finally:
-            if proc is not None:
-                proc.kill()
-                proc.wait()
         print(f"\n{'beside a CPU hog' if hog else 'quiet'} ({os.cpu_count()} cores):")
         for task in ("compress", "train"):
             base = statistics.median(res["OMP=1"][task])
