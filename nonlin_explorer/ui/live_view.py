@@ -9,6 +9,10 @@ from typing import Any
 
 import panel as pn
 
+from nonlin_explorer.ui import panel_notebook
+
+panel_notebook.install()
+
 
 class StatusLine(pn.widgets.StaticText):
     """A one-line status (``.object``: text with ``**bold**``) whose updates send nothing but its text.

@@ -17,16 +17,6 @@ APP_CELL = 1  # cell 0: panel setup; cell 1: the explorer; last: scratch
 STATE = "ex.status_dict()"
 
 
-def _only_panel_stylesheets_left_the_server(rec) -> None:
-    """Every script came from the lab server (pn.extension(inline=True) embeds Bokeh and Panel). Known gap:
-    Panel (1.9) inlines its stylesheets only in the first render; panes it re-renders later ask
-    cdn.holoviz.org for theme/markdown CSS, which fails offline without breaking anything (this test passes
-    offline)."""
-    external = rec.external_requests()
-    assert all(u.startswith("https://cdn.holoviz.org/panel/") and u.split("?")[0].endswith(".css")
-               for u in external), external
-
-
 def _opened_notebook(page, stem: str) -> str:
     """The file name of the notebook the launcher created and opened: stem.ipynb, or stem-1.ipynb... when an
     earlier test of the session left one in the same folder."""
@@ -87,7 +77,7 @@ def test_explorer_in_a_notebook_slider_method_export(lab_page, lab_server):
     assert ds["gram"].shape == (5, 5) and ds.attrs["M"] == 5
     # The kernel's own dataset round-trips through the file unchanged.
     assert nb.evaluate(f"__import__('xarray').open_dataset({str(path)!r}).load().equals(ex.dataset())") is True
-    _only_panel_stylesheets_left_the_server(lab_page)
+    assert lab_page.external_requests() == []  # offline: Panel's stylesheets stay inline (ui.panel_notebook)
     nb.evaluate("ex.close() or 0")
 
 
@@ -108,7 +98,7 @@ def test_launcher_item_opens_the_explorer(lab_page, lab_server):
     nb.by_class(0, "ne-table").get_by_text("relative loss").wait_for(timeout=120_000)
     source = (lab_server.root / name).read_text()
     assert "CompressionExplorer()" in source and "nonlin_explorer_app" in source
-    _only_panel_stylesheets_left_the_server(lab_page)
+    assert lab_page.external_requests() == []  # offline: Panel's stylesheets stay inline (ui.panel_notebook)
 
 
 def test_launcher_item_opens_the_training_dashboard(lab_page, lab_server):
@@ -172,4 +162,5 @@ def test_present_shows_the_explorer_full_tab_and_it_stays_live(lab_page, lab_ser
     assert nb.output(APP_CELL).locator(".ne-present-placeholder").count() == 0
     s = _state(nb, lambda s: s.get("M") == 4, "M = 4 from the presented tab")
     assert s["gram_size"] == 4 and f"{s['loss']:.6g}" in presented_table
+    assert lab_page.external_requests() == []
     nb.evaluate("ex.close() or 0")
