@@ -46,6 +46,7 @@ from nonlin_explorer.ui.dashboard_core import (
 )
 from nonlin_explorer.ui.live_state import Field
 from nonlin_explorer.ui.network_controller import NETWORK_FIELDS, NetworkController
+from nonlin_explorer.ui.url_settings import DASHBOARD_KEYS
 
 __all__ = ["DashboardController", "DASHBOARD_FIELDS", "LIMITS", "MAX_PARAMETERS", "ReplayController"]
 
@@ -94,6 +95,46 @@ def _bounded(value: Any, name: str, integer: bool = False) -> float | int:
     if isinstance(value, bool):
         raise RequestError(f"{name}: expected a number, got {value!r}")
     return parse_number(value, name, low=low, high=high, integer=integer)
+
+
+def config_from_settings(cfg: TrainConfig, settings: Any) -> TrainConfig:
+    """``cfg`` with the page's (or a URL's) ``settings``: every field checked and bounded (RequestError).
+    Settings are numbers or their text; a field left out keeps ``cfg``'s value."""
+    if not isinstance(settings, dict):
+        raise RequestError(f"reset needs settings as an object, got {type(settings).__name__}")
+    allowed = set(DASHBOARD_KEYS)
+    unknown = set(settings) - allowed - {"revision"}
+    if unknown:
+        raise RequestError(f"unknown settings {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    dataset = settings.get("dataset", cfg.dataset)
+    model = settings.get("model", cfg.model)
+    if dataset not in DATASETS:
+        raise RequestError(f"dataset {dataset!r} is not one of {', '.join(DATASETS)}")
+    if model not in MODELS:
+        raise RequestError(f"model {model!r} is not one of {', '.join(MODELS)}")
+    schedule = settings.get("schedule", cfg.schedule)
+    if schedule not in DASHBOARD_SCHEDULES:
+        raise RequestError(f"schedule {schedule!r} is not one of {', '.join(DASHBOARD_SCHEDULES)}")
+    kwargs = dict(cfg.model_kwargs)
+    for key in ("width", "depth"):
+        value = settings.get(key, kwargs.get(key))
+        if value is None or value == "":
+            kwargs.pop(key, None)
+        else:
+            kwargs[key] = _bounded(value, key, integer=key == "depth" or model in ("mlp", "cnn"))
+    seed = int(_bounded(settings.get("seed", cfg.seed), "seed", integer=True))
+    epochs = float(_bounded(settings.get("epochs", cfg.epochs), "epochs"))
+    sparsity = float(_bounded(settings.get("sparsity", cfg.sparsity), "sparsity"))
+    lr = float(_bounded(settings.get("lr", cfg.lr), "lr"))
+    dataset_kwargs = cfg.dataset_kwargs if dataset == cfg.dataset else {}
+    switch = cfg.switch_epoch if schedule == cfg.schedule else None
+    fields = {**cfg.to_dict(), "dataset": dataset, "model": model, "model_kwargs": kwargs,
+              "dataset_kwargs": dict(dataset_kwargs), "schedule": schedule, "seed": seed, "epochs": epochs,
+              "sparsity": sparsity, "lr": lr, "switch_epoch": switch}
+    try:
+        return TrainConfig(**fields).validate()
+    except (TypeError, ValueError) as exc:
+        raise RequestError(str(exc)) from None
 
 
 class DashboardController(Controller):
@@ -326,43 +367,7 @@ class DashboardController(Controller):
         self.state.update(settings=settings)
 
     def _config_from(self, settings: Any) -> TrainConfig:
-        """A run config from the page's settings: every field checked and bounded, the model's size counted."""
-        if not isinstance(settings, dict):
-            raise RequestError(f"reset needs settings as an object, got {type(settings).__name__}")
-        cfg = self.session.config
-        allowed = {"dataset", "model", "width", "depth", "seed", "epochs", "schedule", "sparsity", "lr"}
-        unknown = set(settings) - allowed - {"revision"}
-        if unknown:
-            raise RequestError(f"unknown settings {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
-        dataset = settings.get("dataset", cfg.dataset)
-        model = settings.get("model", cfg.model)
-        if dataset not in DATASETS:
-            raise RequestError(f"dataset {dataset!r} is not one of {', '.join(DATASETS)}")
-        if model not in MODELS:
-            raise RequestError(f"model {model!r} is not one of {', '.join(MODELS)}")
-        schedule = settings.get("schedule", cfg.schedule)
-        if schedule not in DASHBOARD_SCHEDULES:
-            raise RequestError(f"schedule {schedule!r} is not one of {', '.join(DASHBOARD_SCHEDULES)}")
-        kwargs = dict(cfg.model_kwargs)
-        for key in ("width", "depth"):
-            value = settings.get(key, kwargs.get(key))
-            if value is None or value == "":
-                kwargs.pop(key, None)
-            else:
-                kwargs[key] = _bounded(value, key, integer=key == "depth" or model in ("mlp", "cnn"))
-        seed = int(_bounded(settings.get("seed", cfg.seed), "seed", integer=True))
-        epochs = float(_bounded(settings.get("epochs", cfg.epochs), "epochs"))
-        sparsity = float(_bounded(settings.get("sparsity", cfg.sparsity), "sparsity"))
-        lr = float(_bounded(settings.get("lr", cfg.lr), "lr"))
-        dataset_kwargs = cfg.dataset_kwargs if dataset == cfg.dataset else {}
-        switch = cfg.switch_epoch if schedule == cfg.schedule else None
-        fields = {**cfg.to_dict(), "dataset": dataset, "model": model, "model_kwargs": kwargs,
-                  "dataset_kwargs": dict(dataset_kwargs), "schedule": schedule, "seed": seed, "epochs": epochs,
-                  "sparsity": sparsity, "lr": lr, "switch_epoch": switch}
-        try:
-            return TrainConfig(**fields).validate()
-        except (TypeError, ValueError) as exc:
-            raise RequestError(str(exc)) from None
+        return config_from_settings(self.session.config, settings)
 
     def reset(self, settings: Any = None, wait: bool = False) -> None:
         """Stop this run and build a new one from ``settings`` (checked now; built on a worker thread, since loading

@@ -13,6 +13,7 @@ import sys
 import threading
 
 from nonlin_explorer.demos import DEFAULT_DEMO, DEMOS, demo_config
+from nonlin_explorer.ui.url_settings import DASHBOARD_KEYS, EXPLORER_KEYS, from_query, to_query
 from nonlin_explorer.validation import OneLineParser, json_object
 
 #: The compression explorer (``--demo compression``; ``--config`` holds its settings, e.g. '{"N": 500}').
@@ -91,11 +92,66 @@ def make_app(config, theme: str = "light", rate: float = 10.0, files_root=None):
     from nonlin_explorer.ui.dashboard_panel import TrainingDashboardPane
 
     def app():
-        controller = DashboardController(dataclasses.replace(config, model_kwargs=dict(config.model_kwargs)),
+        run_config, problem = _url_config(config)
+        controller = DashboardController(dataclasses.replace(run_config, model_kwargs=dict(run_config.model_kwargs)),
                                          rate=rate, theme=theme, files_root=files_root)
-        return _serve_view(TrainingDashboardPane(controller))
+        if problem:
+            controller.notify(problem, "warning")
+        pane = TrainingDashboardPane(controller)
+        _settings_in_url(pane, DASHBOARD_KEYS, controller.state["settings"])
+        return _serve_view(pane)
 
     return app
+
+
+def _query_args() -> dict:
+    import panel as pn
+
+    return dict(pn.state.session_args or {})
+
+
+def _url_config(config):
+    """``config`` with the settings of this tab's URL, and what was wrong with them (None: nothing; the demo's own
+    settings are used then)."""
+    from nonlin_explorer.ui.dashboard_controller import config_from_settings
+
+    try:
+        settings = from_query(_query_args(), DASHBOARD_KEYS)
+        return (config_from_settings(config, settings) if settings else config), None
+    except ValueError as exc:  # RequestError is a ValueError
+        return config, f"settings in the URL ignored: {exc}"
+
+
+def _settings_in_url(pane, keys, settings) -> None:
+    """Show ``settings`` in this tab's URL now (without the token: the cookie carries it) and after each change."""
+    import panel as pn
+
+    location = pn.state.location
+    if location is None:
+        return
+
+    def show(values) -> None:
+        location.search = to_query(values, keys)
+
+    show(settings)
+    pane.listeners.append(lambda changes: show(changes["settings"]) if "settings" in changes else None)
+
+
+def _follow_in_url(current, keys, period_ms: int = 500) -> None:
+    """Keep this tab's URL showing ``current()`` (settings), looked at every ``period_ms`` (no token in it)."""
+    import panel as pn
+
+    location = pn.state.location
+    if location is None:
+        return
+
+    def show() -> None:
+        query = to_query(current(), keys)
+        if location.search != query:
+            location.search = query
+
+    show()
+    pn.state.add_periodic_callback(show, period=period_ms)
 
 
 def make_replay_app(path, theme: str = "light", rate: float = 10.0, speed: float = 10.0, files_root=None):
@@ -123,7 +179,17 @@ def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0
     validate_params(initial)  # bad --config: an error before serving
 
     def app():
-        return _serve_view(CompressionExplorer(rate=rate, theme=theme, files_root=files_root, **initial))
+        settings, problem = dict(initial), None
+        try:
+            settings.update(from_query(_query_args(), EXPLORER_KEYS))
+            validate_params(settings)
+        except ValueError as exc:
+            settings, problem = dict(initial), f"settings in the URL ignored: {exc}"
+        explorer = CompressionExplorer(rate=rate, theme=theme, files_root=files_root, **settings)
+        if problem:
+            explorer.show_message(problem, "warning")
+        _follow_in_url(lambda: explorer.params_valid.to_dict(), EXPLORER_KEYS)
+        return _serve_view(explorer)
 
     return app
 

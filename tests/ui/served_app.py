@@ -78,16 +78,18 @@ class ServedPage:
     ready_button = ""
     timeout = 20.0
 
-    def __init__(self, browser, base: str):
+    def __init__(self, browser, base: str, query: str = "", context=None, url: str | None = None):
+        """Open the app with the token and ``query`` (``a=1&b=2``) in its URL, or at ``url``; in a new browser
+        context, or in ``context`` (its cookies: the token)."""
         self.base = base
-        self.context = browser.new_context(viewport=VIEWPORT)
+        self.context = context or browser.new_context(viewport=VIEWPORT)
         self.page = self.context.new_page()
         self.page.set_default_timeout(30_000)
         self.requests: list[str] = []
         self.page.on("request", lambda r: self.requests.append(r.url))
         newest = lambda: max((d["serial"] for d in app_status(base)), default=0)
         before = newest()
-        self.page.goto(f"{base}/?token={TOKEN}")
+        self.page.goto(url or f"{base}/?token={TOKEN}" + (f"&{query}" if query else ""))
         self.page.get_by_role("button", name=self.ready_button).wait_for()
         self.serial = wait_for(lambda: newest() > before and newest(), what="the page's app")
 

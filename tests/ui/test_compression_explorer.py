@@ -150,3 +150,30 @@ def test_bad_input_keeps_last_valid_state(explorer):
     s = explorer.state()
     assert (s["params"], s["loss"]) == before and s["requested_gen"] == s["applied_gen"]
     assert explorer.external_requests() == []
+
+
+def test_the_url_carries_the_settings_never_the_token(browser, explorer_server):
+    e = ExplorerPage(browser, explorer_server, query="M=4&d=6&seed=2")
+    try:
+        s = e.wait(lambda s: _done(s) and s.get("M") == 4, "the URL's M = 4")
+        assert (s["params"]["d"], s["params"]["seed"], s["params"]["N"]) == (6, 2, 500)  # N: the server's
+        e.page.wait_for_url(lambda url: "M=4" in url and "d=6" in url)
+        assert "token" not in e.page.url
+        e.type_into("M", "5")
+        e.wait(lambda s: _done(s) and s.get("M") == 5, "M = 5")
+        e.page.wait_for_url(lambda url: "M=5" in url)
+        again = ExplorerPage(browser, explorer_server, context=e.context, url=e.page.url)  # the cookie, no token
+        s = again.wait(lambda s: _done(s) and s.get("M") == 5, "the shared URL's M = 5")
+        assert (s["params"]["d"], s["params"]["seed"]) == (6, 2)
+    finally:
+        e.context.close()
+
+
+def test_bad_settings_in_the_url_say_why_and_start_from_the_server_settings(browser, explorer_server):
+    e = ExplorerPage(browser, explorer_server, query="M=700")
+    try:
+        e.page.locator(".ne-message").get_by_text("settings in the URL ignored: M must be smaller than N").wait_for()
+        s = e.wait(lambda s: _done(s), "the first result")
+        assert s["params"]["M"] == 3
+    finally:
+        e.context.close()

@@ -134,6 +134,45 @@ def test_bad_input_shows_the_reason_and_keeps_settings(dash):
     assert dash.external_requests() == []
 
 
+def test_the_url_carries_the_settings_never_the_token(browser, dashboard_server):
+    """Open with settings in the URL: the run has them, the address bar shows them (the token gone: a cookie
+    keeps access), a change follows into the URL, and that URL opens the same settings again."""
+    dash = DashboardPage(browser, dashboard_server, query="sparsity=0.002&width=12&seed=3")
+    try:
+        s = dash.state()
+        assert (s["sparsity"], s["model_kwargs"]["width"], s["seed"]) == (pytest.approx(0.002), 12, 3)
+        expect(dash.page.get_by_label("Width", exact=True)).to_have_value("12")
+        dash.page.wait_for_url(lambda url: "width=12" in url)
+        assert "token" not in dash.page.url and "sparsity=0.002" in dash.page.url and "seed=3" in dash.page.url
+
+        dash.type_into("Width", "10")
+        dash.click("Apply & reset")
+        dash.wait(lambda s: s["model_kwargs"].get("width") == 10, "the rebuilt session")
+        dash.page.wait_for_url(lambda url: "width=10" in url)
+        shared = dash.page.url
+        assert "token" not in shared
+
+        again = DashboardPage(browser, dashboard_server, context=dash.context, url=shared)  # its cookie, no token
+        s = again.state()
+        assert (s["sparsity"], s["model_kwargs"]["width"], s["seed"]) == (pytest.approx(0.002), 10, 3)
+        assert again.external_requests() == []
+    finally:
+        dash.close()
+
+
+@pytest.mark.parametrize("query, reason", [("width=wide", "not a number"), ("sparsity=7", "must be <= 1"),
+                                           ("dataset=" + "x" * 80, "longer than 64")])
+def test_bad_settings_in_the_url_say_why_and_start_the_demo(browser, dashboard_server, query, reason):
+    dash = DashboardPage(browser, dashboard_server, query=query)
+    try:
+        dash.notice(reason).wait_for()
+        dash.notice("settings in the URL ignored").wait_for()
+        s = dash.state()
+        assert (s["sparsity"], s["model_kwargs"]["width"], s["dataset"]) == (0.0, 16, "spirals")  # CONFIG's
+    finally:
+        dash.close()
+
+
 def test_network_view_click_toggles_the_unit_in_the_session(dash):
     units = dash.page.locator(".ne-network .ne-unit")
     s = dash.state()

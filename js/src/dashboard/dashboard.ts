@@ -293,6 +293,7 @@ export class Dashboard {
     this.onMode();
     this.onHeading();
     this.onReplay();
+    this.onNotice(); // one given before this view was drawn (settings in the served URL that were refused)
     this.codeEl.textContent = model.get('code') ?? '';
     this.onBoundary();
     this.applyTheme();
