@@ -73,8 +73,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_lab_server(tmp: Path, timeout: float = 90.0) -> LabServer:
-    """Start JupyterLab (this interpreter's) with its root, settings, config and runtime under ``tmp``."""
+def start_lab_server(tmp: Path, timeout: float = 90.0, app: str = "jupyterlab") -> LabServer:
+    """Start JupyterLab (``app="notebook"``: Jupyter Notebook 7) of this interpreter, with its root, settings,
+    config and runtime under ``tmp``."""
     root, settings = tmp / "root", tmp / "settings"
     root.mkdir(parents=True, exist_ok=True)
     for name, values in LAB_SETTINGS.items():
@@ -86,15 +87,16 @@ def start_lab_server(tmp: Path, timeout: float = 90.0) -> LabServer:
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp / "config"), JUPYTER_RUNTIME_DIR=str(tmp / "runtime"),
                PYTHONUNBUFFERED="1")
     log = tmp / "server.log"
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+    kind = {"jupyterlab": "LabApp", "notebook": "JupyterNotebookApp"}[app]
+    cmd = [sys.executable, "-m", app, "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", f"--LabApp.user_settings_dir={settings}",
-           f"--LabApp.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.allow_root=True"]
+           f"--ServerApp.root_dir={root}", f"--{kind}.user_settings_dir={settings}",
+           f"--{kind}.workspaces_dir={tmp / 'workspaces'}", "--ServerApp.allow_root=True"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     server = LabServer(f"http://127.0.0.1:{port}", token, root, proc, log)
     try:
-        wait_until_serving(proc, f"{server.base}/api/status?token={token}", log, timeout, "JupyterLab")
+        wait_until_serving(proc, f"{server.base}/api/status?token={token}", log, timeout, app)
     except RuntimeError:
         server.stop()
         raise
@@ -178,12 +180,15 @@ CHECK_CELL = ('_check = globals().get("_check", 0) + 1\n'
 class Notebook:
     """Drive a notebook open in JupyterLab: run cells, read kernel-side state."""
 
-    def __init__(self, rec: RecordedPage, path: str):
-        self.rec, self.page, self.path = rec, rec.page, path
+    def __init__(self, rec: RecordedPage, path: str, app: str = "jupyterlab"):
+        self.rec, self.page, self.path, self.app = rec, rec.page, path, app
         self.checks = 0
 
     def open(self) -> Notebook:
-        self.page.goto(self.rec.server.url(f"lab/tree/{self.path}", reset=""))
+        if self.app == "notebook":  # Jupyter Notebook 7: one notebook per page
+            self.page.goto(self.rec.server.url(f"notebooks/{self.path}"))
+        else:
+            self.page.goto(self.rec.server.url(f"lab/tree/{self.path}", reset=""))
         self.page.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=60_000)
         # Loaded when the panel's spinner (which holds the focus meanwhile) is gone.
         self.page.locator(".jp-NotebookPanel .jp-Spinner").wait_for(state="detached", timeout=60_000)
