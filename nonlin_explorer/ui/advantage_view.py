@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import panel as pn
 import xarray as xr
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, Range1d
 from bokeh.plotting import figure
 
 from nonlin_explorer.advantage import (
@@ -44,6 +44,12 @@ _COLUMNS = ("nonlinear", "apl", "test_acc", "sparsity", "seed")
 DEFAULT_CONFIG = TrainConfig(dataset="mnist1d", dataset_kwargs={"num_samples": 4000}, model="mlp",
                              model_kwargs={"width": 64, "depth": 4}, epochs=20, lr=1e-2, slope_lr=0.03,
                              eval_every=1000)
+
+
+def _describe(config: TrainConfig) -> str:
+    """``mlp (width 64, depth 4) on mnist1d``."""
+    kwargs = ", ".join(f"{k} {v}" for k, v in (config.model_kwargs or {}).items())
+    return f"{config.model}{f' ({kwargs})' if kwargs else ''} on {config.dataset}"
 
 
 def _fmt_list(values) -> str:
@@ -108,24 +114,30 @@ class AdvantageView(LiveView):
         self.sources = {s: ColumnDataSource({c: [] for c in _COLUMNS}) for s in ADVANTAGE_SCHEDULES}
         tooltips = [("schedule", "$name"), ("sparsity", "@sparsity"), ("seed", "@seed"), ("accuracy", "@test_acc"),
                     ("nonlinear", "@nonlinear"), ("APL", "@apl")]
+        # Accuracy on a fixed [0, 1] axis; the x axes start at 0 and grow with the points (explicit ranges: an empty
+        # plot still shows its axes).
         self.count_figure = figure(title="Test accuracy against nonlinear units", x_axis_label="nonlinear units",
-                                   y_axis_label="test accuracy", width=420, height=320, tools="hover,reset,save",
-                                   tooltips=tooltips)
+                                   y_axis_label="test accuracy", width=440, height=380, tools="hover,reset,save",
+                                   tooltips=tooltips, x_range=Range1d(0, 1), y_range=Range1d(0, 1.02))
         self.apl_figure = figure(title="Test accuracy against average path length",
-                                 x_axis_label="APL (normalized)", y_axis_label="test accuracy", width=420, height=320,
-                                 tools="hover,reset,save", tooltips=tooltips)
+                                 x_axis_label="APL (normalized)", y_axis_label="test accuracy", width=440, height=380,
+                                 tools="hover,reset,save", tooltips=tooltips, x_range=Range1d(0, 1),
+                                 y_range=Range1d(0, 1.02))
         for fig, x in ((self.count_figure, "nonlinear"), (self.apl_figure, "apl")):
             for sch in ADVANTAGE_SCHEDULES:
                 fig.scatter(x, "test_acc", source=self.sources[sch], color=COLORS[sch], size=8, alpha=0.8,
                             legend_label=f"{sch} linearization", name=sch)
-            style_figure(fig, self.theme)
+            style_figure(fig, self.theme, legend_outside=False)
+            legend = fig.legend[0]  # below the data, in one line: the plot keeps its width
+            fig.center = [r for r in fig.center if r is not legend]
+            legend.orientation = "horizontal"
+            fig.add_layout(legend, "below")
 
     def _build_layout(self):
         controls = pn.Column(
             pn.pane.Markdown("### Early vs late linearization", margin=(0, 10)),
-            pn.pane.Markdown(f"{self.config.model} {self.config.model_kwargs or ''} on {self.config.dataset}; "
-                             "late switches the prior on half-way, both train the same number of epochs.",
-                             margin=(0, 10)),
+            pn.pane.Markdown(f"{_describe(self.config)}; late switches the prior on half-way, both train the same "
+                             "number of epochs.", margin=(0, 10)),
             self.sparsity_input,
             pn.Row(self.seed_input, self.epochs_input),
             pn.Row(self.run_button, self.cancel_button),
@@ -134,8 +146,9 @@ class AdvantageView(LiveView):
             self.gap_text,
             width=320,
         )
-        views = pn.Row(pn.pane.Bokeh(self.count_figure), pn.pane.Bokeh(self.apl_figure))
-        return pn.Row(controls, views, sizing_mode="stretch_width")
+        views = pn.FlexBox(pn.pane.Bokeh(self.count_figure), pn.pane.Bokeh(self.apl_figure))  # wraps on a projector
+        # Bokeh's widgets read --bokeh-font-size (default 12 px); custom properties reach into their shadow roots.
+        return pn.Row(controls, views, sizing_mode="stretch_width", styles={"--bokeh-font-size": "14px"})
 
     # -- input ------------------------------------------------------------------------------------
     def _read_inputs(self) -> tuple[list[float], list[int], TrainConfig]:
@@ -263,12 +276,20 @@ class AdvantageView(LiveView):
         for sch, cols in new.items():
             if cols["test_acc"]:
                 self.sources[sch].stream(cols)
+        if any(cols["test_acc"] for cols in new.values()):
+            self._fit_x_ranges()
         if self.state != "running":
             self.run_button.disabled, self.cancel_button.disabled = False, True
         self.status.object = self._status_text()
         self.gap_text.object = self._gap_text()
         self.flushes += 1
         return True
+
+    def _fit_x_ranges(self) -> None:
+        """Both x axes from 0 to a little past the largest point."""
+        for fig, key in ((self.count_figure, "nonlinear"), (self.apl_figure, "apl_normalized")):
+            values = [p[key] for p in self.points if math.isfinite(p[key])]
+            fig.x_range.end = max(1.0, max(values, default=1.0) * 1.08)
 
     # -- read-outs --------------------------------------------------------------------------------
     def points_dataset(self) -> xr.Dataset:

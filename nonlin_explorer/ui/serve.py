@@ -18,6 +18,8 @@ from nonlin_explorer.validation import OneLineParser, json_object
 
 #: The compression explorer (``--demo compression``; ``--config`` holds its settings, e.g. '{"N": 500}').
 COMPRESSION_DEMO = "compression"
+#: Early vs late linearization (``--demo advantage``; ``--config``: TrainConfig fields, plus "sparsities" and "seeds").
+ADVANTAGE_DEMO = "advantage"
 
 #: Live dashboards of this process (read by the status endpoint).
 _DASHBOARDS: list = []
@@ -68,8 +70,10 @@ def _add_arguments(s: argparse.ArgumentParser) -> None:
                    help="another host name the page may be reached by (e.g. behind a proxy); repeatable")
     s.add_argument("--root", default=".", metavar="FOLDER",
                    help="the only folder the page may write exports and recordings into (default: here)")
-    s.add_argument("--demo", default=DEFAULT_DEMO, choices=sorted([*DEMOS, "training", COMPRESSION_DEMO]),
-                   help="which run to load (compression: the compression explorer)")
+    s.add_argument("--demo", default=DEFAULT_DEMO,
+                   choices=sorted([*DEMOS, "training", COMPRESSION_DEMO, ADVANTAGE_DEMO]),
+                   help="which run to load (compression: the compression explorer; advantage: early vs late "
+                        "linearization, run by run)")
     s.add_argument("--config", type=json_object, default={}, help="TrainConfig fields overriding the demo, as JSON")
     s.add_argument("--replay", metavar="PATH",
                    help="replay a recording (a folder saved by the dashboard's Record or save_recording) instead of "
@@ -194,6 +198,29 @@ def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0
     return app
 
 
+def make_advantage_app(settings: dict, theme: str = "light", rate: float = 4.0):
+    """Like :func:`make_app`, for the early-vs-late view (``settings``: TrainConfig fields overriding its small
+    default, and optionally ``sparsities`` and ``seeds``)."""
+    import dataclasses
+
+    from nonlin_explorer.advantage import ADVANTAGE_SCHEDULES, validate_grid
+    from nonlin_explorer.ui.advantage_view import DEFAULT_CONFIG, AdvantageView
+
+    settings = dict(settings)
+    grid = {k: settings.pop(k) for k in ("sparsities", "seeds") if k in settings}
+    try:
+        config = dataclasses.replace(DEFAULT_CONFIG, **settings).validate()
+    except TypeError as exc:
+        raise ValueError(f"--config: {exc}") from None
+    if grid:  # bad --config: an error before serving
+        validate_grid(grid.get("sparsities", [0.01]), grid.get("seeds", [0]), ADVANTAGE_SCHEDULES)
+
+    def app():
+        return _serve_view(AdvantageView(config, theme=theme, rate=rate, **grid))
+
+    return app
+
+
 def _serve_view(view):
     """Register one browser tab's app (numbered, listed for /status.json); close it when the tab closes."""
     import panel as pn
@@ -255,6 +282,8 @@ def serve_main(args) -> int:
         app = make_replay_app(args.replay, theme=args.theme, rate=args.rate, speed=args.speed, files_root=root)
     elif args.demo == COMPRESSION_DEMO:
         app = make_compression_app(args.config, theme=args.theme, rate=args.rate, files_root=root)
+    elif args.demo == ADVANTAGE_DEMO:
+        app = make_advantage_app(args.config, theme=args.theme, rate=args.rate)
     else:
         name = DEFAULT_DEMO if args.demo == "training" else args.demo  # "training": the default demo's old name
         app = make_app(demo_config(name, args.config), theme=args.theme, rate=args.rate, files_root=root)
