@@ -217,6 +217,16 @@ class Notebook:
                 continue
         raise AssertionError(f"cell {index} of {self.path} did not start running")
 
+    def present(self, index: int):
+        """Run "Present widget output in its own tab" on cell ``index`` from the command palette, as a speaker
+        would; returns the tab's content (``.ne-present-panel``)."""
+        self.cell(index).locator(".jp-InputArea-editor").click()
+        self.page.keyboard.press("Escape")  # command mode, this cell active
+        self.page.keyboard.press("Control+Shift+C")
+        self.page.locator(".lm-CommandPalette-input").fill("Present widget output")
+        self.page.locator(".lm-CommandPalette-item", has_text="Present widget output in its own tab").click()
+        return self.page.locator(".ne-present-panel")
+
     def kernel_states(self) -> list[list[int]]:
         """Run the CHECK cell (the last one) and return every gate's state as the kernel has it."""
         last = self.page.locator(".jp-Notebook .jp-Cell").count() - 1

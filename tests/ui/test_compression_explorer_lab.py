@@ -138,12 +138,7 @@ def test_present_shows_the_explorer_full_tab_and_it_stays_live(lab_page, lab_ser
     nb.wait_panel(APP_CELL, "Re-optimize")
     _state(nb, lambda s: s.get("M") == 3, "the M = 3 result")
     page = nb.page
-    nb.cell(APP_CELL).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill("Present widget output")
-    page.locator(".lm-CommandPalette-item", has_text="Present widget output in its own tab").click()
-    panel = page.locator(".ne-present-panel")
+    panel = nb.present(APP_CELL)
     panel.get_by_role("button", name="Re-optimize").wait_for(timeout=30_000)
     panel.get_by_text("Status: done").wait_for()  # the live app, not a copy frozen at its first render
     box = panel.bounding_box()

@@ -156,12 +156,7 @@ def test_train_steer_click_pause_and_run_cells_while_training(nb):
 def test_present_shows_the_live_dashboard_in_its_own_full_size_tab(nb):
     page = nb.page
     before = sum(map(sum, nb.state()["unit_states"]))
-    nb.cell(APP_CELL).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill("Present widget output")
-    page.locator(".lm-CommandPalette-item", has_text="Present widget output in its own tab").click()
-    panel = page.locator(".ne-present-panel")
+    panel = nb.present(APP_CELL)
     dash = panel.locator(".ne-dash")
     dash.wait_for(timeout=30_000)
     box = dash.bounding_box()

@@ -130,12 +130,7 @@ def test_shift_drag_selects_several_units(nb):
 def test_present_opens_the_widget_in_its_own_full_size_tab(nb):
     page = nb.page
     in_notebook = page.locator(".jp-Notebook .ne-unit").first.bounding_box()
-    nb.cell(0).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Escape")  # command mode, cell 0 active
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill("Present widget output")
-    page.locator(".lm-CommandPalette-item", has_text="Present widget output in its own tab").click()
-    panel = page.locator(".ne-present-panel")
+    panel = nb.present(0)
     panel.locator(".ne-network.ne-fill").wait_for()
     assert page.locator(".lm-TabBar-tab.lm-mod-current", has_text="Present: mlp_view.ipynb").count() >= 1
     presented = panel.locator(".ne-unit")
