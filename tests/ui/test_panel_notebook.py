@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import panel as pn
 import pytest
@@ -32,6 +33,25 @@ class RecordedComm(Comm):
 
     def close(self):
         pass
+
+
+def run(scenario):
+    """``asyncio.run(scenario())`` on a thread of its own (the suite's browser tests leave an event loop running
+    on the main thread); its value, or its exception."""
+    out: dict = {}
+
+    def main():
+        try:
+            out["value"] = asyncio.run(scenario())
+        except BaseException as exc:  # handed to the test's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join(30)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def show(viewable, comm):
@@ -69,7 +89,7 @@ def test_a_patch_made_before_the_comm_opened_does_not_overwrite_a_newer_one(sent
         text.value = "done again"  # nothing waits: straight out
         return _texts(sent)
 
-    assert asyncio.run(scenario()) == ["optimizing", "done", "done again"]
+    assert run(scenario) == ["optimizing", "done", "done again"]
 
 
 def test_patches_wait_for_as_long_as_the_comm_stays_closed(sent):
@@ -84,7 +104,7 @@ def test_patches_wait_for_as_long_as_the_comm_stays_closed(sent):
         await asyncio.sleep(3 * panel_notebook.RETRY_S)
         return _texts(sent)
 
-    assert asyncio.run(scenario()) == ["b"]
+    assert run(scenario) == ["b"]
 
 
 def _imported(model) -> list[str]:
@@ -111,7 +131,7 @@ def test_updated_panes_keep_panel_stylesheets_inline(sent):
             await asyncio.sleep(0)
             return root
 
-    root = asyncio.run(scenario())
+    root = run(scenario)
     assert _imported(root) == []
     wire = json.dumps(sent)
     assert "cdn.holoviz.org" not in wire and "http" not in wire, wire[:500]
@@ -133,5 +153,5 @@ def test_a_repeated_update_sends_the_stylesheets_once(sent):
                 sizes.append(len(json.dumps(sent)))
             return sizes
 
-    sizes = asyncio.run(scenario())
+    sizes = run(scenario)
     assert max(sizes) < 2000, sizes  # the text; the stylesheets are the same models as before
