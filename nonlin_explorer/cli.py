@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 def _train(args) -> int:
     from nonlin_explorer import datasets
     from nonlin_explorer.devices import pick_device
-    from nonlin_explorer.models import check_fits_in_memory
+    from nonlin_explorer.models import check_fits_in_memory, kwargs_for
     from nonlin_explorer.results import check_writable, save_run
     from nonlin_explorer.training import TrainConfig, TrainingSession
 
@@ -76,9 +76,7 @@ def _train(args) -> int:
     if args.checkpoint:
         check_writable(args.checkpoint)
     data = datasets.load(config.dataset, **config.dataset_kwargs)
-    kwargs = dict(config.model_kwargs)
-    if data.kind == "sequence" and config.model.lower() in ("transformer", "seq2seq"):
-        kwargs.setdefault("vocab_size", data.vocab_size)
+    kwargs = kwargs_for(config.model, data, config.model_kwargs)
     check_fits_in_memory(config.model, data.input_shape, data.num_classes, **kwargs)
     session = TrainingSession(config)
     session.run(progress=not args.quiet)

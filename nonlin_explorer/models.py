@@ -188,6 +188,19 @@ class Seq2SeqTransformer(nn.Module):
 
 #: Model names accepted by :func:`build`.
 MODELS = ("mlp", "cnn", "resnet", "resnet20", "resnet56", "transformer", "seq2seq")
+#: Models over token sequences, what each takes, and its class: they take the vocabulary size from the dataset.
+SEQUENCE_MODELS = {
+    "transformer": ("token sequences (seq_len,)", TransformerClassifier),
+    "seq2seq": ("[source, decoder input] tokens (2 * seq_len,)", Seq2SeqTransformer),
+}
+
+
+def kwargs_for(name: str, data, model_kwargs: dict) -> dict:
+    """``model_kwargs`` completed from the dataset ``data``: a sequence model gets its ``vocab_size``."""
+    kwargs = dict(model_kwargs)
+    if data.kind == "sequence" and name.lower() in SEQUENCE_MODELS:
+        kwargs.setdefault("vocab_size", data.vocab_size)
+    return kwargs
 
 
 def count_parameters(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> int:
@@ -238,18 +251,12 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> 
         if name != "resnet":
             kwargs["depth"] = int(name[6:])
         return ResNet(input_shape, num_classes, **kwargs)
-    if name == "transformer":
+    if name in SEQUENCE_MODELS:
+        takes, cls = SEQUENCE_MODELS[name]
         if len(input_shape) != 1:
-            raise ValueError(f"the transformer takes token sequences (seq_len,), got input shape {tuple(input_shape)}")
+            raise ValueError(f"the {name} takes {takes}, got input shape {tuple(input_shape)}")
         vocab = kwargs.pop("vocab_size", None)
         if vocab is None:
-            raise ValueError("the transformer needs vocab_size (the sequence datasets provide it)")
-        return TransformerClassifier(vocab, num_classes, seq_len=input_shape[0], **kwargs)
-    if name == "seq2seq":
-        if len(input_shape) != 1:
-            raise ValueError(f"seq2seq takes [source, decoder input] tokens (2 * seq_len,), got {tuple(input_shape)}")
-        vocab = kwargs.pop("vocab_size", None)
-        if vocab is None:
-            raise ValueError("seq2seq needs vocab_size (datasets.translation provides it)")
-        return Seq2SeqTransformer(vocab, num_classes, seq_len=input_shape[0], **kwargs)
+            raise ValueError(f"the {name} needs vocab_size (the sequence datasets provide it)")
+        return cls(vocab, num_classes, seq_len=input_shape[0], **kwargs)
     raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")

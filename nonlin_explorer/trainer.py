@@ -240,9 +240,7 @@ class Trainer:
             elif not getattr(model, GATE_INDEX, None):
                 index_gates(model, self.data.x_train[:2])  # gates put in by hand: name them, in forward order
         else:
-            kwargs = dict(cfg.model_kwargs)
-            if self.data.kind == "sequence" and cfg.model.lower() in ("transformer", "seq2seq"):
-                kwargs.setdefault("vocab_size", self.data.vocab_size)
+            kwargs = _models.kwargs_for(cfg.model, self.data, cfg.model_kwargs)
             try:
                 model = _models.build(cfg.model, self.data.input_shape, self.data.num_classes, **kwargs)
             except TypeError as exc:

@@ -131,15 +131,16 @@ class _Builder:
                     f"of a tensor of shape {x.shape}, but the graph tracks that tensor's units along dim {x.dim} "
                     f"({x.size} units)")
             return self.unitwise(x, module_obj.name or path or "gate", "gate", path)
-        if not counts_as_nonlinear("activation"):
-            return x
-        return self.unitwise(x, name, "activation", path)
+        return self.counted(x, name, "activation", path)
+
+    def counted(self, x: _Units, name: str, op: str, path: str) -> _Units:
+        """``x`` through a unit-wise op that is nonlinear without a gate (``op``: a name of the policy): a layer of
+        fixed nonlinear units when the policy counts it, else ``x`` itself (a per-unit linear map adds no layer)."""
+        return self.unitwise(x, name, op, path) if counts_as_nonlinear(op) else x
 
     def fixed(self, x: _Units, out: Any, name: str, op: str, path: str, what: str) -> _Units:
-        """A unit-wise op that is nonlinear without a gate (``op``: a name of the policy): a layer of fixed
-        nonlinear units when the policy counts it, else a per-unit linear map (no layer)."""
-        x = self.per_unit(x, out, path, what)
-        return self.unitwise(x, name, op, path) if counts_as_nonlinear(op) else x
+        """:meth:`counted` for a traced op whose output is ``out`` (checked to keep the units)."""
+        return self.counted(self.per_unit(x, out, path, what), name, op, path)
 
     def attention(self, q_src: _Units, k_src: _Units | None, v_src: _Units | None, d: int, heads: int, path: str,
                   dim: int | None, shape: tuple[int, ...], out_map: bool = True) -> _Units:
@@ -152,12 +153,12 @@ class _Builder:
         q = self.dense([q_src], d, _join(path, "q"), "linear", path, dim, shape)
         k = self.dense([k_src], d, _join(path, "k"), "linear", path, dim, shape)
         v = self.dense([v_src], d, _join(path, "v"), "linear", path, dim, shape)
-        scores = self.new_layer(_join(path, "softmax"), heads, "softmax" if counts_as_nonlinear("softmax") else "mix",
+        scores = self.new_layer(_join(path, "softmax"), heads, _policy_kind("softmax", "mix"),
                                 path)
         for src in (q, k):
             self.graph.add_edges(src.layer, scores, "grouped", groups=heads)
         mix = self.new_layer(_join(path, "weighted_values") if out_map else path, d,
-                             "product" if counts_as_nonlinear("product") else "merge", path)
+                             _policy_kind("product", "merge"), path)
         self.graph.add_edges(v.layer, mix, "identity")
         self.graph.add_edges(scores, mix, "index", src_index=np.arange(d) // (d // heads), dst_index=np.arange(d))
         if not out_map:
@@ -185,7 +186,7 @@ class _Builder:
             u = operands[0]
             if u.size == size:
                 return _Units(u.layer, dim, out_shape)
-        kind = "product" if product and len(operands) > 1 and counts_as_nonlinear("product") else "merge"
+        kind = _policy_kind("product", "merge") if product and len(operands) > 1 else "merge"
         layer = self.new_layer(name, size, kind, path)
         for u in operands:
             if u.size == size:
@@ -296,8 +297,7 @@ class _Builder:
             self.fail("module TransformerEncoderLayer", path,
                       f"expected {d} units along the last dim, got shape {x.shape} with units along dim {x.dim}")
         def norm(u: _Units, name: str) -> _Units:
-            n_path = _join(path, name)
-            return self.unitwise(u, n_path, "norm", n_path) if counts_as_nonlinear("norm") else u
+            return self.counted(u, _join(path, name), "norm", _join(path, name))
 
         def block(u: _Units) -> _Units:
             a_path = _join(path, "self_attn")
@@ -325,18 +325,19 @@ class _Builder:
             return self.activation(acts[0], path, m, path)
         if isinstance(m, nn.Linear):
             return self.linear(acts[0], m.out_features, out, path, "linear", path)
-        if leaf_kind(m) == "dense":  # e.g. collapse's AffineSum: dense from every input
+        registered = leaf_kind(m)
+        if registered == "dense":  # e.g. collapse's AffineSum: dense from every input
             return self.dense(acts, int(out.shape[-1]), path, "linear", path, out.dim() - 1, tuple(out.shape))
-        if leaf_kind(m) == "per_unit":
+        if registered == "per_unit":
             return self.per_unit(acts[0], out, path, what)
-        if leaf_kind(m) == "nonlinear":
+        if registered == "nonlinear":
             return self.unitwise(self.per_unit(acts[0], out, path, what), path, "activation", path)
-        if leaf_kind(m) == "norm":
+        if registered == "norm":
             return self.fixed(acts[0], out, path, "norm", path, what)
-        if leaf_kind(m) in ("attention", "attention_heads"):
+        if registered in ("attention", "attention_heads"):
             res = out[0] if isinstance(out, tuple) else out
             att = self.attention(acts[0], None, None, int(res.shape[-1]), _num_heads(m), path, res.dim() - 1,
-                                 tuple(res.shape), out_map=leaf_kind(m) == "attention")
+                                 tuple(res.shape), out_map=registered == "attention")
             return (att,) + (None,) * (len(out) - 1) if isinstance(out, tuple) else att
         if isinstance(m, nn.Embedding):
             return self.dense(acts, m.embedding_dim, path, "embedding", path, out.dim() - 1, tuple(out.shape))
@@ -368,15 +369,15 @@ class _Builder:
             x = acts[0]
             for i, layer in enumerate(m.layers):
                 x = self.encoder_layer(x, layer, _join(path, f"layers.{i}"))
-            if m.norm is not None and counts_as_nonlinear("norm"):  # nn.Transformer's encoder ends in a norm
-                x = self.unitwise(x, _join(path, "norm"), "norm", _join(path, "norm"))
+            if m.norm is not None:  # nn.Transformer's encoder ends in a norm
+                x = self.counted(x, _join(path, "norm"), "norm", _join(path, "norm"))
             return _Units(x.layer, x.dim, tuple(out.shape))
         self.fail(what, path)
 
     def softmax(self, x: _Units, dim: int | None, out: torch.Tensor, name: str, path: str) -> _Units:
         if dim is None or x.dim is None or dim % len(x.shape) != x.dim:
             return self.fixed(x, out, name, "softmax", path, "softmax")  # over positions: unit-wise
-        layer = self.new_layer(name, x.size, "softmax" if counts_as_nonlinear("softmax") else "mix", path)
+        layer = self.new_layer(name, x.size, _policy_kind("softmax", "mix"), path)
         self.graph.add_edges(x.layer, layer, "dense")
         return _Units(layer, x.dim, tuple(out.shape))
 
@@ -469,6 +470,11 @@ class _Builder:
         acts = [p for p in parts if isinstance(p, _Units)]
         moved = [_Units(a.layer, None if a.dim is None else a.dim + (a.dim >= d), tuple(out.shape)) for a in acts]
         return self.merge(moved, tuple(out.shape), name, path, what)
+
+
+def _policy_kind(op: str, linear_kind: str) -> str:
+    """The layer kind for ``op``: itself (fixed nonlinear units) when the policy counts it, else ``linear_kind``."""
+    return op if counts_as_nonlinear(op) else linear_kind
 
 
 def _num_heads(m: nn.Module) -> int:

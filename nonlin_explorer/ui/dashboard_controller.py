@@ -23,7 +23,7 @@ import torch
 
 from nonlin_explorer.datasets import DATASETS
 from nonlin_explorer.files import confined_path
-from nonlin_explorer.models import MODELS, count_parameters
+from nonlin_explorer.models import MODELS, count_parameters, kwargs_for
 from nonlin_explorer.plumbing import eval_mode
 from nonlin_explorer.recording import Recording, StepLog, load_recording, save_recording
 from nonlin_explorer.training import TrainConfig, TrainingSession
@@ -392,9 +392,7 @@ class DashboardController(Controller):
             from nonlin_explorer import datasets
 
             data = datasets.load(config.dataset, **config.dataset_kwargs)
-            kwargs = dict(config.model_kwargs)
-            if data.kind == "sequence" and config.model.lower() in ("transformer", "seq2seq"):
-                kwargs.setdefault("vocab_size", data.vocab_size)
+            kwargs = kwargs_for(config.model, data, config.model_kwargs)
             n = count_parameters(config.model, data.input_shape, data.num_classes, **kwargs)
             if n > MAX_PARAMETERS:
                 raise ValueError(f"that model has {n:,} parameters; the dashboard builds at most {MAX_PARAMETERS:,}")
