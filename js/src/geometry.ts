@@ -6,6 +6,11 @@
 
 import type { BlockInfo, LayerInfo } from './network_view_types';
 
+/** A residual block's shaded band. */
+export interface BlockBand { left: number; right: number; top: number; bottom: number }
+/** A skip connection's arc, from (x0, y0) to (x1, y1); `projection`: the skip has a 1x1 conv / linear map. */
+export interface Skip { x0: number; y0: number; x1: number; y1: number; projection: boolean }
+
 export interface Geometry {
   /** Cell size (square) and the inset painted inside it. */
   cell: number;
@@ -22,8 +27,8 @@ export interface Geometry {
   layerBottom: number[];
   layerRows: number[];
   /** Per block: shaded band and skip arc (start x/y, end x/y). */
-  blockBands: { left: number; right: number; top: number; bottom: number }[];
-  skips: { x0: number; y0: number; x1: number; y1: number; projection: boolean }[];
+  blockBands: BlockBand[];
+  skips: Skip[];
   /** Top of the label strip under the columns. */
   labelTop: number;
 }

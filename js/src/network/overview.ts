@@ -4,6 +4,7 @@
  * a few pixels; a click on a strip zooms into that layer's units. Pure: sizes in, positions out (CSS pixels).
  */
 
+import type { BlockBand, Skip } from '../geometry';
 import type { BlockInfo, LayerInfo } from '../network_view_types';
 
 export interface Overview {
@@ -14,8 +15,8 @@ export interface Overview {
   left: number[];
   top: number[];
   bottom: number[];
-  blockBands: { left: number; right: number; top: number; bottom: number }[];
-  skips: { x0: number; y0: number; x1: number; y1: number; projection: boolean }[];
+  blockBands: BlockBand[];
+  skips: Skip[];
   /** Top of the label strip, and the label font size. */
   labelTop: number;
   labelSize: number;
