@@ -17,16 +17,10 @@ import torch
 from cpu_hog import cpu_hog
 
 from nonlin_explorer import average_path_length, collapse, core_network, gates, linearize, unit_graph
-from nonlin_explorer.torchvision_compat import import_torchvision
+from nonlin_explorer.torchvision_compat import CLASSIFIERS, import_torchvision
 
-#: (name, input size, constructor keyword arguments)
-MODELS = [
-    ("resnet50", 224, {}), ("resnext50_32x4d", 224, {}), ("vgg11", 224, {}), ("densenet121", 224, {}),
-    ("squeezenet1_0", 224, {}), ("shufflenet_v2_x1_0", 224, {}), ("mnasnet1_0", 224, {}), ("mobilenet_v2", 224, {}),
-    ("mobilenet_v3_large", 224, {}), ("googlenet", 224, dict(aux_logits=False, init_weights=False)),
-    ("inception_v3", 299, dict(aux_logits=False, init_weights=False)), ("regnet_y_400mf", 224, {}),
-    ("efficientnet_b0", 224, {}), ("convnext_tiny", 224, {}), ("vit_b_16", 224, {}), ("swin_t", 224, {}),
-]
+#: (name, input size, constructor keyword arguments): torchvision's families at 224 px (or their own size)
+MODELS = [(name, max(224, size), kwargs) for name, (size, kwargs) in CLASSIFIERS.items()]
 
 
 def _time(fn, repeats: int = 3) -> float:

@@ -44,3 +44,15 @@ def import_torchvision() -> ModuleType:
 def has_compiled_ops() -> bool:
     """Whether torchvision's compiled ops loaded (detection models need them; classification models do not)."""
     return bool(import_torchvision().extension._has_ops())
+
+
+#: torchvision's classification families, one model each: name -> (the smallest square input it takes, the
+#: constructor's keyword arguments). tests/test_real_architectures.py (``-m zoo``) checks every analysis on each,
+#: benchmarks/bench_models.py times them (at 224 px, or more where needed).
+CLASSIFIERS: dict[str, tuple[int, dict]] = {
+    "resnet50": (64, {}), "resnext50_32x4d": (64, {}), "vgg11": (64, {}), "densenet121": (64, {}),
+    "squeezenet1_0": (64, {}), "shufflenet_v2_x1_0": (64, {}), "mnasnet1_0": (64, {}), "mobilenet_v2": (64, {}),
+    "mobilenet_v3_large": (64, {}), "googlenet": (64, {"aux_logits": False, "init_weights": False}),
+    "inception_v3": (299, {"aux_logits": False, "init_weights": False}), "regnet_y_400mf": (64, {}),
+    "efficientnet_b0": (64, {}), "convnext_tiny": (64, {}), "vit_b_16": (224, {}), "swin_t": (224, {}),
+}

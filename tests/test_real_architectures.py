@@ -11,7 +11,7 @@ import torch
 
 from nonlin_explorer import UnitState, average_path_length, collapse, core_network, gates, linearize, unit_graph
 from nonlin_explorer.graph import UnsupportedOperationError, using_nonlinear_policy
-from nonlin_explorer.torchvision_compat import has_compiled_ops, import_torchvision
+from nonlin_explorer.torchvision_compat import CLASSIFIERS, has_compiled_ops, import_torchvision
 
 tv = import_torchvision()  # setup installs torchvision; with the CPU torch its compiled ops do not load
 import transformers as T  # noqa: E402  (after the guard: transformers imports torchvision)
@@ -223,16 +223,13 @@ def test_the_network_view_takes_a_big_torchvision_model(name):
 
 #: The whole classification zoo (minutes): ``pytest -m zoo tests/test_real_architectures.py``. CI runs the
 #: representative models above; benchmarks/bench_models.py times every analysis on the same list.
-ZOO = ["resnet50", "resnext50_32x4d", "vgg11", "densenet121", "squeezenet1_0", "shufflenet_v2_x1_0", "mnasnet1_0",
-       "mobilenet_v2", "mobilenet_v3_large", "googlenet", "inception_v3", "regnet_y_400mf", "efficientnet_b0",
-       "convnext_tiny", "vit_b_16", "swin_t"]
+ZOO = sorted(CLASSIFIERS)
 
 
 @pytest.mark.zoo
 @pytest.mark.parametrize("name", ZOO)
 def test_every_torchvision_classification_family(name):
-    kwargs = dict(aux_logits=False, init_weights=False) if name in ("googlenet", "inception_v3") else {}
-    size = 299 if name == "inception_v3" else 224 if name in ("vit_b_16", "swin_t") else 64
+    size, kwargs = CLASSIFIERS[name]
     model = _build(lambda: getattr(tv.models, name)(**kwargs))
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
