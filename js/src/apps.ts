@@ -63,18 +63,24 @@ function appNotebook(app: PanelApp): Record<string, unknown> {
   };
 }
 
-/** A file name in `dir` nobody uses yet: name.ipynb, name-1.ipynb, ... */
+/** A file name in `dir` nobody uses yet: name.ipynb, name-1.ipynb, ... (one listing of the folder: probing each
+ * name would log a 404 in the console for every free one). */
 async function freePath(jlab: JupyterFrontEnd, dir: string, stem: string): Promise<string> {
-  const contents = jlab.serviceManager.contents;
+  const taken = await namesIn(jlab, dir);
   for (let k = 0; k < 1000; k++) {
-    const path = PathExt.join(dir, k === 0 ? `${stem}.ipynb` : `${stem}-${k}.ipynb`);
-    try {
-      await contents.get(path, { content: false });
-    } catch {
-      return path;
+    const file = k === 0 ? `${stem}.ipynb` : `${stem}-${k}.ipynb`;
+    if (!taken.has(file)) {
+      return PathExt.join(dir, file);
     }
   }
   throw new Error(`no free file name for ${stem}.ipynb in ${dir || 'the root folder'}`);
+}
+
+/** The names of the files and folders in `dir`. */
+export async function namesIn(jlab: JupyterFrontEnd, dir: string): Promise<Set<string>> {
+  const listing = await jlab.serviceManager.contents.get(dir, { content: true });
+  const items = (listing.content ?? []) as { name: string }[];
+  return new Set(items.map(item => item.name));
 }
 
 /** Create the app's notebook in `dir`, open it and run its cell once the kernel is up. */

@@ -6,6 +6,7 @@
 import type { JupyterFrontEnd } from '@jupyterlab/application';
 import { PathExt } from '@jupyterlab/coreutils';
 import type { Widget } from '@lumino/widgets';
+import { namesIn } from './apps';
 import { DEMO_NOTEBOOKS, type DemoNotebook } from './generated/notebooks';
 
 export { DEMO_NOTEBOOKS, type DemoNotebook };
@@ -14,21 +15,22 @@ export function findDemo(name: string): DemoNotebook | undefined {
   return DEMO_NOTEBOOKS.find(d => d.name === name);
 }
 
-/** The path the demo gets in `dir`: its own file name, or name-1, name-2... when another file has it. */
+/** The path the demo gets in `dir`: its own file name, or name-1, name-2... when another file has it (one listing
+ * of the folder, then only the names that exist are read). */
 async function targetPath(app: JupyterFrontEnd, dir: string, demo: DemoNotebook): Promise<[string, boolean]> {
   const contents = app.serviceManager.contents;
+  const taken = await namesIn(app, dir);
   for (let k = 0; k < 100; k++) {
     const file = k === 0 ? demo.file : demo.file.replace(/\.ipynb$/, `-${k}.ipynb`);
     const path = PathExt.join(dir, file);
-    try {
-      const existing = await contents.get(path, { content: true });
-      // An earlier copy of the same demo (edited or not) is reopened rather than duplicated.
-      const meta = (existing.content as { metadata?: Record<string, unknown> } | null)?.metadata ?? {};
-      if (existing.type === 'notebook' && meta['nonlin_explorer_demo'] === demo.name) {
-        return [path, true];
-      }
-    } catch {
+    if (!taken.has(file)) {
       return [path, false];
+    }
+    const existing = await contents.get(path, { content: true });
+    // An earlier copy of the same demo (edited or not) is reopened rather than duplicated.
+    const meta = (existing.content as { metadata?: Record<string, unknown> } | null)?.metadata ?? {};
+    if (existing.type === 'notebook' && meta['nonlin_explorer_demo'] === demo.name) {
+      return [path, true];
     }
   }
   throw new Error(`no free file name for ${demo.file} in ${dir || 'the root folder'}`);

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from lab_helpers import OPEN_PAGES, launch_chromium, open_page, start_lab_server
+from page_checks import console_problems
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / ".test-artifacts"
 
@@ -51,7 +52,10 @@ def browser():
 
 @pytest.fixture
 def lab_page(browser, lab_server):
-    """A fresh page (its own browser context) with its request log."""
+    """A fresh page (its own browser context) with its request log; the test fails if the page logged an error
+    (other than those CONSOLE_ALLOWED lists, with why)."""
     context, rec = open_page(browser, lab_server)
     yield rec
     context.close()
+    problems = console_problems([("error", text) for text in rec.console_errors])
+    assert problems == [], f"the page logged errors: {problems}"
