@@ -157,8 +157,8 @@ def test_the_url_carries_the_settings_never_the_token(browser, explorer_server):
     try:
         s = e.wait(lambda s: _done(s) and s.get("M") == 4, "the URL's M = 4")
         assert (s["params"]["d"], s["params"]["seed"], s["params"]["N"]) == (6, 2, 500)  # N: the server's
-        e.page.wait_for_url(lambda url: "M=4" in url and "d=6" in url)
-        assert "token" not in e.page.url
+        e.page.wait_for_url(lambda url: "token" not in url)  # the server rewrote the address: settings only
+        assert "M=4" in e.page.url and "d=6" in e.page.url and "seed=2" in e.page.url
         e.type_into("M", "5")
         e.wait(lambda s: _done(s) and s.get("M") == 5, "M = 5")
         e.page.wait_for_url(lambda url: "M=5" in url)
