@@ -110,7 +110,10 @@ class PanelHost(pn.custom.AnyWidgetComponent):
 
 def _parameter(field: Field) -> param.Parameter:
     if field.binary:
-        return param.Dict(default={"view": b"", "dtype": field.kind, "shape": [0]}, doc=field.doc)
+        # No bytes in a default: BokehJS clones a property's default for a model that leaves it unset, and an
+        # ArrayBuffer cannot be cloned (the served MNIST-1D dashboard, whose decision boundary stays unset, was a
+        # blank page). The front end reads view None as an empty array.
+        return param.Dict(default={"view": None, "dtype": field.kind, "shape": [0]}, doc=field.doc)
     return param.Parameter(default=jsonable(field.initial()), doc=field.doc)
 
 

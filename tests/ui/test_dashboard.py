@@ -242,3 +242,23 @@ def test_every_chart_exports_png_svg_and_csv_and_the_page_saves_an_offline_snaps
     assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html.replace(
         "http://www.w3.org/2000/svg", "")
     assert html.count("<svg") >= len(names) and "data:image/png;base64," in html and "TrainingSession" in html
+
+
+def test_a_dataset_without_a_decision_boundary_renders(browser, tmp_path):
+    """MNIST-1D (40 inputs: no 2-D decision boundary, so that field keeps its default) draws its units and trains;
+    a default holding bytes once made BokehJS fail to clone it and left this page blank."""
+    config = {"dataset_kwargs": {"num_samples": 600}, "model_kwargs": {"width": 8, "depth": 2}, "epochs": 500,
+              "eval_every": 5, "batch_size": 64, "schedule": "early"}
+    with served_app("mnist1d", config, tmp_path) as base:
+        dash = DashboardPage(browser, base)
+        try:
+            messages: list[str] = []
+            dash.page.on("console", lambda m: messages.append(m.text) if m.type in ("error", "trace") else None)
+            expect(dash.page.locator(".ne-network .ne-unit")).to_have_count(16)
+            assert dash.state()["dataset"] == "mnist1d"
+            dash.click("Start")
+            dash.wait(lambda s: s["status"] == "running" and s["step"] > 0, "training to run")
+            dash.page.locator(".ne-dash[data-status='running']").wait_for()
+            assert messages == [] and dash.external_requests() == []
+        finally:
+            dash.close()
