@@ -10,7 +10,6 @@ and pushes what changed: Bokeh documents are never touched from another thread.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +51,6 @@ class PanelHost(pn.custom.AnyWidgetComponent):
         self.flushes = 0
         self.requests = 0
         self._callback = None
-        #: Called (document thread) with each batch of the controller's changed fields, after they went out.
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
         self.param.watch(self._on_request, "request")
         try:
             self._callback = pn.state.add_periodic_callback(self.flush, period=max(10, int(1000 / controller.rate)))
@@ -96,8 +93,6 @@ class PanelHost(pn.custom.AnyWidgetComponent):
             self.send(jsonable(message))
         if changes or messages:
             self.flushes += 1
-        for listener in self.listeners if changes else ():
-            listener(changes)
         return bool(changes or messages)
 
     def close(self) -> None:

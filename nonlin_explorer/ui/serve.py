@@ -101,9 +101,8 @@ def make_app(config, theme: str = "light", rate: float = 10.0, files_root=None):
                                          rate=rate, theme=theme, files_root=files_root)
         if problem:
             controller.notify(problem, "warning")
-        pane = TrainingDashboardPane(controller)
-        _settings_in_url(pane, DASHBOARD_KEYS, controller.state["settings"])
-        return _serve_view(pane)
+        _follow_in_url(lambda: controller.state["settings"], DASHBOARD_KEYS)
+        return _serve_view(TrainingDashboardPane(controller))
 
     return app
 
@@ -126,23 +125,9 @@ def _url_config(config):
         return config, f"settings in the URL ignored: {exc}"
 
 
-def _settings_in_url(pane, keys, settings) -> None:
-    """Show ``settings`` in this tab's URL now (without the token: the cookie carries it) and after each change."""
-    import panel as pn
-
-    location = pn.state.location
-    if location is None:
-        return
-
-    def show(values) -> None:
-        location.search = to_query(values, keys)
-
-    show(settings)
-    pane.listeners.append(lambda changes: show(changes["settings"]) if "settings" in changes else None)
-
-
 def _follow_in_url(current, keys, period_ms: int = 500) -> None:
-    """Keep this tab's URL showing ``current()`` (settings), looked at every ``period_ms`` (no token in it)."""
+    """Keep this tab's URL showing ``current()`` (settings), looked at every ``period_ms`` (no token in it). Looked
+    at, not pushed: on load the page's own address (with the token) replaces whatever the server set first."""
     import panel as pn
 
     location = pn.state.location

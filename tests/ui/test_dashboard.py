@@ -137,6 +137,11 @@ def test_bad_input_shows_the_reason_and_keeps_settings(dash):
 def test_the_url_carries_the_settings_never_the_token(browser, dashboard_server):
     """Open with settings in the URL: the run has them, the address bar shows them (the token gone: a cookie
     keeps access), a change follows into the URL, and that URL opens the same settings again."""
+    plain = DashboardPage(browser, dashboard_server)  # the URL the server printed: token only
+    try:
+        plain.page.wait_for_url(lambda url: "dataset=spirals" in url and "width=16" in url and "token" not in url)
+    finally:
+        plain.close()
     dash = DashboardPage(browser, dashboard_server, query="sparsity=0.002&width=12&seed=3")
     try:
         s = dash.state()
