@@ -41,13 +41,15 @@ def ordered_push(doc, comm, binary: bool = True, msg=None) -> None:
         return
     with _LOCK:
         waiting = _WAITING.get(id(comm))
-        if waiting is None and _is_open(comm):
-            notebook.send(comm, msg)
-            return
         if waiting is None:
+            if _is_open(comm):
+                notebook.send(comm, msg)
+                return
             waiting = _WAITING[id(comm)] = (comm, deque())
             _schedule(comm)
         waiting[1].append(msg)
+        if _is_open(comm):  # opened since the timer last looked: everything leaves now, oldest first
+            _send_waiting(comm)
 
 
 def _schedule(comm) -> None:
@@ -55,25 +57,28 @@ def _schedule(comm) -> None:
         from tornado.ioloop import IOLoop
 
         IOLoop.current().call_later(RETRY_S, _drain, comm)
-    except Exception:  # no event loop: the patches are sent with the next push once the comm is open
+    except Exception:  # no event loop: what waits leaves with the first push after the comm opened
         pass
 
 
-def _drain(comm) -> None:
-    """Send what waits for ``comm``, oldest first, once it is open; else look again in RETRY_S."""
+def _send_waiting(comm) -> None:
+    """Send every patch waiting for ``comm``, oldest first (holding _LOCK)."""
     from panel.io import notebook
 
+    queue = _WAITING.pop(id(comm))[1]
+    while queue:
+        notebook.send(comm, queue.popleft())
+
+
+def _drain(comm) -> None:
+    """The timer: send what waits for ``comm`` once it is open; else look again in RETRY_S."""
     with _LOCK:
-        waiting = _WAITING.get(id(comm))
-        if waiting is None:
+        if id(comm) not in _WAITING:
             return
-        if not _is_open(comm):
+        if _is_open(comm):
+            _send_waiting(comm)
+        else:
             _schedule(comm)
-            return
-        queue = waiting[1]
-        while queue:
-            notebook.send(comm, queue.popleft())
-        del _WAITING[id(comm)]
 
 
 def waiting_patches(comm) -> int:

@@ -107,6 +107,26 @@ def test_patches_wait_for_as_long_as_the_comm_stays_closed(sent):
     assert run(scenario) == ["b"]
 
 
+def test_without_a_running_timer_the_first_push_after_the_comm_opened_sends_what_waits(sent):
+    """No event loop runs the retry (a plain thread): the patches still leave, in order, with the next push."""
+    out: dict = {}
+
+    def main():
+        text = pn.widgets.StaticText(value="a")
+        comm = RecordedComm()
+        show(text, comm)
+        text.value = "b"
+        out["waiting"] = panel_notebook.waiting_patches(comm)
+        comm.open()
+        text.value = "c"
+        out["after"] = panel_notebook.waiting_patches(comm)
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join(30)
+    assert (out["waiting"], out["after"], _texts(sent)) == (1, 0, ["b", "c"])
+
+
 def _imported(model) -> list[str]:
     return [s.url for m in model.select({"type": UIElement}) for s in m.stylesheets
             if isinstance(s, ImportedStyleSheet)]
