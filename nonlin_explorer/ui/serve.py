@@ -92,11 +92,11 @@ def make_app(config, theme: str = "light", rate: float = 10.0, files_root=None):
     """A function building one full-page dashboard per browser tab (each with its own session)."""
     import dataclasses
 
-    from nonlin_explorer.ui.dashboard_controller import DashboardController
+    from nonlin_explorer.ui.dashboard_controller import DashboardController, config_from_settings
     from nonlin_explorer.ui.dashboard_panel import TrainingDashboardPane
 
     def app():
-        run_config, problem = _url_config(config)
+        run_config, problem = _with_url_settings(config, DASHBOARD_KEYS, config_from_settings)
         controller = DashboardController(dataclasses.replace(run_config, model_kwargs=dict(run_config.model_kwargs)),
                                          rate=rate, theme=theme, files_root=files_root)
         if problem:
@@ -107,22 +107,22 @@ def make_app(config, theme: str = "light", rate: float = 10.0, files_root=None):
     return app
 
 
-def _query_args() -> dict:
+def _session_args() -> dict:
+    """This tab's URL query, as Tornado gives it (name -> list of bytes)."""
     import panel as pn
 
-    return dict(pn.state.session_args or {})
+    return pn.state.session_args or {}
 
 
-def _url_config(config):
-    """``config`` with the settings of this tab's URL, and what was wrong with them (None: nothing; the demo's own
-    settings are used then)."""
-    from nonlin_explorer.ui.dashboard_controller import config_from_settings
-
+def _with_url_settings(base, keys, merge):
+    """``merge(base, settings)`` with the settings among ``keys`` in this tab's URL (``base`` when it has none), and
+    what was wrong with them (None: nothing; ``base`` is used then). ``merge`` checks them as the page's form would
+    and raises ValueError (RequestError is one) naming a refused value."""
     try:
-        settings = from_query(_query_args(), DASHBOARD_KEYS)
-        return (config_from_settings(config, settings) if settings else config), None
-    except ValueError as exc:  # RequestError is a ValueError
-        return config, f"settings in the URL ignored: {exc}"
+        settings = from_query(_session_args(), keys)
+        return (merge(base, settings) if settings else base), None
+    except ValueError as exc:
+        return base, f"settings in the URL ignored: {exc}"
 
 
 def _follow_in_url(current, keys, period_ms: int = 500) -> None:
@@ -168,12 +168,7 @@ def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0
     validate_params(initial)  # bad --config: an error before serving
 
     def app():
-        settings, problem = dict(initial), None
-        try:
-            settings.update(from_query(_query_args(), EXPLORER_KEYS))
-            validate_params(settings)
-        except ValueError as exc:
-            settings, problem = dict(initial), f"settings in the URL ignored: {exc}"
+        settings, problem = _with_url_settings(initial, EXPLORER_KEYS, _checked_explorer_settings)
         explorer = CompressionExplorer(rate=rate, theme=theme, files_root=files_root, **settings)
         if problem:
             explorer.show_message(problem, "warning")
@@ -181,6 +176,15 @@ def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0
         return _serve_view(explorer)
 
     return app
+
+
+def _checked_explorer_settings(initial: dict, settings: dict) -> dict:
+    """``initial`` updated by ``settings``, after the explorer's own checks (ValueError)."""
+    from nonlin_explorer.ui.compression_core import validate_params
+
+    merged = {**initial, **settings}
+    validate_params(merged)
+    return merged
 
 
 def make_advantage_app(settings: dict, theme: str = "light", rate: float = 4.0):
