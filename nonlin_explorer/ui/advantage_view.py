@@ -127,11 +127,7 @@ class AdvantageView(LiveView):
             for sch in ADVANTAGE_SCHEDULES:
                 fig.scatter(x, "test_acc", source=self.sources[sch], color=COLORS[sch], size=8, alpha=0.8,
                             legend_label=f"{sch} linearization", name=sch)
-            style_figure(fig, self.theme, legend_outside=False)
-            legend = fig.legend[0]  # below the data, in one line: the plot keeps its width
-            fig.center = [r for r in fig.center if r is not legend]
-            legend.orientation = "horizontal"
-            fig.add_layout(legend, "below")
+            style_figure(fig, self.theme, legend="below")
 
     def _build_layout(self):
         controls = pn.Column(

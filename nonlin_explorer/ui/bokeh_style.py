@@ -23,8 +23,12 @@ def check_theme(theme: str) -> str:
     return theme
 
 
-def style_figure(fig, theme: str = "light", *, legend_outside: bool = True) -> None:
-    """Apply the theme's colours and readable font sizes to ``fig`` (a bokeh ``figure``), in place."""
+def style_figure(fig, theme: str = "light", *, legend: str = "right") -> None:
+    """Apply the theme's colours and readable font sizes to ``fig`` (a bokeh ``figure``), in place. ``legend``: the
+    side of the plot its legend moves to, outside the data ("right"; "below": in one line, the plot keeps its
+    width)."""
+    if legend not in ("right", "below"):
+        raise ValueError(f"legend must be 'right' or 'below', got {legend!r}")
     p = PALETTES[check_theme(theme)]
     fig.background_fill_color = p["background"]
     fig.border_fill_color = p["border"]
@@ -43,18 +47,21 @@ def style_figure(fig, theme: str = "light", *, legend_outside: bool = True) -> N
         axis.minor_tick_line_color = p["axis"]
     for grid in fig.grid:
         grid.grid_line_color = p["grid"]
-    for legend in fig.legend:
-        legend.label_text_color = p["text"]
-        legend.label_text_font_size = "11pt"
-        legend.background_fill_color = p["border"]
-        legend.background_fill_alpha = 1.0
-        legend.border_line_color = p["grid"]
-    if legend_outside and fig.legend:
-        legend = fig.legend[0]
-        if legend not in fig.right:
-            fig.center = [r for r in fig.center if r is not legend]
-            legend.location = "top_left"
-            fig.add_layout(legend, "right")
+    for box in fig.legend:
+        box.label_text_color = p["text"]
+        box.label_text_font_size = "11pt"
+        box.background_fill_color = p["border"]
+        box.background_fill_alpha = 1.0
+        box.border_line_color = p["grid"]
+    if fig.legend:
+        box = fig.legend[0]
+        if box not in getattr(fig, legend):
+            fig.center = [r for r in fig.center if r is not box]
+            if legend == "right":
+                box.location = "top_left"
+            else:
+                box.orientation = "horizontal"
+            fig.add_layout(box, legend)
 
 
 def text_color_on(value: float, theme: str = "light") -> str:
