@@ -170,6 +170,18 @@ def write_notebook(root: Path, name: str, sources: list[str]) -> str:
     return name
 
 
+def mlp_view_cell(width: int) -> str:
+    """A notebook cell that shows a NetworkView of a linearized MLP (8 inputs, two layers of ``width`` units, seed 0);
+    :data:`CHECK_CELL` reads its gates back."""
+    return ("import torch, nonlin_explorer as ne\n"
+            "from nonlin_explorer.ui import NetworkView\n"
+            "torch.manual_seed(0)\n"
+            f"model = ne.linearize(ne.models.MLP(in_features=8, num_classes=3, width={width}, depth=2), "
+            "torch.randn(4, 8))\n"
+            "view = NetworkView(model, torch.randn(16, 8))\n"
+            "view")
+
+
 #: The last cell of the test notebooks: prints the gates' states as the kernel has them, with a counter so
 #: a fresh output can be told from the previous one.
 CHECK_CELL = ('_check = globals().get("_check", 0) + 1\n'

@@ -4,17 +4,11 @@ changes the gate in the kernel, and nothing leaves the machine."""
 from __future__ import annotations
 
 import pytest
-from lab_helpers import CHECK_CELL, Notebook, open_page, start_lab_server, unit_button, write_notebook
+from lab_helpers import CHECK_CELL, Notebook, mlp_view_cell, open_page, start_lab_server, unit_button, write_notebook
 
 pytestmark = pytest.mark.ui
 
-SETUP = """\
-import torch, nonlin_explorer as ne
-from nonlin_explorer.ui import NetworkView
-torch.manual_seed(0)
-model = ne.linearize(ne.models.MLP(in_features=8, num_classes=3, width=5, depth=2), torch.randn(4, 8))
-view = NetworkView(model, torch.randn(16, 8))
-view"""
+SETUP = mlp_view_cell(width=5)
 
 
 @pytest.fixture(scope="module")
