@@ -137,6 +137,19 @@ def config_from_settings(cfg: TrainConfig, settings: Any) -> TrainConfig:
         raise RequestError(str(exc)) from None
 
 
+def check_size(config: TrainConfig) -> TrainConfig:
+    """``config``, or ValueError when its model has more than MAX_PARAMETERS parameters (counted on the meta
+    device, after loading the dataset for its shapes): the dashboard never allocates what a page asked for blindly."""
+    from nonlin_explorer import datasets
+
+    data = datasets.load(config.dataset, **config.dataset_kwargs)
+    kwargs = kwargs_for(config.model, data, config.model_kwargs)
+    n = count_parameters(config.model, data.input_shape, data.num_classes, **kwargs)
+    if n > MAX_PARAMETERS:
+        raise ValueError(f"that model has {n:,} parameters; the dashboard builds at most {MAX_PARAMETERS:,}")
+    return config
+
+
 class DashboardController(Controller):
     """Controls, curves and units of one training session (:class:`ReplayController` replays a recording).
 
@@ -389,13 +402,7 @@ class DashboardController(Controller):
 
     def _rebuild(self, config: TrainConfig) -> None:
         try:
-            from nonlin_explorer import datasets
-
-            data = datasets.load(config.dataset, **config.dataset_kwargs)
-            kwargs = kwargs_for(config.model, data, config.model_kwargs)
-            n = count_parameters(config.model, data.input_shape, data.num_classes, **kwargs)
-            if n > MAX_PARAMETERS:
-                raise ValueError(f"that model has {n:,} parameters; the dashboard builds at most {MAX_PARAMETERS:,}")
+            check_size(config)
             session = TrainingSession(config, track_paths=self.session.track_paths)
         except Exception as exc:  # the old run stays; say why
             with self._lock:

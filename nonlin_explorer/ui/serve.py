@@ -92,11 +92,12 @@ def make_app(config, theme: str = "light", rate: float = 10.0, files_root=None):
     """A function building one full-page dashboard per browser tab (each with its own session)."""
     import dataclasses
 
-    from nonlin_explorer.ui.dashboard_controller import DashboardController, config_from_settings
+    from nonlin_explorer.ui.dashboard_controller import DashboardController, check_size, config_from_settings
     from nonlin_explorer.ui.dashboard_panel import TrainingDashboardPane
 
     def app():
-        run_config, problem = _with_url_settings(config, DASHBOARD_KEYS, config_from_settings)
+        run_config, problem = _with_url_settings(config, DASHBOARD_KEYS,
+                                                 lambda base, s: check_size(config_from_settings(base, s)))
         controller = DashboardController(dataclasses.replace(run_config, model_kwargs=dict(run_config.model_kwargs)),
                                          rate=rate, theme=theme, files_root=files_root)
         if problem:

@@ -166,7 +166,8 @@ def test_the_url_carries_the_settings_never_the_token(browser, dashboard_server)
 
 
 @pytest.mark.parametrize("query, reason", [("width=wide", "not a number"), ("sparsity=7", "must be <= 1"),
-                                           ("dataset=" + "x" * 80, "longer than 64")])
+                                           ("dataset=" + "x" * 80, "longer than 64"),
+                                           ("width=4096&depth=200", "the dashboard builds at most")])
 def test_bad_settings_in_the_url_say_why_and_start_the_demo(browser, dashboard_server, query, reason):
     dash = DashboardPage(browser, dashboard_server, query=query)
     try:
