@@ -4,8 +4,9 @@
    the output. A patch made before that is retried 0.1 s later, while a patch made after the comm opened is
    sent at once: the older patch then arrives last and overwrites the newer. The compression explorer's status
    stayed at "optimizing ..., relative loss 0.1355" in the page after the kernel had shown "done" (2 of 3 quiet
-   runs of a copy of tests/ui/test_compression_explorer_lab.py's Present test; the page's Bokeh model held the stale text). Here every
-   patch for a comm waits behind the ones already waiting, and they leave in the order they were made.
+   runs of a copy of the Present test in tests/ui/test_compression_explorer_lab.py; the page's Bokeh model held
+   the stale text). Here every patch for a comm waits behind the ones already waiting, and they leave in the order
+   they were made.
 2. **No stylesheets from the internet.** ``pn.extension(inline=True)`` inlines Panel's own stylesheets in the
    first render, but a pane that updates (a Markdown table, an alert) re-sends them as links to
    cdn.holoviz.org, which an offline page cannot load (and a page behind a slow resolver waits for). Updates
