@@ -123,7 +123,9 @@ def _with_url_settings(base, keys, merge):
         settings = from_query(_session_args(), keys)
         return (merge(base, settings) if settings else base), None
     except ValueError as exc:
-        return base, f"settings in the URL ignored: {exc}"
+        problem = f"settings in the URL ignored: {exc}"
+        print(f"nonlin-explorer: {problem}", file=sys.stderr, flush=True)
+        return base, problem
 
 
 def _follow_in_url(current, keys, period_ms: int = 500) -> None:
@@ -268,17 +270,20 @@ def serve_main(args) -> int:
     root = Path(args.root).expanduser().resolve()
     if not root.is_dir():
         raise ValueError(f"--root {args.root}: not a folder")
+    page_keys: tuple[str, ...] = ()  # the settings this page's URL may carry (anything else: 400)
     if getattr(args, "replay", None):
         app = make_replay_app(args.replay, theme=args.theme, rate=args.rate, speed=args.speed, files_root=root)
     elif args.demo == COMPRESSION_DEMO:
         app = make_compression_app(args.config, theme=args.theme, rate=args.rate, files_root=root)
+        page_keys = EXPLORER_KEYS
     elif args.demo == ADVANTAGE_DEMO:
         app = make_advantage_app(args.config, theme=args.theme, rate=args.rate)
     else:
         name = DEFAULT_DEMO if args.demo == "training" else args.demo  # "training": the default demo's old name
         app = make_app(demo_config(name, args.config), theme=args.theme, rate=args.rate, files_root=root)
+        page_keys = DASHBOARD_KEYS
     port = args.port or _free_port(args.host)
-    guard = AccessGuard(args.host, port, token=args.token, allow_hosts=args.allow_host)
+    guard = AccessGuard(args.host, port, token=args.token, allow_hosts=args.allow_host, page_keys=page_keys)
     if not is_loopback(args.host):
         print(f"nonlin-explorer: warning: --host {args.host} is reachable from the network; anyone with the URL "
               "(token included) can drive this app", file=sys.stderr, flush=True)
@@ -286,13 +291,14 @@ def serve_main(args) -> int:
     pn.config.theme = "dark" if args.theme == "dark" else "default"
     extra = [(r"/status\.json", _status_handler(guard))] if args.status_endpoint else []
     origins = sorted(h for h in guard.hosts if not h.startswith("["))  # Bokeh's list takes no IPv6 literals
-    server = pn.serve({"/": app}, port=port, address=args.host, websocket_origin=origins,
+    server = pn.serve({"/": app}, port=port, address=args.host, websocket_origin=origins, prefix=guard.prefix,
                       show=False, title="nonlin_explorer", extra_patterns=extra, verbose=False, start=False,
                       auth_provider=guard.auth_provider(), sign_sessions=True, secret_key=guard.session_secret,
                       generate_session_ids=True,
                       # A closed tab's app (and its training thread) ends within seconds, not Bokeh's default 15 s
                       # later: left running, closed tabs' runs starve the server on a small machine.
                       unused_session_lifetime=3000, check_unused_sessions=1000)
+    guard.install(server._tornado)  # the Bokeh server's tornado Application (BaseServer keeps no public handle)
     print(f"nonlin-explorer: serving at {guard.url()} (Ctrl+C stops); exports go to {root}", flush=True)
     if args.show:
         import webbrowser

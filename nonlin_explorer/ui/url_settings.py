@@ -22,7 +22,8 @@ MAX_VALUE_CHARS = 64
 
 def from_query(args: Mapping[str, Iterable[bytes | str]], keys: Iterable[str]) -> dict[str, str]:
     """The settings among ``args`` (a query as Tornado gives it: name -> values), as strings: only ``keys``, the
-    last value of each. Raises ValueError naming a value that is too long or not text."""
+    last value of each. Raises ValueError naming a value that is too long, not text, or not printable ASCII (no
+    setting is written otherwise: '５' is not 5)."""
     out: dict[str, str] = {}
     for key in keys:
         values = list(args.get(key, ()))
@@ -36,6 +37,8 @@ def from_query(args: Mapping[str, Iterable[bytes | str]], keys: Iterable[str]) -
                 raise ValueError(f"{key}: not UTF-8 text") from None
         if len(value) > MAX_VALUE_CHARS:
             raise ValueError(f"{key}: longer than {MAX_VALUE_CHARS} characters")
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError(f"{key}: not printable ASCII ({value!r}; digits are 0-9 only)")
         out[key] = value
     return out
 
