@@ -93,6 +93,19 @@ def _printable_ascii(value: bytes) -> bool:
     return all(0x20 <= b < 0x7F for b in value)
 
 
+def _foreign_fetch(request: HTTPServerRequest) -> str | None:
+    """Why a browser's request from another site (another port of this host included) is refused (Fetch Metadata:
+    a frame, an image, a script or a fetch), or None. Following a link to the app (a top-level navigation) is fine,
+    and so are clients that send no Sec-Fetch headers (scripts, which need the token anyway)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site in (None, "same-origin", "none"):
+        return None
+    dest, mode = request.headers.get("Sec-Fetch-Dest"), request.headers.get("Sec-Fetch-Mode")
+    if mode == "navigate" and dest == "document":
+        return None
+    return f"a request from another site (Sec-Fetch-Site {site[:20]!r}, Sec-Fetch-Dest {str(dest)[:20]!r})"
+
+
 def _same(given: bytes | None, token: bytes) -> bool:
     """Constant-time comparison of bytes (any bytes: a str with non-ASCII characters cannot be compared so)."""
     return given is not None and hmac.compare_digest(given, token)
@@ -137,22 +150,30 @@ class AccessGuard:
         return f"http://{shown}:{self.port}{self.prefix}{path}?token={self.token}"
 
     def verdict(self, request: HTTPServerRequest) -> tuple[int, str] | None:
-        """``(status, reason)`` when ``request`` must be refused (403: not allowed; 400: malformed), or None."""
+        """``(status, reason)`` when ``request`` must be refused (403: not allowed; 400: malformed; 307: the same
+        page under another name, ``reason`` its URL), or None."""
         host = (request.host or "").lower()
         if host not in self.hosts:
             return 403, f"Host {host[:80]!r} is not this server"
-        if host.startswith("["):
-            return 400, (f"Host {host!r}: Panel cannot serve a page under an IPv6 address; open "
-                         f"http://localhost:{self.port}{self.prefix}/ instead")
         if request.headers.get("Upgrade", "").lower() == "websocket":
             origin = request.headers.get("Origin")
             if not origin:
                 return 403, "a WebSocket without an Origin header"
             if urlparse(origin).netloc.lower() != host:
                 return 403, f"WebSocket Origin {origin[:80]!r} is not this page's"
+        foreign = _foreign_fetch(request)
+        if foreign:
+            return 403, foreign
         if not (self._token_in_query(request) or self._token_in_cookie(request)):
             return 403, "no valid token (open the URL that nonlin-explorer serve printed)"
-        return self._query_problem(request)
+        problem = self._query_problem(request)
+        if problem is None and host.startswith("["):
+            # Panel cannot serve a page whose Host is an IPv6 literal (nor Bokeh check its Origin): the same page
+            # under "localhost", which resolves to the same address; the token in the query goes along.
+            if request.method in ("GET", "HEAD") and request.path in (self.prefix, self.prefix + "/"):
+                return 307, f"http://localhost:{self.port}{request.uri}"
+            return 400, f"Host {host!r}: open this app at http://localhost:{self.port}{self.prefix}/ instead"
+        return problem
 
     def _token_in_query(self, request: HTTPServerRequest) -> bool:
         values = request.query_arguments.get("token")
@@ -266,6 +287,9 @@ class _RefusalHandler(RequestHandler):
 
     def prepare(self) -> None:
         status, reason = self.guard.verdict(self.request) or (403, "refused")
+        if status == 307:
+            self.redirect(reason, status=307)
+            return
         self.guard.log_refusal(self.request, reason)
         _write_refusal(self, status, reason)
 

@@ -261,6 +261,20 @@ def _free_port(host: str) -> int:
 
 def serve_main(args) -> int:
     """Run the server until interrupted."""
+    server, guard, root = build_server(args)
+    print(f"nonlin-explorer: serving at {guard.url()} (Ctrl+C stops); exports go to {root}", flush=True)
+    if args.show:
+        import webbrowser
+
+        server.io_loop.add_callback(lambda: webbrowser.open(guard.url()))
+    server.start()
+    server.io_loop.start()
+    return 0
+
+
+def build_server(args):
+    """The Panel server that ``args`` ask for, bound but not started, with its guard in front of every route:
+    ``(server, guard, root)``."""
     from pathlib import Path
 
     import panel as pn
@@ -299,14 +313,7 @@ def serve_main(args) -> int:
                       # later: left running, closed tabs' runs starve the server on a small machine.
                       unused_session_lifetime=3000, check_unused_sessions=1000)
     guard.install(server._tornado)  # the Bokeh server's tornado Application (BaseServer keeps no public handle)
-    print(f"nonlin-explorer: serving at {guard.url()} (Ctrl+C stops); exports go to {root}", flush=True)
-    if args.show:
-        import webbrowser
-
-        server.io_loop.add_callback(lambda: webbrowser.open(guard.url()))
-    server.start()
-    server.io_loop.start()
-    return 0
+    return server, guard, root
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -33,7 +34,7 @@ def served_app(demo: str, config: dict, log_dir: Path, timeout: float = 60.0) ->
 @contextlib.contextmanager
 def serving(args: list[str], log_dir: Path, timeout: float = 60.0, host: str = "127.0.0.1") -> Iterator[str]:
     """Run ``nonlin-explorer serve ARGS`` (with its status endpoint and ``TOKEN``) on a free port; yields its base
-    URL once ``/status.json`` answers, and stops the server on exit."""
+    URL (with the server's random path) once ``/status.json`` answers, and stops the server on exit."""
     port = _free_port()
     log = log_dir / "serve.log"
     cmd = [sys.executable, "-m", "nonlin_explorer.ui.serve", "--port", str(port), "--no-show", "--status-endpoint",
@@ -41,8 +42,8 @@ def serving(args: list[str], log_dir: Path, timeout: float = 60.0, host: str = "
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
+        base = served_base(proc, log, timeout)
         wait_until_serving(proc, f"{base}/status.json?token={TOKEN}", log, timeout, "serve")
         yield base
     finally:
@@ -51,6 +52,19 @@ def serving(args: list[str], log_dir: Path, timeout: float = 60.0, host: str = "
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def served_base(proc: subprocess.Popen, log: Path, timeout: float) -> str:
+    """The app's base URL (``http://127.0.0.1:PORT/PREFIX``, the server's random path) from the line the server
+    prints, read from its ``log``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = re.search(r"serving at (http://\S+?)/\?token=", log.read_text())
+        if found:
+            return found.group(1)
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"serve printed no URL (exit code {proc.poll()}):\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
 
 
 def app_status(base: str) -> list[dict]:
