@@ -40,3 +40,10 @@ def test_the_keys_are_the_forms_fields():
 
     assert set(EXPLORER_KEYS) == {f.name for f in fields(ExplorerParams)}
     assert set(DASHBOARD_KEYS) == set(_settings_of(TrainConfig()))
+
+
+@pytest.mark.parametrize("value", ["５", "①", "٣", "1\u202e2", "4\n", "é"])
+def test_only_printable_ascii_is_a_setting_so_a_fullwidth_five_is_not_five(value):
+    with pytest.raises(ValueError, match="N: not printable ASCII"):
+        from_query({"N": [value.encode()]}, EXPLORER_KEYS)
+    assert from_query({"N": [b"5"]}, EXPLORER_KEYS) == {"N": "5"}
