@@ -251,6 +251,17 @@ def _status_handler(guard):
     return StatusHandler
 
 
+def _icon_route() -> tuple:
+    """The page's icon under the app's path, where the page asks for it (Bokeh serves its own at /favicon.ico only,
+    outside the path the token's cookie covers): Panel's icon file."""
+    from pathlib import Path
+
+    import panel as pn
+    from tornado.web import StaticFileHandler
+
+    return r"/(favicon\.ico)", StaticFileHandler, {"path": str(Path(pn.__file__).parent / "dist" / "images")}
+
+
 def _free_port(host: str) -> int:
     import socket
 
@@ -303,7 +314,7 @@ def build_server(args):
               "(token included) can drive this app", file=sys.stderr, flush=True)
     pn.extension()
     pn.config.theme = "dark" if args.theme == "dark" else "default"
-    extra = [(r"/status\.json", _status_handler(guard))] if args.status_endpoint else []
+    extra = [_icon_route()] + ([(r"/status\.json", _status_handler(guard))] if args.status_endpoint else [])
     origins = sorted(h for h in guard.hosts if not h.startswith("["))  # Bokeh's list takes no IPv6 literals
     server = pn.serve({"/": app}, port=port, address=args.host, websocket_origin=origins, prefix=guard.prefix,
                       show=False, title="nonlin_explorer", extra_patterns=extra, verbose=False, start=False,
