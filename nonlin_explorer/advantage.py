@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from nonlin_explorer.gates import gates
+from nonlin_explorer.gates import DEFAULT_TOL, gates
 from nonlin_explorer.results import _attr, provenance
 from nonlin_explorer.threads import threads_for
 from nonlin_explorer.trainer import TrainConfig, Trainer
 
 __all__ = ["ADVANTAGE_SCHEDULES", "RUN_VARIABLES", "compare_schedules", "gap_at_matched_apl",
-           "gap_at_matched_count", "schedule_gap", "validate_grid"]
+           "gap_at_matched_count", "schedule_gap", "unit_state_changes", "validate_grid"]
 
 #: Schedules :func:`compare_schedules` accepts.
 ADVANTAGE_SCHEDULES = ("early", "late")
@@ -46,6 +46,24 @@ RUN_VARIABLES = {
     "steps": "optimizer steps taken",
     "time": "wall-clock seconds of the run (model construction included)",
 }
+
+
+def unit_state_changes(model, example_input=None, tol: float = DEFAULT_TOL) -> dict[str, Callable[[Any], float]]:
+    """A sweep metric factory: ``units_changed``, the number of gated units whose state (nonlinear or linear)
+    changed since the previous call (the first call compares with the state at construction).
+
+    Recorded at every evaluation, it gives the convergence criterion of the prior: no unit changed state for K
+    evaluations in a row. ``example_input`` is unused (the factory signature of sweep metrics).
+    """
+    previous = [g.nonlinear_mask(tol) for g in gates(model)]
+
+    def units_changed(m) -> float:
+        now = [g.nonlinear_mask(tol) for g in gates(m)]
+        changed = sum(int((a != b).sum()) for a, b in zip(previous, now))
+        previous[:] = now
+        return float(changed)
+
+    return {"units_changed": units_changed}
 
 
 def validate_grid(sparsities, seeds, schedules) -> tuple[list[float], list[int], list[str]]:
