@@ -184,7 +184,7 @@ def compare_schedules(config: TrainConfig | dict | None = None, sparsities: Sequ
 
     ``threads``: torch intra-op threads for every run on a CPU (default 1), whatever ``OMP_NUM_THREADS`` says, so
     a seed gives the same numbers bit for bit on a given machine and torch build (another thread count rounds
-    reductions differently and training amplifies that); None keeps the package's policy (:mod:`threads`).
+    reductions differently and training can amplify that); None keeps the package's policy (:mod:`threads`).
 
     Returns an ``xr.Dataset`` with dims (schedule, sparsity, seed) (plus ``layer`` for per-layer counts)
     and the config and provenance in its attrs.

@@ -63,7 +63,7 @@ def fixed_threads(count: int) -> Iterator[int]:
     """Run the block on exactly ``count`` intra-op threads, whatever the environment, restored afterwards.
 
     For numbers that must repeat bit for bit: a reduction split over another number of threads rounds differently,
-    and training amplifies the last bits into different accuracies. Shares :func:`threads_for`'s lock.
+    and training can amplify the last bits into different accuracies. Shares :func:`threads_for`'s lock.
     """
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"threads must be a positive integer, got {count!r}")

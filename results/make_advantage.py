@@ -27,7 +27,7 @@ SETS = {
                  "model_kwargs": {"width": 64, "depth": 4}, "epochs": 40, "switch_epoch": 20, "lr": 1e-2,
                  "slope_lr": 0.03, "eval_every": 25},
         "sparsities": [3e-4, 1e-3, 2e-3, 4e-3, 1e-2, 3e-2, 6e-2],
-        "seeds": 6,
+        "seeds": 5,
     },
     "cnn": {
         "base": {"dataset": "mnist1d", "dataset_kwargs": {"num_samples": 4000}, "model": "cnn",
