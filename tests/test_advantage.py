@@ -201,3 +201,25 @@ def test_gap_rejects_unknown_variables_and_schedules():
         schedule_gap(ds, by="depth")
     with pytest.raises(ValueError, match="no schedule 'custom'"):
         schedule_gap(ds, first="custom")
+
+
+def test_unit_state_changes_counts_units_that_changed_state_since_the_previous_call():
+    from torch import nn
+
+    from nonlin_explorer import linearize
+    from nonlin_explorer.advantage import unit_state_changes
+    from nonlin_explorer.gates import gates
+
+    x = torch.randn(3, 2)
+    model = linearize(nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 1)), x)
+    changed = unit_state_changes(model, x)["units_changed"]
+    assert changed(model) == 0.0                      # nothing moved since construction
+    gate = gates(model)[0]
+    with torch.no_grad():
+        gate.alpha[:2] = 1.0                          # two units turn linear
+    assert changed(model) == 2.0
+    assert changed(model) == 0.0                      # compared with the previous call, not with the start
+    with torch.no_grad():
+        gate.alpha[0] = 0.0                           # one back to nonlinear, one more linear
+        gate.alpha[5] = 1.0
+    assert changed(model) == 2.0
