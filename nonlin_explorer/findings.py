@@ -131,7 +131,7 @@ def advantage_tables(ds: xr.Dataset, plain: xr.Dataset) -> dict[str, str]:
     gap_rows = ["| matched by | band | points matched | late − early (accuracy points) | interval | "
                 "seeds with a match | seeds with late ahead |", "|---|---|---|---|---|---|---|"]
     depth = int(json.loads(ds.attrs.get("fixed", "{}")).get("model_kwargs.depth", 0)) or None  # gate layers
-    units = float(ds["units_total"].values.flat[0])
+    units = float(np.nanmax(ds["units_total"].values))
     for label, by, top in (("nonlinear count", "nonlinear", units), ("APL (normalized)", "apl_normalized", depth)):
         if top is None:
             continue
