@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from nonlin_explorer.gates import gates
+from nonlin_explorer.gates import DEFAULT_TOL, gates
 from nonlin_explorer.results import _attr, provenance
-from nonlin_explorer.threads import threads_for
+from nonlin_explorer.threads import fixed_threads, threads_for
 from nonlin_explorer.trainer import TrainConfig, Trainer
 
 __all__ = ["ADVANTAGE_SCHEDULES", "RUN_VARIABLES", "compare_schedules", "gap_at_matched_apl",
-           "gap_at_matched_count", "schedule_gap", "validate_grid"]
+           "gap_at_matched_count", "schedule_gap", "unit_state_changes", "validate_grid"]
 
 #: Schedules :func:`compare_schedules` accepts.
 ADVANTAGE_SCHEDULES = ("early", "late")
@@ -46,6 +46,24 @@ RUN_VARIABLES = {
     "steps": "optimizer steps taken",
     "time": "wall-clock seconds of the run (model construction included)",
 }
+
+
+def unit_state_changes(model, example_input=None, tol: float = DEFAULT_TOL) -> dict[str, Callable[[Any], float]]:
+    """A sweep metric factory: ``units_changed``, the number of gated units whose state (nonlinear or linear)
+    changed since the previous call (the first call compares with the state at construction).
+
+    Recorded at every evaluation, it gives the convergence criterion of the prior: no unit changed state for K
+    evaluations in a row. ``example_input`` is unused (the factory signature of sweep metrics).
+    """
+    previous = [g.nonlinear_mask(tol) for g in gates(model)]
+
+    def units_changed(m) -> float:
+        now = [g.nonlinear_mask(tol) for g in gates(m)]
+        changed = sum(int((a != b).sum()) for a, b in zip(previous, now))
+        previous[:] = now
+        return float(changed)
+
+    return {"units_changed": units_changed}
 
 
 def validate_grid(sparsities, seeds, schedules) -> tuple[list[float], list[int], list[str]]:
@@ -105,13 +123,14 @@ def _as_config(config) -> TrainConfig:
     raise ValueError(f"config must be a TrainConfig, a dict of its fields or None, got {type(config).__name__}")
 
 
-def _one_run(config: TrainConfig, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+def _one_run(config: TrainConfig, should_stop: Callable[[], bool] | None, threads: int | None = 1) -> dict[str, Any]:
     """Train one run to the end (or until ``should_stop``) in this thread (a :class:`Trainer`, no thread of its
-    own); return its final numbers."""
+    own) on ``threads`` torch threads (None: the package's policy); return its final numbers."""
     t0 = time.perf_counter()
     session = Trainer(config, track_paths=True)
     dense: dict[str, float] = {}
-    with threads_for(session.step_work, session.device):
+    pinned = threads is not None and session.device.type == "cpu"
+    with fixed_threads(threads) if pinned else threads_for(session.step_work, session.device):
         while session.step < session.total_steps and session.status != "diverged":
             if should_stop is not None and should_stop():
                 session.status = "stopped"
@@ -152,7 +171,7 @@ def _one_run(config: TrainConfig, should_stop: Callable[[], bool] | None) -> dic
 def compare_schedules(config: TrainConfig | dict | None = None, sparsities: Sequence[float] = (1e-3, 1e-2),
                       seeds: Iterable[int] = (0,), schedules: Sequence[str] = ADVANTAGE_SCHEDULES, *,
                       callback: Callable[[str, dict], None] | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> xr.Dataset:
+                      should_stop: Callable[[], bool] | None = None, threads: int | None = 1) -> xr.Dataset:
     """Train every (schedule, sparsity, seed) with the same budget and gather the final numbers.
 
     ``config`` (a :class:`TrainConfig` or a dict of its fields) fixes everything but ``schedule``,
@@ -163,12 +182,18 @@ def compare_schedules(config: TrainConfig | dict | None = None, sparsities: Sequ
     and between steps: when it returns True the current run stops and the result set comes back with the
     runs not finished left NaN (``status`` "stopped" or "pending", attrs ``cancelled = 1``).
 
+    ``threads``: torch intra-op threads for every run on a CPU (default 1), whatever ``OMP_NUM_THREADS`` says, so
+    a seed gives the same numbers bit for bit on a given machine and torch build (another thread count rounds
+    reductions differently and training can amplify that); None keeps the package's policy (:mod:`threads`).
+
     Returns an ``xr.Dataset`` with dims (schedule, sparsity, seed) (plus ``layer`` for per-layer counts)
     and the config and provenance in its attrs.
     """
     sp, sd, sc = validate_grid(sparsities, seeds, schedules)
     base = _as_config(config)
     base.validate()
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
     if base.switch_epoch is not None and "late" in sc and not 0 < base.switch_epoch < base.epochs:
         raise ValueError(f"switch_epoch must lie strictly between 0 and epochs ({base.epochs:g}) for the late "
                          f"schedule, got {base.switch_epoch:g}")
@@ -191,7 +216,7 @@ def compare_schedules(config: TrainConfig | dict | None = None, sparsities: Sequ
                 cfg = dataclasses.replace(base, schedule=sch, sparsity=s, seed=seed,
                                           model_kwargs=dict(base.model_kwargs),
                                           dataset_kwargs=dict(base.dataset_kwargs))
-                run = _one_run(cfg, stop)
+                run = _one_run(cfg, stop, threads)
                 if run["status"] == "stopped":
                     status[i, j, k] = "stopped"
                     cancelled = True
@@ -231,7 +256,8 @@ def compare_schedules(config: TrainConfig | dict | None = None, sparsities: Sequ
     attrs = provenance(kind="schedule_comparison", config=base.to_dict(), sparsities=sp, seeds=sd, schedules=sc,
                        switch_epoch=base.switch_epoch if base.switch_epoch is not None else base.epochs / 2.0,
                        epochs=base.epochs, tol=base.tol, completed_runs=index, total_runs=total,
-                       cancelled=cancelled, elapsed=elapsed, units_total=int(sum(units_layer)), **info)
+                       cancelled=cancelled, elapsed=elapsed, units_total=int(sum(units_layer)),
+                       torch_threads=threads if threads is not None else "policy", **info)
     ds = xr.Dataset(data, coords=coords, attrs={k: _attr(v) for k, v in attrs.items()})
     if callback is not None:
         callback("done", {"completed": index, "total": total, "cancelled": cancelled, "elapsed": elapsed})

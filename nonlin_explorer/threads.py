@@ -58,6 +58,27 @@ def threads_for(work: float, device: torch.device | str | None = None) -> Iterat
                 _saved = None
 
 
+@contextlib.contextmanager
+def fixed_threads(count: int) -> Iterator[int]:
+    """Run the block on exactly ``count`` intra-op threads, whatever the environment, restored afterwards.
+
+    For numbers that must repeat bit for bit: a reduction split over another number of threads rounds differently,
+    and training can amplify the last bits into different accuracies. Shares :func:`threads_for`'s lock.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"threads must be a positive integer, got {count!r}")
+    with _lock:
+        before = torch.get_num_threads()
+        if before != count:
+            torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        with _lock:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
+
+
 def forward_flops(model: torch.nn.Module, example_input) -> float:
     """Floating-point operations of one forward pass on ``example_input`` (torch's flop counter; 0 if it fails)."""
     try:

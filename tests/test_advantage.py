@@ -1,9 +1,14 @@
 """compare_schedules (early vs late at equal budget) and the gap at matched nonlinear count / APL."""
 
+import json
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from nonlin_explorer.advantage import (
@@ -56,6 +61,42 @@ def test_same_seed_same_numbers_different_seed_different_numbers():
         np.testing.assert_array_equal(a[name].values, b[name].values)
     c = compare_schedules(TINY, sparsities=[0.05], seeds=[2])
     assert not np.array_equal(a.train_loss.values, c.train_loss.values)
+
+
+#: The documented MLP configuration (docs/nonlinear_advantage.md), one epoch.
+DOC_MLP = dict(dataset="mnist1d", dataset_kwargs={"num_samples": 4000}, model="mlp",
+               model_kwargs={"width": 64, "depth": 4}, epochs=1, lr=1e-2, slope_lr=0.03, eval_every=10_000)
+_DOC_RUN = """
+import json, sys
+from nonlin_explorer.advantage import compare_schedules
+ds = compare_schedules(json.loads(sys.argv[1]), [4e-3], [0], schedules=["early"])
+print(json.dumps([float(ds[n].values.ravel()[0]) for n in ("test_loss", "train_loss", "nonlinear")]))
+"""
+
+
+def test_a_seed_gives_the_same_numbers_bit_for_bit_in_a_thread_and_in_another_process_with_other_threads():
+    """Runs are pinned to one torch thread: the caller's thread count, a background thread or OMP_NUM_THREADS=2
+    in a fresh process change nothing (with two threads the reductions round differently)."""
+    def numbers(ds):
+        return [float(ds[n].values.ravel()[0]) for n in ("test_loss", "train_loss", "nonlinear")]
+
+    here = numbers(compare_schedules(DOC_MLP, [4e-3], [0], schedules=["early"]))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        out = []
+        t = threading.Thread(target=lambda: out.append(numbers(compare_schedules(DOC_MLP, [4e-3], [0],
+                                                                                  schedules=["early"]))))
+        t.start()
+        t.join()
+    finally:
+        torch.set_num_threads(before)
+    assert out == [here]
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-c", _DOC_RUN, json.dumps(DOC_MLP)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == here
 
 
 def test_callback_once_per_run_with_the_runs_numbers():
@@ -160,3 +201,25 @@ def test_gap_rejects_unknown_variables_and_schedules():
         schedule_gap(ds, by="depth")
     with pytest.raises(ValueError, match="no schedule 'custom'"):
         schedule_gap(ds, first="custom")
+
+
+def test_unit_state_changes_counts_units_that_changed_state_since_the_previous_call():
+    from torch import nn
+
+    from nonlin_explorer import linearize
+    from nonlin_explorer.advantage import unit_state_changes
+    from nonlin_explorer.gates import gates
+
+    x = torch.randn(3, 2)
+    model = linearize(nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 1)), x)
+    changed = unit_state_changes(model, x)["units_changed"]
+    assert changed(model) == 0.0                      # nothing moved since construction
+    gate = gates(model)[0]
+    with torch.no_grad():
+        gate.alpha[:2] = 1.0                          # two units turn linear
+    assert changed(model) == 2.0
+    assert changed(model) == 0.0                      # compared with the previous call, not with the start
+    with torch.no_grad():
+        gate.alpha[0] = 0.0                           # one back to nonlinear, one more linear
+        gate.alpha[5] = 1.0
+    assert changed(model) == 2.0

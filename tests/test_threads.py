@@ -85,3 +85,15 @@ def test_in_a_process_with_default_threads_training_and_compress_use_one_and_res
     assert out.returncode == 0, out.stderr[-1000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["train"] == 1 and got["compress"] == 1 and got["after"] == got["default"], got
+
+
+def test_fixed_threads_pins_the_count_even_when_the_user_chose_and_restores_it(default_threads, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the policy would leave torch alone; a fixed count does not
+    with threads.fixed_threads(1) as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == 2
+    for bad in (0, -1, 1.5, True, "1"):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            with threads.fixed_threads(bad):
+                pass
+    assert torch.get_num_threads() == 2

@@ -1,0 +1,116 @@
+"""Findings from stored result sets: intervals over seeds, the convergence criterion, the doc tables regenerated from
+the stored sets (a table that differs fails), and a CI-sized rerun of a stored configuration's first seed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from nonlin_explorer import findings, sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+DOC = ROOT / "docs" / "nonlinear_advantage.md"
+
+
+def test_t_interval_is_the_students_t_interval_over_seeds():
+    mean, half, n = findings.t_interval([1.0, 2.0, 3.0, math.nan])
+    # t(0.975, 2) = 4.302653; s = 1; half-width = 4.302653 / sqrt(3)
+    assert (mean, n) == (2.0, 3)
+    assert half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert math.isnan(findings.t_interval([0.5])[1]) and findings.t_interval([])[2] == 0
+
+
+def test_converged_means_no_unit_changed_state_in_the_last_k_evaluations():
+    changed = np.array([[3, 1, 0, 0, 0, 0, 0, np.nan],    # 6 evaluations, last 5 without a change
+                        [0, 0, 0, 0, 0, 0, 1, 0],         # a change 2 evaluations before the end
+                        [0, 0, 0, 0, np.nan, np.nan, np.nan, np.nan]])  # too short
+    ds = xr.Dataset({"series_units_changed": (("run", "eval"), changed),
+                     "series_length": ("run", np.array([7, 8, 4]))})
+    assert findings.converged(ds, k=5).values.tolist() == [True, False, False]
+
+
+def test_update_doc_replaces_the_marked_tables_and_refuses_a_marker_without_a_set(tmp_path):
+    doc = tmp_path / "doc.md"
+    doc.write_text("intro\n<!-- table:a -->\n| old |\n<!-- end -->\ntext\n")
+    assert findings.update_doc(doc, {"a": "| new |"}) == ["a"]
+    assert doc.read_text() == "intro\n<!-- table:a -->\n| new |\n<!-- end -->\ntext\n"
+    assert findings.update_doc(doc, {"a": "| new |"}) == []
+    doc.write_text("<!-- table:b -->\n| x |\n<!-- end -->\n")
+    with pytest.raises(ValueError, match="no stored result set gives the table"):
+        findings.update_doc(doc, {"a": "| new |"})
+    assert doc.read_text() == "<!-- table:b -->\n| x |\n<!-- end -->\n"
+
+
+def test_every_table_of_the_doc_is_what_its_stored_set_gives():
+    """Regenerate with ``python results/make_docs.py``."""
+    in_doc = findings.doc_tables(DOC.read_text())
+    stored = findings.render_tables(RESULTS)
+    assert {"mlp-runs", "mlp-gap", "mlp-control"} <= set(in_doc)
+    assert set(in_doc) == set(stored), "a stored set without its tables, or tables without a set"
+    for name, body in stored.items():
+        assert in_doc[name] == body, f"table {name} differs from its stored set: run python results/make_docs.py"
+
+
+def test_stored_sets_carry_their_provenance_and_are_small():
+    ds, plain = findings.load_advantage(RESULTS, "mlp")
+    for d in (ds, plain):
+        for key in ("command", "nonlin_explorer_version", "torch_version", "created", "spec"):
+            assert d.attrs.get(key), key
+        assert (d.status == "finished").all()
+        assert len(d.seed) >= 5
+    assert sorted(ds.schedule.values.tolist()) == ["early", "late"]
+    assert (RESULTS / "advantage_mlp.nc").stat().st_size < 600_000
+
+
+def test_a_ci_sized_rerun_of_the_first_seed_reproduces_the_stored_epochs():
+    """Two epochs of seed 0 at the stored configuration equal the stored per-epoch numbers: on the machine and torch
+    build that wrote the set bit for bit; the stated tolerance (test loss 1e-4, accuracy one test sample of 800)
+    covers another CPU's rounding."""
+    ds, _ = findings.load_advantage(RESULTS, "mlp")
+    spec = copy.deepcopy(json.loads(ds.attrs["spec"]))
+    epochs = 2
+    spec["base"]["epochs"] = epochs
+    lam = float(ds.sparsity.values[len(ds.sparsity) // 2])
+    spec["grid"] = {"schedule": ["early", "late"], "sparsity": [lam]}
+    spec["seeds"] = [int(ds.seed.values[0])]
+    rerun = sweep.run(spec, workers=0, progress=False)
+    assert rerun.attrs["points_finished"] == 2
+    for sch in ("early", "late"):
+        stored = ds.sel(schedule=sch, sparsity=lam, seed=spec["seeds"][0])
+        again = rerun.sel(schedule=sch, sparsity=lam, seed=spec["seeds"][0])
+        assert int(again.series_length) == epochs
+        assert float(stored.series_epoch[epochs - 1]) == float(again.series_epoch[epochs - 1]) == epochs
+        for name, tol in (("series_test_loss", 1e-4), ("series_test_acc", 1 / 800 + 1e-9),
+                          ("series_nonlinear_total", 0)):
+            a, b = float(stored[name][epochs - 1]), float(again[name][epochs - 1])
+            assert abs(a - b) <= tol, (sch, name, a, b)
+
+
+def test_make_docs_check_reports_a_stale_table(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(RESULTS))
+    try:
+        import make_docs
+    finally:
+        sys.path.remove(str(RESULTS))
+    doc = tmp_path / "doc.md"
+    doc.write_text(DOC.read_text().replace("| lambda |", "| lambda (stale) |", 1))
+    monkeypatch.setattr(make_docs, "DOCS", (doc,))
+    assert make_docs.main(["--check"]) == 1
+    assert "mlp-runs" in capsys.readouterr().out
+    assert make_docs.main([]) == 0 and make_docs.main(["--check"]) == 0
+    assert doc.read_text() == DOC.read_text()
+
+
+def test_verdict_says_where_the_interval_lies_against_zero():
+    assert findings.verdict(0.05, 0.02) == "above 0"
+    assert findings.verdict(-0.05, 0.02) == "below 0"
+    assert findings.verdict(0.01, 0.02) == "includes 0"
+    assert findings.verdict(0.01, math.nan) == "n/a"
