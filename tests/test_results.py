@@ -129,15 +129,15 @@ def test_a_failed_write_falls_back_and_names_the_fallback_with_the_checkpoint_fi
     order = []
     real_write, real_ckpt = results.write_netcdf, results.save_checkpoint
 
-    def full_disk(ds, path):
+    def full_disk(ds, path, **kwargs):
         order.append(("results", Path(path).name))
         if Path(path).name == "run.nc":
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(ds, path)
+        return real_write(ds, path, **kwargs)
 
-    def checkpoint(s, path):
+    def checkpoint(s, path, **kwargs):
         order.append(("checkpoint", Path(path).name))
-        return real_ckpt(s, path)
+        return real_ckpt(s, path, **kwargs)
 
     monkeypatch.setattr(results, "write_netcdf", full_disk)
     monkeypatch.setattr(results, "save_checkpoint", checkpoint)
