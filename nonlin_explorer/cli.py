@@ -84,14 +84,17 @@ def _train(args) -> int:
     session = TrainingSession(config)
     with stop_on_signals(session) as caught:
         session.run(progress=not args.quiet)
+        evaluated = session.history[-1]["step"] if session.history else -1
+        if caught and session.status == "stopped" and evaluated != session.step:
+            session.record()  # the result set ends at the step training stopped at
         written, notes = save_run(session, out, args.checkpoint)  # checkpoint first; a failed write falls back
-    for note in notes:
-        print(f"nonlin-explorer: {note}", file=sys.stderr)
-    if "results" not in written:
-        saved = f"; the checkpoint is in {written['checkpoint']}" if "checkpoint" in written else ""
-        print(f"nonlin-explorer: error: the run (step {session.step}) could not be saved anywhere{saved}",
+    if "results" not in written:  # one line: why, where it was tried, and what was saved
+        saved = f"; its checkpoint is in {written['checkpoint']}" if "checkpoint" in written else ""
+        print(f"nonlin-explorer: error: the run (step {session.step}) was not saved: {notes[-1]}{saved}",
               file=sys.stderr)
         return 1
+    for note in notes:
+        print(f"nonlin-explorer: {note}", file=sys.stderr)
     last = session.history[-1] if session.history else {}
     print(f"{session.status}: step {session.step}, test accuracy {last.get('test_acc', float('nan')):.4f}, "
           f"nonlinear units {session.nonlinear_count()}; wrote {written['results']}")

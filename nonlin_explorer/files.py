@@ -304,6 +304,19 @@ def _temp_names(name: str) -> Iterator[str]:
         yield f".{name[:128]}.{secrets.token_hex(6)}.tmp"
 
 
+def _remove_stale(folder: Path, name: str) -> None:
+    """Remove temporary files a killed writer of ``name`` left (regular files named as :func:`_temp_names` names
+    them). Called under the lock of ``name``: no other writer of it is running, so every such file is stale."""
+    import re
+
+    pattern = re.compile(re.escape(f".{name[:128]}.") + r"[0-9a-f]{12}\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 class TempFile:
     """A temporary file created exclusively beside a target: ``path`` for libraries that open by name (netCDF),
     ``file`` (binary, open) for those that take a file object (``torch.save``)."""
@@ -408,6 +421,7 @@ def write_file(path: str | os.PathLike, write: Callable[[TempFile], Any], *, exi
     folder = path.parent
     with locked(path):
         _check_target(path, exists)
+        _remove_stale(folder, path.name)
         tmp = TempFile(folder, path.name)
         try:
             write(tmp)
@@ -530,7 +544,8 @@ def recover_folder(target: str | os.PathLike, is_ours: Callable[[Path], bool] | 
 
 
 def write_folder(path: str | os.PathLike, write: Callable[[Path], Any], *, exists: str = "replace",
-                 is_ours: Callable[[Path], bool], remove_old: Callable[[Path], Any], what: str = "folder") -> Path:
+                 is_ours: Callable[[Path], bool], remove_old: Callable[[Path], Any],
+                 what: str = "folder this package wrote") -> Path:
     """Write a folder atomically: ``write(tmp)`` fills a new folder (created exclusively beside ``path``), which then
     takes ``path``'s name in one step. Returns the path written.
 
