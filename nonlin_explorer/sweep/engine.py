@@ -46,7 +46,7 @@ def run(spec, client=None, out=None, resume: bool = False, progress: bool = True
     try:
         return _run(spec, store, client, workers, progress, flush_interval)
     finally:
-        store.release()
+        store.close()
 
 
 def _run(spec: SweepSpec, store: Store, client, workers: int | None, progress: bool,

@@ -286,25 +286,28 @@ class Store:
         return assemble(self.spec, self.records, self.points)
 
     def flush(self, final: bool = False) -> xr.Dataset:
-        """Rewrite the result file; at the end, drop the journal (the file now holds every record)."""
+        """Rewrite the result file; at the end, drop the journal (the file now holds every record) and give the
+        output back (:meth:`close`)."""
         ds = self.dataset()
         if self.out is not None:
             write_result(ds, self.out)
             if final:
-                self.close()
+                self._close_journal()
                 jpath = journal_path(self.out)
                 if jpath.exists():
                     jpath.unlink()
+                self.close()
         return ds
 
-    def close(self) -> None:
+    def _close_journal(self) -> None:
         if self.journal is not None:
             self.journal.close()
             self.journal = None
 
-    def release(self) -> None:
-        """Close the journal and give the output back to other processes (its lock)."""
-        self.close()
+    def close(self) -> None:
+        """Close the journal and give the output back to other processes (its lock); what a process that dies
+        does too."""
+        self._close_journal()
         if self._hold is not None:
             self._hold.release()
             self._hold = None
