@@ -175,8 +175,9 @@ def free_name(path: Path, number: int) -> Path:
 # -- locks ----------------------------------------------------------------------------------------------------
 
 def lock_path(target: Path) -> Path:
-    """The lock file of ``target``: ``.NAME.lock`` beside it (removed by its last holder)."""
-    return target.with_name(f".{target.name}.lock")
+    """The lock file of ``target``: ``.NAME.lock`` beside it (removed by its last holder; a very long name is cut,
+    so that the lock file's name stays within the file system's limit)."""
+    return target.with_name(f".{target.name[:200]}.lock")
 
 
 _GUARD = threading.Lock()
@@ -184,23 +185,25 @@ _THREAD_LOCKS: dict[str, threading.RLock] = {}  # writers of one path within thi
 _HELD: set[str] = set()  # lock files this process holds for a whole run (hold): its own writers pass
 
 
-def _open_lock(lockfile: Path) -> int:
+def _open_lock(lockfile: Path, target: Path) -> int:
     try:
         fd = os.open(lockfile, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC, 0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise OSError(f"cannot write {lockfile.parent / lockfile.name[1:-5]}: its lock file {lockfile} is a "
-                          "symbolic link (not followed)") from None
-        raise OSError(f"cannot write {lockfile.parent / lockfile.name[1:-5]}: {exc.strerror or exc}") from None
+            raise OSError(f"cannot write {target}: its lock file {lockfile} is a symbolic link (not followed)") \
+                from None
+        raise OSError(f"cannot write {target}: {exc.strerror or exc}") from None
     return fd
 
 
-def _acquire(lockfile: Path, wait: bool) -> int | None:
-    """An ``flock``-ed descriptor of ``lockfile`` (the file still under that name), or :class:`FileInUse`."""
+def _acquire(target: Path, wait: bool) -> int | None:
+    """An ``flock``-ed descriptor of ``target``'s lock file (the file still under that name), or
+    :class:`FileInUse`."""
     if fcntl is None:  # pragma: no cover - Windows
         return None
+    lockfile = lock_path(target)
     while True:
-        fd = _open_lock(lockfile)
+        fd = _open_lock(lockfile, target)
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -208,7 +211,6 @@ def _acquire(lockfile: Path, wait: bool) -> int | None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
-                target = lockfile.with_name(lockfile.name[1:-5])
                 raise FileInUse(errno.EBUSY, f"{target} is in use by another process (its lock {lockfile} is "
                                 "held): wait for it to finish or choose another path") from None
             try:
@@ -244,7 +246,7 @@ def locked(target: str | os.PathLike) -> Iterator[None]:
         if key in _HELD:  # this process holds it for a run (hold): its own writes go ahead
             yield
             return
-        fd = _acquire(lockfile, wait=True)
+        fd = _acquire(Path(target), wait=True)
         try:
             yield
         finally:
@@ -264,7 +266,7 @@ class Hold:
                                 "path")
             _HELD.add(key)
         try:
-            self._fd = _acquire(self.lockfile, wait=False)
+            self._fd = _acquire(target, wait=False)
         except BaseException:
             with _GUARD:
                 _HELD.discard(key)
@@ -543,6 +545,18 @@ def recover_folder(target: str | os.PathLike, is_ours: Callable[[Path], bool] | 
     return False
 
 
+def _make_folder(folder: Path, name: str) -> Path:
+    """A new, empty folder beside ``name`` under a random hidden name (``mkdir`` fails on anything there, a link
+    included; its mode is what ``mkdir`` gives, umask applied)."""
+    for candidate in _temp_names(name):
+        try:
+            os.mkdir(folder / candidate, 0o777)
+        except FileExistsError:
+            continue
+        return folder / candidate
+    raise OSError(errno.EEXIST, f"cannot create a temporary folder in {folder}")  # pragma: no cover
+
+
 def write_folder(path: str | os.PathLike, write: Callable[[Path], Any], *, exists: str = "replace",
                  is_ours: Callable[[Path], bool], remove_old: Callable[[Path], Any],
                  what: str = "folder this package wrote") -> Path:
@@ -554,8 +568,6 @@ def write_folder(path: str | os.PathLike, write: Callable[[Path], Any], *, exist
     ``NAME-1.EXT``. Anything else at ``path`` (a file, a link, a foreign folder) is never replaced. On any failure
     the new folder is removed (it was created here) and ``path`` is as it was.
     """
-    import tempfile
-
     _check_exists(exists)
     path = Path(os.path.abspath(Path(path).expanduser()))
     check_name(path.name)
@@ -569,11 +581,8 @@ def write_folder(path: str | os.PathLike, write: Callable[[Path], Any], *, exist
                 raise FileExistsError(errno.EEXIST, f"{path} exists (not replaced): choose another name")
             if not is_ours(path):
                 raise OSError(f"cannot write {path}: it exists and is not a {what} (not replaced)")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name[:128]}.", suffix=".tmp", dir=path.parent))
+        tmp = _make_folder(path.parent, path.name)
         try:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o777 & ~umask)  # as a folder made by mkdir would be
             write(tmp)
             _fsync_dir(tmp)
             written = path

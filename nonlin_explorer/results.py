@@ -153,8 +153,9 @@ def _reason(exc: BaseException) -> str:
 def write_with_fallback(write, path: str | os.PathLike, notes: list[str]) -> Path:
     """``write(path, "replace")``; if that fails with any exception (a full disk, a file-size limit, a vanished folder:
     torch and netCDF raise ``RuntimeError`` for some of them), ``write(folder / "NAME.unsaved-TIME.EXT", "rename")``
-    (``exists="rename"``: never over another file) in each of :func:`fallback_folders` until one works, and append a note naming it to ``notes``. ``OSError`` (one line) only
-    when every place fails. A failed attempt leaves no temporary file (:func:`~nonlin_explorer.files.write_file`)."""
+    (``exists="rename"``: never over another file) in each of :func:`fallback_folders` until one works, and append a
+    note naming it to ``notes``. ``OSError`` (one line) only when every place fails. A failed attempt leaves no
+    temporary file (:func:`~nonlin_explorer.files.write_file`)."""
     path = Path(path).expanduser()
     try:
         return Path(write(path, "replace"))

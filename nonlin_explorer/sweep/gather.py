@@ -240,7 +240,7 @@ class Store:
         try:
             self._open(resume)
         except BaseException:
-            self.release()
+            self.close()
             raise
 
     def _open(self, resume: bool) -> None:
