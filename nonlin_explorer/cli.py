@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 
 from nonlin_explorer._version import __version__
 from nonlin_explorer.validation import OneLineParser, json_object
@@ -79,16 +82,52 @@ def _train(args) -> int:
     kwargs = kwargs_for(config.model, data, config.model_kwargs)
     check_fits_in_memory(config.model, data.input_shape, data.num_classes, **kwargs)
     session = TrainingSession(config)
-    session.run(progress=not args.quiet)
-    written, notes = save_run(session, out, args.checkpoint)  # checkpoint first; a failed write falls back
+    with stop_on_signals(session) as caught:
+        session.run(progress=not args.quiet)
+        evaluated = session.history[-1]["step"] if session.history else -1
+        if caught and session.status == "stopped" and evaluated != session.step:
+            session.record()  # the result set ends at the step training stopped at
+        written, notes = save_run(session, out, args.checkpoint)  # checkpoint first; a failed write falls back
+    if "results" not in written:  # one line: why, where it was tried, and what was saved
+        saved = f"; its checkpoint is in {written['checkpoint']}" if "checkpoint" in written else ""
+        print(f"nonlin-explorer: error: the run (step {session.step}) was not saved: {notes[-1]}{saved}",
+              file=sys.stderr)
+        return 1
     for note in notes:
         print(f"nonlin-explorer: {note}", file=sys.stderr)
     last = session.history[-1] if session.history else {}
     print(f"{session.status}: step {session.step}, test accuracy {last.get('test_acc', float('nan')):.4f}, "
           f"nonlinear units {session.nonlinear_count()}; wrote {written['results']}")
+    if caught:
+        return 128 + caught[0]
     if notes:
         return 1
     return 0 if session.status in ("finished", "stopped") else 1
+
+
+@contextlib.contextmanager
+def stop_on_signals(session):
+    """While the block runs (training, then saving), SIGINT (Ctrl-C) and SIGTERM stop training after the current step
+    and never interrupt the save: the run ends written. Yields the list of signal numbers caught (the first one
+    sets the exit code, 128 + its number). Only in the main thread (elsewhere signals cannot be caught)."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+
+    def handler(signum, frame):
+        caught.append(signum)
+        session.stop(wait=False)
+        if len(caught) == 1:
+            print(f"\nnonlin-explorer: {signal.Signals(signum).name}: stopping after this step and saving the run "
+                  "(kill -9 abandons it)", file=sys.stderr, flush=True)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield caught
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def main(argv: list[str] | None = None) -> int:

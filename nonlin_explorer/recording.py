@@ -7,9 +7,9 @@ rebuild the model for the network view). :func:`load_recording` reads both back;
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nonlin_explorer.files import recover_folder, replace_folder
+from nonlin_explorer.files import recover_folder, write_folder
 
 FORMAT = "nonlin_explorer.recording/1"
 RESULTS_FILE = "recording.nc"
@@ -100,34 +100,49 @@ class Recording:
         return None
 
 
-def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, float]] | None = None) -> Path:
-    """Write ``session``'s recording to the folder ``path`` (replaced atomically if it is a recording already).
+def is_recording(folder: Path) -> bool:
+    """True for a folder holding a recording and nothing else (only such a folder is ever replaced)."""
+    try:
+        names = set(os.listdir(folder))
+    except OSError:
+        return False
+    return RESULTS_FILE in names and names <= {RESULTS_FILE, CHECKPOINT_FILE}
+
+
+def remove_recording(folder: Path) -> None:
+    """Delete a recording's own files, then its folder if that is empty: never anything this package did not write."""
+    for name in (RESULTS_FILE, CHECKPOINT_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, float]] | None = None, *,
+                   exists: str = "replace") -> Path:
+    """Write ``session``'s recording to the folder ``path`` (:func:`~nonlin_explorer.files.write_folder`: built in a
+    new folder beside it and renamed into place); the path written.
 
     ``steps``: the per-step losses (e.g. a :class:`StepLog`'s); without them the replay shows evaluations only.
+    ``exists``: ``"replace"`` (default) an existing recording, atomically (a folder holding anything else is never
+    replaced), ``"refuse"``, or ``"rename"``: a new folder ``NAME-1.rec`` (what the dashboard's Record does).
     ``OSError`` for a path that cannot be written, ``ValueError`` for a session that cannot be rebuilt.
     """
     from nonlin_explorer.results import check_writable, save_checkpoint, session_to_xarray, write_netcdf
 
     path = check_writable(path, folder=True)
-    recover_folder(path)
-    if path.exists() and not (path / RESULTS_FILE).exists():
-        raise OSError(f"cannot write {path}: it exists and is not a recording (not replaced)")
+    recover_folder(path, is_recording)
     if session.user_given:
         raise ValueError("only a session built from a TrainConfig can be recorded (its model is rebuilt on load)")
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    if exists == "replace" and path.exists() and not is_recording(path):
+        raise OSError(f"cannot write {path}: it exists and is not a recording (not replaced)")
+
+    def write(tmp: Path) -> None:
         lock = getattr(session, "_lock", None)
-        if lock is not None:
-            lock.acquire()
-        try:
+        with lock if lock is not None else contextlib.nullcontext():
             ds = session_to_xarray(session, max_slope_values=MAX_SLOPE_VALUES)
             times = np.array([h.get("time", math.nan) for h in session.history], dtype=np.float64)
             save_checkpoint(session, tmp / CHECKPOINT_FILE)
-        finally:
-            if lock is not None:
-                lock.release()
         pairs = list(steps or [])
         ds["eval_time"] = ("step", times, {"long_name": "wall-clock time of each evaluation (seconds, Unix)"})
         ds["batch_step"] = ("batch", np.array([s for s, _ in pairs], dtype=np.int64),
@@ -136,10 +151,9 @@ def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, floa
                             {"long_name": "cross-entropy of each training batch"})
         ds.attrs["recording_format"] = FORMAT
         write_netcdf(ds, tmp / RESULTS_FILE)
-        replace_folder(tmp, path)  # one step: the recording is never missing under its name
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+
+    return write_folder(path, write, exists=exists, is_ours=is_recording, remove_old=remove_recording,
+                        what="recording")
 
 
 def load_recording(path: str | os.PathLike) -> Recording:
@@ -150,7 +164,7 @@ def load_recording(path: str | os.PathLike) -> Recording:
     from nonlin_explorer.training import TrainConfig
 
     path = Path(path).expanduser()
-    recover_folder(path)  # a replace killed half-way (systems without an atomic exchange)
+    recover_folder(path, is_recording)  # a replace killed half-way (systems without an atomic exchange)
     if not path.is_dir():
         raise RecordingError(f"{path} is not a recording: no such folder" if not path.exists()
                              else f"{path} is not a recording (a recording is a folder; this is a file)")

@@ -8,11 +8,11 @@ carry the provenance; nested values are JSON strings so the file round-trips exa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 import xarray as xr
 
 from nonlin_explorer._version import __version__
+from nonlin_explorer.files import check_writable, write_file  # noqa: F401 - check_writable: used from here too
 from nonlin_explorer.gates import gates
 
 _SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "sparsity", "lr")
@@ -119,74 +120,88 @@ def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
     return ds
 
 
-def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
-    """Raise ``OSError`` now if ``path`` (a file, or a folder when ``folder``) cannot be written: fail before any work
-    is lost. A file is probed by creating and removing one beside it, which also catches read-only and virtual file
-    systems (``/proc``) and works for root, whom permission bits do not stop."""
-    path = Path(path).expanduser()
-    if not folder and path.is_dir():
-        raise OSError(f"cannot write {path}: it is a folder (name a file inside it)")
-    if folder and path.exists() and not path.is_dir():
-        raise OSError(f"cannot write {path}: it exists and is not a folder")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OSError(f"cannot write {path}: folder {parent} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OSError(f"cannot write {path}: permission denied")
-    return path
+def fallback_folders(path: Path) -> list[Path]:
+    """Where :func:`write_with_fallback` tries after ``path`` failed: beside it, then the home, working and temporary
+    folders, those on another file system than ``path``'s first (a full disk fills every folder on it)."""
+    import tempfile
+
+    places: list[Path] = []
+    for folder in (path.parent, Path.home(), Path.cwd(), Path(tempfile.gettempdir())):
+        with contextlib.suppress(OSError, RuntimeError):
+            folder = folder.resolve()
+            if folder.is_dir() and folder not in places:
+                places.append(folder)
+
+    def device(folder: Path) -> int | None:
+        try:
+            return folder.stat().st_dev
+        except OSError:
+            return None
+
+    first = device(path.parent)
+    return places[:1] + sorted(places[1:], key=lambda f: device(f) == first)  # stable: other file systems first
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a failed write (torch and netCDF raise RuntimeError with several lines)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).strip()
+    return (text.splitlines()[0][:200] if text else "") or type(exc).__name__
 
 
 def write_with_fallback(write, path: str | os.PathLike, notes: list[str]) -> Path:
-    """``write(path)``; if that fails with ``OSError`` (a full disk, a vanished folder), ``write`` to a fallback file
-    beside it, else in the working directory, else in the temporary folder, and append a note naming it to ``notes``.
-    ``OSError`` only when every place fails."""
+    """``write(path, "replace")``; if that fails with any exception (a full disk, a file-size limit, a vanished folder:
+    torch and netCDF raise ``RuntimeError`` for some of them), ``write(folder / "NAME.unsaved-TIME.EXT", "rename")``
+    (``exists="rename"``: never over another file) in each of :func:`fallback_folders` until one works, and append a
+    note naming it to ``notes``. ``OSError`` (one line) only when every place fails. A failed attempt leaves no
+    temporary file (:func:`~nonlin_explorer.files.write_file`)."""
     path = Path(path).expanduser()
     try:
-        return Path(write(path))
-    except OSError as exc:
+        return Path(write(path, "replace"))
+    except Exception as exc:  # noqa: BLE001 - any failure of the library: try elsewhere
         first = exc
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     name = f"{path.stem}.unsaved-{stamp}{path.suffix}"
-    for folder in (path.parent, Path.cwd(), Path(tempfile.gettempdir())):
+    tried = []
+    for folder in fallback_folders(path):
+        tried.append(str(folder))
         try:
-            written = Path(write(folder / name))
-        except OSError:
+            written = Path(write(folder / name, "rename"))
+        except Exception:  # noqa: BLE001, S112 - the next place
             continue
-        notes.append(f"could not write {path} ({first.strerror or first}); saved it to {written} instead")
+        notes.append(f"could not write {path} ({_reason(first)}); saved it to {written} instead")
         return written
-    raise OSError(f"could not write {path} ({first.strerror or first}) nor a fallback copy anywhere") from first
+    raise OSError(f"could not write {path} ({_reason(first)}) nor a copy in {', '.join(tried)}") from first
 
 
 def save_run(session, out: str | os.PathLike, checkpoint: str | os.PathLike | None = None) -> tuple[dict, list[str]]:
     """Save a finished run: the checkpoint first (it holds everything, history included), then the result set, each
-    with :func:`write_with_fallback`. Returns ``({"checkpoint": path, "results": path}, notes)``; a note for every
-    file that went to a fallback place. Nothing trained is lost unless no place at all can be written."""
+    with :func:`write_with_fallback`. Returns ``({"checkpoint": path, "results": path}, notes)``: a note for every
+    file that went to a fallback place, and for every file that no place could take (then it is missing from the
+    dict). Nothing trained is lost unless no place at all can be written."""
     notes: list[str] = []
     written: dict[str, Path] = {}
     if checkpoint is not None:
-        written["checkpoint"] = write_with_fallback(lambda p: save_checkpoint(session, p), checkpoint, notes)
+        try:
+            written["checkpoint"] = write_with_fallback(lambda p, e: save_checkpoint(session, p, exists=e),
+                                                        checkpoint, notes)
+        except OSError as exc:
+            notes.append(str(exc))
     ds = session.to_xarray()
-    written["results"] = write_with_fallback(lambda p: write_netcdf(ds, p), out, notes)
+    try:
+        written["results"] = write_with_fallback(lambda p, e: write_netcdf(ds, p, exists=e), out, notes)
+    except OSError as exc:
+        notes.append(str(exc))
     return written, notes
 
 
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write a result set atomically (a temporary file renamed into place: no half-written files)."""
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, exists: str = "replace") -> Path:
+    """Write a result set atomically (:func:`~nonlin_explorer.files.write_file`: a temporary file renamed into place,
+    never a half-written file); the path written. ``exists``: ``"replace"`` (default) an existing regular file,
+    ``"refuse"`` or ``"rename"`` (``NAME-1.nc``). A device, folder or symbolic link is never replaced."""
     path = check_writable(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_file(path, lambda tmp: ds.to_netcdf(tmp.path, engine="netcdf4"), exists=exists)
 
 
 def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
@@ -195,14 +210,12 @@ def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
         return ds.load()
 
 
-def save_checkpoint(session, path: str | os.PathLike) -> Path:
-    """Model weights, gate states, optimizer state, history, events and config in one file (atomic)."""
+def save_checkpoint(session, path: str | os.PathLike, *, exists: str = "replace") -> Path:
+    """Model weights, gate states, optimizer state, history, events and config in one file (atomic, like
+    :func:`write_netcdf`); the path written."""
     path = check_writable(path)
     state = {"format": "nonlin_explorer.checkpoint/1", "version": __version__, **session.state_dict()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return write_file(path, lambda tmp: torch.save(state, tmp.file), exists=exists)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The command line: a result set on success; one line and exit code 2 on bad arguments."""
 
+import os
 import subprocess
 import sys
 
@@ -59,10 +60,14 @@ def test_train_writes_a_result_set(tmp_path):
     (["--width", "2.5"], "width must be a whole number"),
     (["--out", "{tmp}"], "it is a folder"),
     (["--out", "/proc/a.nc"], "cannot write /proc/a.nc"),
+    (["--out", "{tmp}/a\\b.nc"], "may not contain a backslash"),
+    (["--checkpoint", "{tmp}/r\u202e.pt"], "bidirectional control character U+202E"),
+    (["--out", "{tmp}/pipe"], "it is a named pipe, not a regular file"),
 ])
 def test_train_refuses_what_would_fail_later_before_training(extra, message, tmp_path, capsys):
     argv = ["train", "--dataset", "spirals", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r.nc")]
     argv += [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    os.mkfifo(tmp_path / "pipe")  # stands in for a device such as /dev/null (never replaced)
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err

@@ -147,6 +147,53 @@ def test_export_and_record_write_inside_the_folder_only(dash, tmp_path):
     assert len(dash.session.history) == steps  # nothing lost on the way
 
 
+def test_export_and_record_never_replace_or_remove_what_is_there(dash, tmp_path):
+    """From the page an existing name is never overwritten: the export or recording takes the first free name, and
+    the notice says which."""
+    from nonlin_explorer.recording import load_recording
+    from nonlin_explorer.results import read_netcdf
+
+    dash.session.run(progress=False)
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("[core]\n")
+    (tmp_path / "run.nc").write_text("not a result set")
+    assert ask(dash, type="export", path=".git/config")["type"] == "ack"
+    assert ask(dash, type="export", path="run.nc")["type"] == "ack"
+    assert dash.state["notice"]["text"] == "wrote run-1.nc (run.nc exists)"
+    assert ask(dash, type="export", path="run.nc")["type"] == "ack"
+    assert dash.state["notice"]["text"] == "wrote run-2.nc (run.nc exists)"
+    assert (tmp_path / ".git" / "config").read_text() == "[core]\n" and (tmp_path / "run.nc").read_text() == \
+        "not a result set"
+    assert read_netcdf(tmp_path / ".git" / "config-1").sizes["step"] == len(dash.session.history)
+    # A folder that merely holds a recording.nc, and an unrelated folder at the old fixed temporary name.
+    mine = tmp_path / "mine.rec"
+    mine.mkdir()
+    (mine / "recording.nc").write_text("mine")
+    (mine / "notes.txt").write_text("mine")
+    (tmp_path / ".mine.rec.tmp").mkdir()
+    (tmp_path / ".mine.rec.tmp" / "keep").write_text("mine")
+    assert ask(dash, type="record", path="mine.rec")["type"] == "ack"
+    assert dash.state["notice"]["text"] == "wrote recording mine-1.rec (mine.rec exists)"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "recording.nc"]
+    assert (tmp_path / ".mine.rec.tmp" / "keep").read_text() == "mine"
+    assert len(load_recording(tmp_path / "mine-1.rec").evals) == len(dash.session.history)
+    assert ask(dash, type="record", path="")["type"] == "ack" and dash.state["notice"]["text"] == \
+        "wrote recording run.rec"
+    assert ask(dash, type="record", path="")["type"] == "ack" and (tmp_path / "run-1.rec").is_dir()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith((".tmp", ".lock")) and p.name != ".mine.rec.tmp"]
+
+
+@pytest.mark.parametrize("path, message", [
+    ("\\..\\outside\\x.nc", "backslash"),
+    ("x\u202e.nc", "U+202E"),
+    ("x\n.nc", "line breaks"),
+])
+def test_export_names_with_backslash_bidi_or_line_breaks_are_refused(dash, tmp_path, path, message):
+    reply = ask(dash, type="export", path=path)
+    assert reply["type"] == "error" and message in reply["message"]
+    assert not list(tmp_path.iterdir()) and not (tmp_path.parent / "outside" / "x.nc").exists()
+
+
 def test_a_model_that_does_not_fit_keeps_the_run_and_a_good_reset_keeps_it_as_an_overlay(dash):
     old = dash.session
     old.run(progress=False)

@@ -119,32 +119,36 @@ def test_a_folder_or_a_virtual_file_system_is_refused_before_any_work(tmp_path):
     assert not list(tmp_path.iterdir())  # the probe leaves nothing behind
 
 
-def test_a_failed_write_falls_back_and_names_the_fallback_with_the_checkpoint_first(session, tmp_path, monkeypatch):
-    """A full disk where the results should go: the run is saved beside it, and the checkpoint came first."""
-    import errno
-
+@pytest.mark.parametrize("error, reason", [
+    (OSError(28, "No space left on device"), "No space left on device"),
+    (RuntimeError("NetCDF: HDF error\nmore lines"), "NetCDF: HDF error"),  # what netCDF raises under a size limit
+])
+def test_a_failed_write_falls_back_and_names_the_fallback_with_the_checkpoint_first(session, tmp_path, monkeypatch,
+                                                                                     error, reason):
+    """A full disk where the results should go (any exception): the run is saved beside it, and the checkpoint came
+    first."""
     import nonlin_explorer.results as results
     from nonlin_explorer.results import save_run
 
     order = []
     real_write, real_ckpt = results.write_netcdf, results.save_checkpoint
 
-    def full_disk(ds, path):
+    def full_disk(ds, path, **kwargs):
         order.append(("results", Path(path).name))
         if Path(path).name == "run.nc":
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_write(ds, path)
+            raise error
+        return real_write(ds, path, **kwargs)
 
-    def checkpoint(s, path):
+    def checkpoint(s, path, **kwargs):
         order.append(("checkpoint", Path(path).name))
-        return real_ckpt(s, path)
+        return real_ckpt(s, path, **kwargs)
 
     monkeypatch.setattr(results, "write_netcdf", full_disk)
     monkeypatch.setattr(results, "save_checkpoint", checkpoint)
     written, notes = save_run(session, tmp_path / "run.nc", tmp_path / "run.pt")
     assert order[0] == ("checkpoint", "run.pt") and order[1] == ("results", "run.nc")
     assert written["results"].parent == tmp_path and written["results"].name.startswith("run.unsaved-")
-    assert len(notes) == 1 and "No space left on device" in notes[0] and str(written["results"]) in notes[0]
+    assert notes == [f"could not write {tmp_path / 'run.nc'} ({reason}); saved it to {written['results']} instead"]
     assert read_netcdf(written["results"]).sizes["step"] == len(session.history)  # nothing lost
     assert load_checkpoint(tmp_path / "run.pt").step == session.step
 

@@ -399,6 +399,35 @@ def test_a_torn_journal_line_is_cut_on_resume_and_no_record_is_lost(tmp_path):
     assert not repair_journal(j)
 
 
+def test_a_second_sweep_on_an_output_in_use_is_refused_in_one_line(tmp_path, capsys):
+    """Another process holds the output (a sweep writing it): the second refuses at once and computes nothing."""
+    import subprocess
+    import sys
+
+    from nonlin_explorer.cli import main
+
+    out = tmp_path / "busy.nc"
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(json.dumps(_function_spec("marked_point", tmp_path, xs=(0, 1))))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom nonlin_explorer.files import hold\nh = hold(sys.argv[1])\n"
+         "print('held', flush=True)\ntime.sleep(600)", str(out)],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(sweep.__file__).parents[2]),
+                                                          os.environ.get("PYTHONPATH", "")])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code = main(["sweep", str(spec_file), "--out", str(out), "--workers", "0", "--quiet"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "in use by another process" in err[0], err
+        assert _executions(tmp_path / "log") == [] and not out.exists() and not journal_path(out).exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    ds = sweep.run(str(spec_file), workers=0, out=out, progress=False)  # a dead holder gave it back
+    assert ds["y"].values.ravel().tolist() == [0, 1]
+
+
 def test_huge_grids_and_empty_specs_are_refused_at_once():
     import time
 

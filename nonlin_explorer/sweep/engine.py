@@ -42,7 +42,15 @@ def run(spec, client=None, out=None, resume: bool = False, progress: bool = True
         if client is not None:
             raise ValueError("workers sets the size of the local cluster; it does not apply with a client or "
                              "scheduler address")
-    store = Store(spec, out, resume)
+    store = Store(spec, out, resume)  # holds out (its lock) until the end: a second sweep on it is refused
+    try:
+        return _run(spec, store, client, workers, progress, flush_interval)
+    finally:
+        store.close()
+
+
+def _run(spec: SweepSpec, store: Store, client, workers: int | None, progress: bool,
+         flush_interval: float) -> xr.Dataset:
     todo = store.todo()
     total = len(store.points)
     from tqdm.auto import tqdm

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from nonlin_explorer.files import recover_folder, replace_folder
+from nonlin_explorer.files import hold, open_append, recover_folder, write_folder
 from nonlin_explorer.results import check_writable, provenance
 from nonlin_explorer.sweep.runners import COMPRESSION_METRICS, DONE, METRIC_DOCS, TRAINING_METRICS
 from nonlin_explorer.sweep.spec import SpecError, SweepSpec
@@ -178,8 +178,8 @@ def read_journal(path: Path) -> dict[str, dict[str, Any]]:
 def repair_journal(path: Path) -> bool:
     """Cut a torn last line (a crash mid-append) off the journal, so the next record starts on a line of its own.
     True if something was cut."""
-    if not path.exists() or path.stat().st_size == 0:
-        return False
+    if path.is_symlink() or not path.is_file() or path.stat().st_size == 0:
+        return False  # a link or a special file is refused when the journal is opened (open_append)
     with open(path, "rb+") as fh:
         data = fh.read()
         if data.endswith(b"\n"):
@@ -190,9 +190,14 @@ def repair_journal(path: Path) -> bool:
     return True
 
 
+def is_zarr_store(folder: Path) -> bool:
+    """True for a folder that holds a zarr store (version 2 or 3): only such a folder is replaced by a result."""
+    return (folder / ".zgroup").is_file() or (folder / "zarr.json").is_file()
+
+
 def read_result(path: Path) -> xr.Dataset:
     if path.suffix == ".zarr":
-        recover_folder(path)
+        recover_folder(path, is_zarr_store)
         with xr.open_zarr(path, consolidated=False) as ds:
             return ds.load()
     from nonlin_explorer.results import read_netcdf
@@ -201,19 +206,14 @@ def read_result(path: Path) -> xr.Dataset:
 
 
 def write_result(ds: xr.Dataset, path: Path) -> Path:
-    """Atomic: a temporary file (or zarr folder) renamed into place."""
+    """Atomic (:mod:`nonlin_explorer.files`): a new file, or zarr folder, renamed into place."""
     if path.suffix != ".zarr":
         from nonlin_explorer.results import write_netcdf
 
         return write_netcdf(ds, path)
     check_writable(path, folder=True)
-    recover_folder(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    ds.to_zarr(tmp, mode="w", consolidated=False)
-    replace_folder(tmp, path)  # one step: the result is never missing under its name
-    return path
+    return write_folder(path, lambda tmp: ds.to_zarr(tmp, mode="w", consolidated=False), exists="replace",
+                        is_ours=is_zarr_store, remove_old=shutil.rmtree, what="zarr store")
 
 
 class Store:
@@ -225,6 +225,7 @@ class Store:
         self.records: dict[str, dict[str, Any]] = {}
         self.out = Path(out).expanduser() if out is not None else None
         self.journal = None
+        self._hold = None
         if self.out is None:
             if resume:
                 raise ValueError("resume needs the output path of the earlier run (out=...)")
@@ -235,6 +236,14 @@ class Store:
             if importlib.util.find_spec("zarr") is None:
                 raise ValueError("writing .zarr needs the zarr package (pip install zarr); or write .nc")
         check_writable(self.out, folder=self.out.suffix == ".zarr")
+        self._hold = hold(self.out)  # a second sweep on this output is refused now, one line (FileInUse)
+        try:
+            self._open(resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, resume: bool) -> None:
         jpath = journal_path(self.out)
         exists = self.out.exists() or jpath.exists()
         if exists and not resume:
@@ -268,7 +277,7 @@ class Store:
             return
         if self.journal is None:
             repair_journal(journal_path(self.out))  # a torn line of an earlier run would swallow this record
-            self.journal = open(journal_path(self.out), "a")
+            self.journal = open_append(journal_path(self.out))
         self.journal.write(json.dumps(record, default=str) + "\n")
         self.journal.flush()
         os.fsync(self.journal.fileno())
@@ -277,18 +286,28 @@ class Store:
         return assemble(self.spec, self.records, self.points)
 
     def flush(self, final: bool = False) -> xr.Dataset:
-        """Rewrite the result file; at the end, drop the journal (the file now holds every record)."""
+        """Rewrite the result file; at the end, drop the journal (the file now holds every record) and give the
+        output back (:meth:`close`)."""
         ds = self.dataset()
         if self.out is not None:
             write_result(ds, self.out)
             if final:
-                self.close()
+                self._close_journal()
                 jpath = journal_path(self.out)
                 if jpath.exists():
                     jpath.unlink()
+                self.close()
         return ds
 
-    def close(self) -> None:
+    def _close_journal(self) -> None:
         if self.journal is not None:
             self.journal.close()
             self.journal = None
+
+    def close(self) -> None:
+        """Close the journal and give the output back to other processes (its lock); what a process that dies
+        does too."""
+        self._close_journal()
+        if self._hold is not None:
+            self._hold.release()
+            self._hold = None

@@ -653,11 +653,12 @@ class CompressionExplorer(LiveView):
         what = self.export_what.value if what is None else what
         try:
             target = confined_path(self.files_root, path, default="compression.nc")
-            written = write_netcdf(self.dataset(what), target)
+            written = write_netcdf(self.dataset(what), target, exists="rename")  # never replaces a file
         except (OSError, ValueError) as exc:
             self.show_message(f"export failed: {exc}")
             return None
-        self.show_message(f"wrote {written}", kind="success")
+        taken = f" ({target.name} exists)" if written != target else ""
+        self.show_message(f"wrote {written}{taken}", kind="success")
         return str(written)
 
     # -- state for tests and scripts --------------------------------------------------------------

@@ -438,18 +438,29 @@ class DashboardController(Controller):
         del self.overlays[:-MAX_OVERLAYS]
 
     def export(self, path: Any = None) -> str:
-        """Write the result set to netCDF inside ``files_root``; the path written."""
+        """Write the result set to netCDF inside ``files_root``; the path written. An existing file is never
+        replaced: the export takes the first free name beside it (``results-1.nc``) and the notice says so."""
         target = confined_path(self.files_root, path if path is not None else "", default="results.nc")
-        written = export_session(self.session, target)
-        self.notify(f"wrote {written}", "success")
+        written = export_session(self.session, target, exists="rename")
+        self.notify(self._wrote("wrote", target, Path(written)), "success")
         return written
 
     def record(self, path: Any = None) -> str:
-        """Save the run's recording (a folder inside ``files_root``) for replay; the path written."""
+        """Save the run's recording (a new folder inside ``files_root``) for replay; the path written. An existing
+        folder is never replaced or removed: the recording takes the first free name (``run-1.rec``)."""
         target = confined_path(self.files_root, path if path is not None else "", default="run.rec")
-        written = str(save_recording(self.session, target, steps=self.step_log.snapshot()))
-        self.notify(f"wrote recording {written}", "success")
-        return written
+        written = save_recording(self.session, target, steps=self.step_log.snapshot(), exists="rename")
+        self.notify(self._wrote("wrote recording", target, written), "success")
+        return str(written)
+
+    def _wrote(self, verb: str, target: Path, written: Path) -> str:
+        """A short notice: the name written, relative to ``files_root``, and why it is not the name asked for."""
+        def short(p: Path) -> str:
+            return str(p.relative_to(self.files_root)) if self.files_root in p.parents else str(p)
+
+        if written == target:
+            return f"{verb} {short(written)}"
+        return f"{verb} {short(written)} ({target.name} exists)"
 
     # -- hooks for ReplayController ---------------------------------------------------------------------
     #: a session's own history is shown when the dashboard opens (a replay feeds its recording instead)

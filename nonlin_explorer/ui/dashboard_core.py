@@ -143,16 +143,17 @@ def reproduce_code(config, events: list[dict[str, Any]] | tuple = ()) -> str:
     return "\n".join(lines + body)
 
 
-def export_session(session, path) -> str:
+def export_session(session, path, *, exists: str = "replace") -> str:
     """Write the session's result set to netCDF; return the path written. ``OSError``/``ValueError`` on failure
-    (checked before the result set is built, so nothing is lost and the session keeps running)."""
+    (checked before the result set is built, so nothing is lost and the session keeps running). ``exists``: as in
+    :func:`~nonlin_explorer.results.write_netcdf` (pages use ``"rename"``: an existing file is never replaced)."""
     from nonlin_explorer.results import check_writable, write_netcdf
 
     path = check_writable(str(path).strip() or "results.nc")
     lock = getattr(session, "_lock", None)  # a consistent snapshot: the training thread holds it per step
     with lock if lock is not None else contextlib.nullcontext():
         ds = session.to_xarray()
-    return str(write_netcdf(ds, path))
+    return str(write_netcdf(ds, path, exists=exists))
 
 
 #: Replay speeds offered by the dashboard (times real time; evaluations per second for untimed recordings).

@@ -149,15 +149,18 @@ def test_exports_stay_in_the_folder_chosen_at_start(browser, server):
         assert "token" not in p.url  # dropped from the address bar after the first load (the cookie remains)
         p.get_by_text("Export and record").click()
         box = p.get_by_label("Export to (netCDF)")
-        for bad in ("../outside.nc", "/tmp/outside.nc", "~/outside.nc"):
+        for bad, why in (("../outside.nc", "outside the folder"), ("/tmp/outside.nc", "outside the folder"),
+                         ("~/outside.nc", "(no ~)"), ("\\..\\outside\\x.nc", "a backslash"),
+                         ("x\u202e.nc", "U+202E")):
             box.fill(bad)
             p.get_by_role("button", name="Export", exact=True).click()
-            p.locator(".ne-notice[data-kind='danger']").wait_for()
-            assert not (root.parent / "outside.nc").exists()
+            p.locator(".ne-notice[data-kind='danger']").get_by_text(why).wait_for()
+            assert not (root.parent / "outside.nc").exists() and not (root.parent / "outside" / "x.nc").exists()
+        (root / "inside.nc").write_text("mine")  # an existing file is never overwritten from the page
         box.fill("inside.nc")
         p.get_by_role("button", name="Export", exact=True).click()
-        p.locator(".ne-notice[data-kind='success']").wait_for()
-        assert (root / "inside.nc").is_file()
+        p.locator(".ne-notice[data-kind='success']").get_by_text("wrote inside-1.nc (inside.nc exists)").wait_for()
+        assert (root / "inside.nc").read_text() == "mine" and (root / "inside-1.nc").is_file()
         p.reload()  # the cookie lets the page load without the token in its URL
         p.get_by_role("button", name="Start", exact=True).wait_for()
     finally:
