@@ -201,6 +201,11 @@ def leaf_kind(m: nn.Module) -> str | None:
     return None
 
 
+def leaf_registry_key() -> tuple:
+    """The registered leaves as a hashable value: unit graphs built under another registry differ."""
+    return tuple(_LEAVES.items()), tuple(NAMED_LEAVES.items())
+
+
 def is_registered_leaf(m: nn.Module) -> bool:
     return leaf_kind(m) is not None
 
