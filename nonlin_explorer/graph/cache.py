@@ -33,10 +33,10 @@ _lock = threading.Lock()
 def graph_key(model: nn.Module, example_input, input_axis: int | None = None) -> tuple:
     """What the unit graph of ``model`` depends on: module identities and classes, parameter and buffer shapes, the
     inputs' shapes and dtypes, the unit axis, the nonlinear policy and the registered leaves (not the slopes)."""
-    modules = tuple((name, id(m), type(m)) for name, m in model.named_modules())
-    tensors = tuple(tuple(t.shape) for t in model.parameters()) + tuple(tuple(t.shape) for t in model.buffers())
+    modules = tuple((name, id(m), type(m), tuple(p.shape for p in m.parameters(recurse=False)),
+                     tuple(b.shape for b in m.buffers(recurse=False))) for name, m in model.named_modules())
     inputs = tuple(_input_key(x) for x in as_tuple(example_input))
-    return modules, tensors, inputs, input_axis, nonlinear_policy(), leaf_registry_key()
+    return modules, inputs, input_axis, nonlinear_policy(), leaf_registry_key()
 
 
 def _input_key(x: Any) -> Any:

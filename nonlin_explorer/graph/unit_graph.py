@@ -152,7 +152,10 @@ class UnitGraph:
     @property
     def gate_layers(self) -> list[Layer]:
         """Layers whose units can be nonlinear: gates, and fixed activations (always nonlinear)."""
-        return [layer for layer in self.layers if layer.kind in NONLINEAR_KINDS]
+        found = self.cache.get("gate_layers")
+        if found is None:
+            found = self.cache["gate_layers"] = tuple(layer for layer in self.layers if layer.kind in NONLINEAR_KINDS)
+        return list(found)
 
     @property
     def num_units(self) -> int:
