@@ -92,3 +92,17 @@ def test_the_cache_does_not_keep_models_alive():
     gc.collect()
     assert ref() is None
     assert graph_cache.cached_models() <= count - 1  # its entry went with it
+
+
+def test_the_masks_read_for_the_analyses_are_the_gates_own():
+    """Forced units count as forced, free ones by ``1 - alpha > tol``, exactly as ``gate.nonlinear_mask`` says."""
+    model, x = _model_and_input()
+    gate = gates(model)[0]
+    with torch.no_grad():
+        gate.alpha.copy_(torch.tensor([0.0, 1.0 - 1e-4, 1.0, 0.5]))
+    gate.set_linear([0])
+    gate.set_nonlinear([2])
+    mask = cached_unit_graph(model, x).masks_from_model(model)[gate.name]
+    assert mask.tolist() == gate.nonlinear_mask().tolist() == [False, False, True, True]  # 1 - alpha = 1e-4 <= tol
+    assert cached_unit_graph(model, x).masks_from_model(model, tol=1e-5)[gate.name].tolist() == \
+        gate.nonlinear_mask(1e-5).tolist() == [False, True, True, True]

@@ -1,6 +1,6 @@
 """The unit graph of a model, built once per structure: analyses called again after a toggle reuse it.
 
-A graph depends on the model's structure (its modules and parameter shapes), the example input's shapes and dtypes,
+A graph depends on the model's structure (its modules), the example input's shapes and dtypes,
 the unit axis, the nonlinear policy and the registered leaves; gate slopes are not part of it (analyses read them
 fresh on every call). :func:`cached_unit_graph` keys the graph on all of these and rebuilds it when any changes. The
 cache holds models by weak reference, so it never keeps one alive.
@@ -31,10 +31,11 @@ _lock = threading.Lock()
 
 
 def graph_key(model: nn.Module, example_input, input_axis: int | None = None) -> tuple:
-    """What the unit graph of ``model`` depends on: module identities and classes, parameter and buffer shapes, the
-    inputs' shapes and dtypes, the unit axis, the nonlinear policy and the registered leaves (not the slopes)."""
-    modules = tuple((name, id(m), type(m), tuple(p.shape for p in m.parameters(recurse=False)),
-                     tuple(b.shape for b in m.buffers(recurse=False))) for name, m in model.named_modules())
+    """What the unit graph of ``model`` depends on: its modules (path, identity, class), the inputs' shapes and
+    dtypes, the unit axis, the nonlinear policy and the registered leaves (not the slopes). A module replaced by
+    another is a new identity; a parameter swapped for one of another shape inside the same module is not seen
+    (:func:`clear_graph_cache` after such surgery)."""
+    modules = tuple((name, id(m), type(m)) for name, m in model.named_modules())
     inputs = tuple(_input_key(x) for x in as_tuple(example_input))
     return modules, inputs, input_axis, nonlinear_policy(), leaf_registry_key()
 
