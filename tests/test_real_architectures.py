@@ -1,6 +1,6 @@
 """Models no one here wrote: torchvision's classifiers (random weights, eval mode, small inputs) and Hugging Face
-transformers' BERT, GPT-2 and a LLaMA-style model (small configs). A few representative models per family run in CI;
-``benchmarks/bench_models.py`` runs and times the whole list."""
+transformers' BERT, GPT-2, LLaMA, BART, T5 and ViT (small configs, their defaults). A few representative models per
+family run in CI; ``benchmarks/bench_models.py`` runs and times the whole list."""
 
 from __future__ import annotations
 
