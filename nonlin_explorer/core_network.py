@@ -16,7 +16,7 @@ import numpy as np
 from torch import nn
 
 from nonlin_explorer.gates import DEFAULT_TOL
-from nonlin_explorer.graph import UnitGraph, unit_graph
+from nonlin_explorer.graph import UnitGraph, cached_unit_graph
 from nonlin_explorer.paths import path_lengths
 
 __all__ = ["CoreNetwork", "core_network"]
@@ -120,12 +120,13 @@ def core_network(model: nn.Module, example_input=None, tol: float = DEFAULT_TOL,
                  graph: UnitGraph | None = None) -> CoreNetwork:
     """Measure the core network of ``model`` (units with ``1 - alpha > tol``).
 
-    Needs ``example_input`` to trace the model, unless a prebuilt ``graph`` is given.
+    Needs ``example_input`` to trace the model (once per structure and input shape: later calls reuse the graph
+    and read the slopes fresh), unless a prebuilt ``graph`` is given.
     """
     if graph is None:
         if example_input is None:
             raise ValueError("core_network needs example_input (or a prebuilt graph) to trace the model")
-        graph = unit_graph(model, example_input)
+        graph = cached_unit_graph(model, example_input)
     masks = graph.masks_from_model(model, tol)
     res = path_lengths(graph, masks)
     names = [layer.name for layer in graph.gate_layers]

@@ -33,7 +33,7 @@ import numpy as np
 from torch import nn
 
 from nonlin_explorer.gates import DEFAULT_TOL
-from nonlin_explorer.graph import UnitGraph, unit_graph
+from nonlin_explorer.graph import UnitGraph, cached_unit_graph
 
 __all__ = [
     "PathLengths",
@@ -257,18 +257,18 @@ def average_path_length(model: nn.Module, example_input, normalized: bool = True
     """The mean number of nonlinear units (gates with ``1 - alpha > tol``) on an input-to-output path.
 
     ``normalized=True`` splits the walk evenly over each unit's incoming edges; ``False`` weighs every
-    path the same. Pass a prebuilt ``graph`` (from :func:`~nonlin_explorer.graph.unit_graph`) to skip the
-    trace; for repeated evaluation see :func:`path_metrics`.
+    path the same. The unit graph is traced once per model structure and input shape
+    (:func:`~nonlin_explorer.graph.cached_unit_graph`) and the slopes are read on every call, so a call after a
+    toggle costs a dot product per gate layer; or pass a prebuilt ``graph``.
     """
-    graph = graph if graph is not None else unit_graph(model, example_input)
-    norm, unnorm = dp_path_lengths(graph, graph.masks_from_model(model, tol))
-    return norm if normalized else unnorm
+    graph = graph if graph is not None else cached_unit_graph(model, example_input)
+    return path_lengths(graph, graph.masks_from_model(model, tol)).get(normalized)
 
 
 def layer_contributions(model: nn.Module, example_input, normalized: bool = True, tol: float = DEFAULT_TOL,
                         graph: UnitGraph | None = None) -> dict[str, float]:
     """Each gate layer's expected count of nonlinear units on a path (they sum to the APL)."""
-    graph = graph if graph is not None else unit_graph(model, example_input)
+    graph = graph if graph is not None else cached_unit_graph(model, example_input)
     res = path_lengths(graph, graph.masks_from_model(model, tol))
     return dict(res.per_layer_normalized if normalized else res.per_layer_unnormalized)
 
@@ -281,7 +281,7 @@ def path_metrics(model: nn.Module, example_input, tol: float = DEFAULT_TOL,
     Each call reads the gates of the model it is given (by module path) and costs a dot product per gate
     layer; calls for the same gate state share one evaluation.
     """
-    graph = graph if graph is not None else unit_graph(model, example_input)
+    graph = graph if graph is not None else cached_unit_graph(model, example_input)
     _weights(graph)  # pay the O(edges) passes now, not during training
     gate_layers = [layer for layer in graph.gate_layers if layer.kind == "gate"]
     last: dict[str, object] = {}

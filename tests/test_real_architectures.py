@@ -1,6 +1,6 @@
 """Models no one here wrote: torchvision's classifiers (random weights, eval mode, small inputs) and Hugging Face
-transformers' BERT, GPT-2 and a LLaMA-style model (small configs). A few representative models per family run in CI;
-``benchmarks/bench_models.py`` runs and times the whole list."""
+transformers' BERT, GPT-2, LLaMA, BART, T5 and ViT (small configs, their defaults). A few representative models per
+family run in CI; ``benchmarks/bench_models.py`` runs and times the whole list."""
 
 from __future__ import annotations
 
@@ -120,80 +120,103 @@ def test_channel_shuffle_moves_units_between_branches():
 
 
 # -- Hugging Face transformers -----------------------------------------------------------------------------------
-class _Hidden(torch.nn.Module):
-    """A Hugging Face model's last hidden state (its output is a dataclass)."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(x).last_hidden_state
+# Built as their docs build them: ``XModel(XConfig(...))`` with the config's defaults (the key/value cache on, the
+# default attention implementation, ``return_dict`` on: they return ModelOutput objects), called on token ids (T5 on
+# ``(input_ids, None, decoder_input_ids)``, ViT on pixels). Small sizes; no download.
+def _ids():
+    return torch.randint(0, 50, (1, 8))
 
 
 HF = [
     ("bert", lambda: T.BertModel(T.BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2,
                                               num_attention_heads=2, intermediate_size=64,
-                                              max_position_embeddings=16)), {"geluactivation"}, 64),
+                                              max_position_embeddings=16)), _ids, {"geluactivation"}, 64),
     ("bert relu", lambda: T.BertModel(T.BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2,
                                                    num_attention_heads=2, intermediate_size=64,
-                                                   max_position_embeddings=16, hidden_act="relu")), {"relu"}, 64),
+                                                   max_position_embeddings=16, hidden_act="relu")), _ids, {"relu"}, 64),
     ("gpt2", lambda: T.GPT2Model(T.GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=2, n_positions=16,
-                                              bos_token_id=0, eos_token_id=0, use_cache=False)), {"newgeluactivation"},
-     128),
+                                              bos_token_id=0, eos_token_id=0)), _ids, {"newgeluactivation"}, 128),
     ("llama", lambda: T.LlamaModel(T.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64,
                                                  num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                                 max_position_embeddings=16, use_cache=False)),
-     {"siluactivation"}, 64),
+                                                 max_position_embeddings=16)), _ids, {"siluactivation"}, 64),
+    ("bart", lambda: T.BartModel(T.BartConfig(vocab_size=50, d_model=32, encoder_layers=2, decoder_layers=2,
+                                              encoder_attention_heads=2, decoder_attention_heads=2,
+                                              encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=16)),
+     _ids, {"geluactivation"}, 64),
+    ("t5", lambda: T.T5Model(T.T5Config(vocab_size=50, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_heads=2)),
+     lambda: (_ids(), None, _ids()), {"relu"}, 64),
+    ("vit", lambda: T.ViTModel(T.ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+                                           num_attention_heads=2, intermediate_size=64)),
+     lambda: torch.randn(1, 3, 32, 32), {"geluactivation"}, 64),
 ]
+_HF_IDS = [m[0] for m in HF]
 
 
-@pytest.mark.parametrize("name,build,kinds,ffn_width", HF, ids=[m[0] for m in HF])
-def test_hugging_face_models_linearize_exactly_and_toggle(name, build, kinds, ffn_width):
-    model = _Hidden(_build(build)).eval()
-    x = torch.randint(0, 50, (1, 8))
+def _hidden(model, x) -> torch.Tensor:
+    out = model(*x) if isinstance(x, tuple) else model(x)
+    return out.last_hidden_state
+
+
+@pytest.mark.parametrize("name,build,example,kinds,ffn_width", HF, ids=_HF_IDS)
+def test_hugging_face_models_linearize_exactly_and_toggle(name, build, example, kinds, ffn_width):
+    model = _build(build)
+    x = example()
     with torch.no_grad():
-        reference = model(x)
+        reference = _hidden(model, x)
     model = linearize(model, x).eval()
-    gate_list = gates(model)
-    assert kinds <= {g.kind for g in gate_list}
-    ffn = [g for g in gate_list if g.kind in kinds]
-    assert len(ffn) == 2 and all(g.num_units == ffn_width for g in ffn)  # one per layer, one unit per FFN feature
+    ffn = [g for g in gates(model) if g.kind in kinds]
+    layers = 4 if name in ("bart", "t5") else 2  # encoder and decoder layers
+    assert len(ffn) == layers and all(g.num_units == ffn_width for g in ffn)  # one per FFN, a unit per FFN feature
     with torch.no_grad():
-        torch.testing.assert_close(model(x), reference, rtol=0, atol=0)
+        torch.testing.assert_close(_hidden(model, x), reference, rtol=0, atol=0)
         for g in ffn:
             g.set_linear()
-        assert _changed(model(x), reference)
+        assert _changed(_hidden(model, x), reference)
 
 
-@pytest.mark.parametrize("name,build,kinds,ffn_width", HF, ids=[m[0] for m in HF])
-def test_hugging_face_unit_graphs_count_attention_norms_and_products(name, build, kinds, ffn_width):
-    """Traced with the example's shapes (their shape arithmetic runs on real sizes); attention, RMSNorm and GPT-2's
-    Conv1D are leaves by class name. APL is monotone and stays > 0 with every gate linear (softmax, norms,
-    products remain)."""
-    x = torch.randint(0, 50, (1, 8))
-    model = linearize(_Hidden(_build(build)).eval(), x)
+@pytest.mark.parametrize("name,build,example,kinds,ffn_width", HF, ids=_HF_IDS)
+def test_hugging_face_unit_graphs_count_attention_norms_and_products(name, build, example, kinds, ffn_width):
+    """Traced with the example's shapes (their shape arithmetic runs on real sizes) and the cache off for the trace
+    only; attention (with cross-attention's keys from the encoder), norms and GPT-2's Conv1D are leaves by class
+    name. APL is monotone and stays > 0 with every gate linear (softmax, norms, products remain)."""
+    x = example()
+    model = linearize(_build(build), x)
+    uses_cache = getattr(model.config, "use_cache", None)
     graph = unit_graph(model, x)
+    assert getattr(model.config, "use_cache", None) == uses_cache  # put back after the trace
     fixed = {layer.kind for layer in graph.gate_layers} - {"gate"}
     assert {"softmax", "product", "norm"} <= fixed
     ffn = [g for g in gates(model) if g.kind in kinds]
-    apl = [average_path_length(model, x, graph=graph)]
+    apl = [average_path_length(model, x)]
     for g in ffn:
         g.set_linear()
-        apl.append(average_path_length(model, x, graph=graph))
-    assert apl[0] > apl[1] > apl[2] > 0, apl
-    assert core_network(model, graph=graph).apl_normalized == pytest.approx(apl[-1])
-    # Collapse is exact, or refuses clearly: it keeps a model for any input shape, so code that slices or expands
-    # by sizes (BERT's position ids; LLaMA's rotary embedding before transformers 5.2x) cannot be collapsed.
+        apl.append(average_path_length(model, x))
+    assert all(a > b for a, b in zip(apl, apl[1:])) and apl[-1] > 0, apl
+    assert core_network(model, x).apl_normalized == pytest.approx(apl[-1])
+    if name == "t5":
+        return  # collapse takes one positional input at a time
+    # Collapse is exact, or refuses clearly: it keeps a model for any input shape, so code that slices or builds
+    # tensors by sizes (BERT's position ids, BART's attention mask) cannot be collapsed.
     try:
         result = collapse(model, x, timing_repeats=0)
     except UnsupportedOperationError as exc:
-        assert name != "gpt2", exc  # GPT-2 always collapses
+        assert name not in ("gpt2", "llama", "vit"), exc  # these always collapse
         assert re.search(r"could not trace .*\(at modeling_\w+\.py:\d+", str(exc)), exc
     else:
         with torch.no_grad():
-            y = model(x)
-            assert (result.model(x) - y).abs().max() <= 1e-4 * y.abs().max()
+            y = _hidden(model, x)
+            assert (result.model(x)["last_hidden_state"] - y).abs().max() <= 1e-4 * y.abs().max()
+
+
+def test_a_model_that_cannot_be_traced_names_its_line_and_the_setting_in_one_line():
+    """A cache passed in by the caller cannot be recorded: the error is one line naming the model's line and
+    ``use_cache=False``, not fx's trace."""
+    model = _build(HF[2][1])
+    with pytest.raises(UnsupportedOperationError) as info:
+        average_path_length(model, (_ids(), T.DynamicCache()))
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400, message
+    assert re.search(r"GPT2Model \(at modeling_gpt2\.py:\d+ .*use_cache=False", message), message
 
 
 @pytest.mark.parametrize("name", ["resnet50", "vit_b_16"])

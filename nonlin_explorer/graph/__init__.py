@@ -22,11 +22,16 @@ shape-dependent Python control flow follows the example input. ``nn.TransformerE
 values, a softmax unit per head, weighted values, the output map; the encoder layer's norms where they sit). Custom
 modules become leaves through :func:`register_leaf` (``"dense"``: every input unit feeds every output unit).
 
+:func:`cached_unit_graph` (what the analyses use) builds a model's graph once per structure, input shape, policy and
+registered leaves, and reuses it after toggles.
+
 Modules: :mod:`.unit_graph` (the data structure), :mod:`.tracer` (fx with real values), :mod:`.ops` (the op-kind
-table, shared with ``collapse``, and the leaf registry), :mod:`.builder` (nodes to units).
+table, shared with ``collapse``, and the leaf registry), :mod:`.builder` (nodes to units), :mod:`.cache` (graphs
+reused per structure).
 """
 
 from nonlin_explorer.graph.builder import unit_graph
+from nonlin_explorer.graph.cache import cached_unit_graph, clear_graph_cache
 from nonlin_explorer.graph.ops import (
     FIXED_NONLINEAR,
     LEAF_KINDS,
@@ -57,6 +62,8 @@ __all__ = [
     "UnitGraph",
     "UnsupportedOperationError",
     "as_tuple",
+    "cached_unit_graph",
+    "clear_graph_cache",
     "leaf_kind",
     "register_leaf",
     "FIXED_NONLINEAR",

@@ -19,9 +19,13 @@ from nonlin_explorer.graph.ops import (
     ACTIVATION_METHODS,
     ACTIVATION_MODULES,
     CAT_FUNCTIONS,
+    CONSTANT_FUNCTIONS,
+    CONSTANT_METHODS,
     CONVS,
     DIV_FUNCTIONS,
     DIV_METHODS,
+    MASK_FUNCTIONS,
+    MASK_METHODS,
     MAX_POOL_FUNCTIONS,
     MAX_POOL_MODULES,
     MERGE_FUNCTIONS,
@@ -201,14 +205,7 @@ class _Builder:
     def reshape(self, x: _Units, apply: Callable[[torch.Tensor], Any], name: str, path: str, what: str) -> _Units:
         """Any op that only moves elements (view, flatten, permute, indexing): apply it to a tensor holding
         each element's unit id and read off which output unit comes from which input unit."""
-        ids = torch.zeros(x.shape, dtype=torch.int64)
-        if x.spread is not None:
-            ids = x.spread
-        elif x.dim is not None:
-            view = [1] * len(x.shape)
-            view[x.dim] = x.shape[x.dim]
-            ids = torch.arange(x.shape[x.dim]).view(view).expand(x.shape).contiguous()
-        out = apply(ids)
+        out = apply(x.spread if x.spread is not None else _unit_ids(x))
         if isinstance(out, (tuple, list)) and out and all(isinstance(o, torch.Tensor) for o in out):
             return tuple(self._moved(x, o, f"{name}.{i}", path, what) for i, o in enumerate(out))  # chunk, split
         return self._moved(x, out, name, path, what)
@@ -336,8 +333,10 @@ class _Builder:
             return self.fixed(acts[0], out, path, "norm", path, what)
         if registered in ("attention", "attention_heads"):
             res = out[0] if isinstance(out, tuple) else out
-            att = self.attention(acts[0], None, None, int(res.shape[-1]), _num_heads(m), path, res.dim() - 1,
-                                 tuple(res.shape), out_map=registered == "attention")
+            kv = kwargs.get("key_value_states")  # cross-attention (BART, T5): keys and values from the encoder
+            att = self.attention(acts[0], kv if isinstance(kv, _Units) else None, None, int(res.shape[-1]),
+                                 _num_heads(m), path, res.dim() - 1, tuple(res.shape),
+                                 out_map=registered == "attention")
             return (att,) + (None,) * (len(out) - 1) if isinstance(out, tuple) else att
         if isinstance(m, nn.Embedding):
             return self.dense(acts, m.embedding_dim, path, "embedding", path, out.dim() - 1, tuple(out.shape))
@@ -407,6 +406,12 @@ class _Builder:
         target = n.target
         if n.op == "call_function" and target is operator.getitem and isinstance(args[0], (tuple, list)):
             return args[0][args[1]]
+        if (n.op == "call_function" and target in CONSTANT_FUNCTIONS) or (
+                n.op == "call_method" and target in CONSTANT_METHODS):
+            return None  # zeros shaped like a traced tensor: no units
+        if n.op == "call_function" and target is operator.setitem:
+            self.assign(n, args, env, path)
+            return None
         if not _holds_tensor(out):
             return None  # sizes, dims, dtypes
         what = op_name(n)
@@ -421,7 +426,8 @@ class _Builder:
             return self.activation(x, name, None, path)
         if not method and target in NORM_FUNCTIONS:
             return self.fixed(x, out, name, "norm", path, what)
-        if (not method and target in PER_UNIT_FUNCTIONS) or (method and target in PER_UNIT_METHODS):
+        if (not method and target in PER_UNIT_FUNCTIONS | MASK_FUNCTIONS) or (
+                method and target in PER_UNIT_METHODS | MASK_METHODS):
             return self.per_unit(x, out, path, what)
         if not method and target in POOL_FUNCTIONS:
             pooled = self.pool(x, POOL_FUNCTIONS[target], out, path, what)
@@ -432,6 +438,8 @@ class _Builder:
             return self.reduce(x, dims, keepdim, out, name, path)
         if (not method and target in SOFTMAX_FUNCTIONS) or (method and target in ("softmax", "log_softmax")):
             return self.softmax(x, _arg(args, kwargs, 1, "dim", None), out, name, path)
+        if not method and target is torch.nn.functional.embedding:  # an nn.Embedding subclass traced inside
+            return self.dense([x], int(out.shape[-1]), name, "embedding", path, out.dim() - 1, tuple(out.shape))
         if not method and target in CAT_FUNCTIONS:
             return self.cat(n, args, kwargs, out, name, path, what)
         if not method and target is torch.stack:
@@ -441,6 +449,28 @@ class _Builder:
                 self.fail(what, path, "indexing by a traced activation")
             return self.reshape(x, _replay(n, x), name, path, what)
         self.fail(what, path)
+
+    def assign(self, n: fx.Node, args, env: dict[fx.Node, Any], path: str) -> None:
+        """``dst[index] = value``: replayed on unit ids, so from here on each unit of ``dst`` (along its unit dim, or
+        the default one) is fed by the units it held and the units of ``value`` written into it."""
+        dst_node, dst, value = n.args[0], args[0], args[2]
+        if not isinstance(value, _Units) or not isinstance(dst_node, fx.Node):
+            return
+        shape = tuple(dst_node.meta["val"].shape)
+        dim = dst.dim if dst is not None else self.default_dim(len(shape))
+        codes = torch.full(shape, -1, dtype=torch.int64) if dst is None else _unit_ids(dst)
+        offset = 0 if dst is None else dst.size
+        key = fx.node.map_arg(n.args[1], lambda a: a.meta.get("val"))
+        codes[key] = _unit_ids(value) + offset
+        size = 1 if dim is None else shape[dim]
+        slices = [codes] if dim is None else [codes.select(dim, j) for j in range(size)]
+        layer = self.new_layer(_join(path, "setitem"), size, "merge", path)
+        for src, lo, hi in ((dst, 0, offset), (value, offset, offset + value.size)):
+            pairs = [(int(c) - lo, j) for j, sl in enumerate(slices) for c in sl.unique().tolist() if lo <= c < hi]
+            if src is not None and pairs:
+                si, di = zip(*pairs)
+                self.graph.add_edges(src.layer, layer, "index", src_index=list(si), dst_index=list(di))
+        env[dst_node] = _Units(layer, dim, shape)
 
     def cat(self, n: fx.Node, args, kwargs, out: torch.Tensor, name: str, path: str, what: str) -> _Units:
         parts = list(_arg(args, kwargs, 0, "tensors", ()))
@@ -470,6 +500,17 @@ class _Builder:
         acts = [p for p in parts if isinstance(p, _Units)]
         moved = [_Units(a.layer, None if a.dim is None else a.dim + (a.dim >= d), tuple(out.shape)) for a in acts]
         return self.merge(moved, tuple(out.shape), name, path, what)
+
+
+def _unit_ids(x: _Units) -> torch.Tensor:
+    """A tensor shaped like ``x``'s value holding each element's unit (0 everywhere for one unit)."""
+    if x.spread is not None:
+        return x.spread.clone()
+    if x.dim is None:
+        return torch.zeros(x.shape, dtype=torch.int64)
+    view = [1] * len(x.shape)
+    view[x.dim] = x.shape[x.dim]
+    return torch.arange(x.shape[x.dim]).view(view).expand(x.shape).contiguous()
 
 
 def _policy_kind(op: str, linear_kind: str) -> str:

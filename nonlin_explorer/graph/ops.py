@@ -59,6 +59,14 @@ SHAPE_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "swapaxes
                   "reshape_as", "__getitem__", "chunk", "split", "tensor_split"}
 REDUCE_FUNCTIONS = {torch.mean, torch.sum, torch.amax, torch.amin}
 REDUCE_METHODS = {"mean", "sum", "amax", "amin"}
+#: New tensors shaped like a traced one, whose values do not depend on it: they carry no units.
+CONSTANT_FUNCTIONS = {torch.zeros_like, torch.ones_like, torch.empty_like, torch.full_like}
+CONSTANT_METHODS = {"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"}
+#: Comparisons and masked fills of token ids (BART's shift of its decoder ids): unit by unit on their first traced
+#: operand; a mask's own dependence is not drawn.
+MASK_FUNCTIONS = {operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, torch.eq, torch.ne,
+                  torch.masked_fill}
+MASK_METHODS = {"eq", "ne", "lt", "le", "gt", "ge", "__eq__", "__ne__", "masked_fill", "masked_fill_"}
 CAT_FUNCTIONS = {torch.cat, torch.concat, torch.concatenate}
 SOFTMAX_FUNCTIONS = {F.softmax, torch.softmax, F.log_softmax, torch.log_softmax}
 
@@ -163,6 +171,9 @@ NAMED_LEAVES: dict[str, str] = {
     "transformers.models.llama.modeling_llama.LlamaAttention": "attention",
     "transformers.models.llama.modeling_llama.LlamaRMSNorm": "norm",
     "transformers.models.vit.modeling_vit.ViTAttention": "attention",
+    "transformers.models.bart.modeling_bart.BartAttention": "attention",  # cross-attention: keys from the encoder
+    "transformers.models.t5.modeling_t5.T5Attention": "attention",
+    "transformers.models.t5.modeling_t5.T5LayerNorm": "norm",
     "transformers.pytorch_utils.Conv1D": "dense",
 }
 
@@ -188,6 +199,11 @@ def leaf_kind(m: nn.Module) -> str | None:
         if named is not None:
             return named
     return None
+
+
+def leaf_registry_key() -> tuple:
+    """The registered leaves as a hashable value: unit graphs built under another registry differ."""
+    return tuple(_LEAVES.items()), tuple(NAMED_LEAVES.items())
 
 
 def is_registered_leaf(m: nn.Module) -> bool:

@@ -4,6 +4,8 @@ example input); every node carries its value (``meta['val']``) and the module pa
 from __future__ import annotations
 
 import contextlib
+import inspect
+import operator
 import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -21,6 +23,25 @@ from nonlin_explorer.plumbing import eval_mode
 _TRACED_THROUGH = (nn.Transformer, nn.TransformerDecoder, nn.TransformerDecoderLayer)
 
 
+#: Tensor attributes read off the example's value during an analysis trace (they never depend on the input's size).
+_CONCRETE_ATTRIBUTES = ("dtype", "device", "layout")
+
+
+class _ValueProxy(fx.Proxy):
+    """An fx proxy that records item assignment (``ids[:, 1:] = ...``: Hugging Face's BART shifts its decoder ids so)
+    and, in an analysis trace, answers ``dtype``/``device`` with the example's."""
+
+    def __setitem__(self, key, value) -> None:
+        self.tracer.create_proxy("call_function", operator.setitem, (self, key, value), {})
+
+    def __getattr__(self, k: str):
+        if k in _CONCRETE_ATTRIBUTES and self.tracer._concrete_shapes:
+            value = self.node.meta.get("val")
+            if isinstance(value, torch.Tensor):
+                return getattr(value, k)
+        return super().__getattr__(k)
+
+
 class _ValueTracer(fx.Tracer):
     """An fx tracer that also runs every recorded op on real values (``node.meta['val']``), so control flow
     on shapes follows the example input, and records the module path of every node (``meta['path']``)."""
@@ -29,8 +50,24 @@ class _ValueTracer(fx.Tracer):
         super().__init__()
         self._inputs = list(inputs)
         self._concrete_shapes = concrete_shapes
-        self._placeholders = 0
+        self._placeholder_values: dict[str, Any] = {}
         self._evaluating = False
+
+    def create_args_for_root(self, root_fn, is_module, concrete_args=None):
+        """A placeholder per example tensor, passed by position; other example values (``None``) pass as they are,
+        and the forward's remaining parameters keep their defaults (a Hugging Face forward takes a dozen optional
+        ones and ``**kwargs``, which fx would otherwise turn into placeholders)."""
+        names = _parameter_names(root_fn, len(self._inputs), skip_self=is_module)
+        args = []
+        for name, value in zip(names, self._inputs):
+            if isinstance(value, torch.Tensor):
+                self._placeholder_values[name] = value
+                args.append(self.create_proxy("placeholder", name, (), {}))
+            else:
+                args.append(value)
+        if is_module:
+            return (lambda root, *xs: root_fn(root, *xs)), [self.root, *args]
+        return (lambda *xs: root_fn(*xs)), args
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, (LinearizableActivation, *STRUCTURED_LEAVES)) or is_registered_leaf(m):
@@ -64,6 +101,9 @@ class _ValueTracer(fx.Tracer):
                 return value  # sizes, lengths, flags: the example input's, so Python code can slice and loop on them
         return proxy
 
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _ValueProxy(node, self)
+
     def to_bool(self, obj) -> bool:
         return bool(obj.node.meta["val"])
 
@@ -80,11 +120,7 @@ class _ValueTracer(fx.Tracer):
 
     def _evaluate(self, node: fx.Node) -> Any:
         if node.op == "placeholder":
-            i = self._placeholders
-            self._placeholders += 1
-            if i < len(self._inputs):
-                return self._inputs[i]
-            return node.args[0] if node.args else None
+            return self._placeholder_values.get(str(node.target))
         if node.op == "get_attr":
             obj = self.root
             with self._eval_mode():
@@ -110,6 +146,44 @@ def _is_shape_value(value: Any) -> bool:
     return isinstance(value, tuple) and len(value) > 0 and all(isinstance(v, (bool, int)) for v in value)
 
 
+def _parameter_names(fn, n: int, skip_self: bool) -> list[str]:
+    """Names for ``n`` positional arguments of ``fn``: its own positional parameters, then ``input<i>``."""
+    try:
+        params = list(inspect.signature(inspect.unwrap(fn)).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    positional = positional[1:] if skip_self else positional
+    return [positional[i] if i < len(positional) else f"input{i}" for i in range(n)]
+
+
+@contextlib.contextmanager
+def trace_settings(model: nn.Module) -> Iterator[None]:
+    """For the trace only: Hugging Face models with ``config.use_cache`` (their default) build a key/value cache
+    object that fx cannot record; the trace runs them with the cache off, and the config is put back afterwards."""
+    configs = {id(c): c for m in model.modules() if getattr(c := getattr(m, "config", None), "use_cache", None) is True}
+    for c in configs.values():
+        c.use_cache = False
+    try:
+        yield
+    finally:
+        for c in configs.values():
+            c.use_cache = True
+
+
+def _first_line(exc: Exception, limit: int = 200) -> str:
+    """An error's first line, cut at ``limit`` characters (fx's own messages run to kilobytes)."""
+    line = (str(exc).strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _hint(exc: Exception) -> str:
+    """The setting that would make the trace work, where the failure names one."""
+    if "Cache" in str(exc):
+        return "; pass use_cache=False (and no past_key_values) to the model for the analysis"
+    return ""
+
+
 def as_tuple(example_input) -> tuple:
     return tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
 
@@ -127,7 +201,7 @@ def trace_model(model: nn.Module, example_input, concrete_shapes: bool = False) 
     """
     inputs = as_tuple(example_input)
     tracer = _ValueTracer(inputs, concrete_shapes)
-    with inference(model):
+    with inference(model), trace_settings(model):
         try:
             graph = tracer.trace(model)
         except (UnsupportedOperationError, ValueError):
@@ -139,7 +213,7 @@ def trace_model(model: nn.Module, example_input, concrete_shapes: bool = False) 
             frame = (outside or frames)[-1]  # the model's own line, not torch.fx's
             raise UnsupportedOperationError(
                 f"torch.fx could not trace {type(model).__name__} (at {frame.filename.rsplit('/', 1)[-1]}:"
-                f"{frame.lineno} {frame.line or ''}): {type(exc).__name__}: {exc}") from exc
+                f"{frame.lineno} {frame.line or ''}): {type(exc).__name__}: {_first_line(exc)}{_hint(exc)}") from exc
     gm = fx.GraphModule(tracer.root, graph, type(model).__name__)
     for n_new, n_old in zip(gm.graph.nodes, graph.nodes):
         n_new.meta.update(n_old.meta)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from nonlin_explorer.gates import DEFAULT_TOL, LinearizableActivation
+from nonlin_explorer.gates import DEFAULT_TOL, LinearizableActivation, UnitState
 
 #: Layer kinds whose units may be nonlinear: trainable gates, and fixed activations (always nonlinear).
 #: Layer kinds whose units can be nonlinear: gates (by their slopes), and fixed nonlinear units (always; which ops
@@ -152,7 +152,10 @@ class UnitGraph:
     @property
     def gate_layers(self) -> list[Layer]:
         """Layers whose units can be nonlinear: gates, and fixed activations (always nonlinear)."""
-        return [layer for layer in self.layers if layer.kind in NONLINEAR_KINDS]
+        found = self.cache.get("gate_layers")
+        if found is None:
+            found = self.cache["gate_layers"] = tuple(layer for layer in self.layers if layer.kind in NONLINEAR_KINDS)
+        return list(found)
 
     @property
     def num_units(self) -> int:
@@ -235,7 +238,7 @@ class UnitGraph:
                 masks[layer.name] = np.ones(layer.size, dtype=bool)
                 continue
             gate = _get_gate(model, layer.module)
-            mask = gate.nonlinear_mask(tol).detach().cpu().numpy()
+            mask = _nonlinear_mask(gate, tol)
             if mask.shape != (layer.size,):
                 raise ValueError(f"gate {layer.module!r} has {mask.size} units, the graph expects {layer.size}")
             masks[layer.name] = mask
@@ -296,6 +299,16 @@ def _grouped_dst(ns: int, nd: int, groups: int) -> np.ndarray:
     a, b = ns // groups, nd // groups
     group = np.arange(ns) // a
     return ((group * b)[:, None] + np.arange(b)[None, :]).reshape(-1)
+
+
+def _nonlinear_mask(gate: LinearizableActivation, tol: float) -> np.ndarray:
+    """``gate.nonlinear_mask(tol)`` computed in numpy (a few microseconds, against a handful of torch ops per gate:
+    the analyses after a toggle read every gate): a forced unit is what it is forced to, a free one ``1 - alpha > tol``
+    in the slopes' own precision."""
+    alpha = gate.alpha.detach().cpu().numpy()
+    state = gate.state.detach().cpu().numpy()
+    slope = np.where(state == UnitState.FREE, alpha, (state == UnitState.LINEAR).astype(alpha.dtype))
+    return (alpha.dtype.type(1.0) - slope) > tol
 
 
 def _get_gate(model: nn.Module, path: str) -> LinearizableActivation:
