@@ -20,6 +20,7 @@ import statistics
 
 import numpy as np
 import torch
+from bench_meanfield_gap import law
 
 from nonlin_explorer.compression import compress, random_target
 
@@ -66,6 +67,13 @@ def checks() -> None:
     t = random_target(2000, 20, a_mean=0.0, seed=0)
     print("zero-mean a, N = 2000, d = 20, M = 4: exact", describe(compress(t, M=4)))
     print("    mean field", describe(compress(t, M=4, method="meanfield")))
+    for M in (4, 5):  # the anisotropic law of bench_meanfield_gap.py
+        mf = compress(law("anisotropic", 600, 0), M=M, method="meanfield")
+        off = mf.gram[~torch.eye(M, dtype=torch.bool)]
+        top = mf.V[:, :3].norm(dim=1) / mf.V.norm(dim=1)
+        print(f"anisotropic law, mean field, M = {M}:", describe(mf), f"cosines {float(off.min()):.3f}.."
+              f"{float(off.max()):.3f}, share of each unit in the top-3 eigenspace "
+              + " ".join(f"{float(x):.3f}" for x in top), flush=True)
 
 
 def main() -> None:
