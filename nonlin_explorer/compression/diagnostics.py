@@ -102,8 +102,10 @@ class FrameShape:
     *distorted simplex* (every cosine within :data:`DISTORTION` of ``-1/(M-1)``, but not equiangular or with unequal
     scales); *general ETF* (M > d + 1, |cosines| at Welch's bound, tight); else *none*. ``distances`` holds the
     largest cosine deviation from each shape that can exist for (M, d) (``nan`` where none can); ``distance`` that of
-    the named shape (the nearest one for "none"). For odd activations a unit ``(b_j, v_j)`` is the unit
-    ``(-b_j, -v_j)``: directions are taken with ``b_j >= 0``, so the name does not depend on such flips."""
+    the named shape (the nearest one for "none"). "Equal" cosines and scales allow the draw's scatter at the target's
+    N (:func:`equiangular_tolerance`, :func:`scale_tolerance`; calibrated on N = 500..8000, extrapolated beyond).
+    For odd activations a unit ``(b_j, v_j)`` is the unit ``(-b_j, -v_j)``: directions are taken with ``b_j >= 0``,
+    so the name does not depend on such flips."""
 
     name: str
     distance: float
@@ -144,10 +146,11 @@ def frame_shape(V, b=None, *, activation: str | Activation = "relu", N: int | No
     """Name the shape of a compressed network's units ``(b, V)`` (V: (M, d)) for a target of N units.
 
     The names and their tests are those of :class:`FrameShape`. N sets what counts as significant: the tilt a
-    target's draw gives the optimum by itself (:func:`noise_tilt`, shrinking with N) and the scatter of its cosines
-    (:func:`equiangular_tolerance`); ``N=None`` (a mean field, a frame on its own) uses the numerical floors. ``b``
-    (M,) gives the output scales (vacuous, equal or not) and, for odd activations, the unit signs: it is required
-    there, since without it a flipped unit cannot be told from another direction."""
+    target's draw gives the optimum by itself (:func:`noise_tilt`, shrinking with N) and the scatter of its
+    cosines and scales (:func:`equiangular_tolerance`, :func:`scale_tolerance`); ``N=None`` (a mean field, a frame
+    on its own) uses the numerical floors. ``b`` (M,) gives the output scales (vacuous, equal or not) and, for odd
+    activations, the unit signs: it is required there, since without it a flipped unit cannot be told from
+    another direction."""
     V = as_tensor("V", V, ndim=2).to(torch.float64)
     act = get_activation(activation)
     M, d = V.shape
