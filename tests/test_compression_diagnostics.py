@@ -1,4 +1,5 @@
-"""Diagnostics: ETF distance, alignment with the target's linear part, Monte Carlo loss with its interval."""
+"""Diagnostics: the shape names of frame_shape, ETF distance, alignment with the target's linear part, Monte Carlo
+loss with its interval."""
 
 import math
 
@@ -10,11 +11,13 @@ from nonlin_explorer.compression import (
     cosine_gram,
     etf_distance,
     etf_search,
+    frame_shape,
     monte_carlo_loss,
     population_loss,
     random_target,
     simplex_etf,
 )
+from nonlin_explorer.compression.diagnostics import noise_tilt, tilt_threshold
 
 f64 = torch.float64
 
@@ -64,3 +67,81 @@ def test_monte_carlo_bad_arguments(kwargs, message):
     t = random_target(5, 2, seed=2)
     with pytest.raises(ValueError, match=message):
         monte_carlo_loss(t, None, torch.ones(1), torch.ones(1, 2), **kwargs)
+
+
+# --- frame_shape: one exact constructed frame per name ---------------------------------------------------------
+
+def _tilted(M: int, d: int, degrees: float) -> torch.Tensor:
+    """A simplex ETF in the hyperplane orthogonal to e_d, every unit lifted towards e_d by ``degrees``."""
+    t = math.radians(degrees)
+    U = simplex_etf(M, d - 1).to(torch.float64)
+    return torch.cat([math.cos(t) * U, torch.full((M, 1), math.sin(t), dtype=torch.float64)], dim=1)
+
+
+def test_an_exact_simplex_is_a_simplex_etf_at_every_n():
+    V = 2.0 * simplex_etf(4, 10)
+    for N in (None, 200, 100_000):
+        s = frame_shape(V, torch.ones(4), N=N)
+        assert s.name == "simplex ETF" and s.distance < 1e-12 and s.tilt_degrees < 1e-6
+
+
+def test_a_tilt_is_named_with_its_angle_when_it_exceeds_the_draws_noise():
+    V = _tilted(4, 12, 7.256)  # the audited mean-field optimum: common cosine -0.312
+    s = frame_shape(V, torch.ones(4), N=None)
+    assert s.name == "tilted simplex" and abs(s.common_cosine - (-0.31206)) < 1e-4
+    assert abs(s.tilt_degrees - 7.256) < 1e-9 and s.label == "tilted simplex (7.3 deg)"
+    assert torch.allclose(s.direction, torch.eye(12, dtype=torch.float64)[-1], atol=1e-12)
+    # At large N the same frame is a tilted simplex; at small N its tilt is within what the draw alone gives.
+    assert frame_shape(V, torch.ones(4), N=16_000).name == "tilted simplex"
+    assert tilt_threshold(500, 4) > 7.256 and frame_shape(V, torch.ones(4), N=500).name == "simplex ETF"
+    # The threshold shrinks like the draw's noise: twice the noise tilt, N^-1/2 for M > 2.
+    assert tilt_threshold(2000, 4) == pytest.approx(2 * noise_tilt(2000, 4))
+    assert noise_tilt(8000, 4) == pytest.approx(noise_tilt(2000, 4) / 2)
+
+
+def test_a_distorted_simplex_and_unequal_scales_are_named_as_such():
+    # Cosines -0.30 .. -0.36 around -1/3 (M = 4): not equiangular, but simplex-like.
+    G = torch.tensor([[1.0, -0.30, -0.36, -0.33], [-0.30, 1.0, -0.33, -0.36], [-0.36, -0.33, 1.0, -0.30],
+                      [-0.33, -0.36, -0.30, 1.0]], dtype=torch.float64)
+    evals, evecs = torch.linalg.eigh(G)
+    V = torch.cat([evecs * evals.clamp_min(0).sqrt(), torch.zeros(4, 3, dtype=torch.float64)], dim=1)
+    assert torch.allclose(cosine_gram(V), G, atol=1e-12)
+    assert frame_shape(V, torch.ones(4), N=None).name == "distorted simplex"
+    # An exact simplex whose units carry unequal output scales.
+    s = frame_shape(simplex_etf(4, 6), torch.tensor([1.0, 1.0, 1.0, 2.0]), N=None)
+    assert s.name == "distorted simplex" and s.scale_spread == pytest.approx(0.8)
+
+
+def test_b_zero_is_the_vacuous_solution():
+    assert frame_shape(simplex_etf(4, 6), torch.zeros(4)).name == "vacuous"
+    assert frame_shape(torch.zeros(3, 5), torch.ones(3)).name == "vacuous"
+
+
+def test_welch_etfs_and_frames_with_no_shape():
+    U = etf_search(6, 3, seed=0).U  # the icosahedron's six diagonals: a real ETF with M > d + 1
+    assert frame_shape(U, torch.ones(6)).name == "general ETF"
+    # Equiangular at any cosine above -1/(M-1) is a tilted simplex, even at a positive one.
+    assert frame_shape(torch.eye(3, 5, dtype=torch.float64) + 0.3, torch.ones(3)).name == "tilted simplex"
+    V = torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [1.0, 1.0, 0, 0]], dtype=torch.float64)  # cosines 0, .71, .71
+    assert frame_shape(V, torch.ones(3)).name == "none"
+    assert frame_shape(torch.randn(7, 3, generator=torch.Generator().manual_seed(0)), torch.ones(7)).name == "none"
+
+
+@pytest.mark.parametrize("activation", ["erf", "tanh", "linear"])
+def test_names_do_not_change_when_single_units_flip_for_odd_activations(activation):
+    for V, b in ((_tilted(4, 8, 10.0), torch.ones(4)), (simplex_etf(5, 6), torch.ones(5))):
+        base = frame_shape(V, b, activation=activation, N=None)
+        for flips in ([-1, 1, 1, 1], [1, -1, -1, 1], [-1] * 4):
+            f = torch.tensor(flips + [1] * (V.shape[0] - 4), dtype=torch.float64)
+            s = frame_shape(V * f[:, None], b * f, activation=activation, N=None)
+            assert (s.name, round(s.tilt_degrees, 9)) == (base.name, round(base.tilt_degrees, 9))
+    # relu is not odd: a flipped unit is another unit, and the shape changes.
+    f = torch.tensor([-1.0, 1, 1, 1], dtype=torch.float64)
+    assert frame_shape(simplex_etf(4, 6) * f[:, None], torch.ones(4) * f, N=None).name != "simplex ETF"
+
+
+def test_odd_activations_need_b_and_bad_n_is_refused():
+    with pytest.raises(ValueError, match="erf is odd: pass b"):
+        frame_shape(simplex_etf(3, 4), activation="erf")
+    with pytest.raises(ValueError, match="N"):
+        frame_shape(simplex_etf(3, 4), torch.ones(3), N=0)

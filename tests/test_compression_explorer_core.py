@@ -8,9 +8,11 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
-from nonlin_explorer.compression import compress, random_target
+from nonlin_explorer.compression import compress, random_target, simplex_etf
+from nonlin_explorer.compression.optimize import finish
 from nonlin_explorer.results import read_netcdf, write_netcdf
 from nonlin_explorer.ui.compression_core import (
     ExplorerParams,
@@ -69,7 +71,8 @@ def test_a_target_with_a_mean_direction_reaches_the_explorer_and_its_shape_is_na
     assert target.info["w_mean"] == [0.5] + [0.0] * 7 and math.isclose(target.info["w_cov"], 1.5**2 / 8)
     result = run_method(target, p)
     rows = dict(summary_rows(result))
-    assert rows["shape"] == "tilted simplex" and float(rows["tilt (degrees)"]) > 5
+    assert rows["shape"] == f"tilted simplex ({result.shape.tilt_degrees:.1f} deg)"
+    assert float(rows["tilt (degrees)"]) > float(rows["significant above"]) > 0
     assert result.info["meanfield"] == "population"
     assert validate_params({"activation": "gelu", "method": "meanfield"}).method == "meanfield"
 
@@ -270,10 +273,36 @@ def test_a_script_that_builds_the_explorer_and_ends_exits_cleanly():
 def test_the_ideal_is_never_impossible():
     simplex = compress(random_target(400, 6, seed=0), M=4)
     title, G = ideal_gram(simplex)
+    assert simplex.shape.name == "simplex ETF"
     assert title == "Ideal simplex ETF" and np.allclose(G[0, 1], -1 / 3)
     tilted = compress(random_target(800, 6, w_mean=0.6, seed=0), M=3, method="meanfield")
     title, G = ideal_gram(tilted)
-    assert title.startswith("Ideal: tilted simplex") and G[0, 1] > 0
+    assert title == f"Ideal: tilted simplex, {tilted.shape.tilt_degrees:.1f} deg" and G[0, 1] > 0
     crowded = compress(random_target(400, 3, seed=0), M=7)  # M > d + 1: no ETF of 7 vectors in R^3
     title, G = ideal_gram(crowded)
-    assert G is None and title == "No ETF here: M = 7 > d + 1 = 4"
+    assert crowded.shape.name == "none" and G is None and title == "No ideal shape near these directions"
+
+
+@pytest.mark.parametrize("raw", [{"N": 200, "w_mean": "0.5"}, {"N": 200, "w_mean": "0.5", "method": "meanfield"},
+                                 {"N": 500}, {"N": 400, "d": 3, "M": 7}])
+def test_the_panel_draws_the_shape_the_table_names(raw):
+    """The ideal panel's title and Gram follow the table's shape row: no ideal is drawn beside "none"."""
+    p = validate_params(raw)
+    result = run_method(make_target(p), p)
+    shape = dict(summary_rows(result))["shape"]
+    title, G = ideal_gram(result)
+    expected = {"simplex ETF": "Ideal simplex ETF", "distorted simplex": "Distorted; nearest ideal: simplex ETF",
+                "none": "No ideal shape near these directions"}
+    if shape.startswith("tilted simplex"):
+        assert title == f"Ideal: tilted simplex, {result.shape.tilt_degrees:.1f} deg"
+        assert np.allclose(G[~np.eye(p.M, dtype=bool)], result.shape.common_cosine)
+    else:
+        assert title == expected[shape]
+        assert (G is None) == (shape == "none")
+
+
+def test_a_vacuous_solution_has_no_ideal():
+    t = random_target(300, 5, seed=0)
+    r = finish(t, torch.zeros(3, dtype=torch.float64), simplex_etf(3, 5), "exact", 0.0)
+    assert r.shape.name == "vacuous" and dict(summary_rows(r))["shape"] == "vacuous"
+    assert ideal_gram(r) == ("No ideal shape: the solution is g = 0", None)

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from nonlin_explorer.compression import ACTIVATIONS, get_activation, kernel_error, kernel_matrix, relu_k
-from nonlin_explorer.compression.kernels import gauss_hermite, relu_k_prime
+from nonlin_explorer.compression import ACTIVATIONS, get_activation, kernel_error, kernel_matrix, random_target, relu_k
+from nonlin_explorer.compression.kernels import QuadratureTanh, gauss_hermite, hermite_coefficients, relu_k_prime
+from nonlin_explorer.compression.loss import PopulationLoss
 
 f64 = torch.float64
 
@@ -116,14 +117,68 @@ def test_gauss_hermite_weights_integrate_gaussian_moments():
 
 def test_quadrature_error_estimate_bounds_the_actual_error():
     X, Y = _rows(3, 3, 12, 1.5), _rows(2, 3, 13, 1.5)
-    reference = kernel_matrix(X, Y, "tanh", quad_points=300)
+    reference = kernel_matrix(X, Y, "gelu", quad_points=300)
     for n in (16, 32, 64):
-        actual = (kernel_matrix(X, Y, "tanh", quad_points=n) - reference).abs()
-        estimate = kernel_error(X, Y, "tanh", quad_points=n)
+        actual = (kernel_matrix(X, Y, "gelu", quad_points=n) - reference).abs()
+        estimate = kernel_error(X, Y, "gelu", quad_points=n)
         assert (estimate >= actual).all()
-    fine, coarse = kernel_error(X, Y, "tanh", quad_points=64), kernel_error(X, Y, "tanh", quad_points=16)
+    fine, coarse = kernel_error(X, Y, "gelu", quad_points=64), kernel_error(X, Y, "gelu", quad_points=16)
     assert float(fine.max()) < float(coarse.max())
     assert float(kernel_error(X, Y, "relu").abs().max()) == 0.0
+
+
+def _tanh_rows(scale):
+    """Rows with every case the series must handle: generic cosines, parallel, antiparallel and zero rows."""
+    X, Y = _rows(12, 5, 14, scale), _rows(6, 5, 15, scale)
+    Y[0], Y[1], Y[2] = X[0], -0.5 * X[1], 0.0
+    return X, Y
+
+
+def test_tanh_series_matches_fine_quadrature_values_and_gradients():
+    X, Y = _tanh_rows(1.0)
+    reference = QuadratureTanh(400)
+    assert torch.allclose(kernel_matrix(X, Y, "tanh", quad_points=200), kernel_matrix(X, Y, reference),
+                          atol=1e-10, rtol=0)
+    assert torch.allclose(kernel_matrix(X, None, "tanh", quad_points=200), kernel_matrix(X, None, reference),
+                          atol=1e-10, rtol=0)
+    C = torch.randn(12, 6, generator=torch.Generator().manual_seed(16), dtype=f64)
+    grads = []
+    for act in (get_activation("tanh", quad_points=200), reference):
+        Xr, Yr = X.clone().requires_grad_(), Y.clone().requires_grad_()
+        (kernel_matrix(Xr, Yr, act) * C).sum().backward()
+        grads.append((Xr.grad, Yr.grad))
+    # Near-parallel pairs use 2-D quadrature, whose 200- and 400-point rules differ by ~3e-9 in these gradients.
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-8, rtol=0)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-8, rtol=0)
+
+
+def test_tanh_series_entries_are_exact_to_tolerance_and_the_error_estimate_holds():
+    X, Y = _tanh_rows(1.0)
+    fine = kernel_matrix(X, Y, QuadratureTanh(400))
+    series_pairs = (torch.nn.functional.normalize(X, dim=1) @ torch.nn.functional.normalize(Y, dim=1).T).abs() <= 0.8
+    assert float((kernel_matrix(X, Y, "tanh") - fine)[series_pairs].abs().max()) <= 1e-12
+    assert ((kernel_matrix(X, Y, "tanh") - fine).abs() <= kernel_error(X, Y, "tanh")).all()
+
+
+def test_tanh_hermite_coefficients_satisfy_parseval_and_known_values():
+    r = torch.tensor([0.0, 0.5, 1.0, 2.0], dtype=f64)
+    beta, tail = hermite_coefficients(torch.tanh, r, 80)
+    assert float(beta[0].abs().max()) == 0.0  # tanh(0 g) = 0
+    assert float(beta[:, 0::2].abs().max()) <= 1e-15  # odd function: even coefficients vanish
+    z, w = gauss_hermite(400)
+    assert torch.allclose(beta[:, 1], (torch.tanh(r[:, None] * z) * z * w).sum(1), atol=1e-14)  # E[tanh(rg) g]
+    assert float(tail[1:3, -1].max()) <= 1e-11  # 80 terms carry E tanh(rg)^2 but 3e-12 at r <= 1
+    assert bool((tail[:, 1:] <= tail[:, :-1] + 1e-15).all())  # tails only shrink
+
+
+def test_tanh_loss_equals_the_quadrature_loss():
+    t = random_target(60, 16, seed=3, activation="tanh")
+    V, b = _rows(4, 16, 17), torch.tensor([0.3, -0.2, 0.1, 0.4], dtype=f64)
+    series = PopulationLoss(t.a, t.W, "tanh", quad_points=160)
+    quad = PopulationLoss(t.a, t.W, QuadratureTanh(160))
+    # The two agree to about 5e-12 of the energy (the 160-point rule's own error is of that order).
+    assert abs(float(series.energy) - float(quad.energy)) <= 1e-10 * float(quad.energy)
+    assert abs(float(series(b, V)) - float(quad(b, V))) <= 1e-10 * float(quad.energy)
 
 
 def test_bad_input_errors():

@@ -15,6 +15,9 @@ from nonlin_explorer.compression.diagnostics import (
     etf_distance,
     frame_shape,
     monte_carlo_loss,
+    noise_tilt,
+    output_scales,
+    tilt_threshold,
 )
 from nonlin_explorer.compression.etf import (
     ETFSearchResult,
@@ -85,6 +88,9 @@ __all__ = [
     "etf_distance",
     "etf_search",
     "frame_shape",
+    "noise_tilt",
+    "output_scales",
+    "tilt_threshold",
     "get_activation",
     "is_etf",
     "kernel_error",

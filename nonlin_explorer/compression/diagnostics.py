@@ -1,5 +1,5 @@
-"""Checks on a compressed network: the shape of its directions (simplex ETF, tilted simplex, general ETF, none),
-ETF distance, alignment with the target's linear part, Monte Carlo loss."""
+"""Checks on a compressed network: the shape of its units (vacuous, simplex ETF, tilted simplex, distorted simplex,
+general ETF, none), ETF distance, alignment with the target's linear part, Monte Carlo loss."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from scipy.stats import norm as _normal
 
 from nonlin_explorer.compression._checks import as_tensor, check_int, check_real, check_student
 from nonlin_explorer.compression.etf import welch_bound
-from nonlin_explorer.compression.kernels import Activation, get_activation
+from nonlin_explorer.compression.kernels import Activation, get_activation, kernel_matrix
 from nonlin_explorer.compression.targets import Target, as_target
 
 
@@ -40,22 +40,72 @@ def etf_distance(V) -> float:
     return float((off.abs() - welch_bound(M, d)).abs().max())
 
 
-#: Largest cosine deviation at which :func:`frame_shape` names a shape (cosines of optima found by the exact
-#: optimizer on finite targets scatter by a few hundredths around their mean).
+SHAPES = ("vacuous", "simplex ETF", "tilted simplex", "distorted simplex", "general ETF", "none")
+
+#: Realization noise of the tilt, in degrees, ``scale * N^-power``: the tilt of the exact optimum on targets whose
+#: law has no mean and no anisotropy (W = N(0, I/d), a = (1 + g)/N), where any tilt comes from the draw alone.
+#: Fitted by ``benchmarks/bench_shapes.py`` over d = 10, 20, N = 500..8000 (M = 2 apart: an antipodal pair tilts
+#: more, and more slowly in N).
+NOISE_TILT = {2: (72.0, 0.25), "M>2": (100.0, 0.5)}
+#: A tilt is significant when it exceeds this many times the noise tilt at the target's N (and never below
+#: ``MIN_TILT_DEGREES``, the numerical floor used when N is None: a mean field or a frame without a target).
+TILT_SIGNIFICANCE = 2.0
+MIN_TILT_DEGREES = 0.5
+#: Cosines count as equal when none is further than ``max(EQUIANGULAR_FLOOR, EQUIANGULAR_SCALE / sqrt(N))`` from
+#: their mean, and output scales ``c_j`` (``|b_j|`` times the unit's RMS output) when their spread (max - min) / mean
+#: is at most ``max(SCALE_SPREAD, SCALE_SCALE / sqrt(N))``: the draw scatters both like N^-1/2, up to
+#: 2.8 / sqrt(N) (cosines) and 4.0 / sqrt(N) (scales) for M = 4, d = 6..20 (``benchmarks/bench_shapes.py``).
+EQUIANGULAR_FLOOR = 0.01
+EQUIANGULAR_SCALE = 4.0
+SCALE_SPREAD = 0.1
+SCALE_SCALE = 5.0
+#: Every output scale below this: the vacuous solution g = 0.
+VACUOUS_SCALE = 1e-10
+#: A *distorted* simplex: not equiangular (or unequal scales), every cosine within this of ``-1/(M-1)``.
+DISTORTION = 0.15
+#: A general ETF: every |cosine| within this of Welch's bound, and tight to this (relative).
 SHAPE_TOLERANCE = 0.05
-SHAPES = ("simplex ETF", "tilted simplex", "general ETF", "none")
+
+
+def noise_tilt(N: int | None, M: int) -> float:
+    """The tilt (degrees) that the target's draw alone gives the optimum at N units (:data:`NOISE_TILT`); 0 if
+    N is None (no draw)."""
+    if N is None:
+        return 0.0
+    scale, power = NOISE_TILT[2] if M == 2 else NOISE_TILT["M>2"]
+    return scale * float(N) ** -power
+
+
+def tilt_threshold(N: int | None, M: int) -> float:
+    """Smallest tilt (degrees) named a tilted simplex: :data:`TILT_SIGNIFICANCE` times :func:`noise_tilt`."""
+    return max(MIN_TILT_DEGREES, TILT_SIGNIFICANCE * noise_tilt(N, M))
+
+
+def equiangular_tolerance(N: int | None) -> float:
+    """Largest deviation of a cosine from the common one at which directions still count as equiangular."""
+    return EQUIANGULAR_FLOOR if N is None else max(EQUIANGULAR_FLOOR, EQUIANGULAR_SCALE / math.sqrt(N))
+
+
+def scale_tolerance(N: int | None) -> float:
+    """Largest relative spread (max - min) / mean of the output scales at which they still count as equal."""
+    return SCALE_SPREAD if N is None else max(SCALE_SPREAD, SCALE_SCALE / math.sqrt(N))
 
 
 @dataclass
 class FrameShape:
-    """What the directions of a compressed network look like, with a distance for every candidate shape.
+    """What a compressed network's units look like, with the numbers behind the name.
 
-    ``distances`` maps each shape that can exist for (M, d) to the largest cosine deviation from it (``nan``
-    where it cannot: a simplex needs M <= d + 1, a tilted one M <= d, a general ETF M > d + 1). ``name`` is the
-    closest shape within ``tolerance`` (the simplex ETF whenever it is within, being the more specific), else
-    ``"none"``. A *tilted simplex* is equiangular with a common cosine
-    ``rho > -1/(M-1)``: a simplex ETF in the hyperplane orthogonal to ``direction``, every unit lifted out of it
-    by ``tilt_degrees``; it is equiangular but not tight, so it is no ETF unless the tilt is zero."""
+    ``name`` is one of :data:`SHAPES`: *vacuous* (every output scale is zero: g = 0); *simplex ETF* (equiangular at
+    ``-1/(M-1)``, equal scales, tilt not significant); *tilted simplex* (equiangular at a common cosine above
+    ``-1/(M-1)``: a simplex ETF in the hyperplane orthogonal to ``direction`` with every unit lifted out of it by
+    ``tilt_degrees``, more than :func:`tilt_threshold` at the target's N; equiangular but not tight, so no ETF);
+    *distorted simplex* (every cosine within :data:`DISTORTION` of ``-1/(M-1)``, but not equiangular or with unequal
+    scales); *general ETF* (M > d + 1, |cosines| at Welch's bound, tight); else *none*. ``distances`` holds the
+    largest cosine deviation from each shape that can exist for (M, d) (``nan`` where none can); ``distance`` that of
+    the named shape (the nearest one for "none"). "Equal" cosines and scales allow the draw's scatter at the target's
+    N (:func:`equiangular_tolerance`, :func:`scale_tolerance`; calibrated on N = 500..8000, extrapolated beyond).
+    For odd activations a unit ``(b_j, v_j)`` is the unit ``(-b_j, -v_j)``: directions are taken with ``b_j >= 0``,
+    so the name does not depend on such flips."""
 
     name: str
     distance: float
@@ -63,49 +113,96 @@ class FrameShape:
     common_cosine: float
     tilt_degrees: float
     direction: torch.Tensor | None  # unit (d,): the tilt's direction (mean of the unit directions); None if M < 2
-    tolerance: float
+    tilt_threshold: float
+    cosine_spread: float  # largest deviation of a cosine from their mean
+    scale_spread: float  # (max - min) / mean of the output scales c_j; nan without b
+    N: int | None
+
+    @property
+    def label(self) -> str:
+        """The name as a reader sees it: a tilted simplex with its angle."""
+        if self.name == "tilted simplex":
+            return f"tilted simplex ({self.tilt_degrees:.1f} deg)"
+        return self.name
 
     def summary(self) -> dict:
         """Plain numbers (JSON-friendly)."""
         return {"shape": self.name, "shape_distance": self.distance, "common_cosine": self.common_cosine,
-                "tilt_degrees": self.tilt_degrees,
+                "tilt_degrees": self.tilt_degrees, "tilt_threshold": self.tilt_threshold,
+                "cosine_spread": self.cosine_spread, "scale_spread": self.scale_spread,
                 **{f"distance_{k.replace(' ', '_').lower()}": v for k, v in self.distances.items()}}
 
 
-def frame_shape(V, tolerance: float = SHAPE_TOLERANCE) -> FrameShape:
-    """Name the shape of the directions of V (M, d): simplex ETF, tilted simplex, general ETF (Welch) or none."""
-    V = as_tensor("V", V, ndim=2)
-    tolerance = check_real("tolerance", tolerance, nonnegative=True)
+def output_scales(b, V, activation: str | Activation = "relu") -> torch.Tensor:
+    """``c_j``: the RMS output of unit j under Gaussian inputs, ``|b_j| sqrt(E s(v_j.x)^2)``."""
+    act = get_activation(activation)
+    V = as_tensor("V", V, ndim=2).to(torch.float64)
+    b = as_tensor("b", b, ndim=1).to(torch.float64)
+    rms = torch.sqrt(torch.diagonal(kernel_matrix(V, None, act)).clamp_min(0.0))
+    return b.abs() * rms
+
+
+def frame_shape(V, b=None, *, activation: str | Activation = "relu", N: int | None = None) -> FrameShape:
+    """Name the shape of a compressed network's units ``(b, V)`` (V: (M, d)) for a target of N units.
+
+    The names and their tests are those of :class:`FrameShape`. N sets what counts as significant: the tilt a
+    target's draw gives the optimum by itself (:func:`noise_tilt`, shrinking with N) and the scatter of its
+    cosines and scales (:func:`equiangular_tolerance`, :func:`scale_tolerance`); ``N=None`` (a mean field, a frame
+    on its own) uses the numerical floors. ``b`` (M,) gives the output scales (vacuous, equal or not) and, for odd
+    activations, the unit signs: it is required there, since without it a flipped unit cannot be told from
+    another direction."""
+    V = as_tensor("V", V, ndim=2).to(torch.float64)
+    act = get_activation(activation)
     M, d = V.shape
-    G = cosine_gram(V).to(torch.float64)
+    if N is not None:
+        N = check_int("N", N, minimum=1)
+    if b is not None:
+        b = as_tensor("b", b, ndim=1, device=V.device).to(torch.float64)
+        check_student(b, V, d)
+    elif act.odd:
+        raise ValueError(f"{act.name} is odd: pass b, so that a unit and its flip (-b_j, -v_j) name one shape")
     nan = math.nan
+    if b is not None and act.odd:
+        V = V * torch.where(b < 0, -1.0, 1.0).to(V.dtype)[:, None]
+    scales = output_scales(b, V, act) if b is not None else None
+    norms = V.norm(dim=1)
+    if bool((norms == 0).all()) or (scales is not None and float(scales.max()) <= VACUOUS_SCALE):
+        return FrameShape("vacuous", nan, {}, nan, nan, None, nan, nan, 0.0, N)
+    threshold = tilt_threshold(N, M)
+    spread_c = nan if scales is None else float((scales.max() - scales.min()) / scales.mean())
     if M < 2:
-        return FrameShape("simplex ETF", 0.0, {"simplex ETF": 0.0}, nan, 0.0, None, tolerance)
+        return FrameShape("simplex ETF", 0.0, {"simplex ETF": 0.0}, nan, 0.0, None, threshold, 0.0, spread_c, N)
+    G = cosine_gram(V).to(torch.float64)
     off = G[~torch.eye(M, dtype=torch.bool, device=G.device)]
     rho = float(off.mean())
-    n = V.norm(dim=1, keepdim=True)
-    U = (V / torch.where(n > 0, n, torch.ones_like(n))).to(torch.float64)
+    spread = float((off - rho).abs().max())
+    U = V / torch.where(norms > 0, norms, torch.ones_like(norms))[:, None]
     mean_u = U.mean(0)
     lift = float(mean_u.norm())
     direction = mean_u / lift if lift > 1e-12 else None
-    dist = {s: nan for s in SHAPES[:3]}
+    tilt = math.degrees(math.asin(min(1.0, lift)))
+    dist = {"simplex ETF": nan, "tilted simplex": nan, "distorted simplex": nan, "general ETF": nan}
     if M <= d + 1:
-        dist["simplex ETF"] = float((off + 1.0 / (M - 1)).abs().max())
+        dist["simplex ETF"] = dist["distorted simplex"] = float((off + 1.0 / (M - 1)).abs().max())
     if M <= d:  # equiangular around the common cosine, which a tilt raises above -1/(M-1)
-        dist["tilted simplex"] = max(float((off - rho).abs().max()), max(0.0, -1.0 / (M - 1) - rho))
+        dist["tilted simplex"] = max(spread, max(0.0, -1.0 / (M - 1) - rho))
     if M > d + 1:
         mu = welch_bound(M, d)
         frame = U.T @ U
         tight = float((frame - (M / d) * torch.eye(d, dtype=frame.dtype, device=frame.device)).abs().max()) / (M / d)
         dist["general ETF"] = max(float((off.abs() - mu).abs().max()), tight)
+    equiangular = spread <= equiangular_tolerance(N)
+    equal_scales = scales is None or spread_c <= scale_tolerance(N)
+    name = "none"
+    if M <= d + 1 and equiangular and equal_scales:  # a tilt within the draw's noise is no tilt
+        name = "tilted simplex" if M <= d and tilt > threshold else "simplex ETF"
+    elif M <= d + 1 and dist["distorted simplex"] <= DISTORTION:
+        name = "distorted simplex"
+    elif M > d + 1 and dist["general ETF"] <= SHAPE_TOLERANCE:
+        name = "general ETF"
     finite = {k: v for k, v in dist.items() if not math.isnan(v)}
-    best = min(finite, key=finite.get)
-    # A simplex is a tilted simplex with tilt 0: name the more specific shape whenever it is within tolerance.
-    if best == "tilted simplex" and finite.get("simplex ETF", math.inf) <= tolerance:
-        best = "simplex ETF"
-    name = best if finite[best] <= tolerance else "none"
-    tilt = math.degrees(math.asin(min(1.0, lift)))
-    return FrameShape(name, finite[best], dist, rho, tilt, direction, tolerance)
+    distance = finite[name] if name in finite else min(finite.values())
+    return FrameShape(name, distance, dist, rho, tilt, direction, threshold, spread, spread_c, N)
 
 
 def alignment(V, target: Target) -> torch.Tensor:

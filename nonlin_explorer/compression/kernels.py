@@ -10,7 +10,10 @@ hand-coded backward pass, so gradients are finite everywhere (coincident or anti
   would give ``inf - inf`` at ``rho = +-1``; we code the gradient instead. At ``y = 0`` the kernel is not
   differentiable (it is a cone); we return the average of the directional gradients, ``x / 4``.
 * ``linear``: ``x.y``. ``erf``: ``(2/pi) arcsin(2 x.y / sqrt((1 + 2|x|^2)(1 + 2|y|^2)))`` (exact).
-* ``tanh``, ``gelu``, ``softplus``: Gauss-Hermite quadrature over the 2-D projection
+* ``tanh``: Mehler's Hermite series ``sum_k beta_k(|x|) beta_k(|y|) rho^k`` (odd k), each pair's truncation
+  bounded through Parseval's tails; pairs the series cannot reach within ``SERIES_TOL`` (cosines near +-1) fall
+  back to quadrature (:class:`Tanh`). ``QuadratureTanh`` is the quadrature alone.
+* ``gelu``, ``softplus`` (and tanh's fallback): Gauss-Hermite quadrature over the 2-D projection
   ``(x.z, y.z) = (|x| g1, |y| (rho g1 + sqrt(1 - rho^2) g2))``, which stays valid when the covariance is
   singular. Gradients by Stein's lemma, ``grad_y K = x E[s'(x.z) s'(y.z)] + y E[s(x.z) s''(y.z)]``: smooth
   expectations computed by the same quadrature, so finite everywhere. The error estimate is the change
@@ -22,6 +25,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
+import numpy as np
 import torch
 from scipy.special import roots_hermitenorm
 
@@ -72,6 +76,7 @@ class Activation:
 
     name = "?"
     exact = True  # closed form (no quadrature error)
+    odd = False  # s(-z) = -s(z): (b, v) and (-b, -v) are the same unit
     homogeneous = False  # s(c z) = c s(z) for c > 0: the norm of v can move into b
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
@@ -133,6 +138,7 @@ class ReLU(Activation):
 class Linear(Activation):
     name = "linear"
     homogeneous = True
+    odd = True
 
     def __call__(self, z):
         return z
@@ -149,6 +155,7 @@ class Linear(Activation):
 
 class Erf(Activation):
     name = "erf"
+    odd = True
 
     def __call__(self, z):
         return torch.erf(z)
@@ -175,6 +182,22 @@ class Erf(Activation):
         return 2.0 / math.sqrt(math.pi) / torch.sqrt(1.0 + 2.0 * r * r)
 
 
+def _expect_pairs(f, g, nx, ny, rho, n):
+    """``E[f(|x| g1) g(|y| (rho g1 + sqrt(1 - rho^2) g2))]`` for flat vectors of norms and cosines: an
+    ``n x n`` Gauss-Hermite rule on the 2-D projection, in chunks of pairs."""
+    z, w = gauss_hermite(n, device=rho.device, dtype=rho.dtype)
+    b = ny * rho
+    c = ny * torch.sqrt((1.0 - rho * rho).clamp_min(0.0))
+    out = torch.empty_like(rho)
+    step = max(1, _PAIR_CHUNK // (n * n))
+    for s in range(0, rho.numel(), step):
+        e = slice(s, s + step)
+        F = f(nx[e, None] * z) * w  # (P, n): outer node z1
+        y2 = b[e, None, None] * z[:, None] + c[e, None, None] * z  # (P, n1, n2)
+        out[e] = torch.einsum("pk,pkl,l->p", F, g(y2), w)
+    return out
+
+
 class QuadratureActivation(Activation):
     """A smooth activation whose kernel is computed by 2-D Gauss-Hermite quadrature."""
 
@@ -193,22 +216,10 @@ class QuadratureActivation(Activation):
 
     def expect(self, f, g, nx, ny, rho, n_points=None):
         """``E[f(x.z) g(y.z)]`` for every pair, from norms and cosines (shape of ``rho``)."""
-        n = n_points or self.n_points
-        z, w = gauss_hermite(n, device=rho.device, dtype=rho.dtype)
         shape = rho.shape
         a = nx[..., :, None].expand(shape).reshape(-1)
-        r = rho.reshape(-1)
         ny_b = ny[..., None, :].expand(shape).reshape(-1)
-        b = ny_b * r
-        c = ny_b * torch.sqrt((1.0 - r * r).clamp_min(0.0))
-        out = torch.empty_like(r)
-        step = max(1, _PAIR_CHUNK // (n * n))
-        for s in range(0, r.numel(), step):
-            e = slice(s, s + step)
-            F = f(a[e, None] * z) * w  # (P, n): outer node z1
-            y2 = b[e, None, None] * z[:, None] + c[e, None, None] * z  # (P, n1, n2)
-            out[e] = torch.einsum("pk,pkl,l->p", F, g(y2), w)
-        return out.reshape(shape)
+        return _expect_pairs(f, g, a, ny_b, rho.reshape(-1), n_points or self.n_points).reshape(shape)
 
     def forward(self, X, Y, same):
         nx, ny, _, _, rho = _norms_and_cosines(X, Y, same)
@@ -238,8 +249,12 @@ class QuadratureActivation(Activation):
         return f"<activation {self.name}, {self.n_points}-point Gauss-Hermite>"
 
 
-class Tanh(QuadratureActivation):
+class QuadratureTanh(QuadratureActivation):
+    """tanh with every kernel entry from 2-D Gauss-Hermite quadrature (the reference :class:`Tanh` is checked
+    against; O(points^2) per pair)."""
+
     name = "tanh"
+    odd = True
 
     def __call__(self, z):
         return torch.tanh(z)
@@ -250,6 +265,170 @@ class Tanh(QuadratureActivation):
     def d2(self, z):
         th = torch.tanh(z)
         return -2.0 * th * (1.0 - th * th)
+
+
+#: Hermite series (:class:`Tanh`): at most this many terms; pairs whose tail bound exceeds ``SERIES_TOL`` after
+#: them, or whose ``|cosine|`` exceeds ``SERIES_RHO_CUT`` (the series converges like ``|rho|^k``), use quadrature.
+SERIES_MAX_TERMS = 200
+_FIRST_TERMS = 64  # tried first; SERIES_MAX_TERMS only when the bound needs more
+SERIES_RHO_CUT = 0.8
+SERIES_TOL = 1e-11
+_ROUNDING = 1e-13  # added to the series bound in error estimates: rounding in the sums of terms
+
+
+@lru_cache(maxsize=16)
+def _hermite_functions_np(n: int, K: int):
+    """Normalized Hermite polynomials ``He_k(z) / sqrt(k!)``, k = 0..K, at the n Gauss-Hermite nodes: (K + 1, n)."""
+    z, _ = _gauss_hermite_np(n)
+    h = np.empty((K + 1, n))
+    h[0] = 1.0
+    if K >= 1:
+        h[1] = z
+    for k in range(1, K):
+        h[k + 1] = (z * h[k] - math.sqrt(k) * h[k - 1]) / math.sqrt(k + 1)
+    return h
+
+
+def hermite_coefficients(f, r: torch.Tensor, K: int, n_points: int | None = None):
+    """``beta_k(r) = E[f(r g) He_k(g)] / sqrt(k!)``, k = 0..K, and the tails ``E f(r g)^2 - sum_{j<=k} beta_j^2``
+    (Parseval: what the terms after k carry), for every entry of r; shapes ``r.shape + (K + 1,)``.
+
+    A 1-D Gauss-Hermite rule with ``n_points`` nodes (default grows with ``max r``, whose tanh poles at
+    ``+-i pi / (2 r)`` slow its convergence). Mehler's formula then gives, for unit ``u, v`` at cosine ``rho``,
+    ``E[f(r u.z) g(q v.z)] = sum_k beta_k^f(r) beta_k^g(q) rho^k``."""
+    r_max = float(r.abs().max()) if r.numel() else 0.0
+    n = n_points or int(min(2000, max(200, math.ceil(100.0 * r_max * r_max))))
+    z, w = gauss_hermite(n, device=r.device, dtype=r.dtype)
+    F = f(r.reshape(-1, 1) * z)
+    H = torch.as_tensor(_hermite_functions_np(n, K), device=r.device, dtype=r.dtype)
+    beta = (F * w) @ H.T
+    tail = ((F * F) @ w)[:, None] - (beta * beta).cumsum(-1)
+    return beta.reshape(r.shape + (K + 1,)), tail.clamp_min(0.0).reshape(r.shape + (K + 1,))
+
+
+_COEFFICIENT_CACHE: dict = {}
+_CACHE_SIZE = 8  # sets of norms remembered: a target's weights are reused by every evaluation of its loss
+
+
+def _cached_coefficients(f, r: torch.Tensor, K: int):
+    """:func:`hermite_coefficients`, remembered for large sets of norms (keyed by their exact bytes): the target's
+    norms recur in every loss evaluation."""
+    if r.numel() < 256 or r.device.type != "cpu":
+        return hermite_coefficients(f, r, K)
+    key = (f, K, r.dtype, tuple(r.shape), r.detach().contiguous().numpy().tobytes())
+    hit = _COEFFICIENT_CACHE.pop(key, None)
+    if hit is None:
+        hit = hermite_coefficients(f, r.detach(), K)
+    _COEFFICIENT_CACHE[key] = hit  # most recently used last
+    while len(_COEFFICIENT_CACHE) > _CACHE_SIZE:
+        _COEFFICIENT_CACHE.pop(next(iter(_COEFFICIENT_CACHE)))
+    return hit
+
+
+_HORNER_BLOCK = 1 << 14  # matrix entries per block: the Horner passes stay in cache
+
+
+def _horner(bx, by, rho, K: int, parity: int) -> torch.Tensor:
+    """``sum_k bx_k by_k rho^k`` over the k <= K of the given parity (the others vanish), by Horner in ``rho^2``;
+    ``bx`` (..., n, K+1), ``by`` (..., m, K+1), ``rho`` (..., n, m). Row blocks keep each pass in cache."""
+    S = torch.zeros_like(rho)
+    if rho.ndim != 2:
+        rho2 = rho * rho
+        for k in range(K, -1, -2):
+            S.mul_(rho2).add_(bx[..., :, None, k] * by[..., None, :, k])
+        return S.mul_(rho) if parity else S
+    rows = max(1, _HORNER_BLOCK // max(1, rho.shape[1]))
+    byt = by[:, : K + 1].T.contiguous()
+    for s in range(0, rho.shape[0], rows):
+        r, out, bxs = rho[s:s + rows], S[s:s + rows], bx[s:s + rows, : K + 1].T.contiguous()
+        r2 = r * r
+        for k in range(K, -1, -2):
+            out.mul_(r2).addr_(bxs[k], byt[k])
+        if parity:
+            out.mul_(r)
+    return S
+
+
+class Tanh(QuadratureTanh):
+    """tanh with its kernel from the Hermite (Mehler) series ``sum_k beta_k(|x|) beta_k(|y|) rho^k`` (odd k only):
+    O(terms) per pair instead of O(points^2). Each pair's truncation error is bounded by Cauchy-Schwarz,
+    ``|rho|^(K+1) sqrt(T_x T_y)`` with the Parseval tails T; pairs where that exceeds :data:`SERIES_TOL` (cosines
+    near +-1, the diagonal, large norms) fall back to the quadrature of :class:`QuadratureTanh`. Gradients by
+    Stein's lemma, from the series of ``(s', s')`` (even k) and ``(s, s'')`` (odd k)."""
+
+    def series(self, f, g, parity: int, nx, ny, rho, *, with_error: bool = False):
+        """``E[f(x.z) g(y.z)]`` for every pair (shape of ``rho``); ``parity`` is that of the nonzero terms' k.
+        With ``with_error``, also each entry's error estimate (series bound or quadrature halving)."""
+        for K_max in (_FIRST_TERMS, SERIES_MAX_TERMS):  # few terms suffice unless norms are large
+            bx, tx = _cached_coefficients(f, nx, K_max)
+            by, ty = _cached_coefficients(g, ny, K_max)
+            ks = torch.arange(K_max + 1, device=rho.device)
+            cut_bound = SERIES_RHO_CUT ** (ks + 1).to(rho.dtype) * torch.sqrt(
+                (tx.amax(tuple(range(tx.ndim - 1))) if tx.numel() else 0.0)
+                * (ty.amax(tuple(range(ty.ndim - 1))) if ty.numel() else 0.0))
+            ok = (cut_bound <= SERIES_TOL) & (ks % 2 == parity)
+            if bool(ok.any()):
+                break
+        K = int(ks[ok][0]) if bool(ok.any()) else K_max - ((K_max - parity) % 2)
+        S = _horner(bx, by, rho, K, parity)
+        # Row thresholds on |rho| above which the bound |rho|^(K+1) sqrt(T_x T_y) may exceed the tolerance
+        # (with the largest T_y: conservative); at most SERIES_RHO_CUT.
+        ty_max = ty[..., K].amax() if ty.numel() else ty.new_zeros(())
+        thr = (SERIES_TOL / torch.sqrt(tx[..., K] * ty_max).clamp_min(1e-300)) ** (1.0 / (K + 1))
+        slow = rho.abs() > thr.clamp_max(SERIES_RHO_CUT)[..., :, None]
+        if with_error:
+            bound = rho.abs().pow(K + 1) * torch.sqrt(tx[..., :, None, K] * ty[..., None, :, K])
+        err = bound + _ROUNDING if with_error else None
+        if bool(slow.any()):
+            shape = rho.shape
+            idx = slow.reshape(-1).nonzero()[:, 0]
+            px = nx[..., :, None].expand(shape).reshape(-1)[idx]
+            py = ny[..., None, :].expand(shape).reshape(-1)[idx]
+            pr = rho.reshape(-1)[idx]
+            fine = self._fallback(f, g, px, py, pr, self.n_points)
+            S.reshape(-1)[idx] = fine
+            if with_error:
+                coarse = self._fallback(f, g, px, py, pr, max(2, self.n_points // 2))
+                err = err.clone()
+                err.reshape(-1)[idx] = (fine - coarse).abs()
+        return (S, err) if with_error else S
+
+    @staticmethod
+    def _fallback(f, g, nx, ny, rho, n):
+        """Quadrature for the pairs the series leaves: ``n x n`` points in 2-D, and for parallel or antiparallel
+        pairs (``|rho| = 1``, the diagonal) a 1-D rule as fine as the series coefficients' (``4 n`` points at
+        least)."""
+        out = torch.empty_like(rho)
+        line = rho.abs() >= 1.0 - 1e-14
+        if bool(line.any()):
+            r_max = float(torch.maximum(nx[line], ny[line]).max())
+            m = int(min(2000, max(4 * n, math.ceil(100.0 * r_max * r_max))))
+            z, w = gauss_hermite(m, device=rho.device, dtype=rho.dtype)
+            out[line] = (f(nx[line, None] * z) * g((ny * rho)[line, None] * z)) @ w
+        if not bool(line.all()):
+            out[~line] = _expect_pairs(f, g, nx[~line], ny[~line], rho[~line], n)
+        return out
+
+    def forward(self, X, Y, same):
+        nx, ny, _, _, rho = _norms_and_cosines(X, Y, same)
+        return self.series(self, self, 1, nx, ny, rho), (nx, ny, rho)
+
+    def backward(self, X, Y, G, saved, same, need_x=True, need_y=True):
+        nx, ny, rho = saved
+        K11 = G * self.series(self.d1, self.d1, 0, nx, ny, rho)
+        gX = gY = None
+        if need_y:
+            gY = K11.mT @ X + Y * (G * self.series(self, self.d2, 1, nx, ny, rho)).sum(-2)[..., None]
+        if need_x:
+            gX = K11 @ Y + X * (G * self.series(self.d2, self, 1, nx, ny, rho)).sum(-1)[..., None]
+        return gX, gY
+
+    def kernel_error(self, X, Y):
+        nx, ny, _, _, rho = _norms_and_cosines(X, Y, X is Y)
+        return self.series(self, self, 1, nx, ny, rho, with_error=True)[1]
+
+    def __repr__(self):
+        return f"<activation tanh, Hermite series (quadrature fallback: {self.n_points}-point Gauss-Hermite)>"
 
 
 def _phi(z):

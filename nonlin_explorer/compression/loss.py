@@ -33,15 +33,18 @@ class PopulationLoss(HasFirstLayer):
         self._energy_error = None
 
     def _energy(self) -> torch.Tensor:
-        """``E f*(x)^2 = a^T K(W, W) a``, in row blocks so memory stays O(N * block)."""
+        """``E f*(x)^2 = a^T K(W, W) a``, in row blocks so memory stays O(N * block); the kernel is symmetric, so
+        each block pairs its rows with themselves (a Gram matrix, exact on its diagonal) and with the rows after it
+        (counted twice)."""
         with torch.no_grad():
-            N = self.N
-            if N * N <= _ENERGY_CHUNK:
-                return self.a @ kernel_matrix(self.W, None, self.activation) @ self.a
-            rows = max(1, _ENERGY_CHUNK // N)
+            N, a, W = self.N, self.a, self.W
+            rows = N if N * N <= _ENERGY_CHUNK else max(1, _ENERGY_CHUNK // N)
             total = torch.zeros((), dtype=self.dtype, device=self.device)
             for s in range(0, N, rows):
-                total = total + self.a[s:s + rows] @ kernel_matrix(self.W[s:s + rows], self.W, self.activation) @ self.a
+                e = min(N, s + rows)
+                total = total + a[s:e] @ kernel_matrix(W[s:e], None, self.activation) @ a[s:e]
+                if e < N:
+                    total = total + 2.0 * (a[s:e] @ kernel_matrix(W[s:e], W[e:], self.activation) @ a[e:])
             return total
 
     @property

@@ -106,8 +106,11 @@ MAX_RESTARTS = 1000
 
 def finish(target: Target, b: torch.Tensor, V: torch.Tensor, method: str, t0: float, *, history=None,
            iterations: int = 0, evaluations: int = 0, meanfield_loss: float | None = None,
-           info: dict | None = None, quad_points: int | None = None) -> CompressionResult:
-    """Package ``(b, V)`` with its exact loss and diagnostics (used by every method and baseline)."""
+           info: dict | None = None, quad_points: int | None = None, shape_N: int | None | str = "target"
+           ) -> CompressionResult:
+    """Package ``(b, V)`` with its exact loss and diagnostics (used by every method and baseline). ``shape_N``: the
+    number of units whose draw the solution saw, for :func:`.diagnostics.frame_shape` (the target's by default;
+    None for a solution that saw no draw)."""
     loss_fn = target.loss_fn(quad_points)
     with torch.no_grad():
         b, V = b.detach(), V.detach()
@@ -118,7 +121,8 @@ def finish(target: Target, b: torch.Tensor, V: torch.Tensor, method: str, t0: fl
             method=method, b=b, V=V, loss=loss, relative_loss=loss / energy if energy > 0 else math.nan,
             energy=energy, history=list(history or []), gram=cosine_gram(V), etf_distance=etf_distance(V),
             alignment=alignment(V, target), time=elapsed, iterations=iterations, evaluations=evaluations,
-            meanfield_loss=meanfield_loss, info=dict(info or {}), shape=frame_shape(V))
+            meanfield_loss=meanfield_loss, info=dict(info or {}),
+            shape=frame_shape(V, b, activation=target.activation, N=target.N if shape_N == "target" else shape_N))
 
 
 def _unit_rows(Z: torch.Tensor) -> torch.Tensor:
@@ -451,7 +455,7 @@ def _compress_meanfield(target, M, *, seed, restarts, max_iter, tol, quad_points
     if closed_form_applies(target):
         sol = meanfield_solution(target, M, seed=seed, expected=expected)
         return finish(target, sol.b, sol.V, "meanfield", t0, meanfield_loss=sol.loss, quad_points=quad_points,
-                      info={"meanfield": "closed form", "scale": sol.scale, "c_d": sol.c_d,
+                      shape_N=None, info={"meanfield": "closed form", "scale": sol.scale, "c_d": sol.c_d,
                             "meanfield_energy": sol.energy, "meanfield_value": sol.optimum.value})
     pop = meanfield_population(target, expected=expected, seed=seed)
     gen = torch.Generator().manual_seed(seed)
@@ -460,7 +464,7 @@ def _compress_meanfield(target, M, *, seed, restarts, max_iter, tol, quad_points
     b, V = res.b.to(target.device, target.dtype), res.V.to(target.device, target.dtype)
     return finish(target, b, V, "meanfield", t0, meanfield_loss=pop.predicted_loss(res.b, res.V),
                   quad_points=quad_points, iterations=res.iterations, evaluations=res.evaluations,
-                  info={"meanfield": "population", "population_points": pop.population.N,
+                  shape_N=pop.population.N, info={"meanfield": "population", "population_points": pop.population.N,
                         "law": pop.law.to_info(), "meanfield_energy": pop.energy, "mean_a": pop.mean_a})
 
 

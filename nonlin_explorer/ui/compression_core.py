@@ -163,25 +163,28 @@ def etf_gram(M: int) -> np.ndarray:
 
 
 def ideal_gram(result: CompressionResult) -> tuple[str, np.ndarray | None]:
-    """The ideal the result's directions are compared with: ``(title, Gram)``, or ``(reason, None)`` when no ideal
-    can exist (titles fit the 280-px table). The simplex ETF (M <= d + 1) or, when the directions form a tilted
-    simplex, the equiangular Gram at their common cosine. For M > d + 1 an ETF exists only for special (M, d), so
-    its Gram (|cosine| at Welch's bound, the result's signs) is drawn only when the directions are one. Never an
-    impossible shape."""
-    M, d = result.V.shape
+    """The ideal shape the panel draws beside the result: ``(title, Gram)``, or ``(title, None)`` when none is drawn
+    (titles fit the 280-px table). Always the shape the diagnostics named (the table's "shape" row): a simplex ETF;
+    a tilted simplex at its common cosine, with its angle; a general ETF at Welch's bound (the result's signs); for a
+    distorted simplex the simplex ETF it departs from, titled so; nothing for "vacuous" and "none"."""
     s = result.shape
-    if M <= d + 1:
-        if s is not None and s.name == "tilted simplex":
-            G = np.full((M, M), s.common_cosine)
-            np.fill_diagonal(G, 1.0)
-            return f"Ideal: tilted simplex, cos {s.common_cosine:.2f}", G
-        return "Ideal simplex ETF", etf_gram(M)
-    mu = welch_bound(M, d)
-    if s is not None and s.name == "general ETF":
+    M, d = result.V.shape
+    name = s.name if s is not None else "none"
+    if name in ("simplex ETF", "distorted simplex"):
+        title = "Ideal simplex ETF" if name == "simplex ETF" else "Distorted; nearest ideal: simplex ETF"
+        return title, etf_gram(M)
+    if name == "tilted simplex":
+        G = np.full((M, M), s.common_cosine)
+        np.fill_diagonal(G, 1.0)
+        return f"Ideal: tilted simplex, {s.tilt_degrees:.1f} deg", G
+    if name == "general ETF":
+        mu = welch_bound(M, d)
         G = np.sign(result.gram.cpu().numpy()) * mu
         np.fill_diagonal(G, 1.0)
         return f"Ideal: ETF, |cos| = {mu:.2f} (Welch)", G
-    return f"No ETF here: M = {M} > d + 1 = {d + 1}", None
+    if name == "vacuous":
+        return "No ideal shape: the solution is g = 0", None
+    return "No ideal shape near these directions", None
 
 
 #: Cosine tables print their values up to this many units; beyond, the cells are too small (hover shows them).
@@ -388,15 +391,18 @@ def summary_rows(result: CompressionResult, wall_time: float | None = None) -> l
 
 
 def shape_rows(result: CompressionResult) -> list[tuple[str, str]]:
-    """What the directions are (simplex ETF, tilted simplex, general ETF, none) and how far from it."""
+    """What the units are (the names of :func:`~nonlin_explorer.compression.frame_shape`), how far from it, and the
+    tilt beside the tilt the target's draw alone would give (a tilt below that is not named)."""
     s = result.shape
     if s is None:
         return [("ETF distance", f"{result.etf_distance:.4g}")]
-    rows = [("shape", s.name), ("distance to shape" if s.name != "none" else "distance to nearest shape",
+    if s.name == "vacuous":
+        return [("shape", s.name)]
+    rows = [("shape", s.label), ("distance to shape" if s.name != "none" else "distance to nearest shape",
                                  f"{s.distance:.3g}")]
-    if s.name == "tilted simplex" or (s.name == "none" and not math.isnan(s.distances.get("tilted simplex",
-                                                                                          math.nan))):
+    if not math.isnan(s.distances.get("tilted simplex", math.nan)):
         rows.append(("tilt (degrees)", f"{s.tilt_degrees:.1f}"))
+        rows.append(("significant above", f"{s.tilt_threshold:.1f}"))
     return rows
 
 
