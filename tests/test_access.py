@@ -30,7 +30,7 @@ def test_the_url_holds_a_random_path_and_the_token():
     a, b = AccessGuard("127.0.0.1", 5006, token=TOKEN), AccessGuard("127.0.0.1", 5006, token=TOKEN)
     assert a.prefix != b.prefix and len(a.prefix) == 17
     assert a.url() == f"http://127.0.0.1:5006{a.prefix}/?token={TOKEN}"
-    assert AccessGuard("::1", 5006).url().startswith("http://localhost:5006/")  # an IPv6 Host is no use to Panel
+    assert AccessGuard("localhost", 5006).url().startswith("http://localhost:5006/")
     assert AccessGuard("0.0.0.0", 5006).url().startswith("http://127.0.0.1:5006/")
 
 
@@ -64,8 +64,8 @@ REFUSED = [
     ("/", f"token={TOKEN}&width=" + "9" * 10_000, {}, 400, "longer than 1024 characters"),
     ("/", f"token={TOKEN}&junk=1", {}, 400, "unknown setting 'junk' in the URL; this page takes dataset, depth"),
     ("/", f"token={TOKEN}&" + "&".join(f"k{i}=1" for i in range(33)), {}, 400, "more than 32 query arguments"),
-    ("/", f"token={TOKEN}", {"Host": "[::1]:5006"}, 307, "http://localhost:5006/"),
-    ("/status.json", f"token={TOKEN}", {"Host": "[::1]:5006"}, 400, "open this app at http://localhost:5006/"),
+    ("/", f"token={TOKEN}", {"Host": "[::1]:5006"}, 307, "http://127.0.0.1:5006/"),  # the printed URL's host
+    ("/status.json", f"token={TOKEN}", {"Host": "[::1]:5006"}, 400, "open this app at http://127.0.0.1:5006/"),
 ]
 
 

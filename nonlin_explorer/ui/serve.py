@@ -295,6 +295,9 @@ def build_server(args):
     root = Path(args.root).expanduser().resolve()
     if not root.is_dir():
         raise ValueError(f"--root {args.root}: not a folder")
+    if ":" in args.host:
+        raise ValueError(f"--host {args.host}: Panel cannot serve a page under an IPv6 address; use 127.0.0.1, "
+                         "localhost (both loopback addresses where it names both) or 0.0.0.0")
     page_keys: tuple[str, ...] = ()  # the settings this page's URL may carry (anything else: 400)
     if getattr(args, "replay", None):
         app = make_replay_app(args.replay, theme=args.theme, rate=args.rate, speed=args.speed, files_root=root)
