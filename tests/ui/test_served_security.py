@@ -1,7 +1,9 @@
-"""The served app under attack: any local process is a potential client. Without the token nothing but static files
-is served; a script cannot open a Bokeh session (no token, no Origin, no signed session id); a page elsewhere cannot
-drive it through the user's browser (foreign Origin, DNS rebinding: foreign Host); what the page may write stays in
-the folder chosen at start. And a real browser with the printed URL works, also from the network with --host 0.0.0.0.
+"""The served app under attack: any local process is a potential client. Every route the server answers (Panel's and
+Bokeh's included) is listed in docs/security.md and refused without the token; a script cannot open a Bokeh session
+(no token, no Origin, no signed session id); a page elsewhere cannot drive it through the user's browser (foreign
+Origin, DNS rebinding: foreign Host), frame it, or receive its token (the cookie's path is the server's random
+prefix); malformed requests get a 4xx with one line before anything is built; what the page may write stays in the
+folder chosen at start. And a real browser with the printed URL works, also from the network with --host 0.0.0.0.
 """
 
 from __future__ import annotations
