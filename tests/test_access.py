@@ -55,6 +55,7 @@ REFUSED = [
     ("/ws", f"token={TOKEN}", {"Upgrade": "websocket"}, 403, "a WebSocket without an Origin header"),
     ("/ws", f"token={TOKEN}", {"Upgrade": "websocket", "Origin": "http://127.0.0.1:9999"}, 403,
      "WebSocket Origin 'http://127.0.0.1:9999' is not this page's"),
+    ("/ws", f"token={TOKEN}", {"Upgrade": "websocket", "Origin": "http://[::1"}, 400, "a malformed request"),
     ("/", f"token={TOKEN}", {"Sec-Fetch-Site": "same-site", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate"},
      403, "a request from another site"),
     ("/components/this/x/y/z", f"token={TOKEN}", {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "image"}, 403,

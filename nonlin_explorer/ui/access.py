@@ -152,7 +152,13 @@ class AccessGuard:
 
     def verdict(self, request: HTTPServerRequest) -> tuple[int, str] | None:
         """``(status, reason)`` when ``request`` must be refused (403: not allowed; 400: malformed; 307: the same
-        page under another name, ``reason`` its URL), or None."""
+        page under another name, ``reason`` its URL), or None. Never raises: what cannot be read is refused."""
+        try:
+            return self._verdict(request)
+        except (ValueError, UnicodeError) as exc:
+            return 400, f"a malformed request ({type(exc).__name__})"
+
+    def _verdict(self, request: HTTPServerRequest) -> tuple[int, str] | None:
         host = (request.host or "").lower()
         if host not in self.hosts:
             return 403, f"Host {host[:80]!r} is not this server"
