@@ -352,3 +352,14 @@ def test_replay_seek_shows_the_recorded_slopes(recorded):
         assert dash.state["replay"]["speed"] == 100
     finally:
         dash.close()
+
+
+def test_a_size_the_model_does_not_take_is_refused_by_name_before_building():
+    """seq2seq takes no width: a URL or the form asking for it with the demo's width gets a ValueError naming the
+    model, as every other refused setting does (the served page shows it; nothing is built)."""
+    from nonlin_explorer.demos import DEFAULT_DEMO, demo_config
+    from nonlin_explorer.ui.dashboard_controller import check_size, config_from_settings
+
+    config = config_from_settings(demo_config(DEFAULT_DEMO, {}), {"model": "seq2seq", "dataset": "translation"})
+    with pytest.raises(ValueError, match="model 'seq2seq' on 'translation'.*'width'"):
+        check_size(config)

@@ -139,19 +139,26 @@ class AccessGuard:
         """Allowed ``host:port`` values of the Host header (and of WebSocket Origins)."""
         return {f"{n}:{self.port}" for n in self.names}
 
+    @property
+    def shown_host(self) -> str:
+        """The host name of the printed URL (never an IPv6 literal: Panel cannot serve a page under one)."""
+        if self.host in ("0.0.0.0", "::", ""):
+            return "127.0.0.1"
+        return "localhost" if ":" in self.host else self.host
+
     def url(self, path: str = "/") -> str:
         """The address to open: this server's prefix, ``path``, and the token."""
-        if self.host in ("0.0.0.0", "::", ""):
-            shown = "127.0.0.1"
-        elif ":" in self.host:
-            shown = "localhost"  # Panel and Bokeh cannot serve a page whose Host is an IPv6 literal
-        else:
-            shown = self.host
-        return f"http://{shown}:{self.port}{self.prefix}{path}?token={self.token}"
+        return f"http://{self.shown_host}:{self.port}{self.prefix}{path}?token={self.token}"
 
     def verdict(self, request: HTTPServerRequest) -> tuple[int, str] | None:
         """``(status, reason)`` when ``request`` must be refused (403: not allowed; 400: malformed; 307: the same
-        page under another name, ``reason`` its URL), or None."""
+        page under another name, ``reason`` its URL), or None. Never raises: what cannot be read is refused."""
+        try:
+            return self._verdict(request)
+        except (ValueError, UnicodeError) as exc:
+            return 400, f"a malformed request ({type(exc).__name__})"
+
+    def _verdict(self, request: HTTPServerRequest) -> tuple[int, str] | None:
         host = (request.host or "").lower()
         if host not in self.hosts:
             return 403, f"Host {host[:80]!r} is not this server"
@@ -169,10 +176,11 @@ class AccessGuard:
         problem = self._query_problem(request)
         if problem is None and host.startswith("["):
             # Panel cannot serve a page whose Host is an IPv6 literal (nor Bokeh check its Origin): the same page
-            # under "localhost", which resolves to the same address; the token in the query goes along.
+            # under the printed URL's host (with --host localhost, bound to ::1 too); the token in the query goes along.
+            where = f"http://{self.shown_host}:{self.port}"
             if request.method in ("GET", "HEAD") and request.path in (self.prefix, self.prefix + "/"):
-                return 307, f"http://localhost:{self.port}{request.uri}"
-            return 400, f"Host {host!r}: open this app at http://localhost:{self.port}{self.prefix}/ instead"
+                return 307, where + request.uri
+            return 400, f"Host {host!r}: open this app at {where}{self.prefix}/ instead"
         return problem
 
     def _token_in_query(self, request: HTTPServerRequest) -> bool:

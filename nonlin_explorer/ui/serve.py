@@ -64,8 +64,8 @@ def _add_arguments(s: argparse.ArgumentParser) -> None:
                    help="address to bind (default 127.0.0.1, this machine only; anything else is reachable from the "
                         "network and prints a warning)")
     s.add_argument("--token", default=None,
-                   help="the access token (default: a new random one, printed in the URL); kept in a cookie after "
-                        "the first page load")
+                   help="the access token (default: a new random one, printed in the URL); kept in a cookie, scoped to "
+                        "the app's random path, after the first page load")
     s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="another host name the page may be reached by (e.g. behind a proxy); repeatable")
     s.add_argument("--root", default=".", metavar="FOLDER",
@@ -295,6 +295,9 @@ def build_server(args):
     root = Path(args.root).expanduser().resolve()
     if not root.is_dir():
         raise ValueError(f"--root {args.root}: not a folder")
+    if ":" in args.host:
+        raise ValueError(f"--host {args.host}: Panel cannot serve a page under an IPv6 address; use 127.0.0.1, "
+                         "localhost (both loopback addresses where it names both) or 0.0.0.0")
     page_keys: tuple[str, ...] = ()  # the settings this page's URL may carry (anything else: 400)
     if getattr(args, "replay", None):
         app = make_replay_app(args.replay, theme=args.theme, rate=args.rate, speed=args.speed, files_root=root)
