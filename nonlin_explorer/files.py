@@ -7,6 +7,7 @@ inside ``root`` (symbolic links followed) and refused if it would land anywhere 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 #: The longest path text a page may send (characters).
@@ -101,3 +102,26 @@ def recover_folder(target: str | os.PathLike) -> bool:
         os.replace(old, target)
         return True
     return False
+
+
+def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
+    """Raise ``OSError`` now if ``path`` (a file, or a folder when ``folder``) cannot be written: fail before any work
+    is lost. A file is probed by creating and removing one beside it, which also catches read-only and virtual file
+    systems (``/proc``) and works for root, whom permission bits do not stop."""
+    path = Path(path).expanduser()
+    if not folder and path.is_dir():
+        raise OSError(f"cannot write {path}: it is a folder (name a file inside it)")
+    if folder and path.exists() and not path.is_dir():
+        raise OSError(f"cannot write {path}: it exists and is not a folder")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OSError(f"cannot write {path}: folder {parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OSError(f"cannot write {path}: permission denied")
+    return path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import platform
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,14 @@ import torch
 import xarray as xr
 
 from nonlin_explorer._version import __version__
+from nonlin_explorer.files import check_writable
 from nonlin_explorer.gates import gates
+from nonlin_explorer.netcdf import provenance, read_netcdf, write_netcdf
+
+__all__ = [
+    "check_writable", "provenance", "read_netcdf", "write_netcdf",  # shared with the compute core (files, netcdf)
+    "session_to_xarray", "save_run", "save_checkpoint", "read_checkpoint", "write_with_fallback",
+]
 
 _SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "sparsity", "lr")
 _DOCS = {
@@ -36,18 +42,6 @@ _DOCS = {
     "units": "units per gate layer",
     "slope": "alpha per unit (NaN beyond a layer's unit count)",
 }
-
-
-def provenance(**extra) -> dict[str, Any]:
-    """Versions, platform and time: what is needed to say where a result came from."""
-    return {
-        "nonlin_explorer_version": __version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **extra,
-    }
 
 
 def _attr(value):
@@ -119,29 +113,6 @@ def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
     return ds
 
 
-def check_writable(path: str | os.PathLike, *, folder: bool = False) -> Path:
-    """Raise ``OSError`` now if ``path`` (a file, or a folder when ``folder``) cannot be written: fail before any work
-    is lost. A file is probed by creating and removing one beside it, which also catches read-only and virtual file
-    systems (``/proc``) and works for root, whom permission bits do not stop."""
-    path = Path(path).expanduser()
-    if not folder and path.is_dir():
-        raise OSError(f"cannot write {path}: it is a folder (name a file inside it)")
-    if folder and path.exists() and not path.is_dir():
-        raise OSError(f"cannot write {path}: it exists and is not a folder")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise OSError(f"cannot write {path}: folder {parent} does not exist")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise OSError(f"cannot write {path}: permission denied")
-    return path
-
-
 def write_with_fallback(write, path: str | os.PathLike, notes: list[str]) -> Path:
     """``write(path)``; if that fails with ``OSError`` (a full disk, a vanished folder), ``write`` to a fallback file
     beside it, else in the working directory, else in the temporary folder, and append a note naming it to ``notes``.
@@ -174,25 +145,6 @@ def save_run(session, out: str | os.PathLike, checkpoint: str | os.PathLike | No
     ds = session.to_xarray()
     written["results"] = write_with_fallback(lambda p: write_netcdf(ds, p), out, notes)
     return written, notes
-
-
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write a result set atomically (a temporary file renamed into place: no half-written files)."""
-    path = check_writable(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Read a result set fully into memory (the file is closed afterwards)."""
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        return ds.load()
 
 
 def save_checkpoint(session, path: str | os.PathLike) -> Path:
