@@ -118,16 +118,10 @@ def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, floa
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        lock = getattr(session, "_lock", None)
-        if lock is not None:
-            lock.acquire()
-        try:
+        with session.locked():  # the result set and the checkpoint describe the same step
             ds = session_to_xarray(session, max_slope_values=MAX_SLOPE_VALUES)
             times = np.array([h.get("time", math.nan) for h in session.history], dtype=np.float64)
             save_checkpoint(session, tmp / CHECKPOINT_FILE)
-        finally:
-            if lock is not None:
-                lock.release()
         pairs = list(steps or [])
         ds["eval_time"] = ("step", times, {"long_name": "wall-clock time of each evaluation (seconds, Unix)"})
         ds["batch_step"] = ("batch", np.array([s for s, _ in pairs], dtype=np.int64),

@@ -162,3 +162,11 @@ def test_mode_and_hook_idioms_are_written_once():
         text = path.read_text()
         assert "register_forward_hook(" not in text and "register_forward_pre_hook(" not in text, path
         assert ".train(was" not in text, path
+
+
+def test_readers_hold_a_session_through_its_public_contract():
+    """Another object's lock is read nowhere: sessions are held with ``session.locked()`` or read by ``snapshot()``."""
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"(?<!\bself)\._lock\b", text), f"{path.relative_to(PACKAGE)} reads another's _lock"
+        assert '"_lock"' not in text and "'_lock'" not in text, f"{path.relative_to(PACKAGE)} looks up _lock"

@@ -237,7 +237,7 @@ class DashboardController(Controller):
         ys = torch.linspace(y1, y0, n)  # the top row first
         grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)
         model = s.model
-        with s._lock, eval_mode(model):
+        with s.locked(), eval_mode(model):
             device = next((p.device for p in model.parameters()), torch.device("cpu"))
             pred = model(grid.to(device)).argmax(-1).to(torch.uint8).cpu()
         self._boundary_at, self._boundary_step = time.monotonic(), s.step
