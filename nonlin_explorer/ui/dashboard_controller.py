@@ -84,10 +84,9 @@ MAX_POINTS = 600
 
 
 def _settings_of(config: TrainConfig) -> dict[str, Any]:
-    return {"dataset": config.dataset, "model": config.model,
-            "width": config.model_kwargs.get("width"), "depth": config.model_kwargs.get("depth"),
-            "seed": config.seed, "epochs": config.epochs, "schedule": config.schedule,
-            "sparsity": config.sparsity, "lr": config.lr}
+    """The run settings (every key of DASHBOARD_KEYS) of ``config``: width and depth from its model_kwargs."""
+    shape = {"width": config.model_kwargs.get("width"), "depth": config.model_kwargs.get("depth")}
+    return {key: shape[key] if key in shape else getattr(config, key) for key in DASHBOARD_KEYS}
 
 
 def _bounded(value: Any, name: str, integer: bool = False) -> float | int:
