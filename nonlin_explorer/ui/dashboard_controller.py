@@ -587,16 +587,5 @@ class ReplayController(DashboardController):
 
     def _show_replay_eval(self) -> None:
         """Set the model's slopes to those recorded at the current evaluation (the network view repaints)."""
-        clock = self.replay_clock
-        index = clock.eval_index
-        slopes = self.recording.slopes_at(index) if index >= 0 else None
-        gates_ = self.session.gates
-        with torch.no_grad():
-            for g, s in zip(gates_, slopes or [None] * len(gates_)):
-                g.state.fill_(0)  # free: the recorded (effective) slope is what is shown
-                if s is None:
-                    g.alpha.zero_()
-                else:
-                    g.alpha.copy_(s.to(g.alpha.device, g.alpha.dtype))
-        self.session.step = int(clock.evals[index]["step"]) if index >= 0 else 0
+        self.recording.show(self.replay_clock.eval_index)
         self.network.update(activations=True)
