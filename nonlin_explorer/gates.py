@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nonlin_explorer.activations import GATED_FUNCTIONS, GATED_MODULES, OUT_OF_PLACE
+
 #: The attribute ``linearize`` (and ``collapse``) set on a model: its gates' qualified names in forward order
 #: (:func:`nonlin_explorer.plumbing.set_gate_index`).
 GATE_INDEX = "nonlin_gate_index"
@@ -279,23 +281,10 @@ class _Call(nn.Module):
         return getattr(self.fn, "__name__", repr(self.fn))
 
 
-#: Activation modules gated by default, and the kind each one is.
-MODULE_KINDS: dict[type, str] = {
-    nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.ReLU6: "relu6", nn.GELU: "gelu", nn.SiLU: "silu",
-    nn.Hardswish: "hardswish", nn.ELU: "elu", nn.SELU: "selu", nn.CELU: "celu", nn.Mish: "mish",
-    nn.Softplus: "softplus", nn.Tanh: "tanh", nn.Hardtanh: "hardtanh",
-}
-#: Functional activations gated by default (when called outside an activation module), their kinds, and their
-#: out-of-place forms. torch.tanh and sigmoids are left alone: as functions they are as often gates of products
-#: (LSTMs, squeeze-excitation) as activations.
-FUNCTIONAL_KINDS: dict = {
-    F.relu: "relu", F.relu_: "relu", torch.relu: "relu", torch.relu_: "relu", torch.Tensor.relu: "relu",
-    torch.Tensor.relu_: "relu", F.leaky_relu: "leaky_relu", F.leaky_relu_: "leaky_relu", F.relu6: "relu6",
-    F.gelu: "gelu", F.silu: "silu", F.hardswish: "hardswish", F.elu: "elu", F.elu_: "elu", F.selu: "selu",
-    F.celu: "celu", F.mish: "mish", F.softplus: "softplus",
-}
-_OUT_OF_PLACE = {F.relu_: F.relu, torch.relu_: torch.relu, torch.Tensor.relu_: torch.relu,
-                 torch.Tensor.relu: torch.relu, F.leaky_relu_: F.leaky_relu, F.elu_: F.elu}
+#: Activation modules gated by default and their kinds (the table lives in :mod:`nonlin_explorer.activations`).
+MODULE_KINDS = GATED_MODULES
+#: Functional activations gated by default and their kinds (:data:`nonlin_explorer.activations.GATED_FUNCTIONS`).
+FUNCTIONAL_KINDS = GATED_FUNCTIONS
 #: Hugging Face's activation classes that are not elementwise nonlinearities.
 _HF_SKIP = {"LinearActivation", "ClassInstantier", "GLUActivation"}
 
@@ -330,7 +319,7 @@ def make_gate(activation, num_units: int, axis: int = 1, name: str = "", args: t
     if kind is None:
         raise ValueError(f"no gate for {activation!r}: not a supported activation")
     kwargs = {k: v for k, v in (kwargs or {}).items() if k != "inplace"}
-    fn = _OUT_OF_PLACE.get(activation, activation)
+    fn = OUT_OF_PLACE.get(activation, activation)
     if kind == "relu" and not args and not kwargs:
         return LinearizableReLU(num_units, axis, name=name)
     return LinearizableActivation(num_units, axis, name=name, activation=_Call(fn, args, kwargs), kind=kind)

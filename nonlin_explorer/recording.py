@@ -92,6 +92,23 @@ class Recording:
                 raise RecordingError(f"{self.path}: cannot read the checkpoint: {exc}") from None
         return self._session
 
+    def show(self, index: int) -> None:
+        """Put the run's :meth:`session` where evaluation ``index`` left it (-1: before the first): every gate free at
+        the slopes recorded then (0 before any), the step counter at that evaluation's step. The replay's one way to
+        move the session; done under ``session.locked()``, so readers see a whole evaluation."""
+        session = self.session()
+        slopes = self.slopes_at(index) if index >= 0 else None
+        step = int(self.evals[index]["step"]) if 0 <= index < len(self.evals) else 0
+        with session.locked(), torch.no_grad():
+            gates_ = session.gates
+            for g, s in zip(gates_, slopes or [None] * len(gates_)):
+                g.state.fill_(0)  # free: the recorded (effective) slope is what is shown
+                if s is None:
+                    g.alpha.zero_()
+                else:
+                    g.alpha.copy_(s.to(g.alpha.device, g.alpha.dtype))
+            session.step = step
+
     def slopes_at(self, index: int) -> list[torch.Tensor] | None:
         """The slopes recorded at evaluation ``index`` or the latest one before it (None: none yet)."""
         for i in range(min(index, len(self.evals) - 1), -1, -1):
@@ -138,8 +155,7 @@ def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, floa
         raise OSError(f"cannot write {path}: it exists and is not a recording (not replaced)")
 
     def write(tmp: Path) -> None:
-        lock = getattr(session, "_lock", None)
-        with lock if lock is not None else contextlib.nullcontext():
+        with session.locked():  # the result set and the checkpoint describe the same step
             ds = session_to_xarray(session, max_slope_values=MAX_SLOPE_VALUES)
             times = np.array([h.get("time", math.nan) for h in session.history], dtype=np.float64)
             save_checkpoint(session, tmp / CHECKPOINT_FILE)

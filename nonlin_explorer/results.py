@@ -12,7 +12,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,14 @@ import torch
 import xarray as xr
 
 from nonlin_explorer._version import __version__
-from nonlin_explorer.files import check_writable, write_file  # noqa: F401 - check_writable: used from here too
+from nonlin_explorer.files import check_writable, write_file
 from nonlin_explorer.gates import gates
+from nonlin_explorer.netcdf import provenance, read_netcdf, write_netcdf
+
+__all__ = [
+    "check_writable", "provenance", "read_netcdf", "write_netcdf",  # shared with the compute core (files, netcdf)
+    "session_to_xarray", "save_run", "save_checkpoint", "read_checkpoint", "write_with_fallback",
+]
 
 _SCALARS = ("train_loss", "train_acc", "test_loss", "test_acc", "sparsity", "lr")
 _DOCS = {
@@ -37,18 +42,6 @@ _DOCS = {
     "units": "units per gate layer",
     "slope": "alpha per unit (NaN beyond a layer's unit count)",
 }
-
-
-def provenance(**extra) -> dict[str, Any]:
-    """Versions, platform and time: what is needed to say where a result came from."""
-    return {
-        "nonlin_explorer_version": __version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **extra,
-    }
 
 
 def _attr(value):
@@ -194,20 +187,6 @@ def save_run(session, out: str | os.PathLike, checkpoint: str | os.PathLike | No
     except OSError as exc:
         notes.append(str(exc))
     return written, notes
-
-
-def write_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, exists: str = "replace") -> Path:
-    """Write a result set atomically (:func:`~nonlin_explorer.files.write_file`: a temporary file renamed into place,
-    never a half-written file); the path written. ``exists``: ``"replace"`` (default) an existing regular file,
-    ``"refuse"`` or ``"rename"`` (``NAME-1.nc``). A device, folder or symbolic link is never replaced."""
-    path = check_writable(path)
-    return write_file(path, lambda tmp: ds.to_netcdf(tmp.path, engine="netcdf4"), exists=exists)
-
-
-def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Read a result set fully into memory (the file is closed afterwards)."""
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        return ds.load()
 
 
 def save_checkpoint(session, path: str | os.PathLike, *, exists: str = "replace") -> Path:

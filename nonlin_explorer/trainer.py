@@ -9,6 +9,7 @@ its own; anything that trains in the calling thread (the early/late comparison) 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -17,7 +18,7 @@ import numbers
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,8 @@ from nonlin_explorer.linearize import index_gates, linearize
 from nonlin_explorer.plumbing import eval_mode
 from nonlin_explorer.threads import forward_flops
 
-__all__ = ["PriorOn", "SCHEDULES", "SLOPE_OPTIMIZERS", "SetValues", "Toggle", "TrainConfig", "Trainer"]
+__all__ = ["PriorOn", "SCHEDULES", "SLOPE_OPTIMIZERS", "SessionSnapshot", "SetValues", "Toggle", "TrainConfig",
+           "Trainer"]
 
 SCHEDULES = ("early", "late", "custom")
 #: How the slopes are trained. ``"adam"`` (default, as in the paper's code): Adam normalizes each slope's gradient,
@@ -184,6 +186,23 @@ Command = SetValues | Toggle | PriorOn
 
 
 
+@dataclass(frozen=True)
+class SessionSnapshot:
+    """One consistent view of a run, read between two steps (:meth:`Trainer.snapshot`): progress, the prior, and per
+    gate (forward order) its name, effective slopes (1 linear, 0 nonlinear, alpha clamped to [0, 1] when free) and
+    unit states (:class:`~nonlin_explorer.gates.UnitState` values). Tensors are CPU copies: the run goes on."""
+
+    step: int
+    epoch: float
+    status: str
+    stop_reason: str
+    sparsity: float
+    prior_on: bool
+    gate_names: tuple[str, ...]
+    slopes: tuple[torch.Tensor, ...]
+    states: tuple[torch.Tensor, ...]
+
+
 class Trainer:
     """A training run with gates, stepped by the caller (no thread; see TrainingSession for one).
 
@@ -210,7 +229,7 @@ class Trainer:
         self.metrics: dict[str, Callable[[nn.Module], float]] = {}
         #: APL and nonlinear layers are recorded at every evaluation (one graph trace at build)
         self.track_paths = track_paths
-        #: held for each step; hold it to read the model or the history consistently from another thread
+        #: held for each step (and by :meth:`locked`): readers on other threads see no half-done step
         self._lock = threading.RLock()
         self._build()
 
@@ -305,6 +324,26 @@ class Trainer:
     def gates(self) -> list[LinearizableActivation]:
         """The model's gates in forward order."""
         return list(self._gates)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Trainer]:
+        """Hold the run between two steps: the model, gates, history and counters read (or a forward pass run) inside
+        the ``with`` block form one consistent state. Training waits meanwhile, so keep the block short. Re-entrant."""
+        with self._lock:
+            yield self
+
+    def snapshot(self) -> SessionSnapshot:
+        """Progress, prior and every gate's effective slopes and states, read at one moment (see :meth:`locked`)."""
+        with self._lock, torch.no_grad():
+            gs = list(self._gates)
+            states = tuple(g.state.detach().reshape(-1).cpu().clone() for g in gs)
+            alphas = [g.alpha.detach().reshape(-1).float().cpu() for g in gs]
+            slopes = tuple(torch.where(st == UnitState.FREE, a.clamp(0.0, 1.0), (st == UnitState.LINEAR).float())
+                           for a, st in zip(alphas, states))
+            return SessionSnapshot(step=int(self.step), epoch=float(self.epoch), status=str(self.status),
+                                   stop_reason=str(self.stop_reason), sparsity=float(self.sparsity),
+                                   prior_on=bool(self.prior_on), gate_names=tuple(g.name for g in gs),
+                                   slopes=slopes, states=states)
 
     @property
     def user_given(self) -> bool:

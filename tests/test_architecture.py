@@ -1,12 +1,15 @@
-"""The package's layering, checked: no import cycle between its modules (lazy imports inside functions count too:
-they are dependencies), the compute core imports no UI library, and the plumbing idioms live in one place."""
+"""The package's layering, checked: every import follows the layer table of docs/architecture.md, no import cycle
+between its modules (lazy imports inside functions count too: they are dependencies), the compute core imports no UI
+library, and the plumbing idioms live in one place."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nonlin_explorer"
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 
 
 def module_name(path: Path) -> str:
@@ -38,6 +41,68 @@ def imports() -> dict[str, set[str]]:
                 if name and name != mod and not mod.startswith(name + "."):  # a package's own __init__ is fine
                     graph[mod].add(name)
     return graph
+
+
+def layer_table(text: str) -> list[tuple[str, list[str]]]:
+    """The rows of the markdown table headed ``| layer | modules |``: (layer, entries of its modules column)."""
+    rows, inside = [], False
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if cells[:2] == ["layer", "modules"]:
+            inside = True
+        elif inside and not cells:
+            break
+        elif inside and not set(cells[0]) <= {"-"}:
+            rows.append((cells[0], re.findall(r"`([^`]+)`", cells[1])))
+    return rows
+
+
+def layer_of(module: str, table: list[tuple[str, list[str]]]) -> int | None:
+    """The index of ``module``'s layer: the row with its most specific entry (``sweep/cli`` over ``sweep/``)."""
+    best: tuple[int, int] | None = None  # (length of the entry, row)
+    for row, (_, entries) in enumerate(table):
+        for entry in entries:
+            dotted = "nonlin_explorer." + entry.rstrip("/").replace("/", ".")
+            if module == dotted or (entry.endswith("/") and module.startswith(dotted + ".")):
+                if best is None or len(dotted) > best[0]:
+                    best = (len(dotted), row)
+    return None if best is None else best[1]
+
+
+def layer_breaks(graph: dict[str, set[str]], table: list[tuple[str, list[str]]]) -> list[str]:
+    """Every module in no layer, and every import of a module from a layer below its own."""
+    problems = []
+    for mod in sorted(graph):
+        if mod == "nonlin_explorer":
+            continue  # the re-export hub
+        own = layer_of(mod, table)
+        if own is None:
+            problems.append(f"{mod} is in no layer of docs/architecture.md")
+            continue
+        for dep in sorted(graph[mod] - {"nonlin_explorer"}):
+            theirs = layer_of(dep, table)
+            if theirs is not None and theirs > own:
+                problems.append(f"{mod} ({table[own][0]}) imports {dep} ({table[theirs][0]})")
+    return problems
+
+
+def test_every_import_follows_the_layers_of_docs_architecture():
+    table = layer_table(ARCHITECTURE.read_text())
+    assert [name for name, _ in table] == ["core", "analysis", "training", "apps", "command line"]
+    assert layer_breaks(imports(), table) == []
+
+
+def test_the_layer_check_names_an_upward_import_and_a_module_in_no_layer():
+    table = [("core", ["gates"]), ("training", ["results", "sweep/"]), ("command line", ["sweep/cli"])]
+    graph = {"nonlin_explorer.gates": {"nonlin_explorer.results"},
+             "nonlin_explorer.sweep": {"nonlin_explorer.sweep.cli"},
+             "nonlin_explorer.sweep.cli": {"nonlin_explorer.sweep", "nonlin_explorer.gates"},
+             "nonlin_explorer.stray": set()}
+    assert layer_breaks(graph, table) == [
+        "nonlin_explorer.gates (core) imports nonlin_explorer.results (training)",
+        "nonlin_explorer.stray is in no layer of docs/architecture.md",
+        "nonlin_explorer.sweep (training) imports nonlin_explorer.sweep.cli (command line)",
+    ]
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -97,3 +162,11 @@ def test_mode_and_hook_idioms_are_written_once():
         text = path.read_text()
         assert "register_forward_hook(" not in text and "register_forward_pre_hook(" not in text, path
         assert ".train(was" not in text, path
+
+
+def test_readers_hold_a_session_through_its_public_contract():
+    """Another object's lock is read nowhere: sessions are held with ``session.locked()`` or read by ``snapshot()``."""
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"(?<!\bself)\._lock\b", text), f"{path.relative_to(PACKAGE)} reads another's _lock"
+        assert '"_lock"' not in text and "'_lock'" not in text, f"{path.relative_to(PACKAGE)} looks up _lock"

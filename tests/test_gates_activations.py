@@ -187,6 +187,43 @@ def test_every_module_kind_has_a_name():
     assert len(set(MODULE_KINDS.values())) == len(MODULE_KINDS)
 
 
+def test_every_activation_the_gates_know_the_unit_graph_knows_and_vice_versa():
+    from nonlin_explorer import activations
+    from nonlin_explorer.graph import ops
+
+    assert set(MODULE_KINDS) <= set(ops.ACTIVATION_MODULES)
+    for fn in FUNCTIONAL_KINDS:  # torch.fx records a Tensor method by name, a function by itself
+        assert fn in ops.ACTIVATION_FUNCTIONS or (getattr(torch.Tensor, fn.__name__, None) is fn
+                                                 and fn.__name__ in ops.ACTIVATION_METHODS), fn
+    assert set(ops.ACTIVATION_MODULES) == set(MODULE_KINDS) | set(activations.UNGATED_MODULES)
+    gated_or_not = set(FUNCTIONAL_KINDS) | activations.UNGATED_FUNCTIONS
+    assert ops.ACTIVATION_FUNCTIONS <= gated_or_not
+    assert all(getattr(torch.Tensor, name) in gated_or_not for name in ops.ACTIVATION_METHODS)
+    assert not set(MODULE_KINDS) & set(activations.UNGATED_MODULES)
+    assert not set(FUNCTIONAL_KINDS) & activations.UNGATED_FUNCTIONS
+    assert set(activations.OUT_OF_PLACE) <= set(FUNCTIONAL_KINDS)
+
+
+class _InPlaceActivations(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.b(F.elu_(F.leaky_relu_(self.a(x), 0.1)))
+
+
+def test_in_place_leaky_relu_and_elu_are_activations_in_the_unit_graph_gated_or_not():
+    x = torch.randn(3, 4)
+    kinds = lambda g: [(layer.name, layer.kind) for layer in g.layers]
+    assert kinds(ne.unit_graph(_InPlaceActivations(), x)) == [
+        ("x", "input"), ("a", "linear"), ("leaky_relu_", "activation"), ("elu_", "activation"), ("b", "linear")]
+    gated = ne.linearize(_InPlaceActivations(), x)
+    assert [g.kind for g in ne.gates(gated)] == ["leaky_relu", "elu"]
+    assert kinds(ne.unit_graph(gated, x)) == [
+        ("x", "input"), ("a", "linear"), ("leaky_relu_", "gate"), ("elu_", "gate"), ("b", "linear")]
+
+
 class _InPlaceUnassigned(nn.Module):
     """In-place activations whose result is used through the tensor, not the return value (torchvision's
     SiLU/Hardswish/ReLU6 are built with inplace=True)."""

@@ -49,6 +49,19 @@ def test_round_trip_is_exact(run, tmp_path):
     assert not torch.equal(rec.evals[0]["slopes"][0], rec.evals[-1]["slopes"][0])
 
 
+def test_show_puts_the_session_at_a_recorded_evaluation(run, tmp_path):
+    session, log = run
+    rec = load_recording(save_recording(session, tmp_path / "run.rec", steps=log.snapshot()))
+    rec.show(1)
+    snap = rec.session().snapshot()
+    assert snap.step == rec.evals[1]["step"] > 0
+    assert all(torch.equal(got, want.clamp(0, 1)) for got, want in zip(snap.slopes, rec.evals[1]["slopes"]))
+    assert all((states == 0).all() for states in snap.states)  # free: the recorded slope is what shows
+    rec.show(-1)  # before the first evaluation
+    snap = rec.session().snapshot()
+    assert snap.step == 0 and all((s == 0).all() for s in snap.slopes)
+
+
 def test_checkpoint_restores_the_final_weights_without_training(run, tmp_path):
     session, log = run
     rec = load_recording(save_recording(session, tmp_path / "run.rec", steps=log.snapshot()))

@@ -315,12 +315,13 @@ def test_bad_spec_files_and_arguments(tmp_path):
 def _cli(argv):
     """The sweep command under the package's parser (as cli.main wires it)."""
     from nonlin_explorer.cli import _Parser
+    from nonlin_explorer.sweep.cli import add_sweep_parser, sweep_main
 
     parser = _Parser(prog="nonlin-explorer")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sweep.add_sweep_parser(sub)
+    add_sweep_parser(sub)
     try:
-        return sweep.sweep_main(parser.parse_args(argv))
+        return sweep_main(parser.parse_args(argv))
     except SystemExit as exc:
         return exc.code
 

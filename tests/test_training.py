@@ -285,6 +285,44 @@ def test_to_xarray_is_consistent_while_training(mnist1d_small):
     assert len(sizes) >= 10 and sizes == sorted(sizes) and sizes[-1] > sizes[0]
 
 
+def test_locked_holds_the_running_session_between_two_steps(mnist1d_small):
+    s = _session(mnist1d_small, epochs=2000)
+    s.start()
+    try:
+        assert _wait_for(lambda: s.step >= 3)
+        with s.locked() as held:
+            assert held is s
+            step = s.step
+            time.sleep(0.3)  # the training thread waits for the lock
+            assert s.step == step and s.status == "running"
+            with s.locked():  # re-entrant
+                assert s.step == step
+        assert _wait_for(lambda: s.step > step)
+    finally:
+        s.stop()
+
+
+def test_snapshot_is_one_moment_of_progress_slopes_and_states(mnist1d_small):
+    s = _session(mnist1d_small, epochs=1)
+    for _ in range(3):
+        s.train_step()
+    first = s.gate_names[0]
+    s.toggle(first, [0, 1], UnitState.LINEAR)
+    s.toggle(first, [2], UnitState.NONLINEAR)
+    snap = s.snapshot()
+    assert (snap.step, snap.status, snap.prior_on) == (3, s.status, s.prior_on)
+    assert snap.epoch == pytest.approx(3 / s.steps_per_epoch)
+    assert snap.gate_names == tuple(s.gate_names)
+    assert [t.numel() for t in snap.slopes] == [g.num_units for g in gates(s.model)]
+    assert snap.slopes[0][:3].tolist() == [1.0, 1.0, 0.0]
+    assert snap.states[0][:3].tolist() == [int(UnitState.LINEAR), int(UnitState.LINEAR), int(UnitState.NONLINEAR)]
+    assert all(((t >= 0) & (t <= 1)).all() for t in snap.slopes)
+    s.train_step()
+    assert snap.step == 3  # a copy: the run goes on without it
+    with pytest.raises(AttributeError):
+        snap.step = 4
+
+
 def test_forced_units_stay_exactly_at_their_value_under_adam_momentum(mnist1d_small):
     s = _session(mnist1d_small, epochs=1, sparsity=1e-2, slope_lr=0.2)
     for _ in range(20):  # build up momentum on every slope

@@ -2,6 +2,7 @@
 // build and every output exists; --force rebuilds). Run by `npm run build`, which both the
 // hatch-jupyter-builder hook (pip install) and ./dev.sh call.
 //   1. notebooks/*.ipynb -> src/generated/notebooks.ts   (demo notebooks bundled into the extension)
+//      ../nonlin_explorer/ui/*.json -> src/generated/tables.ts (palettes, run settings: shared with Python)
 //   2. tsc               -> lib/                         (the extension's modules)
 //   3. esbuild           -> ../nonlin_explorer/static    (anywidget ES modules + CSS)
 //   4. @jupyterlab/builder -> ../nonlin_explorer/labextension (the prebuilt JupyterLab extension)
@@ -45,7 +46,8 @@ const inputs = [
   ...files(join(root, 'style')),
   ...files(join(root, 'scripts')),
   ...['package.json', 'package-lock.json', 'tsconfig.json', 'install.json'].map(f => join(root, f)).filter(existsSync),
-  ...[...files(join(repo, 'notebooks'))].filter(f => f.endsWith('.ipynb'))
+  ...[...files(join(repo, 'notebooks'))].filter(f => f.endsWith('.ipynb')),
+  ...[...files(join(repo, 'nonlin_explorer', 'ui'))].filter(f => f.endsWith('.json'))
 ];
 const hash = createHash('sha256');
 for (const f of inputs) {
@@ -78,6 +80,7 @@ const step = (label, args) => {
 };
 const tsc = join(dirname(createRequire(join(root, 'package.json')).resolve('typescript/package.json')), 'bin', 'tsc');
 step('demo notebooks', [join(root, 'scripts', 'bundle-notebooks.mjs')]);
+step('shared tables', [join(root, 'scripts', 'generate-tables.mjs')]);
 step('tsc', [tsc, '-p', join(root, 'tsconfig.json')]);
 step('anywidget bundles (esbuild)', [join(root, 'scripts', 'build-widget.mjs')]);
 step('labextension (@jupyterlab/builder)', [join(root, 'scripts', 'build-labextension.mjs')]);

@@ -157,7 +157,7 @@ def main(argv=None) -> int:
         table = ds[name].mean("seed").to_pandas()
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     if args.out:
-        from nonlin_explorer.results import write_netcdf
+        from nonlin_explorer.netcdf import write_netcdf
 
         write_netcdf(ds, args.out)
         print(f"wrote {args.out}")

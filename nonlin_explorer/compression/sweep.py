@@ -16,7 +16,7 @@ from nonlin_explorer.compression._checks import check_int
 from nonlin_explorer.compression.baselines import kmeans_merge, magnitude_prune, sgd_distill
 from nonlin_explorer.compression.optimize import METHODS, compress
 from nonlin_explorer.compression.targets import random_target
-from nonlin_explorer.results import provenance
+from nonlin_explorer.netcdf import provenance
 
 BASELINES = ("magnitude", "kmeans", "sgd")
 SWEEP_METHODS = METHODS + BASELINES

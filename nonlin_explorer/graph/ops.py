@@ -19,13 +19,13 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+# Activations come from the one table, shared with the gates (re-exported for the builder).
+from nonlin_explorer.activations import ACTIVATION_FUNCTIONS, ACTIVATION_METHODS, ACTIVATION_MODULES  # noqa: F401
+
 #: Modules traced as leaves with a hand-written unit subgraph (besides torch.nn's own leaves and the gates).
 STRUCTURED_LEAVES = (nn.TransformerEncoderLayer, nn.TransformerEncoder, nn.MultiheadAttention)
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-ACTIVATION_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.ELU, nn.SELU, nn.CELU,
-                       nn.LeakyReLU, nn.PReLU, nn.Softplus, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Mish,
-                       nn.RReLU, nn.Softsign, nn.Tanhshrink, nn.LogSigmoid)
 PER_UNIT_MODULES = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                      nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm, nn.InstanceNorm1d,
                      nn.InstanceNorm2d, nn.InstanceNorm3d, nn.RMSNorm)
@@ -34,10 +34,6 @@ POOL_MODULES = {nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.MaxPool3d: 3, nn.AvgPool1d:
                  nn.AdaptiveMaxPool1d: 1, nn.AdaptiveMaxPool2d: 2, nn.AdaptiveMaxPool3d: 3}
 SHAPE_MODULES = (nn.Flatten, nn.Unflatten)
 
-ACTIVATION_FUNCTIONS = {F.relu, F.relu_, torch.relu, torch.relu_, F.relu6, F.gelu, F.silu, torch.tanh, F.tanh,
-                         torch.sigmoid, F.sigmoid, F.elu, F.selu, F.celu, F.leaky_relu, F.softplus, F.hardtanh,
-                         F.hardswish, F.hardsigmoid, F.mish, F.prelu, F.logsigmoid}
-ACTIVATION_METHODS = {"relu", "relu_", "tanh", "tanh_", "sigmoid", "sigmoid_"}
 MERGE_FUNCTIONS = {operator.add, operator.iadd, operator.sub, operator.isub, operator.mul, operator.imul,
                     operator.truediv, operator.itruediv, torch.add, torch.sub, torch.subtract, torch.mul,
                     torch.multiply, torch.div, torch.true_divide}

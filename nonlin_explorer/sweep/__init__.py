@@ -5,10 +5,10 @@ gathered into one ``xr.Dataset`` with a dimension per swept parameter plus ``see
     ds = sweep.run("spec.toml", out="results.nc")            # LocalCluster, one worker per core
     ds = sweep.run(spec, client="tcp://scheduler:8786", out="results.nc", resume=True)
 
-See :mod:`nonlin_explorer.sweep.spec` for the specification format.
+See :mod:`nonlin_explorer.sweep.spec` for the specification format; the command line is
+:mod:`nonlin_explorer.sweep.cli` (``nonlin-explorer sweep``).
 """
 
-from nonlin_explorer.sweep.cli import add_sweep_parser, sweep_main
 from nonlin_explorer.sweep.engine import local_cluster, run, task_for
 from nonlin_explorer.sweep.gather import assemble, records_from_dataset
 from nonlin_explorer.sweep.plot import plot_sweep
@@ -20,7 +20,6 @@ __all__ = [
     "STATUSES",
     "SpecError",
     "SweepSpec",
-    "add_sweep_parser",
     "assemble",
     "load_spec",
     "local_cluster",
@@ -29,6 +28,5 @@ __all__ = [
     "records_from_dataset",
     "run",
     "run_point",
-    "sweep_main",
     "task_for",
 ]

@@ -7,13 +7,12 @@ styled here. Colours meet WCAG AA (>= 4.5:1) against the figure's own background
 
 from __future__ import annotations
 
-#: (background, border, text, muted text, grid, axis line) per theme
-PALETTES = {
-    "light": {"background": "#ffffff", "border": "#ffffff", "text": "#1f1f1f", "muted": "#4a4a4a",
-              "grid": "#e5e5e5", "axis": "#5c5c5c"},
-    "dark": {"background": "#1e1e1e", "border": "#121212", "text": "#eeeeee", "muted": "#c8c8c8",
-             "grid": "#3a3a3a", "axis": "#b0b0b0"},
-}
+import json
+from pathlib import Path
+
+#: Per theme: background, border (around the plot), text, muted text, grid, axis line and series colours. One source
+#: for Python and the front end: ``palette.json`` beside this module (``js/scripts/generate-tables.mjs`` reads it too).
+PALETTES: dict[str, dict] = json.loads((Path(__file__).with_name("palette.json")).read_text(encoding="utf-8"))
 
 
 def check_theme(theme: str) -> str:

@@ -1,7 +1,9 @@
-"""Binary, typed arrays for widget state: ``{"view": memoryview, "dtype": str, "shape": [int]}``.
+"""The one binary array codec of the synced state: ``{"view": buffer, "dtype": str, "shape": [int]}``.
 
-ipywidgets sends every ``memoryview`` in a trait as a binary buffer (no JSON lists); the front end decodes
-it once into a typed array (``js/src/codecs.ts``, the mirror of this module).
+A binary field (``live_state.Field`` of kind ``"float32"`` or ``"uint8"``) is stored as a contiguous 1-D numpy array
+(:func:`as_array`) and put on the wire by :func:`encode`: the Jupyter widget sends the view as a ``memoryview``
+(ipywidgets makes it a binary buffer), the Panel host as ``bytes`` (Bokeh makes it an ArrayBuffer). The front end
+decodes it once into a typed array (``js/src/codecs.ts``, the mirror of this module).
 """
 
 from __future__ import annotations
@@ -10,23 +12,35 @@ from typing import Any
 
 import numpy as np
 
-#: dtypes the front end decodes (``js/src/codecs.ts``).
-DTYPES = ("float32", "uint8")
+#: Binary kinds and their numpy dtypes (``js/src/codecs.ts`` decodes the same names).
+ARRAY_KINDS: dict[str, type] = {"float32": np.float32, "uint8": np.uint8}
+DTYPES = tuple(ARRAY_KINDS)
 
 
-def array_to_binary(values: Any, dtype: str) -> dict[str, Any]:
-    """Pack ``values`` (array-like or torch tensor) as a binary typed array of ``dtype``."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    if hasattr(values, "detach"):  # a torch tensor, maybe on a GPU
+def _check(kind: str) -> None:
+    if kind not in ARRAY_KINDS:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {kind!r}")
+
+
+def as_array(values: Any, kind: str) -> np.ndarray:
+    """``values`` (array-like or a torch tensor, maybe on a GPU) as the contiguous 1-D array of ``kind`` it is stored
+    as. ``ValueError`` for an unknown kind; numpy's ``TypeError``/``ValueError`` for values that do not convert."""
+    _check(kind)
+    if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
-    arr = np.ascontiguousarray(values, dtype=dtype)
-    return {"view": memoryview(arr.reshape(-1)), "dtype": dtype, "shape": list(arr.shape)}
+    return np.ascontiguousarray(values, dtype=ARRAY_KINDS[kind]).reshape(-1)
 
 
-def binary_to_array(data: dict[str, Any]) -> np.ndarray:
-    """Inverse of :func:`array_to_binary` (a read-only view when given a memoryview)."""
-    dtype = data["dtype"]
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    return np.frombuffer(data["view"], dtype=dtype).reshape(data["shape"])
+def encode(values: Any, kind: str, *, as_bytes: bool = False) -> dict[str, Any]:
+    """``values`` on the wire: ``{"view": memoryview (or bytes when ``as_bytes``), "dtype": kind, "shape": [n]}``."""
+    arr = as_array(values, kind)
+    return {"view": arr.tobytes() if as_bytes else memoryview(arr), "dtype": kind, "shape": [int(arr.size)]}
+
+
+def decode(data: dict[str, Any]) -> np.ndarray:
+    """Inverse of :func:`encode` (a read-only view of the buffer); a ``None`` view is an empty array."""
+    kind = data["dtype"]
+    _check(kind)
+    if data["view"] is None:
+        return np.zeros(0, dtype=ARRAY_KINDS[kind])
+    return np.frombuffer(data["view"], dtype=ARRAY_KINDS[kind]).reshape(data["shape"])

@@ -84,10 +84,9 @@ MAX_POINTS = 600
 
 
 def _settings_of(config: TrainConfig) -> dict[str, Any]:
-    return {"dataset": config.dataset, "model": config.model,
-            "width": config.model_kwargs.get("width"), "depth": config.model_kwargs.get("depth"),
-            "seed": config.seed, "epochs": config.epochs, "schedule": config.schedule,
-            "sparsity": config.sparsity, "lr": config.lr}
+    """The run settings (every key of DASHBOARD_KEYS) of ``config``: width and depth from its model_kwargs."""
+    shape = {"width": config.model_kwargs.get("width"), "depth": config.model_kwargs.get("depth")}
+    return {key: shape[key] if key in shape else getattr(config, key) for key in DASHBOARD_KEYS}
 
 
 def _bounded(value: Any, name: str, integer: bool = False) -> float | int:
@@ -240,7 +239,7 @@ class DashboardController(Controller):
         ys = torch.linspace(y1, y0, n)  # the top row first
         grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij")[::-1], -1).reshape(-1, 2)
         model = s.model
-        with s._lock, eval_mode(model):
+        with s.locked(), eval_mode(model):
             device = next((p.device for p in model.parameters()), torch.device("cpu"))
             pred = model(grid.to(device)).argmax(-1).to(torch.uint8).cpu()
         self._boundary_at, self._boundary_step = time.monotonic(), s.step
@@ -602,16 +601,5 @@ class ReplayController(DashboardController):
 
     def _show_replay_eval(self) -> None:
         """Set the model's slopes to those recorded at the current evaluation (the network view repaints)."""
-        clock = self.replay_clock
-        index = clock.eval_index
-        slopes = self.recording.slopes_at(index) if index >= 0 else None
-        gates_ = self.session.gates
-        with torch.no_grad():
-            for g, s in zip(gates_, slopes or [None] * len(gates_)):
-                g.state.fill_(0)  # free: the recorded (effective) slope is what is shown
-                if s is None:
-                    g.alpha.zero_()
-                else:
-                    g.alpha.copy_(s.to(g.alpha.device, g.alpha.dtype))
-        self.session.step = int(clock.evals[index]["step"]) if index >= 0 else 0
+        self.recording.show(self.replay_clock.eval_index)
         self.network.update(activations=True)

@@ -9,7 +9,6 @@ updates a second.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 from collections import deque
@@ -150,8 +149,7 @@ def export_session(session, path, *, exists: str = "replace") -> str:
     from nonlin_explorer.results import check_writable, write_netcdf
 
     path = check_writable(str(path).strip() or "results.nc")
-    lock = getattr(session, "_lock", None)  # a consistent snapshot: the training thread holds it per step
-    with lock if lock is not None else contextlib.nullcontext():
+    with session.locked():  # between two steps
         ds = session.to_xarray()
     return str(write_netcdf(ds, path, exists=exists))
 

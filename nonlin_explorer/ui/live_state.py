@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-#: Binary field kinds and their numpy dtypes (``js/src/codecs.ts`` decodes them).
-ARRAY_KINDS = {"float32": np.float32, "uint8": np.uint8}
+from nonlin_explorer.ui.codecs import ARRAY_KINDS, as_array
 
 
 @dataclass(frozen=True)
@@ -47,9 +46,7 @@ class Field:
         """The value as it is stored: binary kinds become contiguous 1-D numpy arrays of their dtype."""
         if not self.binary:
             return value
-        if hasattr(value, "detach"):  # a torch tensor, maybe on a GPU
-            value = value.detach().cpu().numpy()
-        return np.ascontiguousarray(value, dtype=ARRAY_KINDS[self.kind]).reshape(-1)
+        return as_array(value, self.kind)
 
 
 def jsonable(value: Any) -> Any:

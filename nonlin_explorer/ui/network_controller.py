@@ -227,6 +227,10 @@ class NetworkController(Controller):
         if kind in ("step", "eval", "command", "status"):
             self.update(activations=kind != "step")
 
+    def _held(self) -> contextlib.AbstractContextManager:
+        """The followed session held between two steps while the model is read (nothing to hold without one)."""
+        return self._session.locked() if self._session is not None else contextlib.nullcontext()
+
     def _read_gates(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(effective alpha, state) of every unit, flat. Reads only tensors (no gate caches): safe to call from
         another thread than the one that trains."""
@@ -257,9 +261,7 @@ class NetworkController(Controller):
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         x = self._example
         x = tuple(v.to(device) for v in x) if isinstance(x, (tuple, list)) else x.to(device)
-        lock = getattr(self._session, "_lock", None) if self._session is not None else None
-        with (lock if lock is not None else contextlib.nullcontext()), \
-                forward_hooks([(g, hook(g)) for g in self._gates]), eval_mode(model):  # no BatchNorm updates
+        with self._held(), forward_hooks([(g, hook(g)) for g in self._gates]), eval_mode(model):  # no BatchNorm updates
             run_model(model, x)
         return torch.cat([means.get(id(g), torch.full((g.num_units,), math.nan)) for g in self._gates]).numpy()
 
@@ -268,11 +270,12 @@ class NetworkController(Controller):
         with self._lock:
             if self.closed:
                 return
-            slope, state = self._read_gates()
-            values: dict[str, Any] = {"slopes": slope, "states": state}
-            if self._session is not None:
-                values.update(status=str(getattr(self._session, "status", "session")),
-                              step=int(getattr(self._session, "step", 0)))
+            with self._held():  # slopes, states and step of one moment
+                slope, state = self._read_gates()
+                values: dict[str, Any] = {"slopes": slope, "states": state}
+                if self._session is not None:
+                    values.update(status=str(getattr(self._session, "status", "session")),
+                                  step=int(getattr(self._session, "step", 0)))
             self.state.update(**values)
 
     def _push_activations(self, strict: bool = False) -> None:

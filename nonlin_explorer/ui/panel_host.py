@@ -17,6 +17,7 @@ import panel as pn
 import param
 
 from nonlin_explorer.ui import panel_notebook
+from nonlin_explorer.ui.codecs import encode
 from nonlin_explorer.ui.controller import STATIC, Controller
 from nonlin_explorer.ui.live_state import Field, jsonable
 
@@ -27,7 +28,7 @@ def _wire(field: Field, value: Any) -> Any:
     """A field's value as Bokeh sends it: binary arrays as ``{view: bytes, dtype, shape}`` (an ArrayBuffer in the
     page), JSON with NaN as null."""
     if field.binary:
-        return {"view": value.tobytes(), "dtype": field.kind, "shape": [int(value.size)]}
+        return encode(value, field.kind, as_bytes=True)
     return jsonable(value)
 
 

@@ -7,12 +7,16 @@ Pure functions over strings; the served app (ui.serve) validates the values as t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-#: What the dashboard's URL may carry: the fields of its settings form.
-DASHBOARD_KEYS = ("dataset", "model", "width", "depth", "seed", "epochs", "schedule", "sparsity", "lr")
+#: What the dashboard's URL may carry: its run settings, in form order. One list for Python and the front end:
+#: ``dashboard_settings.json`` beside this module (``js/scripts/generate-tables.mjs`` reads it too).
+DASHBOARD_KEYS: tuple[str, ...] = tuple(
+    json.loads(Path(__file__).with_name("dashboard_settings.json").read_text(encoding="utf-8"))["keys"])
 #: What the compression explorer's URL may carry: the fields of its ExplorerParams.
 EXPLORER_KEYS = ("N", "M", "d", "weight_dist", "w_mean", "w_spread", "a_mean", "a_std", "seed", "activation",
                  "method")

@@ -19,8 +19,9 @@ import numpy as np
 import traitlets as t
 
 from nonlin_explorer.lifecycle import stop_at_exit
+from nonlin_explorer.ui.codecs import ARRAY_KINDS, as_array, encode
 from nonlin_explorer.ui.controller import STATIC, Controller
-from nonlin_explorer.ui.live_state import ARRAY_KINDS, Field, jsonable
+from nonlin_explorer.ui.live_state import Field, jsonable
 
 _NOT_BUILT_ESM = """export default {
   render({ el }) {
@@ -51,15 +52,13 @@ class BinaryArray(t.TraitType):
         self.tag(sync=True, to_json=self._to_json)
 
     def validate(self, obj: Any, value: Any) -> np.ndarray:
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
         try:
-            return np.ascontiguousarray(value, dtype=self.dtype).reshape(-1)
+            return as_array(value, self.kind)
         except (TypeError, ValueError) as exc:
             raise t.TraitError(f"{self.name}: expected an array of {self.kind}, got {type(value).__name__}") from exc
 
     def _to_json(self, value: np.ndarray, _widget: Any) -> dict[str, Any]:
-        return {"view": memoryview(value), "dtype": self.kind, "shape": [int(value.size)]}
+        return encode(value, self.kind)
 
 
 def trait_for(field: Field) -> t.TraitType:

@@ -10,24 +10,40 @@ import pytest
 import torch
 
 import nonlin_explorer as ne
-from nonlin_explorer.ui.codecs import array_to_binary, binary_to_array
+from nonlin_explorer.ui.codecs import decode, encode
 from nonlin_explorer.ui.layout import network_layout
 from nonlin_explorer.ui.throttle import Throttle
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
-def test_codecs_round_trip(dtype):
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_codecs_round_trip(dtype, as_bytes):
     values = np.arange(7) % 3
-    data = array_to_binary(torch.tensor(values), dtype)
-    assert isinstance(data["view"], memoryview) and data["dtype"] == dtype and data["shape"] == [7]
-    assert data["view"].nbytes == 7 * np.dtype(dtype).itemsize
-    back = binary_to_array(data)
+    data = encode(torch.tensor(values), dtype, as_bytes=as_bytes)
+    assert isinstance(data["view"], bytes if as_bytes else memoryview)
+    assert data["dtype"] == dtype and data["shape"] == [7]
+    assert len(memoryview(data["view"]).cast("B")) == 7 * np.dtype(dtype).itemsize
+    back = decode(data)
     assert back.dtype == np.dtype(dtype) and back.tolist() == values.tolist()
+    assert decode({"view": None, "dtype": dtype, "shape": [0]}).shape == (0,)
 
 
 def test_codecs_reject_unknown_dtypes():
     with pytest.raises(ValueError, match="dtype"):
-        array_to_binary([1.0], "float64")
+        encode([1.0], "float64")
+    with pytest.raises(ValueError, match="dtype"):
+        decode({"view": b"", "dtype": "int64", "shape": [0]})
+
+
+def test_the_widget_trait_and_the_live_state_store_and_send_through_the_one_codec():
+    from nonlin_explorer.ui.live_state import Field
+    from nonlin_explorer.ui.widget_host import trait_for
+
+    field = Field("slopes", kind="float32")
+    stored = field.coerce(torch.tensor([[0.25, 1.0], [0.0, 0.5]]))
+    assert stored.dtype == np.float32 and stored.tolist() == [0.25, 1.0, 0.0, 0.5]
+    sent = trait_for(field).metadata["to_json"](stored, None)
+    assert isinstance(sent["view"], memoryview) and decode(sent).tolist() == [0.25, 1.0, 0.0, 0.5]
 
 
 def test_layout_of_a_plain_chain():

@@ -3,6 +3,7 @@
  * backgrounds; series colours are told apart on both. One colour meaning everywhere: viridis for how linear a unit
  * (or a layer) is, purple = nonlinear (ReLU, alpha 0), yellow = linear (alpha 1).
  */
+import { PALETTES } from '../generated/tables';
 
 export type ThemeName = 'light' | 'dark';
 
@@ -16,43 +17,14 @@ export interface Palette {
   series: Record<string, string>;
 }
 
-export const LIGHT: Palette = {
-  name: 'light',
-  bg: '#ffffff',
-  fg: '#1b1b1b',
-  muted: '#4a4a4a',
-  grid: '#e6e6e6',
-  axis: '#6b6b6b',
-  series: {
-    batch: '#a8a8a8',
-    train: '#1f6fb4',
-    test: '#c62828',
-    apl_normalized: '#2e7d32',
-    apl_unnormalized: '#7b3fb0',
-    sparsity: '#d35400',
-    nonlinear: '#00838f',
-    units: '#cfcfcf'
-  }
-};
+function fromTable(name: ThemeName): Palette {
+  const p = PALETTES[name];
+  return { name, bg: p.background, fg: p.text, muted: p.muted, grid: p.grid, axis: p.axis, series: { ...p.series } };
+}
 
-export const DARK: Palette = {
-  name: 'dark',
-  bg: '#15181d',
-  fg: '#ececec',
-  muted: '#b8bcc4',
-  grid: '#2e333b',
-  axis: '#8d939d',
-  series: {
-    batch: '#6d7179',
-    train: '#64b5f6',
-    test: '#ff8a80',
-    apl_normalized: '#81c784',
-    apl_unnormalized: '#ce93d8',
-    sparsity: '#ffb74d',
-    nonlinear: '#4dd0e1',
-    units: '#4a4f57'
-  }
-};
+/** The palettes of nonlin_explorer/ui/palette.json (the Bokeh figures of the Panel apps read the same file). */
+export const LIGHT: Palette = fromTable('light');
+export const DARK: Palette = fromTable('dark');
 
 /** "light" or "dark" for a setting: "auto" follows JupyterLab's theme, else the system's preference. */
 export function resolveTheme(setting: string | undefined): ThemeName {

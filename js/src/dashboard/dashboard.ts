@@ -17,6 +17,7 @@ import { Heatmap } from '../charts/heatmap';
 import { LineChart } from '../charts/line_chart';
 import { palette, resolveTheme } from '../charts/theme';
 import { decode } from '../codecs';
+import { RUN_SETTING_KEYS, RunSettingKey } from '../generated/tables';
 import { NetworkView } from '../network_view';
 import { Channel, Request } from '../transport';
 import { SeriesStore } from './series';
@@ -150,15 +151,22 @@ export class Dashboard {
     run.append(el('summary', {}, 'Run (applied by Apply & reset)'));
     const grid = el('div', { class: 'ne-form-grid' });
     this.schedule = select(['early', 'late'], 'early');
-    for (const [name, label, control] of [
-      ['dataset', 'Dataset', select([], '')],
-      ['model', 'Model', select([], '')],
-      ['width', 'Width', el('input', { type: 'text', inputmode: 'decimal', placeholder: 'default' })],
-      ['depth', 'Depth', el('input', { type: 'text', inputmode: 'numeric', placeholder: 'default' })],
-      ['seed', 'Seed', el('input', { type: 'text', inputmode: 'numeric' })],
-      ['epochs', 'Epochs', el('input', { type: 'text', inputmode: 'decimal' })],
-      ['schedule', 'Schedule', this.schedule]
-    ] as [string, string, HTMLInputElement | HTMLSelectElement][]) {
+    // Every run setting of the one list (nonlin_explorer/ui/dashboard_settings.json) has a control: the form's own
+    // fields here, in the list's order; sparsity and lr are the live sliders above.
+    const runControls: Record<Exclude<RunSettingKey, 'sparsity' | 'lr'>, [string, HTMLInputElement | HTMLSelectElement]> = {
+      dataset: ['Dataset', select([], '')],
+      model: ['Model', select([], '')],
+      width: ['Width', el('input', { type: 'text', inputmode: 'decimal', placeholder: 'default' })],
+      depth: ['Depth', el('input', { type: 'text', inputmode: 'numeric', placeholder: 'default' })],
+      seed: ['Seed', el('input', { type: 'text', inputmode: 'numeric' })],
+      epochs: ['Epochs', el('input', { type: 'text', inputmode: 'decimal' })],
+      schedule: ['Schedule', this.schedule]
+    };
+    for (const name of RUN_SETTING_KEYS) {
+      if (name === 'sparsity' || name === 'lr') {
+        continue;
+      }
+      const [label, control] = runControls[name];
       this.form[name] = control;
       grid.append(field(label, control).wrap);
     }

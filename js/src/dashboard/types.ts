@@ -5,6 +5,7 @@
 
 import type { BinaryArray } from '../codecs';
 import type { NetworkViewModel } from '../network_view_types';
+import type { RunSettingKey } from '../generated/tables';
 
 export interface RunStatus {
   status: string;
@@ -28,7 +29,8 @@ export interface RunStatus {
   resetting: boolean;
 }
 
-export interface RunSettings {
+/** The run settings: one field per key of nonlin_explorer/ui/dashboard_settings.json (checked below), plus revision. */
+export interface RunSettings extends Record<RunSettingKey, string | number | null | undefined> {
   dataset: string;
   model: string;
   width: number | null;
@@ -41,6 +43,10 @@ export interface RunSettings {
   /** Bumped when a failed reset puts the form back (the settings themselves did not change). */
   revision?: number;
 }
+
+type MustBeNever<T extends never> = T;
+/** Compiles only while RunSettings has no field outside the shared list (and revision). */
+export type RunSettingsHasOnlyListedKeys = MustBeNever<Exclude<keyof RunSettings, RunSettingKey | 'revision'>>;
 
 export interface Options {
   datasets: string[];
