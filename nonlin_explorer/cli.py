@@ -52,9 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from nonlin_explorer import datasets
     from nonlin_explorer.devices import pick_device
-    from nonlin_explorer.models import check_fits_in_memory, kwargs_for
     from nonlin_explorer.results import check_writable, save_run
     from nonlin_explorer.training import TrainConfig, TrainingSession
 
@@ -75,10 +73,7 @@ def _train(args) -> int:
     out = check_writable(args.out)  # before training: never lose a run to an unwritable path
     if args.checkpoint:
         check_writable(args.checkpoint)
-    data = datasets.load(config.dataset, **config.dataset_kwargs)
-    kwargs = kwargs_for(config.model, data, config.model_kwargs)
-    check_fits_in_memory(config.model, data.input_shape, data.num_classes, **kwargs)
-    session = TrainingSession(config)
+    session = TrainingSession(config)  # settings and model size are checked before the model is built
     session.run(progress=not args.quiet)
     written, notes = save_run(session, out, args.checkpoint)  # checkpoint first; a failed write falls back
     for note in notes:

@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from nonlin_explorer.validation import check_choice
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
@@ -203,10 +206,25 @@ def kwargs_for(name: str, data, model_kwargs: dict) -> dict:
     return kwargs
 
 
+def settings_of(name: str) -> tuple[str, ...]:
+    """The settings (``model_kwargs`` keys) model ``name`` takes; the data give the rest (input shape, classes)."""
+    name = check_choice("model", name, MODELS)
+    cls = SEQUENCE_MODELS[name][1] if name in SEQUENCE_MODELS else {"mlp": MLP, "cnn": SmallCNN}.get(name, ResNet)
+    given = {"self", "in_features", "input_shape", "num_classes", "seq_len"}
+    if name in ("resnet20", "resnet56"):
+        given.add("depth")  # in the name
+    return tuple(p for p in inspect.signature(cls).parameters if p not in given)
+
+
 def count_parameters(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> int:
     """Parameters of the model :func:`build` would make, counted on the meta device (nothing is allocated)."""
-    with torch.device("meta"):
-        model = build(name, input_shape, num_classes, **kwargs)
+    try:
+        with torch.device("meta"):
+            model = build(name, input_shape, num_classes, **kwargs)
+    except RuntimeError as exc:  # tensor sizes past what torch can index (width=1e12)
+        raise ValueError(f"{name} with {kwargs} is too large to build ({' '.join(str(exc).split())[:120]})") from None
+    except TypeError as exc:  # a setting of the wrong type (width='wide' for a ResNet)
+        raise ValueError(f"{name} cannot be built with {kwargs}: {exc}") from None
     return sum(p.numel() for p in model.parameters())
 
 
@@ -236,9 +254,14 @@ def _whole(name: str, value, low: int = 1) -> int:
 def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
     """Build a model by name for data of ``input_shape`` (without batch) and ``num_classes`` classes.
 
-    ``kwargs`` go to the model (``width``, ``depth``, ...); transformers also need ``vocab_size``.
+    ``kwargs`` go to the model (``width``, ``depth``, ...: :func:`settings_of`; any other is refused with
+    ``ValueError``); transformers also need ``vocab_size``.
     """
-    name = name.lower()
+    name = check_choice("model", name, MODELS)
+    unknown = [k for k in kwargs if k not in settings_of(name)]
+    if unknown:
+        raise ValueError(f"model {name!r} has no setting {', '.join(map(repr, unknown))}; its settings: "
+                         f"{', '.join(settings_of(name))}")
     if name in ("mlp", "cnn"):  # unit and channel counts: whole numbers
         for key in ("width", "depth"):
             if key in kwargs:
@@ -259,4 +282,4 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> 
         if vocab is None:
             raise ValueError(f"the {name} needs vocab_size (the sequence datasets provide it)")
         return cls(vocab, num_classes, seq_len=input_shape[0], **kwargs)
-    raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    raise AssertionError(f"model {name!r} is listed in MODELS but has no builder")

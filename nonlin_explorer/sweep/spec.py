@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from nonlin_explorer.validation import MAX_SEED
+
 KINDS = ("training", "compression", "function")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
 TOP_LEVEL = ("kind", "name", "description", "function", "seeds", "base", "grid", "random", "samples",
@@ -515,8 +517,8 @@ def _seeds(value, source: str) -> tuple[int, ...]:
         return tuple(range(int(value)))
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise SpecError(f"{source}: seeds must be a non-empty list of integers or a count, got {value!r}")
-    if not all(_is_int(s) and s >= 0 for s in value):
-        raise SpecError(f"{source}: seeds must be non-negative integers, got {value!r}")
+    if not all(_is_int(s) and 0 <= s <= MAX_SEED for s in value):
+        raise SpecError(f"{source}: seeds must be non-negative integers up to {MAX_SEED}, got {value!r}")
     if len(set(value)) != len(value):
         raise SpecError(f"{source}: seeds has repeated values: {value!r}")
     return tuple(int(s) for s in value)
