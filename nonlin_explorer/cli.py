@@ -6,9 +6,17 @@ import argparse
 import sys
 
 from nonlin_explorer._version import __version__
-from nonlin_explorer.validation import OneLineParser, json_object
+from nonlin_explorer.validation import MAX_SEED, OneLineParser, check_seed, json_object
 
 _Parser = OneLineParser  # (the old name, used by the sweep CLI)
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed, with the allowed range in the message."""
+    try:
+        return check_seed(int(text) if text.strip().lstrip("-").isdigit() else text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--slope-optimizer", choices=("adam", "sgd"), default="adam",
                    help="adam (default): lambda sets which units go; sgd: lambda also sets how fast (a prior weight)")
     t.add_argument("--eval-every", type=int, default=50, help="evaluate every N steps")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0..{MAX_SEED}")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     t.add_argument("--out", default="results.nc", help="netCDF file for the result set")
     t.add_argument("--checkpoint", help="also save a checkpoint (torch.save) here")

@@ -221,8 +221,9 @@ def count_parameters(name: str, input_shape: Sequence[int], num_classes: int, **
     try:
         with torch.device("meta"):
             model = build(name, input_shape, num_classes, **kwargs)
-    except RuntimeError as exc:  # tensor sizes past what torch can index (width=1e12)
-        raise ValueError(f"{name} with {kwargs} is too large to build ({' '.join(str(exc).split())[:120]})") from None
+    except RuntimeError as exc:  # e.g. tensor sizes past what torch can index (width=1e12)
+        what = "is too large to build" if "overflow" in str(exc) else "cannot be built"
+        raise ValueError(f"{name} with {kwargs} {what} ({' '.join(str(exc).split())[:120]})") from None
     except TypeError as exc:  # a setting of the wrong type (width='wide' for a ResNet)
         raise ValueError(f"{name} cannot be built with {kwargs}: {exc}") from None
     return sum(p.numel() for p in model.parameters())

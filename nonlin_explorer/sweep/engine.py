@@ -119,8 +119,9 @@ def check_workers(workers: Any) -> int:
     try:
         return check_int("workers", workers, low=0, high=most)
     except ValueError:
-        raise ValueError(f"workers must be a whole number >= 0 and <= {most} ({WORKERS_PER_CORE} per usable core of "
-                         f"this machine; 0 runs the points here, without Dask), got {workers!r}") from None
+        raise ValueError(f"workers must be >= 0 and <= {most}, a whole number (0 runs the points here, without "
+                         f"Dask; at most {WORKERS_PER_CORE} per usable core of this machine), "
+                         f"got {workers!r}") from None
 
 
 def usable_cores() -> int:
