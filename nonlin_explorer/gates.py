@@ -123,7 +123,7 @@ class LinearizableActivation(nn.Module):
             raise ValueError("LinearizableActivation needs the activation module it gates")
         self.num_units = int(num_units)
         self.axis = axis
-        self.name = check_name(name, "gate name") if name else name
+        self.name = check_name(name, "gate name", max_chars=1024) if name else name
         if activation is not None:
             self.act = activation
         if kind is not None:

@@ -138,6 +138,7 @@ class TrainConfig:
 
 
 def _positive_int(name: str, value) -> int:
+    """A count of at least 1 (batch size, evaluation interval), or ``ValueError`` saying so."""
     try:
         return check_int(name, value, low=1)
     except ValueError:

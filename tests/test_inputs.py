@@ -103,6 +103,8 @@ BAD_INPUTS = [
     ("quad_points 0 (quadrature kernel)", lambda: compression.kernel_matrix(
         torch.eye(2, dtype=torch.float64), activation="gelu", quad_points=0), ValueError,
      "quad_points must be >= 2, got 0"),
+    ("a gate set to state True", lambda: LinearizableReLU(3).set_state([0], True), ValueError,
+     "state must be 0 (free), 1 (linear), 2 (nonlinear) or a UnitState, got True"),
     ("workers 100000", lambda: check_workers(100000), ValueError,
      f"workers must be >= 0 and <= {WORKERS_PER_CORE * usable_cores()}, a whole number (0 runs the points here, "
      f"without Dask; at most {WORKERS_PER_CORE} per usable core of this machine), got 100000"),
