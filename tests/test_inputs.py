@@ -11,6 +11,7 @@ from torch import nn
 from nonlin_explorer import compression, datasets, linearize, models
 from nonlin_explorer.gates import LinearizableReLU, UnitState
 from nonlin_explorer.sweep.engine import WORKERS_PER_CORE, check_workers, usable_cores
+from nonlin_explorer.sweep.spec import load_spec
 from nonlin_explorer.trainer import MAX_RATE, TrainConfig, Trainer
 from nonlin_explorer.training import TrainingSession
 from nonlin_explorer.validation import MAX_SEED, check_int, check_name, check_number, check_seed
@@ -105,6 +106,8 @@ BAD_INPUTS = [
      "quad_points must be >= 2, got 0"),
     ("a gate set to state True", lambda: LinearizableReLU(3).set_state([0], True), ValueError,
      "state must be 0 (free), 1 (linear), 2 (nonlinear) or a UnitState, got True"),
+    ("a sweep seed of 2**70", lambda: load_spec({"seeds": [0, 2**70], "base": {"dataset": "spirals"}}), ValueError,
+     f"seeds must be non-negative integers up to {MAX_SEED}"),
     ("workers 100000", lambda: check_workers(100000), ValueError,
      f"workers must be >= 0 and <= {WORKERS_PER_CORE * usable_cores()}, a whole number (0 runs the points here, "
      f"without Dask; at most {WORKERS_PER_CORE} per usable core of this machine), got 100000"),
@@ -153,6 +156,7 @@ def test_a_bad_input_to_a_trainer_changes_nothing(trainer, what, call, message):
     ("a dataset's name", lambda n: datasets.from_arrays(np.zeros((10, 2)), np.zeros(10), name=n)),
     ("a gate's name", lambda n: LinearizableReLU(3, name=n or " ")),
     ("a gate name in axis", lambda n: linearize(_mlp(), torch.zeros(3, 2), axis={n: 1})),
+    ("a sweep's name", lambda n: load_spec({"name": n or " ", "base": {"dataset": "spirals"}})),
 ])
 def test_control_line_break_and_bidi_characters_are_refused_in_names(name, where, call):
     with pytest.raises(ValueError, match="must not be empty|names may not hold control, line-break or bidir"):
