@@ -151,7 +151,7 @@ _SETTABLE = {
     "lr": dict(low=0.0, low_open=True, high=MAX_RATE),
     "slope_lr": dict(low=0.0, high=MAX_RATE),
     "weight_decay": dict(low=0.0, high=MAX_RATE),
-    "eval_every": dict(low=1.0),
+    "eval_every": dict(),  # a positive integer
 }
 
 
@@ -347,9 +347,10 @@ class Trainer:
         for key, value in values.items():
             if key not in _SETTABLE:
                 raise ValueError(f"cannot set {key!r} while training; settable: {', '.join(_SETTABLE)}")
-            checked[key] = check_number(key, value, **_SETTABLE[key])
-            if key == "eval_every":
-                checked[key] = int(checked[key])
+            if key == "eval_every":  # a count: 2.5 is refused, not truncated
+                checked[key] = _positive_int(key, value)
+            else:
+                checked[key] = check_number(key, value, **_SETTABLE[key])
         self._submit(SetValues(checked))
 
     def toggle(self, layer: str | int, units, state: int | UnitState) -> None:

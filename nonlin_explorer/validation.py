@@ -148,7 +148,7 @@ def check_name(value: Any, what: str = "name", max_chars: int = 256) -> str:
     for ch in value:
         if ch in _BIDI_CONTROLS or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
             kind = unicodedata.name(ch, "") or "a control character"
-            raise ValueError(f"{what} {value!r} contains U+{ord(ch):04X} ({kind}); names may not hold control, "
+            raise ValueError(f"{what} {_show(value)} contains U+{ord(ch):04X} ({kind}); names may not hold control, "
                              "line-break or bidirectional-override characters")
     return value
 
