@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from nonlin_explorer.validation import check_choice
+from nonlin_explorer.validation import check_choice, check_int, check_number
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
@@ -245,11 +245,16 @@ def check_fits_in_memory(name: str, input_shape: Sequence[int], num_classes: int
     return n
 
 
+#: Settings that count something (layers, heads, units, tokens): whole numbers >= 1 in every model.
+_COUNTS = ("depth", "d_model", "heads", "ff_width", "vocab_size")
+
+
 def _whole(name: str, value, low: int = 1) -> int:
-    """A model size given as an integer (a whole float is fine; 2.5 units is not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return int(value)
+    """A model size given as an integer (a whole float or a numpy integer is fine; 2.5 units is not)."""
+    try:
+        return check_int(name, value, low=low)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}") from None
 
 
 def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
@@ -263,10 +268,13 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> 
     if unknown:
         raise ValueError(f"model {name!r} has no setting {', '.join(map(repr, unknown))}; its settings: "
                          f"{', '.join(settings_of(name))}")
-    if name in ("mlp", "cnn"):  # unit and channel counts: whole numbers
-        for key in ("width", "depth"):
-            if key in kwargs:
-                kwargs[key] = _whole(key, kwargs[key])
+    for key, value in kwargs.items():
+        if key in _COUNTS or (key == "width" and name in ("mlp", "cnn")):  # units, channels, layers: whole numbers
+            kwargs[key] = _whole(key, value)
+        elif key == "width":  # a ResNet's channel multiplier
+            kwargs[key] = check_number("width", value, low=0.0, low_open=True)
+        elif key == "dropout":
+            kwargs[key] = check_number("dropout", value, low=0.0, high=0.999)
     if name == "mlp":
         return MLP(math.prod(input_shape), num_classes, **kwargs)
     if name == "cnn":

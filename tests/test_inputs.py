@@ -78,6 +78,12 @@ BAD_INPUTS = [
      "model 'mlp' has no setting 'bogus'; its settings: width, depth, activation"),
     ("width for a seq2seq", lambda: _trainer(dataset="translation", model="seq2seq", model_kwargs={"width": 8}),
      ValueError, "model 'seq2seq' has no setting 'width'; its settings: vocab_size, d_model"),
+    ("heads 0", lambda: models.build("transformer", (8,), 10, vocab_size=10, heads=0), ValueError,
+     "heads must be a whole number >= 1, got 0"),
+    ("dropout 5", lambda: models.build("transformer", (8,), 10, vocab_size=10, dropout=5), ValueError,
+     "dropout must be <= 0.999, got 5"),
+    ("a ResNet width of -3", lambda: models.build("resnet", (3, 8, 8), 10, width=-3), ValueError,
+     "width must be > 0, got -3"),
     ("a size past any index", lambda: _trainer(model_kwargs={"width": 1e12}), ValueError,
      "is too large to build"),
     ("a size past this machine", lambda: _trainer(model_kwargs={"width": 10**7}), ValueError,
@@ -172,7 +178,8 @@ def test_one_element_tensors_and_numpy_scalars_are_numbers(value, expected):
 
 
 def test_documented_inputs_are_accepted_and_normalized():
-    t = _trainer(epochs=torch.tensor([2.0]), batch_size=np.int64(64), eval_every=np.int32(5), seed=np.uint8(3))
+    t = _trainer(epochs=torch.tensor([2.0]), batch_size=np.int64(64), eval_every=np.int32(5), seed=np.uint8(3),
+                 model_kwargs={"width": np.int64(8), "depth": 1})
     cfg = t.config
     assert (cfg.epochs, cfg.batch_size, cfg.eval_every, cfg.seed) == (2.0, 64, 5, 3)
     assert (type(cfg.epochs), type(cfg.batch_size), type(cfg.seed)) == (float, int, int)
