@@ -497,6 +497,7 @@ class Trainer:
         """Mean cross-entropy and accuracy on the ``"test"`` (or ``"train"``) set, in eval mode."""
         if split not in ("test", "train"):
             raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+        batch_size = _positive_int("batch_size", batch_size)
         xs, ys = (self._x_test, self._y_test) if split == "test" else (self._x_train, self._y_train)
         total, correct, count = 0.0, 0.0, 0
         with eval_mode(self.model):

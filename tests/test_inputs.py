@@ -142,6 +142,7 @@ TRAINER_INPUTS = [
     ("a layer name with a bidi override", lambda t: t.toggle("net.\u202e1", [0], 0),
      "contains U+202E (RIGHT-TO-LEFT OVERRIDE)"),
     ("set eval_every 2.5", lambda t: t.set(eval_every=2.5), "eval_every must be a positive integer, got 2.5"),
+    ("evaluate with batch_size 0", lambda t: t.evaluate(batch_size=0), "batch_size must be a positive integer"),
     ("extend by a bool", lambda t: t.extend(True), "epochs must be a number, got True"),
 ]
 
