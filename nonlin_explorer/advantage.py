@@ -25,6 +25,7 @@ from nonlin_explorer.gates import DEFAULT_TOL, gates
 from nonlin_explorer.results import _attr, provenance
 from nonlin_explorer.threads import fixed_threads, threads_for
 from nonlin_explorer.trainer import TrainConfig, Trainer
+from nonlin_explorer.validation import MAX_SEED
 
 __all__ = ["ADVANTAGE_SCHEDULES", "RUN_VARIABLES", "compare_schedules", "gap_at_matched_apl",
            "gap_at_matched_count", "schedule_gap", "unit_state_changes", "validate_grid"]
@@ -92,8 +93,8 @@ def validate_grid(sparsities, seeds, schedules) -> tuple[list[float], list[int],
     if not sd:
         raise ValueError("seeds is empty: give at least one seed")
     for s in sd:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
-            raise ValueError(f"seeds must be non-negative integers, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s <= MAX_SEED:
+            raise ValueError(f"seeds must be non-negative integers up to {MAX_SEED}, got {s!r}")
     if len(set(sd)) != len(sd):
         raise ValueError(f"seeds has duplicates: {sd}")
     if isinstance(schedules, str):

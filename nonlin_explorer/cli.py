@@ -9,9 +9,17 @@ import sys
 import threading
 
 from nonlin_explorer._version import __version__
-from nonlin_explorer.validation import OneLineParser, json_object
+from nonlin_explorer.validation import MAX_SEED, OneLineParser, check_seed, json_object
 
 _Parser = OneLineParser  # (the old name, used by the sweep CLI)
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed, with the allowed range in the message."""
+    try:
+        return check_seed(int(text) if text.strip().lstrip("-").isdigit() else text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--slope-optimizer", choices=("adam", "sgd"), default="adam",
                    help="adam (default): lambda sets which units go; sgd: lambda also sets how fast (a prior weight)")
     t.add_argument("--eval-every", type=int, default=50, help="evaluate every N steps")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0..{MAX_SEED}")
     t.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     t.add_argument("--out", default="results.nc", help="netCDF file for the result set")
     t.add_argument("--checkpoint", help="also save a checkpoint (torch.save) here")
@@ -55,9 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args) -> int:
-    from nonlin_explorer import datasets
     from nonlin_explorer.devices import pick_device
-    from nonlin_explorer.models import check_fits_in_memory, kwargs_for
     from nonlin_explorer.results import check_writable, save_run
     from nonlin_explorer.training import TrainConfig, TrainingSession
 
@@ -78,10 +84,7 @@ def _train(args) -> int:
     out = check_writable(args.out)  # before training: never lose a run to an unwritable path
     if args.checkpoint:
         check_writable(args.checkpoint)
-    data = datasets.load(config.dataset, **config.dataset_kwargs)
-    kwargs = kwargs_for(config.model, data, config.model_kwargs)
-    check_fits_in_memory(config.model, data.input_shape, data.num_classes, **kwargs)
-    session = TrainingSession(config)
+    session = TrainingSession(config)  # settings and model size are checked before the model is built
     with stop_on_signals(session) as caught:
         session.run(progress=not args.quiet)
         evaluated = session.history[-1]["step"] if session.history else -1

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nonlin_explorer.validation import check_name, check_seed
+
 
 @dataclass
 class Dataset:
@@ -64,6 +66,8 @@ def _labels(name: str, y: torch.Tensor) -> torch.Tensor:
 
 def _split(name: str, x: np.ndarray | torch.Tensor, y, test_fraction: float, seed: int, **kw) -> Dataset:
     """Shuffle with ``seed`` and split off ``test_fraction`` for testing."""
+    check_name(name, "dataset name")
+    seed = check_seed(seed)
     x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
     if x.is_floating_point():
@@ -96,6 +100,7 @@ def _mnist1d_arrays(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray
 
 def mnist1d(num_samples: int = 5000, seed: int = 42) -> Dataset:
     """MNIST-1D (Greydanus 2020), generated locally: 40-sample 1-D signals, 10 classes, shape (1, 40)."""
+    seed = check_seed(seed)
     x, y, xt, yt = _mnist1d_arrays(num_samples, seed)
     mean, std = x.mean(), x.std()
     norm = lambda a: torch.as_tensor((a - mean) / std, dtype=torch.float32).unsqueeze(1)
@@ -115,6 +120,7 @@ def digits(seed: int = 0, test_fraction: float = 0.2) -> Dataset:
 def spirals(num_samples: int = 2000, num_classes: int = 3, noise: float = 0.2, seed: int = 0,
             test_fraction: float = 0.25) -> Dataset:
     """Interleaved 2-D spirals, one arm per class: a small task a linear model cannot solve."""
+    seed = check_seed(seed)
     if num_classes < 2:
         raise ValueError(f"spirals needs num_classes >= 2, got {num_classes}")
     rng = np.random.default_rng(seed)
@@ -129,6 +135,7 @@ def spirals(num_samples: int = 2000, num_classes: int = 3, noise: float = 0.2, s
 def teacher(num_samples: int = 4000, dim: int = 20, num_classes: int = 4, width: int = 64, depth: int = 2,
             seed: int = 0, test_fraction: float = 0.25) -> Dataset:
     """Gaussian inputs labelled by the argmax of a random ReLU teacher MLP (seeded)."""
+    seed = check_seed(seed)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(num_samples, dim, generator=g)
     h = x
@@ -142,6 +149,7 @@ def teacher(num_samples: int = 4000, dim: int = 20, num_classes: int = 4, width:
 def sequence(task: str = "reverse", num_samples: int = 4000, seq_len: int = 8, vocab_size: int = 10,
              seed: int = 0, test_fraction: float = 0.2) -> Dataset:
     """Token sequences with a label per position: ``reverse`` (the sequence backwards) or ``sort``."""
+    seed = check_seed(seed)
     if task not in ("reverse", "sort"):
         raise ValueError(f"unknown sequence task {task!r}; valid: reverse, sort")
     g = torch.Generator().manual_seed(seed)
@@ -159,6 +167,7 @@ def translation(num_samples: int = 4000, seq_len: int = 6, vocab_size: int = 10,
     combination of them (a sum modulo the vocabulary). Inputs are ``[source, decoder input]`` side by side, shape
     ``(2 * seq_len,)``: the decoder input is a start token (``vocab_size``) and the target shifted right (teacher
     forcing); labels are the target tokens."""
+    seed = check_seed(seed)
     if seq_len < 1 or vocab_size < 2:
         raise ValueError(f"translation needs seq_len >= 1 and vocab_size >= 2, got {seq_len}, {vocab_size}")
     g = torch.Generator().manual_seed(seed)

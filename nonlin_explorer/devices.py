@@ -12,8 +12,14 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
             dev = torch.device(device)
         except (RuntimeError, TypeError):
             raise ValueError(f"unknown device {device!r}; use cpu, cuda, cuda:N, mps or auto") from None
+        if dev.type not in ("cpu", "cuda", "mps"):  # meta tensors hold no data; other backends are untested here
+            raise ValueError(f"device {device!r} cannot run training or compression; use cpu, cuda, cuda:N, mps "
+                             "or auto")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} was asked for, but CUDA is not available here")
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} was asked for, but this machine has {torch.cuda.device_count()} "
+                             "CUDA device(s), numbered from 0")
         if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
             raise ValueError(f"device {device!r} was asked for, but MPS is not available here")
         return dev

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nonlin_explorer.activations import GATED_FUNCTIONS, GATED_MODULES, OUT_OF_PLACE
+from nonlin_explorer.validation import check_int, check_name
 
 #: The attribute ``linearize`` (and ``collapse``) set on a model: its gates' qualified names in forward order
 #: (:func:`nonlin_explorer.plumbing.set_gate_index`).
@@ -36,6 +37,17 @@ class UnitState(enum.IntEnum):
     FREE = 0
     LINEAR = 1
     NONLINEAR = 2
+
+
+def unit_state(value) -> UnitState:
+    """``value`` as a :class:`UnitState`: one, or its number 0 (free), 1 (linear), 2 (nonlinear); ``ValueError``
+    otherwise (``True`` is not a state)."""
+    if isinstance(value, UnitState):
+        return value
+    try:
+        return UnitState(check_int("state", value, low=0, high=2))
+    except ValueError:
+        raise ValueError(f"state must be 0 (free), 1 (linear), 2 (nonlinear) or a UnitState, got {value!r}") from None
 
 
 class _GateFunction(torch.autograd.Function):
@@ -104,15 +116,15 @@ class LinearizableActivation(nn.Module):
         super().__init__()
         if num_units < 1:
             raise ValueError(f"num_units must be >= 1, got {num_units}")
-        if axis not in (1, -1):
-            raise ValueError(f"axis must be 1 (channels) or -1 (last dimension), got {axis}")
+        if isinstance(axis, bool) or axis not in (1, -1):
+            raise ValueError(f"axis must be 1 (channels) or -1 (last dimension), got {axis!r}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         if activation is None and type(self) is LinearizableActivation:
             raise ValueError("LinearizableActivation needs the activation module it gates")
         self.num_units = int(num_units)
         self.axis = axis
-        self.name = name
+        self.name = check_name(name, "gate name", max_chars=1024) if name else name
         if activation is not None:
             self.act = activation
         if kind is not None:
@@ -237,7 +249,7 @@ class LinearizableActivation(nn.Module):
 
     def set_state(self, units: Units, state: int | UnitState) -> None:
         """Set units to a given :class:`UnitState` (what a UI click sends)."""
-        state = UnitState(int(state))
+        state = unit_state(state)
         {UnitState.FREE: self.release, UnitState.LINEAR: self.set_linear,
          UnitState.NONLINEAR: self.set_nonlinear}[state](units)
 

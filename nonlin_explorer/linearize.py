@@ -42,6 +42,7 @@ from nonlin_explorer.plumbing import (
     run_model,
     set_gate_index,
 )
+from nonlin_explorer.validation import check_name
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
          nn.MaxPool1d, nn.AvgPool1d, nn.ConvTranspose1d)
@@ -63,8 +64,19 @@ class _Selection:
                 raise ValueError("activations must be module classes or kind names such as 'relu', got "
                                  f"{bad or items}")
             self.types = tuple(a for a in items if isinstance(a, type))
-            self.kinds = {a for a in items if isinstance(a, str)} | {
-                k for t in self.types for c, k in MODULE_KINDS.items() if issubclass(t, c)}
+            self.named = {a.lower() for a in items if isinstance(a, str)}
+            self.kinds = self.named | {k for t in self.types for c, k in MODULE_KINDS.items() if issubclass(t, c)}
+
+    def check_kinds(self, model: nn.Module) -> None:
+        """Every kind named is one linearize knows (torch's, or a Hugging Face activation class in ``model``):
+        a misspelled kind would otherwise gate nothing, silently."""
+        if self.kinds is None:
+            return
+        known = set(MODULE_KINDS.values()) | set(FUNCTIONAL_KINDS.values())
+        unknown = sorted(self.named - known - {activation_kind(m) for m in model.modules()})
+        if unknown:
+            raise ValueError(f"activations: unknown kind {', '.join(map(repr, unknown))}; known kinds: "
+                             f"{', '.join(sorted(known))} (or a Hugging Face activation's class name in lower case)")
 
     def module(self, m: nn.Module) -> bool:
         if isinstance(m, LinearizableActivation):
@@ -131,6 +143,17 @@ def _infer_axis(shape: torch.Size, producer: type | None, model: nn.Module) -> i
     return 1 if _has_conv1d(model) else -1
 
 
+def _check_axis(axis: Axis) -> None:
+    """``axis`` is None, 1 (channels), -1 (last dimension), or a mapping of gate names to those."""
+    if axis is None:
+        return
+    items = axis.items() if isinstance(axis, Mapping) else [(None, axis)]
+    for name, value in items:
+        where = "axis" if name is None else f"axis[{check_name(name, 'a gate name in axis')!r}]"
+        if isinstance(value, bool) or value not in (1, -1):
+            raise ValueError(f"{where} must be 1 (channels) or -1 (last dimension), got {value!r}")
+
+
 def _axis_for(name: str, axis: Axis, inferred: int) -> int:
     if axis is None:
         return inferred
@@ -156,9 +179,13 @@ def linearize(model: nn.Module, example_input, activations=None, axis: Axis = No
     unit axis: one int for all gates, or ``{gate name: axis}``. Returns the model (the same object when modules
     could be swapped in place, else an ``fx.GraphModule``).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"linearize needs a torch nn.Module, got {type(model).__name__}")
     if gates(model):
         raise ValueError("model is already linearized (it has gates)")
+    _check_axis(axis)
     selection = _Selection(activations)
+    selection.check_kinds(model)
     _fix_functional_activation_attrs(model)
     act_names = {m: n for n, m in model.named_modules() if selection.module(m)}
 

@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from nonlin_explorer.validation import check_choice, check_int, check_number
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _BN = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}
@@ -203,10 +206,26 @@ def kwargs_for(name: str, data, model_kwargs: dict) -> dict:
     return kwargs
 
 
+def settings_of(name: str) -> tuple[str, ...]:
+    """The settings (``model_kwargs`` keys) model ``name`` takes; the data give the rest (input shape, classes)."""
+    name = check_choice("model", name, MODELS)
+    cls = SEQUENCE_MODELS[name][1] if name in SEQUENCE_MODELS else {"mlp": MLP, "cnn": SmallCNN}.get(name, ResNet)
+    given = {"self", "in_features", "input_shape", "num_classes", "seq_len"}
+    if name in ("resnet20", "resnet56"):
+        given.add("depth")  # in the name
+    return tuple(p for p in inspect.signature(cls).parameters if p not in given)
+
+
 def count_parameters(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> int:
     """Parameters of the model :func:`build` would make, counted on the meta device (nothing is allocated)."""
-    with torch.device("meta"):
-        model = build(name, input_shape, num_classes, **kwargs)
+    try:
+        with torch.device("meta"):
+            model = build(name, input_shape, num_classes, **kwargs)
+    except RuntimeError as exc:  # e.g. tensor sizes past what torch can index (width=1e12)
+        what = "is too large to build" if "overflow" in str(exc) else "cannot be built"
+        raise ValueError(f"{name} with {kwargs} {what} ({' '.join(str(exc).split())[:120]})") from None
+    except TypeError as exc:  # a setting of the wrong type (width='wide' for a ResNet)
+        raise ValueError(f"{name} cannot be built with {kwargs}: {exc}") from None
     return sum(p.numel() for p in model.parameters())
 
 
@@ -226,23 +245,36 @@ def check_fits_in_memory(name: str, input_shape: Sequence[int], num_classes: int
     return n
 
 
+#: Settings that count something (layers, heads, units, tokens): whole numbers >= 1 in every model.
+_COUNTS = ("depth", "d_model", "heads", "ff_width", "vocab_size")
+
+
 def _whole(name: str, value, low: int = 1) -> int:
-    """A model size given as an integer (a whole float is fine; 2.5 units is not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < low:
-        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
-    return int(value)
+    """A model size given as an integer (a whole float or a numpy integer is fine; 2.5 units is not)."""
+    try:
+        return check_int(name, value, low=low)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}") from None
 
 
 def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> nn.Module:
     """Build a model by name for data of ``input_shape`` (without batch) and ``num_classes`` classes.
 
-    ``kwargs`` go to the model (``width``, ``depth``, ...); transformers also need ``vocab_size``.
+    ``kwargs`` go to the model (``width``, ``depth``, ...: :func:`settings_of`; any other is refused with
+    ``ValueError``); transformers also need ``vocab_size``.
     """
-    name = name.lower()
-    if name in ("mlp", "cnn"):  # unit and channel counts: whole numbers
-        for key in ("width", "depth"):
-            if key in kwargs:
-                kwargs[key] = _whole(key, kwargs[key])
+    name = check_choice("model", name, MODELS)
+    unknown = [k for k in kwargs if k not in settings_of(name)]
+    if unknown:
+        raise ValueError(f"model {name!r} has no setting {', '.join(map(repr, unknown))}; its settings: "
+                         f"{', '.join(settings_of(name))}")
+    for key, value in kwargs.items():
+        if key in _COUNTS or (key == "width" and name in ("mlp", "cnn")):  # units, channels, layers: whole numbers
+            kwargs[key] = _whole(key, value)
+        elif key == "width":  # a ResNet's channel multiplier
+            kwargs[key] = check_number("width", value, low=0.0, low_open=True)
+        elif key == "dropout":
+            kwargs[key] = check_number("dropout", value, low=0.0, high=0.999)
     if name == "mlp":
         return MLP(math.prod(input_shape), num_classes, **kwargs)
     if name == "cnn":
@@ -259,4 +291,4 @@ def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs) -> 
         if vocab is None:
             raise ValueError(f"the {name} needs vocab_size (the sequence datasets provide it)")
         return cls(vocab, num_classes, seq_len=input_shape[0], **kwargs)
-    raise ValueError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    raise AssertionError(f"model {name!r} is listed in MODELS but has no builder")

@@ -23,6 +23,7 @@ from nonlin_explorer._version import __version__
 from nonlin_explorer.files import check_writable, write_file
 from nonlin_explorer.gates import gates
 from nonlin_explorer.netcdf import provenance, read_netcdf, write_netcdf
+from nonlin_explorer.validation import check_int
 
 __all__ = [
     "check_writable", "provenance", "read_netcdf", "write_netcdf",  # shared with the compute core (files, netcdf)
@@ -54,7 +55,9 @@ def _attr(value):
 
 
 def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
-    """The session's history as a labelled result set."""
+    """The session's history as a labelled result set (slopes thinned to at most ``max_slope_values`` numbers, but
+    the last evaluation's always kept)."""
+    max_slope_values = check_int("max_slope_values", max_slope_values, low=1)
     hist = session.history
     layers = list(session.gate_names)
     units = np.array([g.num_units for g in gates(session.model)], dtype=np.int64)

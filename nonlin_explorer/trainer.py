@@ -14,7 +14,6 @@ import copy
 import dataclasses
 import json
 import math
-import numbers
 import threading
 import time
 import traceback
@@ -37,14 +36,16 @@ from nonlin_explorer.gates import (
     clamp_slopes_,
     gate_dict,
     gates,
+    unit_state,
 )
 from nonlin_explorer.gates import sparsity_penalty as _penalty
 from nonlin_explorer.linearize import index_gates, linearize
 from nonlin_explorer.plumbing import eval_mode
 from nonlin_explorer.threads import forward_flops
+from nonlin_explorer.validation import check_choice, check_int, check_mapping, check_name, check_number, check_seed
 
-__all__ = ["PriorOn", "SCHEDULES", "SLOPE_OPTIMIZERS", "SessionSnapshot", "SetValues", "Toggle", "TrainConfig",
-           "Trainer"]
+__all__ = ["MAX_RATE", "PriorOn", "SCHEDULES", "SLOPE_OPTIMIZERS", "SessionSnapshot", "SetValues", "Toggle",
+           "TrainConfig", "Trainer"]
 
 SCHEDULES = ("early", "late", "custom")
 #: How the slopes are trained. ``"adam"`` (default, as in the paper's code): Adam normalizes each slope's gradient,
@@ -53,6 +54,10 @@ SCHEDULES = ("early", "late", "custom")
 #: moves a free slope by ``slope_lr * lambda`` per step and lambda is a prior weight in the usual sense (use a larger
 #: ``slope_lr``, e.g. 10-100). tests/test_training.py measures both.
 SLOPE_OPTIMIZERS = ("adam", "sgd")
+#: The largest learning rate, slope learning rate, weight decay or lambda a run takes. The optimizer hands these to
+#: float32 arithmetic (largest value 3.4e38), and Adam's first step divides the rate by 1 - beta1 = 0.1: a bound far
+#: below that keeps every such product finite, so a huge value makes the run diverge (recorded), never crash.
+MAX_RATE = 1e30
 
 
 class _AdamWithSGDSlopes(torch.optim.Adam):
@@ -97,17 +102,19 @@ class TrainConfig:
     amp: bool = True
 
     def validate(self) -> TrainConfig:
-        """Raise ``ValueError`` with a clear message for any out-of-range field."""
-        _check_number("epochs", self.epochs, low=0.0, low_open=True)
-        _check_number("lr", self.lr, low=0.0, low_open=True)
-        _check_number("slope_lr", self.slope_lr, low=0.0)
-        _check_number("weight_decay", self.weight_decay, low=0.0)
-        _check_number("sparsity", self.sparsity, low=0.0)
-        _check_number("tol", self.tol, low=0.0)
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not isinstance(self.eval_every, int) or self.eval_every < 1:
-            raise ValueError(f"eval_every must be a positive integer, got {self.eval_every!r}")
+        """Check every field (``ValueError`` naming it, what was given and what is allowed) and normalize it in place:
+        numbers become plain floats and ints (numpy scalars and one-element tensors are accepted, bools are not)."""
+        self.epochs = check_number("epochs", self.epochs, low=0.0, low_open=True)
+        self.lr = check_number("lr", self.lr, low=0.0, low_open=True, high=MAX_RATE)
+        self.slope_lr = check_number("slope_lr", self.slope_lr, low=0.0, high=MAX_RATE)
+        self.weight_decay = check_number("weight_decay", self.weight_decay, low=0.0, high=MAX_RATE)
+        self.sparsity = check_number("sparsity", self.sparsity, low=0.0, high=MAX_RATE)
+        self.tol = check_number("tol", self.tol, low=0.0)
+        self.batch_size = _positive_int("batch_size", self.batch_size)
+        self.eval_every = _positive_int("eval_every", self.eval_every)
+        self.seed = check_seed(self.seed)
+        self.model_kwargs = check_mapping("model_kwargs", self.model_kwargs)
+        self.dataset_kwargs = check_mapping("dataset_kwargs", self.dataset_kwargs)
         if self.slope_optimizer not in SLOPE_OPTIMIZERS:
             raise ValueError(f"unknown slope_optimizer {self.slope_optimizer!r}; valid: {', '.join(SLOPE_OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
@@ -115,11 +122,10 @@ class TrainConfig:
         if self.schedule == "custom" and self.switch_epoch is None:
             raise ValueError("schedule 'custom' needs switch_epoch (when the prior switches on)")
         if self.switch_epoch is not None:
-            _check_number("switch_epoch", self.switch_epoch, low=0.0)
+            self.switch_epoch = check_number("switch_epoch", self.switch_epoch, low=0.0)
         if isinstance(self.dataset, str) and self.dataset.lower() not in _datasets.DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; valid datasets: {', '.join(_datasets.DATASETS)}")
-        if self.model.lower() not in _models.MODELS:
-            raise ValueError(f"unknown model {self.model!r}; valid models: {', '.join(_models.MODELS)}")
+        self.model = check_choice("model", self.model, _models.MODELS)
         return self
 
     def prior_switch_epoch(self) -> float:
@@ -133,31 +139,21 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _check_number(name: str, value, low: float | None = None, high: float | None = None,
-                  low_open: bool = False) -> float:
-    """A finite real number in range, or a ``ValueError`` naming the field. Numbers only (numpy and one-element
-    tensors too): a bool or a string is refused, not coerced."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.dtype == torch.bool:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value}")
-    return float(value)
+def _positive_int(name: str, value) -> int:
+    """A count of at least 1 (batch size, evaluation interval), or ``ValueError`` saying so."""
+    try:
+        return check_int(name, value, low=1)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
 
 
 #: What :meth:`Trainer.set` accepts, with each value's range.
 _SETTABLE = {
-    "sparsity": dict(low=0.0),
-    "lr": dict(low=0.0, low_open=True),
-    "slope_lr": dict(low=0.0),
-    "weight_decay": dict(low=0.0),
-    "eval_every": dict(low=1.0),
+    "sparsity": dict(low=0.0, high=MAX_RATE),
+    "lr": dict(low=0.0, low_open=True, high=MAX_RATE),
+    "slope_lr": dict(low=0.0, high=MAX_RATE),
+    "weight_decay": dict(low=0.0, high=MAX_RATE),
+    "eval_every": dict(),  # a positive integer
 }
 
 
@@ -216,6 +212,9 @@ class Trainer:
                  track_paths: bool = True, **overrides):
         if isinstance(model, str):  # a model name is a config field; a module is the model itself
             overrides["model"], model = model, None
+        elif model is not None and not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a model name ({', '.join(_models.MODELS)}) or an nn.Module, "
+                            f"got {type(model).__name__} {model!r:.60}")
         if isinstance(data, str):
             overrides["dataset"], data = data, None
         config = dataclasses.replace(config or TrainConfig(), **overrides)
@@ -260,6 +259,8 @@ class Trainer:
                 index_gates(model, self.data.x_train[:2])  # gates put in by hand: name them, in forward order
         else:
             kwargs = _models.kwargs_for(cfg.model, self.data, cfg.model_kwargs)
+            # counted on the meta device first: a size that would not fit is refused before anything is allocated
+            _models.check_fits_in_memory(cfg.model, self.data.input_shape, self.data.num_classes, **kwargs)
             try:
                 model = _models.build(cfg.model, self.data.input_shape, self.data.num_classes, **kwargs)
             except TypeError as exc:
@@ -385,15 +386,16 @@ class Trainer:
         for key, value in values.items():
             if key not in _SETTABLE:
                 raise ValueError(f"cannot set {key!r} while training; settable: {', '.join(_SETTABLE)}")
-            checked[key] = _check_number(key, value, **_SETTABLE[key])
-            if key == "eval_every":
-                checked[key] = int(checked[key])
+            if key == "eval_every":  # a count: 2.5 is refused, not truncated
+                checked[key] = _positive_int(key, value)
+            else:
+                checked[key] = check_number(key, value, **_SETTABLE[key])
         self._submit(SetValues(checked))
 
     def toggle(self, layer: str | int, units, state: int | UnitState) -> None:
         """Set ``units`` of gate ``layer`` (name or index) to ``state`` (free/linear/nonlinear)."""
         gate = self._gate(layer)
-        state = UnitState(int(state))
+        state = unit_state(state)
         gate._index(units)  # validate now: the caller gets the error, not the training thread
         self._submit(Toggle(gate.name, units, state))
 
@@ -403,6 +405,10 @@ class Trainer:
 
     def _gate(self, layer: str | int) -> LinearizableActivation:
         gd = gate_dict(self.model)
+        if isinstance(layer, bool) or not isinstance(layer, (str, int)):
+            raise ValueError(f"layer must be a gate name or index, got {layer!r}")
+        if isinstance(layer, str):
+            check_name(layer, "layer")
         if isinstance(layer, int):
             if not -len(gd) <= layer < len(gd):
                 raise IndexError(f"gate index {layer} out of range: the model has {len(gd)} gates")
@@ -490,18 +496,13 @@ class Trainer:
         if not math.isfinite(ce_value):
             self._diverged(f"loss became {ce_value} at step {self.step}")
             return ce_value
-        prior = self.prior_on and self.sparsity > 0
-        self._opt.zero_grad(set_to_none=True)
-        if self._scaler is not None:  # fp16 on CUDA: let autograd carry the prior through the scaler
-            loss = ce + self.sparsity * _penalty(self.model) if prior else ce
-            self._scaler.scale(loss).backward()
-            self._scaler.step(self._opt)
-            self._scaler.update()
-        else:
-            ce.backward()
-            if prior:
-                self._add_prior_grad()
-            self._opt.step()
+        try:
+            self._optimize(ce)
+        except RuntimeError as exc:  # a rate the parameters' dtype cannot hold (e.g. a float16 model)
+            if "overflow" not in str(exc):
+                raise
+            self._diverged(f"the optimizer step overflowed at step {self.step} ({exc})")
+            return ce_value
         if self.prior_on:
             clamp_slopes_(self.model, self._gates)
         self.step += 1
@@ -515,11 +516,27 @@ class Trainer:
             self.record()
         return ce_value
 
+    def _optimize(self, ce: torch.Tensor) -> None:
+        """Backward and one optimizer step on the cross-entropy ``ce`` plus the prior (when on)."""
+        prior = self.prior_on and self.sparsity > 0
+        self._opt.zero_grad(set_to_none=True)
+        if self._scaler is not None:  # fp16 on CUDA: let autograd carry the prior through the scaler
+            loss = ce + self.sparsity * _penalty(self.model) if prior else ce
+            self._scaler.scale(loss).backward()
+            self._scaler.step(self._opt)
+            self._scaler.update()
+        else:
+            ce.backward()
+            if prior:
+                self._add_prior_grad()
+            self._opt.step()
+
     @torch.no_grad()
     def evaluate(self, split: str = "test", batch_size: int = 1024) -> tuple[float, float]:
         """Mean cross-entropy and accuracy on the ``"test"`` (or ``"train"``) set, in eval mode."""
         if split not in ("test", "train"):
             raise ValueError(f"split must be 'test' or 'train', got {split!r}")
+        batch_size = _positive_int("batch_size", batch_size)
         xs, ys = (self._x_test, self._y_test) if split == "test" else (self._x_train, self._y_train)
         total, correct, count = 0.0, 0.0, 0
         with eval_mode(self.model):
@@ -599,7 +616,7 @@ class Trainer:
 
     def extend(self, epochs: float) -> None:
         """Train ``epochs`` more epochs on the next start."""
-        _check_number("epochs", epochs, low=0.0, low_open=True)
+        epochs = check_number("epochs", epochs, low=0.0, low_open=True)
         self.total_steps += int(round(epochs * self.steps_per_epoch))
         self.config.epochs += epochs
 

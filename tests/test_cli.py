@@ -22,6 +22,7 @@ from nonlin_explorer.cli import main
     (["fly"], "invalid choice: 'fly'"),
     (["sweep", "no_such_spec.toml", "--out", "r.nc"], "spec file no_such_spec.toml not found"),
     (["sweep", "spec.toml", "--out", "r.nc", "--workers", "-1"], "must be >= 0"),
+    (["sweep", "spec.toml", "--out", "r.nc", "--workers", "100000"], "per usable core of this machine), got 100000"),
     (["serve", "--port", "abc"], "'abc' is not a port number"),
     (["serve", "--port", "99999"], "a port lies in 0..65535"),
     (["serve", "--rate", "0"], "must lie in [0.5, 60]"),
@@ -63,12 +64,25 @@ def test_train_writes_a_result_set(tmp_path):
     (["--out", "{tmp}/a\\b.nc"], "may not contain a backslash"),
     (["--checkpoint", "{tmp}/r\u202e.pt"], "bidirectional control character U+202E"),
     (["--out", "{tmp}/pipe"], "it is a named pipe, not a regular file"),
+    (["--width", "1e12"], "mlp with {'width': 1000000000000.0} is too large to build"),  # past what torch can index
+    (["--lr", "1e38"], "lr must be <= 1e+30, got 1e+38"),
+    (["--slope-lr", "1e300"], "slope_lr must be <= 1e+30"),
+    (["--model-kwargs", '{"bogus": 1}'], "model 'mlp' has no setting 'bogus'; its settings: width, depth"),
+    (["--model", "seq2seq", "--dataset", "translation", "--width", "8"],
+     "model 'seq2seq' has no setting 'width'; its settings: vocab_size, d_model, depth, heads, ff_width, dropout"),
+    (["--seed", "-1"], "seed must be a whole number in 0..4294967295, got -1"),
+    (["--seed", str(2**70)], "seed must be a whole number in 0..4294967295"),
+    (["--seed", "1.5"], "argument --seed: seed must be a whole number in 0..4294967295, got '1.5'"),
+    (["--device", "meta"], "device 'meta' cannot run training or compression"),
 ])
 def test_train_refuses_what_would_fail_later_before_training(extra, message, tmp_path, capsys):
     argv = ["train", "--dataset", "spirals", "--epochs", "1", "--quiet", "--out", str(tmp_path / "r.nc")]
     argv += [a.replace("{tmp}", str(tmp_path)) for a in extra]
     os.mkfifo(tmp_path / "pipe")  # stands in for a device such as /dev/null (never replaced)
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "r.nc").exists()

@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 import torch
 
+from nonlin_explorer import validation
 from nonlin_explorer.devices import pick_device
 
 
@@ -42,10 +43,14 @@ def as_tensor(name: str, x, *, ndim: int | None = None, min_ndim: int | None = N
         t = x
     else:
         try:
-            arr = np.asarray(x, dtype=np.float64)
+            arr = np.asarray(x)
+            if not np.iscomplexobj(arr):
+                arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{name} must be an array of numbers ({exc})") from None
         t = torch.from_numpy(arr)
+    if t.is_complex():  # casting to a real dtype would drop the imaginary part without a word
+        raise ValueError(f"{name} must hold real numbers, got {t.dtype} values")
     dev = resolve_device(device, like=x if isinstance(x, torch.Tensor) else None)
     dt = resolve_dtype(dtype, like=x if isinstance(x, torch.Tensor) else None)
     if dev.type == "mps" and dt == torch.float64:
@@ -62,17 +67,7 @@ def as_tensor(name: str, x, *, ndim: int | None = None, min_ndim: int | None = N
 
 def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer (``bool`` refused; a whole float accepted) in [``minimum``, ``maximum``]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        if isinstance(value, numbers.Real) and float(value).is_integer() and not isinstance(value, bool):
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer, got {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
-    return value
+    return validation.check_int(name, value, low=minimum, high=maximum)
 
 
 def check_real(name: str, value, *, positive: bool = False, nonnegative: bool = False) -> float:

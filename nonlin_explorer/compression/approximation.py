@@ -29,6 +29,7 @@ from nonlin_explorer.compression._checks import check_int
 from nonlin_explorer.compression.kernels import relu_k
 from nonlin_explorer.compression.meanfield import closed_form_applies, sphere_kernel_mean
 from nonlin_explorer.compression.targets import Target, random_target
+from nonlin_explorer.validation import check_seed
 
 SMALL_GRID = {"N": (250, 1000, 4000), "d": (5, 20, 80), "seeds": (0, 1, 2)}
 FULL_GRID = {"N": (250, 500, 1000, 2000, 4000, 8000, 16000), "d": (5, 10, 20, 40, 80), "seeds": (0, 1, 2, 3, 4)}
@@ -60,7 +61,7 @@ def cross_term_error(target: Target, *, directions: int = 512, ascent_steps: int
     mean = float(t.a @ n) * sphere_kernel_mean(t.d)  # the empirical A: the error is about directions only
     if mean == 0.0:
         raise ValueError("the target's mean cross term is zero (sum a_i |w_i| = 0): the relative error is undefined")
-    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     U = torch.randn(directions, t.d, generator=gen, dtype=torch.float64).to(t.device)
     U = U / U.norm(dim=1, keepdim=True)
     with torch.no_grad():

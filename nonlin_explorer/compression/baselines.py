@@ -16,6 +16,7 @@ from nonlin_explorer.compression._checks import check_int, check_real
 from nonlin_explorer.compression.kernels import get_activation
 from nonlin_explorer.compression.optimize import CompressionResult, finish
 from nonlin_explorer.compression.targets import Target, as_target
+from nonlin_explorer.validation import check_seed
 
 
 def _target_and_M(a, W, M, activation) -> tuple[Target, int]:
@@ -52,7 +53,7 @@ def kmeans_merge(a, W=None, M: int | None = None, *, seed: int = 0, n_iter: int 
     t0 = time.perf_counter()
     target, M = _target_and_M(a, W, M, activation)
     n_iter = check_int("n_iter", n_iter, minimum=1)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     homogeneous = get_activation(target.activation).homogeneous
     norms = target.W.norm(dim=1)
     X = target.W / torch.where(norms > 0, norms, torch.ones_like(norms))[:, None] if homogeneous else target.W
@@ -117,7 +118,7 @@ def sgd_distill(a, W=None, M: int | None = None, *, steps: int = 20_000, batch_s
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     dev, dt = target.device, dtype
     Wt, at = target.W.to(dt), target.a.to(dt)
-    gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+    gen = torch.Generator().manual_seed(check_seed(seed))
     scale = float(target.W.norm(dim=1).median())
     V = (torch.randn(M, target.d, generator=gen, dtype=torch.float64) * scale / math.sqrt(target.d)).to(dev, dt)
     b = (torch.randn(M, generator=gen, dtype=torch.float64) * abs(target.scale()) / M).to(dev, dt)

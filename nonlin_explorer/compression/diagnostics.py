@@ -13,6 +13,7 @@ from nonlin_explorer.compression._checks import as_tensor, check_int, check_real
 from nonlin_explorer.compression.etf import welch_bound
 from nonlin_explorer.compression.kernels import Activation, get_activation, kernel_matrix
 from nonlin_explorer.compression.targets import Target, as_target
+from nonlin_explorer.validation import check_seed
 
 
 def cosine_gram(V) -> torch.Tensor:
@@ -248,7 +249,7 @@ def monte_carlo_loss(a, W, b, V, activation: str | Activation = "relu", *, n_sam
     confidence = check_real("confidence", confidence, positive=True)
     if confidence >= 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    gen = torch.Generator(device=target.device).manual_seed(check_int("seed", seed, minimum=0))
+    gen = torch.Generator(device=target.device).manual_seed(check_seed(seed))
     count, mean, m2 = 0, 0.0, 0.0  # running mean and sum of squared deviations (Chan et al.'s merge)
     with torch.no_grad():
         for s in range(0, n_samples, batch_size):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from nonlin_explorer.compression._checks import as_tensor, check_int, check_real, resolve_device
+from nonlin_explorer.validation import check_seed
 
 
 def _helmert(M: int) -> np.ndarray:
@@ -36,7 +37,7 @@ def simplex_coordinates(M: int) -> np.ndarray:
 def random_rotation(d: int, seed: int | None = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """A Haar-random orthogonal d x d matrix (QR of a Gaussian matrix, signs fixed), float64 on the CPU."""
     d = check_int("d", d, minimum=1)
-    gen = generator or torch.Generator().manual_seed(0 if seed is None else check_int("seed", seed, minimum=0))
+    gen = generator or torch.Generator().manual_seed(0 if seed is None else check_seed(seed))
     Q, R = torch.linalg.qr(torch.randn(d, d, generator=gen, dtype=torch.float64))
     return Q * torch.sign(torch.diagonal(R)).where(torch.diagonal(R) != 0, torch.ones(d, dtype=torch.float64))
 
@@ -171,7 +172,7 @@ def etf_search(M: int, d: int, *, seed: int = 0, restarts: int = 8, max_iter: in
     if M == d + 1:
         U = simplex_etf(M, d, device="cpu")
         return ETFSearchResult(U, coherence(U), mu, 0, 0)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     best, best_coh, best_it = None, np.inf, 0
     off = ~np.eye(M, dtype=bool)
     for _ in range(restarts):

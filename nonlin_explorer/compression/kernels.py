@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from scipy.special import roots_hermitenorm
 
+from nonlin_explorer.compression._checks import check_int
+
 TWO_PI = 2.0 * math.pi
 ACTIVATIONS = ("relu", "linear", "erf", "tanh", "gelu", "softplus")
 DEFAULT_QUAD_POINTS = 64
@@ -472,7 +474,10 @@ _CLASSES = {"relu": ReLU, "linear": Linear, "erf": Erf, "tanh": Tanh, "gelu": GE
 
 
 def get_activation(activation: str | Activation = "relu", *, quad_points: int | None = None) -> Activation:
-    """The :class:`Activation` for a name in :data:`ACTIVATIONS` (instances pass through)."""
+    """The :class:`Activation` for a name in :data:`ACTIVATIONS` (instances pass through). ``quad_points`` (an
+    integer >= 2, checked even where the kernel is exact) sets the quadrature of the smooth ones."""
+    if quad_points is not None:
+        quad_points = check_int("quad_points", quad_points, minimum=2)
     if isinstance(activation, Activation):
         return activation
     if not isinstance(activation, str) or activation.lower() not in _CLASSES:

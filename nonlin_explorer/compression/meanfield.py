@@ -57,6 +57,7 @@ from nonlin_explorer.compression._checks import check_int
 from nonlin_explorer.compression.etf import random_rotation, simplex_etf
 from nonlin_explorer.compression.kernels import get_activation, kernel_matrix, relu_k
 from nonlin_explorer.compression.targets import Target, WeightDistribution
+from nonlin_explorer.validation import check_seed
 
 
 def sphere_kernel_mean(d: int) -> float:
@@ -142,7 +143,7 @@ def meanfield_optimum(M: int, d: int, *, restarts: int = 6, seed: int = 0, max_i
     M = check_int("M", M, minimum=1)
     d = check_int("d", d, minimum=1)
     restarts = check_int("restarts", restarts, minimum=1)
-    U, value, weights = _optimum_cpu(M, d, restarts, check_int("seed", seed, minimum=0),
+    U, value, weights = _optimum_cpu(M, d, restarts, check_seed(seed),
                                      check_int("max_iter", max_iter, minimum=1))
     dev = torch.device("cpu") if device is None else torch.device(device)
     return MeanFieldOptimum(U.to(dev, dtype), value, simplex_value(M) if M <= d + 1 else None,

@@ -27,6 +27,7 @@ from nonlin_explorer.compression.kernels import get_activation
 from nonlin_explorer.compression.meanfield import closed_form_applies, meanfield_population, meanfield_solution
 from nonlin_explorer.compression.targets import Target, as_target
 from nonlin_explorer.threads import threads_for
+from nonlin_explorer.validation import check_seed
 
 METHODS = ("exact", "etf", "meanfield")
 INITS = ("etf", "random")
@@ -497,7 +498,7 @@ def compress(a, W=None, M: int | None = None, method: str = "exact", *, activati
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed(seed)
     max_iter = check_int("max_iter", max_iter, minimum=1)
     restarts = check_int("restarts", restarts, minimum=1, maximum=MAX_RESTARTS)
     tol = check_real("tol", tol, nonnegative=True)

@@ -17,6 +17,7 @@ from nonlin_explorer.compression.baselines import kmeans_merge, magnitude_prune,
 from nonlin_explorer.compression.optimize import METHODS, compress
 from nonlin_explorer.compression.targets import random_target
 from nonlin_explorer.netcdf import provenance
+from nonlin_explorer.validation import MAX_SEED
 
 BASELINES = ("magnitude", "kmeans", "sgd")
 SWEEP_METHODS = METHODS + BASELINES
@@ -33,10 +34,10 @@ _VARS = {
 }
 
 
-def _list(name: str, values, *, minimum: int) -> list[int]:
+def _list(name: str, values, *, minimum: int, maximum: int | None = None) -> list[int]:
     if isinstance(values, (int, np.integer)):
         values = [values]
-    values = [check_int(name, v, minimum=minimum) for v in values]
+    values = [check_int(name, v, minimum=minimum, maximum=maximum) for v in values]
     if not values:
         raise ValueError(f"{name} needs at least one value")
     if len(set(values)) != len(values):
@@ -77,7 +78,7 @@ def sweep(N: Sequence[int] | int, M: Sequence[int] | int, d: Sequence[int] | int
     (versions, arguments as JSON) goes into ``attrs``; the dataset round-trips through netCDF exactly.
     """
     Ns, Ms, ds = _list("N", N, minimum=1), _list("M", M, minimum=1), _list("d", d, minimum=1)
-    seeds = _list("seeds", seeds, minimum=0)
+    seeds = _list("seeds", seeds, minimum=0, maximum=MAX_SEED)
     methods = [methods] if isinstance(methods, str) else list(methods)
     for m in methods:
         if m not in SWEEP_METHODS:

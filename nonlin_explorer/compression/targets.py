@@ -19,6 +19,7 @@ from nonlin_explorer.compression._checks import (
 )
 from nonlin_explorer.compression.kernels import Activation, get_activation
 from nonlin_explorer.compression.loss import PopulationLoss
+from nonlin_explorer.validation import check_seed
 
 WEIGHT_DISTS = ("gaussian", "rademacher", "uniform", "sphere")
 
@@ -250,7 +251,7 @@ def random_target(N: int, d: int, *, weight_dist: str = "gaussian", w_mean=None,
     """
     N = check_int("N", N, minimum=1)
     d = check_int("d", d, minimum=1)
-    seed = check_int("seed", seed, minimum=0)
+    seed = check_seed(seed)
     a_mean = check_real("a_mean", a_mean)
     a_std = check_real("a_std", a_std, nonnegative=True)
     dist = weight_distribution(d, weight_dist, w_mean, w_cov)

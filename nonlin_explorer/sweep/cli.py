@@ -7,13 +7,16 @@ import sys
 
 
 def _workers(text: str) -> int:
+    from nonlin_explorer.sweep.engine import check_workers
+
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 runs the points here, without Dask), got {value}")
-    return value
+    try:
+        return check_workers(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("workers ")) from None
 
 
 def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,7 +30,8 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler, e.g. "
                        "tcp://10.0.0.5:8786 (default: a local cluster on this machine)")
     where.add_argument("--workers", type=_workers, metavar="N", help="worker processes of the local cluster "
-                       "(default: one per core; 0: run the points one by one in this process)")
+                       "(default: one per core; at most 4 per core; 0: run the points one by one in this "
+                       "process)")
     p.add_argument("--out", required=True, help="result file (.nc, or .zarr when zarr is installed)")
     p.add_argument("--resume", action="store_true", help="continue --out: run only failed and missing points")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -16,6 +16,7 @@ import xarray as xr
 from nonlin_explorer.sweep.gather import Store
 from nonlin_explorer.sweep.runners import run_point
 from nonlin_explorer.sweep.spec import Point, SweepSpec, load_spec
+from nonlin_explorer.validation import check_int
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                 "NUMEXPR_NUM_THREADS")
@@ -35,13 +36,12 @@ def run(spec, client=None, out=None, resume: bool = False, progress: bool = True
     reads ``out`` (and its journal) and runs only the points that failed or never ran; finished points are
     never recomputed. Without ``resume`` an existing ``out`` is an error.
     """
-    spec = load_spec(spec)
     if workers is not None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-            raise ValueError(f"workers must be a non-negative integer (0: run here, without Dask), got {workers!r}")
+        workers = check_workers(workers)
         if client is not None:
             raise ValueError("workers sets the size of the local cluster; it does not apply with a client or "
                              "scheduler address")
+    spec = load_spec(spec)
     store = Store(spec, out, resume)  # holds out (its lock) until the end: a second sweep on it is refused
     try:
         return _run(spec, store, client, workers, progress, flush_interval)
@@ -113,6 +113,23 @@ def _serial(spec: SweepSpec, tasks: Sequence[dict[str, Any]]) -> Iterator[dict[s
     finally:
         if spec.threads > 0 and torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+#: Local worker processes per usable core at most: more only compete for the same cores (and memory).
+WORKERS_PER_CORE = 4
+
+
+def check_workers(workers: Any) -> int:
+    """A local cluster's size: 0 (run here, without Dask) up to :data:`WORKERS_PER_CORE` per usable core, or
+    ``ValueError`` stating that range (a typo such as 100000 would otherwise start processes until memory runs
+    out)."""
+    most = WORKERS_PER_CORE * usable_cores()
+    try:
+        return check_int("workers", workers, low=0, high=most)
+    except ValueError:
+        raise ValueError(f"workers must be >= 0 and <= {most}, a whole number (0 runs the points here, without "
+                         f"Dask; at most {WORKERS_PER_CORE} per usable core of this machine), "
+                         f"got {workers!r}") from None
 
 
 def usable_cores() -> int:

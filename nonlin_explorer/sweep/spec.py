@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from nonlin_explorer.validation import MAX_SEED, check_name
+
 KINDS = ("training", "compression", "function")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
 TOP_LEVEL = ("kind", "name", "description", "function", "seeds", "base", "grid", "random", "samples",
@@ -300,6 +302,11 @@ def parse_spec(raw: Mapping[str, Any], source: str = "spec") -> SweepSpec:
     name = raw.get("name", "")
     if not isinstance(name, str):
         raise SpecError(f"{source}: name must be a string")
+    if name:
+        try:
+            check_name(name, "the sweep's name")
+        except ValueError as exc:
+            raise SpecError(f"{source}: {exc}") from None
     spec = SweepSpec(kind=kind, base=base, grid=grid, random=randoms, samples=int(samples),
                      random_seed=int(random_seed), seeds=seeds, series=series, metrics=metrics, track_paths=track_paths,
                      function=function,
@@ -450,6 +457,10 @@ def _dim_names(keys: Sequence[str], source: str) -> dict[str, str]:
     short = [k.rsplit(".", 1)[-1] for k in keys]
     names = {}
     for key, s in zip(keys, short):
+        try:
+            check_name(key, "a swept parameter's name")
+        except ValueError as exc:
+            raise SpecError(f"{source}: {exc}") from None
         name = s if short.count(s) == 1 and s not in RESERVED else key.replace(".", "_")
         if name in RESERVED:
             raise SpecError(f"{source}: cannot sweep {key!r}: {name!r} is a reserved name in the result set")
@@ -515,8 +526,8 @@ def _seeds(value, source: str) -> tuple[int, ...]:
         return tuple(range(int(value)))
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise SpecError(f"{source}: seeds must be a non-empty list of integers or a count, got {value!r}")
-    if not all(_is_int(s) and s >= 0 for s in value):
-        raise SpecError(f"{source}: seeds must be non-negative integers, got {value!r}")
+    if not all(_is_int(s) and 0 <= s <= MAX_SEED for s in value):
+        raise SpecError(f"{source}: seeds must be non-negative integers up to {MAX_SEED}, got {value!r}")
     if len(set(value)) != len(value):
         raise SpecError(f"{source}: seeds has repeated values: {value!r}")
     return tuple(int(s) for s in value)
