@@ -16,7 +16,7 @@ from pathlib import Path
 
 import page_checks as pc
 import pytest
-from lab_helpers import OPEN_PAGES, RecordedPage
+from lab_helpers import NOTEBOOK_SCROLLER, OPEN_PAGES, RecordedPage, accept_kernel_dialog, scroll_to_top, set_lab_theme
 from panel_lab import PanelNotebook
 from playwright.sync_api import expect
 
@@ -26,8 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "notebooks" / "quickstart.ipynb"
 #: The projector-sized window the README's first minute is checked in.
 WINDOW = {"width": 1280, "height": 720}
-#: The notebook's scrolling panel in JupyterLab 4.
-NOTEBOOK_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
 #: What must be on screen together: a control and its effect.
 ON_SCREEN = {"sparsity slider": ".ne-dash .ne-sparsity-slider", "Start": ".ne-dash .ne-live-controls .ne-go",
              "network": ".ne-dash .ne-network .ne-stage", "loss chart": ".ne-dash [data-chart='loss']"}
@@ -69,29 +67,12 @@ def nb(browser, lab_server):
     OPEN_PAGES.append(rec)
     page.on("request", lambda r: rec.requests.append(r.url))
     page.on("console", lambda m: rec.console_errors.append(m.text) if m.type == "error" else None)
-    # JupyterLab may ask which kernel to start while it is still settling: the notebook's own (Python 3).
-    page.add_locator_handler(page.locator(".jp-Dialog", has_text="Select Kernel"),
-                             lambda d: d.locator(".jp-Dialog-button.jp-mod-accept").click())
+    accept_kernel_dialog(page)
     notebook = Quickstart(rec, QUICKSTART.name).open()
     yield notebook
     OPEN_PAGES.remove(rec)
     context.close()
     assert pc.console_problems([("error", t) for t in rec.console_errors]) == []
-
-
-def _dash_at_the_top(page) -> None:
-    """Scroll the notebook so that the dashboard's top is at the top of the notebook panel."""
-    page.evaluate("""(sel) => { const s = document.querySelector(sel); const d = document.querySelector('.ne-dash');
-      s.scrollTop += d.getBoundingClientRect().top - s.getBoundingClientRect().top; }""", NOTEBOOK_PANEL)
-    page.wait_for_timeout(300)  # let the layout settle (ResizeObserver -> charts, network)
-
-
-def _set_theme(page, name: str) -> None:
-    """Settings > Theme > ``name`` from JupyterLab's menu bar, as a user would."""
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Settings$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).hover()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{name}$")).click()
-    page.locator(f"body[data-jp-theme-name='{name}']").wait_for(state="attached")
 
 
 def _widen_file_browser(page, px: int) -> None:
@@ -119,15 +100,15 @@ def test_the_slider_start_network_and_loss_chart_are_on_screen_together(nb, them
     page = nb.page
     expect(page.locator("#filebrowser")).to_be_visible()  # the file browser is open beside the notebook
     if theme != "JupyterLab Light":
-        _set_theme(page, theme)
+        set_lab_theme(page, theme)
     try:
         page.locator(".ne-dash.ne-theme-dark" if "Dark" in theme else ".ne-dash.ne-theme-light").wait_for()
         widths = []
         for extra in (0, 100):  # the file browser as it opens, then 100 px wider (a notebook of ~850 px)
             if extra:
                 _widen_file_browser(page, extra)
-            _dash_at_the_top(page)
-            seen = pc.on_screen(page, NOTEBOOK_PANEL, ON_SCREEN)
+            scroll_to_top(page, ".ne-dash")
+            seen = pc.on_screen(page, NOTEBOOK_SCROLLER, ON_SCREEN)
             frame = seen.pop("frame")
             widths.append(frame["width"])
             short = {name: s for name, s in seen.items() if s["shown"] < MIN_SHOWN}
@@ -138,7 +119,7 @@ def test_the_slider_start_network_and_loss_chart_are_on_screen_together(nb, them
     finally:
         _widen_file_browser(page, -100)
         if theme != "JupyterLab Light":
-            _set_theme(page, "JupyterLab Light")
+            set_lab_theme(page, "JupyterLab Light")
 
 
 def pc_screens() -> Path:
