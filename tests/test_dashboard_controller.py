@@ -194,6 +194,17 @@ def test_export_names_with_backslash_bidi_or_line_breaks_are_refused(dash, tmp_p
     assert not list(tmp_path.iterdir()) and not (tmp_path.parent / "outside" / "x.nc").exists()
 
 
+def test_a_notice_is_news_once_unless_it_is_lasting(dash):
+    """An answer (Export's) is shown by the views open when it came; a problem with how the app was started (a
+    lasting notice) by every view that opens later too."""
+    dash.notify("settings in the URL ignored: width: not a number", "warning", lasting=True)
+    first = dash.state["notice"]
+    assert first["lasting"] is True and first["kind"] == "warning"
+    assert ask(dash, type="export", path="run.nc")["type"] == "ack"
+    answer = dash.state["notice"]
+    assert answer["lasting"] is False and answer["seq"] == first["seq"] + 1 and "run.nc" in answer["text"]
+
+
 def test_a_model_that_does_not_fit_keeps_the_run_and_a_good_reset_keeps_it_as_an_overlay(dash):
     old = dash.session
     old.run(progress=False)

@@ -70,7 +70,7 @@ DASHBOARD_FIELDS: tuple[Field, ...] = NETWORK_FIELDS + (
     Field("settings", {}, doc="the run settings the form shows (applied by reset)"),
     Field("options", {}, doc="choices and limits for the form: datasets, models, schedules, slider stops"),
     Field("code", "", doc="Python that reproduces this run, live changes included"),
-    Field("notice", {}, doc="{text, kind, seq}: the last result or problem to show"),
+    Field("notice", {}, doc="{text, kind, seq, lasting}: the last result or problem to show"),
     Field("replay", {}, doc="{playing, speed, eval_index, evals, finished, timed} while replaying"),
     Field("boundary", kind="uint8", doc="2-D inputs: the predicted class on a grid, row-major from the top row"),
     Field("boundary_info", {}, doc="{n, x: [lo, hi], y: [lo, hi], classes, step} of the boundary grid"),
@@ -348,10 +348,12 @@ class DashboardController(Controller):
             raise RequestError(f"unknown request {kind!r}")
         handler()
 
-    def notify(self, text: str, kind: str = "info") -> None:
-        """Show ``text`` in the page's notice line (``kind``: info, success, warning, danger)."""
+    def notify(self, text: str, kind: str = "info", lasting: bool = False) -> None:
+        """Show ``text`` to the views open now (``kind``: info, success, warning, danger): next to the button whose
+        request it answers, else in the notice line. ``lasting``: views opened later show it too (a problem with how
+        the app was started); other notices are news once and do not resurface in a later view."""
         seq = int(self.state.get("notice", {}).get("seq", 0)) + 1
-        self.state.update(notice={"text": str(text), "kind": kind, "seq": seq})
+        self.state.update(notice={"text": str(text), "kind": kind, "seq": seq, "lasting": bool(lasting)})
 
     def start(self) -> None:
         if self._resetting:

@@ -101,7 +101,7 @@ def make_app(config, theme: str = "light", rate: float = 10.0, files_root=None):
         controller = DashboardController(dataclasses.replace(run_config, model_kwargs=dict(run_config.model_kwargs)),
                                          rate=rate, theme=theme, files_root=files_root)
         if problem:
-            controller.notify(problem, "warning")
+            controller.notify(problem, "warning", lasting=True)
         _follow_in_url(lambda: controller.state["settings"], DASHBOARD_KEYS)
         return _serve_view(TrainingDashboardPane(controller))
 

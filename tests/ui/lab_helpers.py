@@ -252,3 +252,31 @@ class Notebook:
 def unit_button(page, layer: str, unit: int, word: str):
     """The focusable element of one unit, found by its accessible name."""
     return page.get_by_role("button", name=f"{layer} unit {unit}: {word}", exact=True)
+
+
+#: The scrolling panel of the notebook in view (JupyterLab 4 and Notebook 7).
+NOTEBOOK_SCROLLER = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
+
+
+def scroll_to_top(page, selector: str, scroller: str = NOTEBOOK_SCROLLER) -> None:
+    """Scroll the notebook so that the first element matching ``selector`` starts at the top of its panel."""
+    page.evaluate("""([sel, box]) => { const s = document.querySelector(box); const d = document.querySelector(sel);
+      s.scrollTop += d.getBoundingClientRect().top - s.getBoundingClientRect().top; }""", [selector, scroller])
+    page.wait_for_timeout(300)  # let the layout settle (resize observers)
+
+
+def set_lab_theme(page, name: str) -> None:
+    """Settings > Theme > ``name`` ("JupyterLab Light", "JupyterLab Dark") from the menu bar, as a user would."""
+    import re
+
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Settings$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).hover()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{name}$")).click()
+    page.locator(f"body[data-jp-theme-name='{name}']").wait_for(state="attached")
+
+
+def accept_kernel_dialog(page) -> None:
+    """Answer JupyterLab's "Select Kernel" dialog (shown now and then while a notebook opens) with the notebook's
+    own kernel."""
+    page.add_locator_handler(page.locator(".jp-Dialog", has_text="Select Kernel"),
+                             lambda d: d.locator(".jp-Dialog-button.jp-mod-accept").click())

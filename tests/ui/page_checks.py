@@ -85,6 +85,28 @@ CLIPPED = """([rootSel, sel]) => {
   return out;
 }"""
 
+ON_SCREEN = """([frameSel, targets, cap]) => {
+  const { deep } = window.__neChecks;
+  const frame = deep(frameSel)[0];
+  if (!frame) return { error: `no ${frameSel}` };
+  const f = frame.getBoundingClientRect();
+  const top = Math.max(f.top, 0), bottom = Math.min(f.bottom, window.innerHeight);
+  const left = Math.max(f.left, 0), right = Math.min(f.right, window.innerWidth);
+  const out = {};
+  for (const [name, sel] of Object.entries(targets)) {
+    const e = deep(sel)[0];
+    if (!e) { out[name] = { shown: 0, missing: true }; continue; }
+    const r = e.getBoundingClientRect();
+    const h = Math.min(r.height, cap);
+    const seen = Math.max(0, Math.min(r.top + h, bottom) - Math.max(r.top, top));
+    const across = Math.min(r.right, right) - Math.max(r.left, left);
+    out[name] = { shown: h > 0 && across > 0 ? seen / h : 0, top: Math.round(r.top - f.top),
+      height: Math.round(r.height), width: Math.round(r.width) };
+  }
+  out.frame = { width: Math.round(f.width), height: Math.round(f.height) };
+  return out;
+}"""
+
 FPS = """async (secs) => { let n = 0; const t0 = performance.now();
   await new Promise(res => { const loop = t => { n++; if (t - t0 < secs * 1000) requestAnimationFrame(loop);
     else res(); }; requestAnimationFrame(loop); }); return n / secs; }"""
@@ -130,6 +152,15 @@ def clipped(page, root: str, selector: str) -> list[dict]:
     """Elements matching ``selector`` under ``root`` whose text is cut (scrolls) or that stick out of ``root``."""
     install(page)
     return page.evaluate(CLIPPED, [root, selector])
+
+
+def on_screen(page, frame: str, targets: dict[str, str], cap: float = 200.0) -> dict:
+    """How much of each target (name -> CSS selector, first match, shadow roots pierced) is on screen inside
+    ``frame`` (a scrolling panel) without scrolling: ``{name: {shown, top, height, width}, frame: {...}}``, where
+    ``shown`` is the fraction of the target's height, counted up to ``cap`` px, that lies inside the frame and the
+    window."""
+    install(page)
+    return page.evaluate(ON_SCREEN, [frame, targets, cap])
 
 
 def frames_per_second(page, seconds: float = 3.0) -> float:

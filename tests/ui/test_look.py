@@ -1,6 +1,8 @@
-"""What a person sees in the served apps, light and dark, at a projector's 1280x720 and at 1600x1000: screenshots
-(saved to .test-artifacts/screens/, for looking at), and in each: DOM text contrast >= 4.5:1 (WCAG AA; canvas text
-is out of scope), text >= 14 px, no horizontal scroll, headings not clipped, and a clean console."""
+"""What a person sees in the served apps, light and dark, at a projector's 1280x720, at 1600x1000 and at 1920x1080:
+screenshots (saved to .test-artifacts/screens/, for looking at), and in each: DOM text contrast >= 4.5:1 (WCAG AA;
+canvas text is out of scope), text >= 14 px, no horizontal scroll, headings not clipped, and a clean console. In the
+training dashboard, a control and its effect are on screen together (the sparsity slider, Start, the network and the
+loss chart, without scrolling), and the charts grow with the screen."""
 
 from __future__ import annotations
 
@@ -13,17 +15,22 @@ from served_app import TOKEN, serving
 pytestmark = pytest.mark.ui
 
 SCREENS = Path(__file__).resolve().parents[2] / ".test-artifacts" / "screens"
-VIEWPORTS = ((1280, 720), (1600, 1000))
+VIEWPORTS = ((1280, 720), (1600, 1000), (1920, 1080))
 #: how each app shows it has drawn its first state
 READY = {"training": ".ne-unit", "compression": "text=Status: done", "advantage": "text=Status: idle"}
 #: at least this many DOM texts are checked for contrast in each app (the check is not vacuous)
 TEXTS = {"training": 30, "compression": 30, "advantage": 10}
+#: In the training dashboard, what must be on screen together (as in tests/ui/test_first_minute.py for JupyterLab).
+ON_SCREEN = {"sparsity slider": ".ne-dash .ne-sparsity-slider", "Start": ".ne-dash .ne-live-controls .ne-go",
+             "network": ".ne-dash .ne-network .ne-stage", "loss chart": ".ne-dash [data-chart='loss']"}
+MIN_SHOWN = 0.6
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 @pytest.mark.parametrize("app", ["training", "compression", "advantage"])
 def test_app_is_readable_fits_and_logs_nothing(browser, tmp_path, app, theme):
     SCREENS.mkdir(parents=True, exist_ok=True)
+    loss_sizes: list[tuple[int, int]] = []
     with serving(["--demo", app, "--theme", theme], tmp_path) as base:
         for width, height in VIEWPORTS:
             context = browser.new_context(viewport={"width": width, "height": height})
@@ -44,5 +51,13 @@ def test_app_is_readable_fits_and_logs_nothing(browser, tmp_path, app, theme):
                 titles = "h1, h2, h3, .ne-title, .ne-dash-title, .ne-chart-title, .ne-section-title, .ne-legend-item"
                 assert pc.clipped(page, "body", titles) == [], where
                 assert pc.console_problems(messages) == [], (where, pc.console_problems(messages))
+                if app == "training":
+                    seen = pc.on_screen(page, "body", ON_SCREEN)
+                    frame = seen.pop("frame")
+                    assert all(s["shown"] >= MIN_SHOWN for s in seen.values()), (where, frame, seen)
+                    loss_sizes.append((seen["loss chart"]["width"], seen["loss chart"]["height"]))
             finally:
                 context.close()
+    if app == "training":  # the loss chart grows with the screen (1920x1080 against 1280x720), taller too
+        (w1, h1), _, (w3, h3) = loss_sizes
+        assert w3 * h3 > 1.2 * w1 * h1 and h3 > h1, loss_sizes

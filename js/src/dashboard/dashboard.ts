@@ -58,6 +58,31 @@ function select(options: string[], value: string): HTMLSelectElement {
   return s;
 }
 
+/** The line under a button where its request's answer is shown (a notice next to where the user acted). */
+function answerLine(): HTMLElement {
+  const line = el('p', { class: 'ne-notice ne-answer', role: 'status', 'aria-live': 'polite' });
+  line.hidden = true;
+  return line;
+}
+
+const answerTimers = new WeakMap<HTMLElement, number>();
+
+function showAnswer(line: HTMLElement, text: string, kind: string): void {
+  line.textContent = text;
+  line.dataset.kind = kind;
+  line.hidden = false;
+  window.clearTimeout(answerTimers.get(line));
+  if (kind === 'success') {
+    answerTimers.set(line, window.setTimeout(() => (line.hidden = true), 20000));
+  }
+}
+
+/** A chart's height for its width: wider charts (a big screen) grow taller, within readable bounds. */
+export function chartHeight(square: boolean, width: number): number {
+  const [ratio, lo, hi] = square ? [0.75, 260, 480] : [0.56, 200, 380];
+  return Math.round(Math.min(hi, Math.max(lo, width * ratio)));
+}
+
 export class Dashboard {
   readonly root: HTMLElement;
   private readonly channel: Channel;
@@ -99,7 +124,12 @@ export class Dashboard {
   private readonly themeObserver: MutationObserver;
   /** Requests shown before the kernel answered: id -> how to undo them. */
   private readonly pending = new Map<string, () => void>();
+  /** Requests answered next to their button (Export, Record): id -> the answer's element. */
+  private readonly answerAt = new Map<string, HTMLElement>();
+  /** The last notice this view has handled (a notice is shown once, by the views open when it was given). */
+  private noticeSeq = 0;
   private noticeTimer = 0;
+  private readonly chartSizer: ResizeObserver;
 
   constructor(
     private readonly model: Model,
@@ -127,7 +157,7 @@ export class Dashboard {
       'Stop this run and start a new one with the run settings below (this run stays as a faded curve)');
     buttons.append(this.startBtn, this.pauseBtn, this.stopBtn, this.resetBtn);
 
-    const live = el('section', { class: 'ne-section', 'aria-label': 'live settings' });
+    const live = el('section', { class: 'ne-section ne-live-settings', 'aria-label': 'live settings' });
     live.append(el('h3', { class: 'ne-section-title' }, 'Live (applied at the next step)'));
     this.sparsitySlider = el('input', { type: 'range', min: '0', step: '1', class: 'ne-sparsity-slider' });
     this.sparsityValue = el('output', { class: 'ne-value' });
@@ -177,11 +207,13 @@ export class Dashboard {
     this.exportPath = el('input', { type: 'text', value: 'results.nc', autocomplete: 'off' });
     this.recordPath = el('input', { type: 'text', value: 'run.rec', autocomplete: 'off' });
     const ex = field('Export to (netCDF)', this.exportPath);
+    const exAnswer = answerLine();
     ex.wrap.append(button('Export', 'ne-secondary', () =>
-      this.request({ type: 'export', path: this.exportPath.value })));
+      this.requestAnswered({ type: 'export', path: this.exportPath.value }, exAnswer)), exAnswer);
     const rec = field('Save a recording to (folder)', this.recordPath);
+    const recAnswer = answerLine();
     rec.wrap.append(button('Record', 'ne-secondary', () =>
-      this.request({ type: 'record', path: this.recordPath.value })));
+      this.requestAnswered({ type: 'record', path: this.recordPath.value }, recAnswer)), recAnswer);
     const snap = button('Save a snapshot (HTML)', 'ne-secondary', () => this.saveSnapshot(),
       'A self-contained page with the charts, the network and the code, for sharing (works offline)');
     files.append(ex.wrap, rec.wrap, snap);
@@ -252,8 +284,17 @@ export class Dashboard {
     this.heat = new Heatmap('heatmap', 'Linear units per layer');
     this.bars = new CoreBars('core', 'Core network now: nonlinear width per layer');
     this.lines.push(loss, acc, units, lam, apl);
-    this.charts.push(this.boundary, loss, acc, this.heat, units, apl, lam, this.bars);
+    // The loss first: beside the network (or just below it), where the effect of a control shows.
+    this.charts.push(loss, this.boundary, acc, this.heat, units, apl, lam, this.bars);
     chartsEl.append(...this.charts.map(c => c.el));
+    // Charts are as tall as their width allows (the grid gives them more room on a big screen).
+    this.chartSizer = new ResizeObserver(entries => {
+      for (const entry of entries) {
+        const chart = this.charts.find(c => c.el === entry.target);
+        chart?.setHeight(chartHeight(chart === this.boundary, entry.contentRect.width));
+      }
+    });
+    this.charts.forEach(c => this.chartSizer.observe(c.el));
 
     // Model events.
     const on = (event: string, fn: () => void) => {
@@ -301,7 +342,7 @@ export class Dashboard {
     this.onMode();
     this.onHeading();
     this.onReplay();
-    this.onNotice(); // one given before this view was drawn (settings in the served URL that were refused)
+    this.onNotice(true); // one given before this view was drawn: shown only if lasting (refused URL settings)
     this.codeEl.textContent = model.get('code') ?? '';
     this.onBoundary();
     this.applyTheme();
@@ -311,6 +352,7 @@ export class Dashboard {
   dispose(): void {
     this.cleanups.forEach(fn => fn());
     this.themeObserver.disconnect();
+    this.chartSizer.disconnect();
     this.charts.forEach(c => c.dispose());
     this.network.dispose();
     window.clearTimeout(this.noticeTimer);
@@ -326,6 +368,12 @@ export class Dashboard {
       this.pending.set(id, undo);
     }
     show?.();
+  }
+
+  /** Send a request whose answer (the notice it gives, or its error) is shown in `at`, next to its button. */
+  private requestAnswered(req: Request, at: HTMLElement): void {
+    this.answerAt.set(this.channel.send(req), at);
+    showAnswer(at, 'working…', 'info');
   }
 
   private onMessage(msg: DashboardMessage): void {
@@ -345,9 +393,26 @@ export class Dashboard {
       this.root.dataset.ackMs = ms.toFixed(1);
       const undo = this.pending.get(msg.id);
       this.pending.delete(msg.id);
+      const at = this.answerAt.get(msg.id);
       if (msg.type === 'error') {
         undo?.();
-        this.showNotice(msg.message, 'danger');
+        this.answerAt.delete(msg.id);
+        if (at) {
+          showAnswer(at, msg.message, 'danger');
+        } else {
+          this.showNotice(msg.message, 'danger');
+        }
+      } else if (at) {
+        // Done; its notice comes with the state (before or after this ack): wait a little for it, then stop.
+        const id = msg.id;
+        window.setTimeout(() => {
+          if (this.answerAt.get(id) === at) {
+            this.answerAt.delete(id);
+            if (at.dataset.kind === 'info') {
+              showAnswer(at, 'done', 'success');
+            }
+          }
+        }, 3000);
       }
     } else if (msg.type === 'error' && (msg.id === null || msg.id === undefined)) {
       this.showNotice(msg.message, 'danger');
@@ -540,11 +605,30 @@ export class Dashboard {
     this.resetBtn.disabled = run.resetting;
   }
 
-  private onNotice(): void {
+  /** A new notice: next to the button whose request it answers (the oldest one waiting), else in the header.
+   * `opening`: the notice was given before this view was drawn; only a lasting one is shown then. */
+  private onNotice(opening = false): void {
     const n = this.model.get('notice');
-    if (n && n.text) {
-      this.showNotice(n.text, n.kind ?? 'info');
+    const seq = n?.seq ?? 0;
+    if (!n || !n.text || seq <= this.noticeSeq) {
+      this.noticeSeq = Math.max(this.noticeSeq, seq);
+      return;
     }
+    this.noticeSeq = seq;
+    if (opening) {
+      if (n.lasting) {
+        this.showNotice(n.text, n.kind ?? 'info');
+      }
+      return;
+    }
+    const waiting = this.answerAt.entries().next();
+    if (!waiting.done) {
+      const [id, at] = waiting.value;
+      this.answerAt.delete(id);
+      showAnswer(at, n.text, n.kind ?? 'info');
+      return;
+    }
+    this.showNotice(n.text, n.kind ?? 'info');
   }
 
   private showNotice(text: string, kind: string): void {

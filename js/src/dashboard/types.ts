@@ -77,7 +77,7 @@ export interface DashboardModel extends NetworkViewModel {
   settings: RunSettings;
   options: Options;
   code: string;
-  notice: { text?: string; kind?: string; seq?: number };
+  notice: { text?: string; kind?: string; seq?: number; lasting?: boolean };
   replay: ReplayState;
   /** 2-D inputs only: the predicted class on an n x n grid (row-major, top row first). */
   boundary: BinaryArray<'uint8'>;
