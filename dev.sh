@@ -22,7 +22,7 @@ setup_python() {
   if ! "$PY" -c "import torch" 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1; then
       log "NVIDIA GPU found: installing a CUDA build of torch"
-      "$PY" -m pip install -q "torch>=2.4,<2.15"
+      "$PY" -m pip install -q "torch>=2.4"
     else
       log "no NVIDIA GPU: installing the CPU build torch==$TORCH_CPU_VERSION"
       "$PY" -m pip install -q "torch==$TORCH_CPU_VERSION"

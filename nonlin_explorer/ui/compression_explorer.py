@@ -374,7 +374,9 @@ class CompressionExplorer(LiveView):
             params = validate_params(self._raw_from_widgets())
         except ValueError as exc:
             self.show_message(f"{exc} (keeping the last valid settings)")
-            self._sync_widgets()
+            # On a served page the box shows the page's own edit until the refusal is sent: put the last valid value
+            # back on the next tick, as a change of its own (Panel 1.10 drops a reset made while it applies the edit).
+            pn.state.execute(self._sync_widgets, schedule=True)
             return False
         self.clear_message()
         self.params_valid = params
