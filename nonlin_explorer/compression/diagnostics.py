@@ -45,9 +45,9 @@ SHAPES = ("vacuous", "simplex ETF", "tilted simplex", "distorted simplex", "gene
 
 #: Realization noise of the tilt, in degrees, ``scale * N^-power``: the tilt of the exact optimum on targets whose
 #: law has no mean and no anisotropy (W = N(0, I/d), a = (1 + g)/N), where any tilt comes from the draw alone.
-#: Fitted by ``benchmarks/bench_shapes.py`` over d = 10, 20, N = 500..8000 (M = 2 apart: an antipodal pair tilts
-#: more, and more slowly in N).
-NOISE_TILT = {2: (72.0, 0.25), "M>2": (100.0, 0.5)}
+#: Fitted by ``benchmarks/bench_shapes.py`` (M = 4 for M > 2) over d = 6, 10, 20, N = 500..8000, seeds 0-2 (M = 2
+#: apart: an antipodal pair tilts more, and more slowly in N).
+NOISE_TILT = {2: (58.0, 0.22), "M>2": (88.0, 0.48)}
 #: A tilt is significant when it exceeds this many times the noise tilt at the target's N (and never below
 #: ``MIN_TILT_DEGREES``, the numerical floor used when N is None: a mean field or a frame without a target).
 TILT_SIGNIFICANCE = 2.0

@@ -28,7 +28,9 @@ _VARS = {
     "etf_distance": "largest deviation of a cosine between compressed units from the simplex ETF's -1/(M-1)",
     "mean_cosine": "mean cosine between distinct compressed units",
     "meanfield_loss": "mean-field prediction of the optimal loss (method meanfield only)",
-    "shape_distance": "largest cosine deviation from the nearest shape (simplex ETF, tilted simplex, general ETF)",
+    "shape": "name of the units' shape by frame_shape (vacuous, simplex ETF, tilted simplex, distorted simplex, "
+             "general ETF, none); empty where not computed",
+    "shape_distance": "largest cosine deviation from the named shape (from the nearest one for none)",
     "tilt_degrees": "angle of each unit out of the hyperplane orthogonal to the units' mean direction",
     "time": "wall-clock seconds of the method (target construction excluded)",
 }
@@ -91,7 +93,7 @@ def sweep(N: Sequence[int] | int, M: Sequence[int] | int, d: Sequence[int] | int
         if key in target_kwargs:
             raise ValueError(f"target_kwargs must not set {key!r}: the sweep sets it")
     shape = (len(Ns), len(Ms), len(ds), len(seeds), len(methods))
-    data = {name: np.full(shape, np.nan) for name in _VARS}
+    data = {name: np.full(shape, "", dtype=object) if name == "shape" else np.full(shape, np.nan) for name in _VARS}
     total = len(Ns) * len(ds) * len(seeds) * len(Ms) * len(methods)
     bar = tqdm(total=total, disable=not progress, desc="compression sweep", leave=False)
     started = time.time()
@@ -109,6 +111,7 @@ def sweep(N: Sequence[int] | int, M: Sequence[int] | int, d: Sequence[int] | int
                 for name in ("loss", "relative_loss", "etf_distance", "mean_cosine", "shape_distance", "tilt_degrees",
                              "time"):
                     data[name][idx] = summary[name]
+                data["shape"][idx] = summary["shape"] or ""
                 if res.meanfield_loss is not None:
                     data["meanfield_loss"][idx] = res.meanfield_loss
     finally:
