@@ -214,8 +214,9 @@ def linearize(model: nn.Module, example_input, activations=None, axis: Axis = No
     with forward_hooks([(m, act_pre) for m in acts], pre=True), \
             forward_hooks([(m, act_post) for m in acts] + [(m, leaf_hook) for m in leaves]), \
             _eval_with_grad(model), probe:
-        reference = _detach(run_model(model, example_input))  # the probe's output is the reference: one pass less
-    keep_alive.clear()
+        run_model(model, example_input)
+
+    reference = _outputs(model, example_input)
     reused = [act_names[m] for m, shapes in seen.items() if len(shapes) > 1]
     if reused or probe.calls:
         model = _linearize_fx(model, example_input, selection, axis)

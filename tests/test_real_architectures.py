@@ -193,19 +193,18 @@ def test_hugging_face_unit_graphs_count_attention_norms_and_products(name, build
         apl.append(average_path_length(model, x))
     assert all(a > b for a, b in zip(apl, apl[1:])) and apl[-1] > 0, apl
     assert core_network(model, x).apl_normalized == pytest.approx(apl[-1])
-    if name == "t5":
-        return  # collapse takes one positional input at a time
     # Collapse is exact, or refuses clearly: it keeps a model for any input shape, so code that slices or builds
     # tensors by sizes (BERT's position ids, BART's attention mask) cannot be collapsed.
     try:
         result = collapse(model, x, timing_repeats=0)
     except UnsupportedOperationError as exc:
-        assert name not in ("gpt2", "llama", "vit"), exc  # these always collapse
+        assert name not in ("gpt2", "llama", "t5", "vit"), exc  # these always collapse
         assert re.search(r"could not trace .*\(at modeling_\w+\.py:\d+", str(exc)), exc
     else:
         with torch.no_grad():
             y = _hidden(model, x)
-            assert (result.model(x)["last_hidden_state"] - y).abs().max() <= 1e-4 * y.abs().max()
+            out = result.model(*x) if isinstance(x, tuple) else result.model(x)
+            assert (out["last_hidden_state"] - y).abs().max() <= 1e-4 * y.abs().max()
 
 
 def test_a_model_that_cannot_be_traced_names_its_line_and_the_setting_in_one_line():

@@ -64,6 +64,9 @@ class _ValueTracer(fx.Tracer):
                 self._placeholder_values[name] = value
                 args.append(self.create_proxy("placeholder", name, (), {}))
             else:
+                if value is None:  # kept in the traced module's signature, so it takes the same call
+                    self._placeholder_values[name] = None
+                    self.create_proxy("placeholder", name, (), {})
                 args.append(value)
         if is_module:
             return (lambda root, *xs: root_fn(root, *xs)), [self.root, *args]
