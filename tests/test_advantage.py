@@ -57,6 +57,9 @@ def test_every_variable_and_coordinate_has_long_name_and_units_and_numbers_stay_
     assert {"apl_normalized", "apl_unnormalized", "nonlinear_layer", "units", "status"} <= set(ds.data_vars)
     assert unlabelled(ds) == []
     assert ds.steps.attrs["units"] == "steps" and ds.time.attrs["units"] == "s" and ds.sparsity.attrs["units"] == "1"
+    from doc_tables import undocumented
+
+    assert undocumented(ds) == []
     assert json.loads(ds.attrs["seeds"]) == [0]  # numpy seeds are numbers in the JSON too, never "0"
     assert not isinstance(ds.attrs["tol"], str) and not isinstance(ds.attrs["epochs"], str)
 

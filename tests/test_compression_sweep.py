@@ -53,6 +53,9 @@ def test_every_variable_and_coordinate_has_long_name_and_units(small_sweep, tmp_
     assert unlabelled(back) == []
     assert back.time.attrs["units"] == "s" and back.tilt_degrees.attrs["units"] == "degrees"
     assert back.N.attrs["units"] == "1" and "width" in back.N.attrs["long_name"]
+    from doc_tables import undocumented
+
+    assert undocumented(back) == []
 
 
 def test_numpy_numbers_in_the_arguments_are_stored_as_numbers():

@@ -193,3 +193,6 @@ def test_every_variable_and_coordinate_has_long_name_and_units(run, tmp_path):
     assert unlabelled(ds) == []
     assert ds.eval_time.attrs["units"] == "s" and ds.batch_step.attrs["units"] == "steps"
     assert ds.eval_time.dtype == "float64"  # "s" alone is not a time unit xarray decodes
+    from doc_tables import undocumented
+
+    assert undocumented(ds) == []

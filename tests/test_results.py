@@ -219,3 +219,6 @@ def test_every_variable_and_coordinate_has_long_name_and_units(session, tmp_path
     assert back.slope_step.attrs["units"] == "steps" and back.test_acc.attrs["units"] == "1"
     assert "path length" in back.apl_normalized.attrs["long_name"]
     assert back.step.dtype == np.int64  # "steps" is not a time unit: nothing decoded
+    from doc_tables import undocumented
+
+    assert undocumented(back) == []  # docs/results.md explains every dimension and variable
