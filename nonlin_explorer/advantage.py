@@ -22,7 +22,8 @@ import numpy as np
 import xarray as xr
 
 from nonlin_explorer.gates import DEFAULT_TOL, gates
-from nonlin_explorer.results import _attr, provenance
+from nonlin_explorer.labels import label
+from nonlin_explorer.netcdf import netcdf_attrs, provenance
 from nonlin_explorer.threads import fixed_threads, threads_for
 from nonlin_explorer.trainer import TrainConfig, Trainer
 from nonlin_explorer.validation import MAX_SEED
@@ -46,6 +47,10 @@ RUN_VARIABLES = {
     "dense_test_acc": "test accuracy of the plain ReLU network when the prior switched on (late only)",
     "steps": "optimizer steps taken",
     "time": "wall-clock seconds of the run (model construction included)",
+}
+_ADVANTAGE_LABELS = {
+    "sparsity": ("lambda of the prior lambda * sum(1 - alpha) once it is on", "1"),
+    "seed": ("training seed (weights, data order)", "1"),
 }
 
 
@@ -259,7 +264,7 @@ def compare_schedules(config: TrainConfig | dict | None = None, sparsities: Sequ
                        epochs=base.epochs, tol=base.tol, completed_runs=index, total_runs=total,
                        cancelled=cancelled, elapsed=elapsed, units_total=int(sum(units_layer)),
                        torch_threads=threads if threads is not None else "policy", **info)
-    ds = xr.Dataset(data, coords=coords, attrs={k: _attr(v) for k, v in attrs.items()})
+    ds = label(xr.Dataset(data, coords=coords, attrs=netcdf_attrs(attrs)), _ADVANTAGE_LABELS)
     if callback is not None:
         callback("done", {"completed": index, "total": total, "cancelled": cancelled, "elapsed": elapsed})
     return ds

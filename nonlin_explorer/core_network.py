@@ -69,8 +69,11 @@ class CoreNetwork:
         """An ``xarray.Dataset`` over the ``layer`` dimension (APLs and counts in ``attrs``)."""
         import xarray as xr
 
+        from nonlin_explorer.labels import label
+        from nonlin_explorer.netcdf import netcdf_attrs
+
         units = self.units.astype(np.int64)
-        return xr.Dataset(
+        ds = xr.Dataset(
             {
                 "units": ("layer", units, {"long_name": "units in the gate layer"}),
                 "width": ("layer", self.widths.astype(np.int64), {"long_name": "nonlinear units (core width)"}),
@@ -81,10 +84,11 @@ class CoreNetwork:
                                               {"long_name": "expected nonlinear units met on a path (unnormalized)"}),
             },
             coords={"layer": np.array(self.layers, dtype=object)},
-            attrs={"apl_normalized": self.apl_normalized, "apl_unnormalized": self.apl_unnormalized,
-                   "nonlinear_layers": self.nonlinear_layers, "nonlinear_units": self.nonlinear_units,
-                   "tol": self.tol},
+            attrs=netcdf_attrs({"apl_normalized": self.apl_normalized, "apl_unnormalized": self.apl_unnormalized,
+                                "nonlinear_layers": self.nonlinear_layers, "nonlinear_units": self.nonlinear_units,
+                                "tol": self.tol}),
         )
+        return label(ds, {name: (name, "1") for name in ds.data_vars})  # counts, a fraction, expected counts
 
     def to_networkx(self):
         """The core as a layer-level ``DiGraph``: inputs, gate layers with nonlinear units, and outputs;

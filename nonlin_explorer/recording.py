@@ -145,6 +145,7 @@ def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, floa
     replaced), ``"refuse"``, or ``"rename"``: a new folder ``NAME-1.rec`` (what the dashboard's Record does).
     ``OSError`` for a path that cannot be written, ``ValueError`` for a session that cannot be rebuilt.
     """
+    from nonlin_explorer.labels import label
     from nonlin_explorer.results import check_writable, save_checkpoint, session_to_xarray, write_netcdf
 
     path = check_writable(path, folder=True)
@@ -160,11 +161,10 @@ def save_recording(session, path: str | os.PathLike, steps: list[tuple[int, floa
             times = np.array([h.get("time", math.nan) for h in session.history], dtype=np.float64)
             save_checkpoint(session, tmp / CHECKPOINT_FILE)
         pairs = list(steps or [])
-        ds["eval_time"] = ("step", times, {"long_name": "wall-clock time of each evaluation (seconds, Unix)"})
-        ds["batch_step"] = ("batch", np.array([s for s, _ in pairs], dtype=np.int64),
-                            {"long_name": "training step of each batch loss"})
-        ds["batch_loss"] = ("batch", np.array([v for _, v in pairs], dtype=np.float64),
-                            {"long_name": "cross-entropy of each training batch"})
+        ds["eval_time"] = ("step", times)
+        ds["batch_step"] = ("batch", np.array([s for s, _ in pairs], dtype=np.int64))
+        ds["batch_loss"] = ("batch", np.array([v for _, v in pairs], dtype=np.float64))
+        label(ds)
         ds.attrs["recording_format"] = FORMAT
         write_netcdf(ds, tmp / RESULTS_FILE)
 

@@ -2,15 +2,16 @@
 
 A result set has coordinates ``step`` (with ``epoch`` along it), ``layer`` (gate names) and ``unit``;
 per-evaluation losses and accuracies, the sparsity in force, nonlinear counts per layer, and per-unit
-slopes over time (on ``slope_step``, downsampled when huge, NaN past each layer's unit count). Its attrs
-carry the provenance; nested values are JSON strings so the file round-trips exactly.
+slopes over time (on ``slope_step``, downsampled when huge, NaN past each layer's unit count). Every variable and
+coordinate has ``long_name`` and ``units`` (:mod:`~nonlin_explorer.labels`). Its attrs carry the provenance: numbers
+as numbers, nested values as JSON strings (:func:`~nonlin_explorer.netcdf.netcdf_attrs`), so the file round-trips
+exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ import xarray as xr
 from nonlin_explorer._version import __version__
 from nonlin_explorer.files import check_writable, write_file
 from nonlin_explorer.gates import gates
-from nonlin_explorer.netcdf import provenance, read_netcdf, write_netcdf
+from nonlin_explorer.labels import label
+from nonlin_explorer.netcdf import netcdf_attrs, provenance, read_netcdf, write_netcdf
 from nonlin_explorer.validation import check_int
 
 __all__ = [
@@ -43,15 +45,6 @@ _DOCS = {
     "units": "units per gate layer",
     "slope": "alpha per unit (NaN beyond a layer's unit count)",
 }
-
-
-def _attr(value):
-    """netCDF attrs hold strings and numbers: everything else becomes JSON."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (str, int, float, np.integer, np.floating)):
-        return value
-    return json.dumps(value, default=str, sort_keys=True)
 
 
 def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
@@ -111,9 +104,9 @@ def session_to_xarray(session, max_slope_values: int = 2_000_000) -> xr.Dataset:
             "unit": np.arange(width, dtype=np.int64),
             "slope_step": steps[keep] if len(keep) else np.zeros(0, dtype=np.int64),
         },
-        attrs={k: _attr(v) for k, v in attrs.items()},
+        attrs=netcdf_attrs(attrs),
     )
-    return ds
+    return label(ds, {name: (_DOCS[name], "1") for name in _DOCS})
 
 
 def fallback_folders(path: Path) -> list[Path]:

@@ -49,6 +49,21 @@ def test_dataset_has_the_grid_as_dims_and_every_run_finished():
     assert '"epochs": 4' in ds.attrs["config"] and "torch_version" in ds.attrs
 
 
+def test_every_variable_and_coordinate_has_long_name_and_units_and_numbers_stay_numbers(tmp_path):
+    from nonlin_explorer.labels import unlabelled
+    from nonlin_explorer.results import read_netcdf, write_netcdf
+
+    ds = read_netcdf(write_netcdf(compare_schedules(TINY, sparsities=[0.01], seeds=np.arange(1)), tmp_path / "a.nc"))
+    assert {"apl_normalized", "apl_unnormalized", "nonlinear_layer", "units", "status"} <= set(ds.data_vars)
+    assert unlabelled(ds) == []
+    assert ds.steps.attrs["units"] == "steps" and ds.time.attrs["units"] == "s" and ds.sparsity.attrs["units"] == "1"
+    from doc_tables import undocumented
+
+    assert undocumented(ds) == []
+    assert json.loads(ds.attrs["seeds"]) == [0]  # numpy seeds are numbers in the JSON too, never "0"
+    assert not isinstance(ds.attrs["tol"], str) and not isinstance(ds.attrs["epochs"], str)
+
+
 def test_a_strong_prior_linearizes_more_than_none():
     ds = compare_schedules(TINY, sparsities=[0.0, 0.5], seeds=[0])
     assert (ds.nonlinear.sel(sparsity=0.5) < ds.nonlinear.sel(sparsity=0.0)).all()

@@ -141,12 +141,21 @@ def test_result_dataset_round_trips_netcdf(small, tmp_path):
     assert json.loads(ds.attrs["settings"]) == p.to_dict()
     back = read_netcdf(write_netcdf(ds, tmp_path / "r.nc"))
     xr.testing.assert_identical(back, ds)
+    from doc_tables import undocumented
+
+    from nonlin_explorer.labels import unlabelled
+
+    assert unlabelled(back) == [] and undocumented(back) == []  # long_name and units everywhere, each in the docs
+    assert back.attrs["seed"] == p.seed and not isinstance(back.attrs["N"], str)
     assert "exact" in summary_markdown(res) and "relative loss" in summary_markdown(res)
 
 
 def test_loss_vs_m_dataset(tmp_path):
     p = validate_params({})
     ds = loss_vs_m_dataset(p, {"exact": {1: 0.5, 2: 0.3}, "etf": {2: 0.31}})
+    from nonlin_explorer.labels import unlabelled
+
+    assert unlabelled(ds) == []
     assert list(ds["method"].values) == ["exact", "etf"] and list(ds["M"].values) == [1, 2]
     assert np.isnan(float(ds["relative_loss"].sel({"method": "etf", "M": 1})))
     back = read_netcdf(write_netcdf(ds, tmp_path / "s.nc"))

@@ -46,6 +46,24 @@ def test_netcdf_round_trip_is_identical(small_sweep, tmp_path):
     xr.testing.assert_identical(read_netcdf(path), small_sweep)
 
 
+def test_every_variable_and_coordinate_has_long_name_and_units(small_sweep, tmp_path):
+    from nonlin_explorer.labels import unlabelled
+
+    back = read_netcdf(write_netcdf(small_sweep, tmp_path / "sweep.nc"))
+    assert unlabelled(back) == []
+    assert back.time.attrs["units"] == "s" and back.tilt_degrees.attrs["units"] == "degrees"
+    assert back.N.attrs["units"] == "1" and "width" in back.N.attrs["long_name"]
+    from doc_tables import undocumented
+
+    assert undocumented(back) == []
+
+
+def test_numpy_numbers_in_the_arguments_are_stored_as_numbers():
+    ds = sweep(N=[10], M=[2], d=[3], seeds=[0], methods=["magnitude"], target_kwargs={"a_mean": np.float32(0.5)},
+               progress=False)
+    assert json.loads(ds.attrs["target_kwargs"]) == {"a_mean": 0.5}
+
+
 def test_provenance_attrs(small_sweep):
     attrs = small_sweep.attrs
     assert all(isinstance(v, (str, int, float)) for v in attrs.values())

@@ -42,6 +42,11 @@ def test_to_xarray():
     np.testing.assert_allclose(ds.contribution_normalized.values, [0.25, 0.5, 0.0, 0.5])
     assert ds.attrs["apl_normalized"] == pytest.approx(1.25)
     assert ds.attrs["nonlinear_layers"] == 3 and ds.attrs["tol"] == pytest.approx(1e-3)
+    from doc_tables import undocumented
+
+    from nonlin_explorer.labels import unlabelled
+
+    assert unlabelled(ds) == [] and undocumented(ds) == []  # long_name and units everywhere, each in docs/results.md
 
 
 def test_core_graph_skips_linear_layers():

@@ -180,3 +180,19 @@ def test_a_two_step_replace_killed_half_way_is_recovered_on_load(run, tmp_path, 
     monkeypatch.setattr(files.os, "replace", real_replace)
     assert not path.exists()  # the state a crash leaves ...
     assert len(load_recording(path).evals) == len(session.history)  # ... repaired by the next reader
+
+
+def test_every_variable_and_coordinate_has_long_name_and_units(run, tmp_path):
+    from nonlin_explorer.labels import unlabelled
+    from nonlin_explorer.recording import RESULTS_FILE
+    from nonlin_explorer.results import read_netcdf
+
+    session, log = run
+    ds = read_netcdf(save_recording(session, tmp_path / "run.rec", steps=log.snapshot()) / RESULTS_FILE)
+    assert {"eval_time", "batch_step", "batch_loss", "slope"} <= set(ds.data_vars)
+    assert unlabelled(ds) == []
+    assert ds.eval_time.attrs["units"] == "s" and ds.batch_step.attrs["units"] == "steps"
+    assert ds.eval_time.dtype == "float64"  # "s" alone is not a time unit xarray decodes
+    from doc_tables import undocumented
+
+    assert undocumented(ds) == []

@@ -174,3 +174,51 @@ def test_truncated_foreign_and_unsafe_checkpoints_are_clear_errors_and_never_run
     assert not marker.exists()  # weights_only: refused, never executed
     with pytest.raises(OSError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_numeric_attributes_are_numbers_in_the_file(tmp_path):
+    """numpy and torch numbers stay numbers through netCDF and through JSON; None is left out, never "null"."""
+    import numbers
+
+    from nonlin_explorer.netcdf import netcdf_attrs
+
+    attrs = netcdf_attrs({"seed": np.int64(0), "tol": np.float32(0.5), "lr": torch.tensor(0.25), "flag": np.bool_(True),
+                          "steps": 7, "name": "mlp", "switch_step": None,
+                          "config": {"seed": np.int64(3), "sparsity": np.float64(1e-3), "sizes": np.arange(2)}})
+    path = write_netcdf(xr.Dataset(attrs=attrs), tmp_path / "attrs.nc")
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        back = dict(ds.attrs)
+    assert back["seed"] == 0 and isinstance(back["seed"], numbers.Integral)
+    assert back["tol"] == 0.5 and isinstance(back["tol"], numbers.Real) and not isinstance(back["tol"], str)
+    assert back["lr"] == 0.25 and back["flag"] == 1 and back["steps"] == 7 and back["name"] == "mlp"
+    assert "switch_step" not in back
+    assert json.loads(back["config"]) == {"seed": 3, "sparsity": 1e-3, "sizes": [0, 1]}
+
+
+def test_a_written_run_has_its_numbers_as_numbers(session, tmp_path):
+    import numbers
+
+    path = write_netcdf(session.to_xarray(), tmp_path / "run.nc")
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        attrs = dict(ds.attrs)
+    for key in ("seed", "tol", "steps_per_epoch", "switch_step"):
+        assert isinstance(attrs[key], numbers.Number) and not isinstance(attrs[key], str), key
+    assert attrs["seed"] == 1 and attrs["tol"] == session.config.tol
+    assert "null" not in attrs.values()
+    config = json.loads(attrs["config"])
+    assert config["seed"] == 1 and isinstance(config["tol"], float)
+
+
+def test_every_variable_and_coordinate_has_long_name_and_units(session, tmp_path):
+    from nonlin_explorer.labels import unlabelled
+
+    back = read_netcdf(write_netcdf(session.to_xarray(), tmp_path / "run.nc"))
+    assert {"apl_normalized", "apl_unnormalized", "nonlinear_layers"} <= set(back.data_vars)
+    assert unlabelled(back) == []
+    assert back.step.attrs["units"] == "steps" and back.epoch.attrs["units"] == "epochs"
+    assert back.slope_step.attrs["units"] == "steps" and back.test_acc.attrs["units"] == "1"
+    assert "path length" in back.apl_normalized.attrs["long_name"]
+    assert back.step.dtype == np.int64  # "steps" is not a time unit: nothing decoded
+    from doc_tables import undocumented
+
+    assert undocumented(back) == []  # docs/results.md explains every dimension and variable

@@ -207,6 +207,15 @@ def test_path_length_and_custom_metrics_are_recorded_per_point():
     assert ds["series_apl_normalized"].sel(seed=0).values[:, -1].tolist() == apl.tolist()
     # width w, 2 inputs, 3 classes, depth 2: (2w + w) + (w*w + w) + (3w + 3) weights, slopes 2w
     assert ds["parameters"].sel(seed=0).values.tolist() == [float(w * w + 9 * w + 3) for w in (4, 8)]
+    from nonlin_explorer.labels import unlabelled
+
+    assert unlabelled(ds) == []  # every metric, series and swept setting says what it is and in which units
+    assert ds["parameters"].attrs["units"] == "unspecified" and ds["series_step"].attrs["units"] == "steps"
+    assert ds["width"].attrs["units"] == "1" and "model_kwargs.width" in ds["width"].attrs["long_name"]
+    from doc_tables import undocumented
+
+    series = [n for n in ds.variables if str(n).startswith("series_") and n != "series_length"]  # `series_NAME`
+    assert undocumented(ds, skip=["width", "parameters", *series]) == []  # the grid key and the user's metric
     quiet = sweep.run({**spec, "track_paths": False, "metrics": []}, workers=0, progress=False)
     assert "apl_normalized" not in quiet and "parameters" not in quiet
 

@@ -16,7 +16,8 @@ from nonlin_explorer.compression._checks import check_int
 from nonlin_explorer.compression.baselines import kmeans_merge, magnitude_prune, sgd_distill
 from nonlin_explorer.compression.optimize import METHODS, compress
 from nonlin_explorer.compression.targets import random_target
-from nonlin_explorer.netcdf import provenance
+from nonlin_explorer.labels import label
+from nonlin_explorer.netcdf import netcdf_attrs, provenance
 from nonlin_explorer.validation import MAX_SEED
 
 BASELINES = ("magnitude", "kmeans", "sgd")
@@ -45,15 +46,6 @@ def _list(name: str, values, *, minimum: int, maximum: int | None = None) -> lis
     if len(set(values)) != len(values):
         raise ValueError(f"{name} has repeated values: {values}")
     return values
-
-
-def _attr(value):
-    """netCDF attributes: strings and plain numbers as they are, everything else as JSON."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (str, int, float)):
-        return value
-    return json.dumps(value, sort_keys=True, default=str)
 
 
 def run_method(target, M: int, method: str, *, seed: int = 0, **kwargs):
@@ -126,8 +118,7 @@ def sweep(N: Sequence[int] | int, M: Sequence[int] | int, d: Sequence[int] | int
         elapsed_seconds=round(time.time() - started, 3),
     )
     ds = xr.Dataset(
-        {name: (dims, values, {"long_name": _VARS[name], **({"units": "s"} if name == "time" else {})})
-         for name, values in data.items()},
+        {name: (dims, values, {"long_name": _VARS[name]}) for name, values in data.items()},
         coords={
             "N": np.array(Ns, dtype=np.int64),
             "M": np.array(Ms, dtype=np.int64),
@@ -135,9 +126,9 @@ def sweep(N: Sequence[int] | int, M: Sequence[int] | int, d: Sequence[int] | int
             "seed": np.array(seeds, dtype=np.int64),
             "method": np.array(methods, dtype=object),
         },
-        attrs={key: _attr(value) for key, value in attrs.items()},
+        attrs=netcdf_attrs(attrs),
     )
-    return ds
+    return label(ds, {"seed": ("seed of the random target (and of the method, where it draws)", "1")})
 
 
 def sweep_attrs(ds: xr.Dataset) -> dict[str, Any]:

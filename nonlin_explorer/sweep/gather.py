@@ -24,6 +24,8 @@ import numpy as np
 import xarray as xr
 
 from nonlin_explorer.files import hold, open_append, recover_folder, write_folder
+from nonlin_explorer.labels import LABELS, UNSPECIFIED, label
+from nonlin_explorer.netcdf import netcdf_attrs, to_json
 from nonlin_explorer.results import check_writable, provenance
 from nonlin_explorer.sweep.runners import COMPRESSION_METRICS, DONE, METRIC_DOCS, TRAINING_METRICS
 from nonlin_explorer.sweep.spec import SpecError, SweepSpec
@@ -41,7 +43,7 @@ def _coord(values: Iterable) -> np.ndarray:
         return np.array(values, dtype=np.float64)
     if all(isinstance(v, str) for v in values):
         return np.array(values, dtype=object)
-    return np.array([json.dumps(v, sort_keys=True, default=str) for v in values], dtype=object)
+    return np.array([to_json(v) for v in values], dtype=object)
 
 
 def _str_array(shape, fill: str = "") -> np.ndarray:
@@ -80,7 +82,7 @@ def assemble(spec: SweepSpec, records: Mapping[str, Mapping], points=None) -> xr
             continue
         status[p.index] = r["status"]
         error[p.index] = r.get("error", "")
-        prov[p.index] = json.dumps(r.get("provenance", {}), sort_keys=True, default=str)
+        prov[p.index] = to_json(r.get("provenance", {}))
         for n, v in r.get("metrics", {}).items():
             metrics[n][p.index] = v
         if r.get("series"):
@@ -92,10 +94,7 @@ def assemble(spec: SweepSpec, records: Mapping[str, Mapping], points=None) -> xr
         "provenance": (dims, prov, {"long_name": "per-point provenance (JSON): versions, host, config, times"}),
     }
     for n in names:
-        attrs = {"long_name": METRIC_DOCS[n]} if n in METRIC_DOCS else {}
-        if n == "time":
-            attrs["units"] = "s"
-        data[var_of[n]] = (dims, metrics[n], attrs)
+        data[var_of[n]] = (dims, metrics[n], _metric_label(n))
     sdim = spec.series_dim
     if series_names and sdim:
         width = int(lengths.max()) if lengths.size else 0
@@ -106,21 +105,36 @@ def assemble(spec: SweepSpec, records: Mapping[str, Mapping], points=None) -> xr
                 values = (r or {}).get("series", {}).get(n)
                 if values:
                     arr[p.index + (slice(0, len(values)),)] = values
-            data[f"series_{n}"] = (dims + (sdim,), arr)
-    coords: dict[str, Any] = {p.dim: (p.dim, _coord(p.values)) for p in spec.grid}
+            long_name, units = LABELS.get(n, (f"{n} (a series the sweep's function returned)", UNSPECIFIED))
+            data[f"series_{n}"] = (dims + (sdim,), arr, {"long_name": f"{long_name}, at each entry along {sdim}",
+                                                         "units": units})
+    coords: dict[str, Any] = {p.dim: (p.dim, _coord(p.values), _parameter_label(p.key, "swept"))
+                              for p in spec.grid}
     if spec.random:
         coords["sample"] = ("sample", np.arange(spec.samples, dtype=np.int64))
         for name, values in spec.random_values().items():
-            coords[name] = ("sample", _coord(values))
+            coords[name] = ("sample", _coord(values), _parameter_label(name, "drawn at random"))
     coords["seed"] = ("seed", np.array(spec.seeds, dtype=np.int64))
     counts = {s: int((status == s).sum()) for s in ("finished", "diverged", "skipped", "failed", "pending")}
     attrs = provenance(
         format=FORMAT, kind=spec.kind, name=spec.name, function=spec.function or "",
-        spec=json.dumps(spec.to_dict(), sort_keys=True, default=str),
-        parameters=json.dumps(spec.parameters()), fixed=json.dumps(spec.base, sort_keys=True, default=str),
+        spec=to_json(spec.to_dict()),
+        parameters=json.dumps(spec.parameters()), fixed=to_json(spec.base),
         metrics=json.dumps({n: var_of[n] for n in names}), series=json.dumps(series_names),
         series_dim=sdim or "", points=int(np.prod(shape)), **{f"points_{s}": c for s, c in counts.items()})
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    return label(xr.Dataset(data, coords=coords, attrs=netcdf_attrs(attrs)))
+
+
+def _metric_label(name: str) -> dict[str, str]:
+    """``long_name`` and ``units`` of a metric: the sweep's own meaning, the package's units, or a user's metric."""
+    long_name, units = LABELS.get(name, (f"{name} (returned by the sweep's metric function)", UNSPECIFIED))
+    return {"long_name": METRIC_DOCS.get(name, long_name), "units": units}
+
+
+def _parameter_label(key: str, how: str) -> dict[str, str]:
+    """``long_name`` and ``units`` of a swept setting (``model_kwargs.width``: the last part names it)."""
+    long_name, units = LABELS.get(key.rsplit(".", 1)[-1], ("", UNSPECIFIED))
+    return {"long_name": f"{key}, {how}" + (f": {long_name}" if long_name else ""), "units": units}
 
 
 def records_from_dataset(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -278,7 +292,7 @@ class Store:
         if self.journal is None:
             repair_journal(journal_path(self.out))  # a torn line of an earlier run would swallow this record
             self.journal = open_append(journal_path(self.out))
-        self.journal.write(json.dumps(record, default=str) + "\n")
+        self.journal.write(to_json(record) + "\n")
         self.journal.flush()
         os.fsync(self.journal.fileno())
 

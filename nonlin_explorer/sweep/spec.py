@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from nonlin_explorer.netcdf import to_json
 from nonlin_explorer.validation import MAX_SEED, check_name
 
 KINDS = ("training", "compression", "function")
@@ -310,7 +311,7 @@ def parse_spec(raw: Mapping[str, Any], source: str = "spec") -> SweepSpec:
     spec = SweepSpec(kind=kind, base=base, grid=grid, random=randoms, samples=int(samples),
                      random_seed=int(random_seed), seeds=seeds, series=series, metrics=metrics, track_paths=track_paths,
                      function=function,
-                     threads=int(threads), name=name, raw=json.loads(json.dumps(raw, default=str)))
+                     threads=int(threads), name=name, raw=json.loads(to_json(raw)))
     if spec.size > MAX_POINTS:
         raise SpecError(f"{source}: {spec.size:,} points (shape {' x '.join(map(str, spec.shape))}); a sweep may have "
                         f"at most {MAX_POINTS:,}: split it into several")

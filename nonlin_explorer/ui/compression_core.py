@@ -32,6 +32,8 @@ from nonlin_explorer.compression import (
 )
 from nonlin_explorer.compression.optimize import finish
 from nonlin_explorer.compression.targets import WEIGHT_DISTS, Target
+from nonlin_explorer.labels import label
+from nonlin_explorer.netcdf import netcdf_attrs
 from nonlin_explorer.validation import parse_number
 
 #: Methods the explorer offers: the engine's three, then the baselines.
@@ -369,15 +371,11 @@ def result_dataset(p: ExplorerParams, result: CompressionResult, *, wall_time: f
         coords={"unit": np.arange(M), "unit2": np.arange(M), "dim": np.arange(d), "iteration": np.arange(hist.size)},
         attrs={"kind": "nonlin_explorer.compression_result", "method": result.method,
                "shape": result.shape.name if result.shape else "",
-               "settings": json.dumps(p.to_dict()), **{k: _attr(v) for k, v in p.to_dict().items()}},
+               "settings": json.dumps(p.to_dict()), **netcdf_attrs(p.to_dict())},
     )
     if wall_time is not None:
         ds["wall_time"] = wall_time
-    return ds
-
-
-def _attr(v):
-    return v if isinstance(v, (int, float, str)) else json.dumps(v)
+    return label(ds, {"unit": ("compressed unit index", "1"), "time": ("wall-clock seconds of the method", "s")})
 
 
 def summary_rows(result: CompressionResult, wall_time: float | None = None) -> list[tuple[str, str]]:
@@ -422,8 +420,9 @@ def loss_vs_m_dataset(p: ExplorerParams, losses: dict[str, dict[int, float]]) ->
     for i, m in enumerate(methods):
         for j, M in enumerate(Ms):
             arr[i, j] = losses[m].get(M, math.nan)
-    return xr.Dataset({"relative_loss": (("method", "M"), arr)}, coords={"method": methods, "M": Ms},
-                      attrs={"kind": "nonlin_explorer.compression_loss_vs_M", "settings": json.dumps(p.to_dict())})
+    attrs = {"kind": "nonlin_explorer.compression_loss_vs_M", "settings": json.dumps(p.to_dict())}
+    ds = xr.Dataset({"relative_loss": (("method", "M"), arr)}, coords={"method": methods, "M": Ms}, attrs=attrs)
+    return label(ds)
 
 
 def sweep_ms(p: ExplorerParams, m_max: int = 8) -> list[int]:
