@@ -126,13 +126,13 @@ CLICK_TIMER = """() => {
 
 
 SWATCHES = """(rootSel) => {
-  const { deep, parse, lum, background, visible } = window.__neChecks;
+  const { deep, parse, lum, background, visible, parentOf } = window.__neChecks;
   const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
   return deep(rootSel + ' .ne-swatch').filter(visible).map(e => {
     const cs = getComputedStyle(e);
     const fill = parse(e.classList.contains('ne-box') ? cs.backgroundColor : cs.borderTopColor);
     const edge = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 1 ? parse(cs.outlineColor) : null;
-    const bg = background(e);
+    const bg = background(parentOf(e));  // what is behind the swatch, not its own fill
     return { label: e.parentElement.textContent.trim(), fill: ratio(fill, bg), edge: edge ? ratio(edge, bg) : 0 };
   });
 }"""
