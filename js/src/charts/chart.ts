@@ -276,6 +276,9 @@ export abstract class Chart {
       ctx.globalAlpha = it.faded ? 0.6 : 1;
       if (it.box) {
         ctx.fillRect(lx, cy - 6, 18, 12);
+      } else if (it.dash) {
+        ctx.fillRect(lx, cy - 1.5, 7, 3);
+        ctx.fillRect(lx + 11, cy - 1.5, 7, 3);
       } else {
         ctx.fillRect(lx, cy - 1.5, 18, 3);
       }
