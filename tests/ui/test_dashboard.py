@@ -8,6 +8,7 @@ server process has it (sparsity, status, nonlinear units per layer, unit states)
 from __future__ import annotations
 
 import io
+import re
 import time
 
 import numpy as np
@@ -266,6 +267,8 @@ def test_every_chart_exports_png_svg_and_csv_and_the_page_saves_an_offline_snaps
         _check_figure_png(png, chart, name)
         svg = _download(page, save["SVG"].click).decode()
         assert svg.startswith("<svg") and svg.endswith("</svg>") and ("<path" in svg or "<rect" in svg), name
+        sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]  # the chart's own text, as drawn
+        assert sizes and min(sizes) >= 14, (name, sorted(set(sizes)))
         csv = _download(page, save["CSV"].click).decode()
         header, *rows = csv.strip().splitlines()
         assert rows and "," in header, name
