@@ -4,7 +4,7 @@
  */
 
 import { MARK_CONTRAST, contrastRatio, viridis } from '../colormap';
-import type { Geometry } from '../geometry';
+import { LABEL_PX, type Geometry } from '../geometry';
 import { UnitState } from '../network_view_types';
 import type { Overview } from './overview';
 import type { UnitData } from './units';
@@ -158,7 +158,7 @@ export function paintUnits(ctx: CanvasRenderingContext2D, g: Geometry, shown: nu
     ctx.strokeRect(g.x[hk] - 1, g.y[hk] - 1, s + 2, s + 2);
   }
   ctx.fillStyle = theme.muted;
-  ctx.font = `12px ${theme.font}`;
+  ctx.font = `${LABEL_PX}px ${theme.font}`;
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
   for (const l of labels) {
@@ -234,7 +234,7 @@ export function unitsSvg(g: Geometry, shown: number[], data: UnitData, labels: L
       `height="${s - 2 * g.inset}" fill="${SCALE.fill[level]}"${ring}><title>${esc(data.labelOf(i))}</title></rect>`);
   }
   for (const l of labels) {
-    parts.push(`<text x="${l.x}" y="${g.labelTop + 11}" font-size="12" text-anchor="middle" fill="${theme.muted}" ` +
+    parts.push(`<text x="${l.x}" y="${g.labelTop + LABEL_PX - 1}" font-size="${LABEL_PX}" text-anchor="middle" fill="${theme.muted}" ` +
       `font-family="sans-serif">${esc(l.text)}</text>`);
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${g.width}" height="${g.height}" ` +
