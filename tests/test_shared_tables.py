@@ -49,6 +49,15 @@ def test_every_palette_names_the_same_colours_and_its_text_is_readable(theme):
         assert contrast(palette[key], palette["background"]) >= 4.5, key
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_series_colour_stands_out_from_the_chart_background(theme):
+    """Lines, points and bars are drawn in these colours on the background: WCAG non-text contrast, >= 3:1."""
+    palette = bokeh_style.PALETTES[theme]
+    faint = {k: round(contrast(v, palette["background"]), 2) for k, v in palette["series"].items()
+             if contrast(v, palette["background"]) < 3.0}
+    assert faint == {}
+
+
 def test_the_front_end_reads_its_palettes_from_the_generated_table():
     theme = (ROOT / "js" / "src" / "charts" / "theme.ts").read_text()
     assert "from '../generated/tables'" in theme

@@ -12,6 +12,32 @@ function hexToRgb(hex: string): [number, number, number] {
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 }
 
+/** A '#rrggbb' or 'rgb(r,g,b)' colour as its channels (0-255). */
+export function parseColor(css: string): [number, number, number] {
+  if (css.startsWith('#')) {
+    return hexToRgb(css);
+  }
+  const m = css.match(/[\d.]+/g) ?? ['0', '0', '0'];
+  return [Number(m[0]), Number(m[1]), Number(m[2])];
+}
+
+function luminance(css: string): number {
+  const lin = parseColor(css).map(v => {
+    const c = v / 255;
+    return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+  });
+  return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+}
+
+/** WCAG contrast ratio of two colours (1 to 21); marks need >= 3 against their background (non-text contrast). */
+export function contrastRatio(a: string, b: string): number {
+  const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+}
+
+/** Marks below this contrast against the background get an edge (WCAG 1.4.11, non-text contrast). */
+export const MARK_CONTRAST = 3;
+
 export interface ColorScale {
   /** CSS colour per level. */
   fill: string[];

@@ -46,7 +46,9 @@ export interface GeometryOptions {
 }
 
 const PAD = 8;
-const LABELS = 18;
+/** Layer labels' text size in px (readable from the back of a room, like the widgets' 14 px). */
+export const LABEL_PX = 14;
+const LABELS = LABEL_PX + 6;
 const GAP = 0.6; // gap between layers, in cells
 const BLOCK_GAP = 0.8; // extra gap between blocks, in cells
 

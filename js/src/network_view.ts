@@ -16,7 +16,7 @@
  */
 
 import type { AnyModel, RenderProps } from '@anywidget/types';
-import { Geometry, layoutNetwork, unitsInRect } from './geometry';
+import { Geometry, LABEL_PX, layoutNetwork, unitsInRect } from './geometry';
 import { UnitInput } from './network/input';
 import { Overview, layoutOverview } from './network/overview';
 import { Label, SCALE, Theme, overviewSvg, paintOverview, paintUnits, readTheme, unitsSvg } from './network/painter';
@@ -629,7 +629,7 @@ export class NetworkView {
     if (!g || !this.theme) {
       return;
     }
-    this.ctx.font = `12px ${this.theme.font}`;
+    this.ctx.font = `${LABEL_PX}px ${this.theme.font}`;
     const layers = this.zoom >= 0 ? [this.data.layers[this.zoom]] : this.data.layers;
     layers.forEach((layer, li) => {
       const room = g.layerRight[li] - g.layerLeft[li] + g.cell * 0.6 - 4;

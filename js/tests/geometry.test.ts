@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { layoutNetwork, unitsInRect } from '../src/geometry';
+import { LABEL_PX, layoutNetwork, unitsInRect } from '../src/geometry';
 import type { BlockInfo, LayerInfo } from '../src/network_view_types';
 
 const layer = (name: string, units: number, offset: number, block = -1): LayerInfo => ({ name, units, offset, block });
@@ -17,7 +17,8 @@ test('two plain layers: one column each, centred, the cell as big as allowed', (
   assert.deepEqual(g.layerRows, [4, 2]);
   assert.equal(g.width, 200);
   assert.equal(g.labelTop, 8 + 4 * 28 + 4);
-  assert.equal(g.height, g.labelTop + 18);
+  assert.equal(g.height, g.labelTop + LABEL_PX + 6); // room for 14 px layer labels
+  assert.equal(LABEL_PX, 14);
 });
 
 test('maxRows wraps a layer into sub-columns', () => {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  formatNumber, linearScale, logScale, niceCeil, niceDomain, niceStep, stepAxisEnd
+  formatNumber, linearScale, logScale, niceCeil, niceDomain, niceStep, stepAxisEnd, stepsEnd
 } from '../src/charts/scale';
+import { ChartData, emptyRun } from '../src/charts/data';
+import { MARK_CONTRAST, contrastRatio } from '../src/colormap';
 
 const close = (a: number, b: number) => Math.abs(a - b) < 1e-9 * Math.max(1, Math.abs(b));
 
@@ -26,6 +28,27 @@ test('axis ends grow in round jumps and stop at the last step of the run', () =>
   assert.equal(stepAxisEnd(100, 5000), 200);
   assert.equal(stepAxisEnd(4900, 5000), 5000);
   assert.equal(stepAxisEnd(0, 0), 10);
+});
+
+test('every step chart ends its x axis at the last step any run shown has reached', () => {
+  const current = emptyRun('now');
+  current.steps = { step: [1, 2, 190, null], loss: [1, 1, 1, null] };
+  current.evals = { step: [50, 150] };
+  const earlier = emptyRun('before');
+  earlier.evals = { step: [100, 120] };
+  const data: ChartData = { current, overlays: [earlier], totalSteps: 5000, layerNames: [], units: [], tol: 1e-3 };
+  // per-step data (190) run ahead of the evaluations (150): the axis follows 190, not 150
+  assert.equal(stepsEnd(data), stepAxisEnd(190, 5000));
+  assert.equal(stepsEnd(data), 500);
+  earlier.steps = { step: [900] };
+  assert.equal(stepsEnd(data), 2000);
+  assert.equal(stepsEnd(null), 10);
+});
+
+test('contrast ratios are WCAG\'s', () => {
+  assert.ok(close(contrastRatio('#000000', '#ffffff'), 21));
+  assert.ok(Math.abs(contrastRatio('#777777', 'rgb(255,255,255)') - 4.48) < 0.01);
+  assert.ok(contrastRatio('#440154', '#15181d') < MARK_CONTRAST); // viridis purple on the dark theme: needs an edge
 });
 
 test('numbers are formatted for their tick step', () => {

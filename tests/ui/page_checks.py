@@ -125,6 +125,19 @@ CLICK_TIMER = """() => {
 }"""
 
 
+SWATCHES = """(rootSel) => {
+  const { deep, parse, lum, background, visible, parentOf } = window.__neChecks;
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+  return deep(rootSel + ' .ne-swatch').filter(visible).map(e => {
+    const cs = getComputedStyle(e);
+    const fill = parse(e.classList.contains('ne-box') ? cs.backgroundColor : cs.borderTopColor);
+    const edge = cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 1 ? parse(cs.outlineColor) : null;
+    const bg = background(parentOf(e));  // what is behind the swatch, not its own fill
+    return { label: e.parentElement.textContent.trim(), fill: ratio(fill, bg), edge: edge ? ratio(edge, bg) : 0 };
+  });
+}"""
+
+
 def install(page) -> None:
     page.evaluate(_LIB)
 
@@ -134,6 +147,13 @@ def contrast(page, root: str | None = None, minimum: float = 4.5) -> dict:
     with the first opaque background among its ancestors is below ``minimum``."""
     install(page)
     return page.evaluate(CONTRAST, [root, minimum])
+
+
+def swatch_contrast(page, root: str = "body") -> list[dict]:
+    """Every visible legend swatch under ``root``: the contrast of its colour and of its edge (0 if none) against the
+    background behind it, as drawn (computed styles)."""
+    install(page)
+    return page.evaluate(SWATCHES, root)
 
 
 def small_text(page, root: str, minimum: float = 14.0) -> list[dict]:

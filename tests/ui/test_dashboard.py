@@ -7,10 +7,14 @@ server process has it (sparsity, status, nonlinear units per layer, unit states)
 
 from __future__ import annotations
 
+import io
+import re
 import time
 
+import numpy as np
 import pytest
-from page_checks import click_latencies, median
+from page_checks import click_latencies, install, median
+from PIL import Image
 from playwright.sync_api import expect
 from served_app import ServedPage, served_app
 
@@ -203,6 +207,23 @@ def test_network_view_click_toggles_the_unit_in_the_session(dash):
     assert dash.external_requests() == []
 
 
+def test_step_charts_share_one_x_range_while_training(dash):
+    dash.click("Start")
+    dash.wait(lambda s: s["status"] == "running" and s["history"] >= 3, "training to run")
+    page = dash.page
+    install(page)  # a query that reaches into the page's shadow roots
+    seen = []
+    for _ in range(60):  # one look per ~0.1 s while the curves grow (and their axes cross round ends)
+        ends = page.evaluate("""() => Object.fromEntries(window.__neChecks.deep('.ne-chart[data-x-end]')
+          .map(c => [c.dataset.chart, Number(c.dataset.xEnd)]))""")
+        assert {"loss", "accuracy", "heatmap", "nonlinear", "apl", "sparsity"} <= set(ends), ends
+        assert len(set(ends.values())) == 1, ends
+        seen.append(next(iter(ends.values())))
+        page.wait_for_timeout(100)
+    assert len(set(seen)) > 1, seen  # the looks saw the axis grow
+    dash.click("Pause")
+
+
 def _download(page, click) -> bytes:
     """The bytes of the file a click saves (the page makes it: nothing is fetched)."""
     with page.expect_download(timeout=15_000) as info:
@@ -210,6 +231,22 @@ def _download(page, click) -> bytes:
     time.sleep(0.6)  # at a person's pace: Chromium drops a download that follows the last within ~0.5 s
     with open(info.value.path(), "rb") as f:
         return f.read()
+
+
+def _check_figure_png(png: bytes, chart, name: str) -> None:
+    """A chart's PNG is the figure at twice the size on screen: the drawing below a band with its title and legend."""
+    w, h = chart.locator("canvas").evaluate("c => [c.clientWidth, c.clientHeight]")
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert image.width == 2 * w and image.height > 2 * (h + 30), (name, image.size, (w, h))
+    pixels = np.asarray(image).astype(int)
+    background = pixels[1, 1]
+    head = image.height - 2 * h
+    inked = np.abs(pixels - background).sum(axis=2) > 60
+    title_band, legend_band = inked[: 2 * 30], inked[2 * 30: head]
+    assert title_band.sum() > 200, (name, "no title drawn")
+    legend = chart.locator(".ne-legend-item").count()
+    assert legend == 0 or legend_band.sum() > 100 * legend, (name, "no legend drawn")
+    assert inked[head:].sum() > 1000, (name, "no chart drawn")
 
 
 def test_every_chart_exports_png_svg_and_csv_and_the_page_saves_an_offline_snapshot(dash):
@@ -227,8 +264,11 @@ def test_every_chart_exports_png_svg_and_csv_and_the_page_saves_an_offline_snaps
         save = {kind: chart.get_by_role("button", name=f"{title}: save {kind}") for kind in ("PNG", "SVG", "CSV")}
         png = _download(page, save["PNG"].click)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000, name
+        _check_figure_png(png, chart, name)
         svg = _download(page, save["SVG"].click).decode()
         assert svg.startswith("<svg") and svg.endswith("</svg>") and ("<path" in svg or "<rect" in svg), name
+        sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]  # the chart's own text, as drawn
+        assert sizes and min(sizes) >= 14, (name, sorted(set(sizes)))
         csv = _download(page, save["CSV"].click).decode()
         header, *rows = csv.strip().splitlines()
         assert rows and "," in header, name

@@ -2,7 +2,8 @@
 screenshots (saved to .test-artifacts/screens/, for looking at), and in each: DOM text contrast >= 4.5:1 (WCAG AA;
 canvas text is out of scope), text >= 14 px, no horizontal scroll, headings not clipped, and a clean console. In the
 training dashboard, a control and its effect are on screen together (the sparsity slider, Start, the network and the
-loss chart, without scrolling), and the charts grow with the screen."""
+loss chart, without scrolling), the charts grow with the screen, and every legend swatch stands out from the chart
+(its colour or its edge >= 3:1, WCAG non-text contrast)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ TEXTS = {"training": 30, "compression": 30, "advantage": 10}
 ON_SCREEN = {"sparsity slider": ".ne-dash .ne-sparsity-slider", "Start": ".ne-dash .ne-live-controls .ne-go",
              "network": ".ne-dash .ne-network .ne-stage", "loss chart": ".ne-dash [data-chart='loss']"}
 MIN_SHOWN = 0.6
+#: WCAG 1.4.11: marks and legend swatches against what is behind them
+MARK_CONTRAST = 3.0
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -52,6 +55,10 @@ def test_app_is_readable_fits_and_logs_nothing(browser, tmp_path, app, theme):
                 assert pc.clipped(page, "body", titles) == [], where
                 assert pc.console_problems(messages) == [], (where, pc.console_problems(messages))
                 if app == "training":
+                    # Legend swatches stand out from the chart (WCAG non-text contrast): the colour or its edge.
+                    swatches = pc.swatch_contrast(page, ".ne-dash")
+                    faint = [s for s in swatches if max(s["fill"], s["edge"]) < MARK_CONTRAST]
+                    assert len(swatches) >= 12 and faint == [], (where, len(swatches), faint)
                     seen = pc.on_screen(page, "body", ON_SCREEN)
                     frame = seen.pop("frame")
                     assert all(s["shown"] >= MIN_SHOWN for s in seen.values()), (where, frame, seen)

@@ -61,9 +61,10 @@ export class CoreBars extends Chart {
       p.rect(cx - w / 2, top, w, y0 - top, pal.series.units);
       const n = nl[l] ?? 0;
       const ntop = ys.map(n);
-      p.rect(cx - w / 2 + 2, ntop, Math.max(1, w - 4), y0 - ntop, SCALE.fill[SCALE.level(0)]);
-      if (pal.name === 'dark' && n > 0) {
-        p.strokeRect(cx - w / 2 + 2, ntop, Math.max(1, w - 4), y0 - ntop, { color: pal.muted, width: 1 });
+      p.rect(cx - w / 2 + 2, ntop, Math.max(1, w - 4), y0 - ntop, SCALE.fill[0]);
+      const edge = this.edgeFor(SCALE.fill[0]);
+      if (edge && n > 0) {
+        p.strokeRect(cx - w / 2 + 2.5, ntop + 0.5, Math.max(1, w - 5), y0 - ntop - 0.5, { color: edge, width: 1 });
       }
       if (rotate) {
         p.text(cx, y0 + 6, name, { color: pal.muted, size: TICK, align: 'right', baseline: 'middle', rotate: -45 });
@@ -73,8 +74,8 @@ export class CoreBars extends Chart {
     });
     p.segments([x0, y0, x1, y0], { color: pal.axis, width: 1 });
     this.setLegend([
-      { label: 'units in the layer', color: pal.series.units },
-      { label: 'nonlinear units (the core network)', color: SCALE.fill[0] }
+      { label: 'units in the layer', color: pal.series.units, box: true },
+      { label: 'nonlinear units (the core network)', color: SCALE.fill[0], box: true }
     ]);
     const total = nl.reduce((a, b) => a + b, 0);
     const all = units.reduce((a, b) => a + b, 0);

@@ -4,6 +4,7 @@
  * exports of the same picture (PNG from the canvas, SVG from the same drawing code, CSV of the plotted numbers).
  */
 
+import { MARK_CONTRAST, contrastRatio } from '../colormap';
 import { CanvasPainter, Painter, SvgPainter } from './painter';
 import { Palette, LIGHT } from './theme';
 
@@ -24,7 +25,14 @@ export interface LegendItem {
   color: string;
   dash?: boolean;
   faded?: boolean;
+  /** An area mark (bars, cells): a filled box rather than a line. */
+  box?: boolean;
 }
+
+/** Pixels per CSS pixel of an exported PNG (sharp on a projector and in a paper). */
+export const PNG_SCALE = 2;
+const EXPORT_TITLE = 18;
+const EXPORT_TEXT = 14;
 
 export function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {},
   text?: string): HTMLElementTagNameMap[K] {
@@ -88,6 +96,7 @@ export abstract class Chart {
   protected palette: Palette = LIGHT;
   protected font = 'system-ui, sans-serif';
   private width = 0;
+  private legend: LegendItem[] = [];
   paints = 0;
 
   constructor(
@@ -166,8 +175,14 @@ export abstract class Chart {
     this.el.dataset.paints = String(this.paints);
   }
 
+  /** The edge a mark of this colour needs to stand out from the background (>= 3:1), or null if it needs none. */
+  protected edgeFor(color: string): string | null {
+    return contrastRatio(color, this.palette.bg) < MARK_CONTRAST ? this.palette.axis : null;
+  }
+
   protected setLegend(items: LegendItem[]): void {
-    const key = JSON.stringify(items);
+    this.legend = items;
+    const key = JSON.stringify([this.palette.name, items]);
     if (this.legendEl.dataset.key === key) {
       return;
     }
@@ -175,8 +190,13 @@ export abstract class Chart {
     this.legendEl.replaceChildren(
       ...items.map(it => {
         const li = el('li', { class: `ne-legend-item${it.faded ? ' ne-faded' : ''}` });
-        const sw = el('span', { class: `ne-swatch${it.dash ? ' ne-dashed' : ''}`, 'aria-hidden': 'true' });
+        const edge = this.edgeFor(it.color);
+        const sw = el('span', { class: `ne-swatch${it.dash ? ' ne-dashed' : ''}${it.box ? ' ne-box' : ''}` +
+          `${edge ? ' ne-edged' : ''}`, 'aria-hidden': 'true' });
         sw.style.setProperty('--swatch', it.color);
+        if (edge) {
+          sw.style.setProperty('--swatch-edge', edge);
+        }
         li.append(sw, document.createTextNode(it.label));
         return li;
       })
@@ -209,9 +229,78 @@ export abstract class Chart {
     return csvText(header, rows);
   }
 
+  /**
+   * The chart as a figure that stands alone: its title and legend above the same drawing, at PNG_SCALE pixels per
+   * CSS pixel (the size on screen, twice as sharp).
+   */
+  figureCanvas(scale = PNG_SCALE): HTMLCanvasElement {
+    const w = this.width || Math.max(1, Math.floor(this.host.clientWidth)) || 600;
+    const pal = this.palette;
+    const out = document.createElement('canvas');
+    const ctx = out.getContext('2d');
+    if (!ctx) {
+      throw new Error('no 2D canvas context');
+    }
+    // Legend rows: swatch and label, wrapped to the width.
+    const font = (size: number, bold = false) => `${bold ? '600 ' : ''}${size}px ${this.font}`;
+    ctx.font = font(EXPORT_TEXT);
+    const rows: { it: LegendItem; x: number; row: number }[] = [];
+    let x = 8;
+    let row = 0;
+    for (const it of this.legend) {
+      const need = 24 + ctx.measureText(it.label).width + 16;
+      if (x > 8 && x + need > w - 8) {
+        x = 8;
+        row++;
+      }
+      rows.push({ it, x, row });
+      x += need;
+    }
+    const titleH = EXPORT_TITLE + 12;
+    const lineH = EXPORT_TEXT + 8;
+    const head = titleH + (this.legend.length ? (row + 1) * lineH : 0) + 4;
+    out.width = Math.round(w * scale);
+    out.height = Math.round((head + this.height) * scale);
+    ctx.setTransform(scale, 0, 0, scale, 0, 0);
+    ctx.fillStyle = pal.bg;
+    ctx.fillRect(0, 0, w, head);
+    ctx.fillStyle = pal.fg;
+    ctx.font = font(EXPORT_TITLE, true);
+    ctx.textBaseline = 'middle';
+    ctx.fillText(this.titleEl.textContent ?? '', 8, titleH / 2 + 2);
+    ctx.font = font(EXPORT_TEXT);
+    for (const { it, x: lx, row: r } of rows) {
+      const cy = titleH + r * lineH + lineH / 2;
+      const edge = this.edgeFor(it.color);
+      ctx.fillStyle = it.color;
+      ctx.globalAlpha = it.faded ? 0.6 : 1;
+      if (it.box) {
+        ctx.fillRect(lx, cy - 6, 18, 12);
+      } else if (it.dash) {
+        ctx.fillRect(lx, cy - 1.5, 7, 3);
+        ctx.fillRect(lx + 11, cy - 1.5, 7, 3);
+      } else {
+        ctx.fillRect(lx, cy - 1.5, 18, 3);
+      }
+      ctx.globalAlpha = 1;
+      if (edge) {
+        ctx.strokeStyle = edge;
+        ctx.lineWidth = 1;
+        ctx.strokeRect(lx - 0.5, it.box ? cy - 6.5 : cy - 2, 19, it.box ? 13 : 4);
+      }
+      ctx.fillStyle = it.faded ? pal.muted : pal.fg;
+      ctx.fillText(it.label, lx + 24, cy);
+    }
+    const p = new CanvasPainter(out, w, this.height, scale, head);
+    p.font = this.font;
+    this.draw(p);
+    out.dataset.head = String(head);
+    return out;
+  }
+
   exportPNG(): void {
     this.paintNow();
-    download(this.fileName('png'), dataUrlToBlob(this.canvas.toDataURL('image/png')));
+    download(this.fileName('png'), dataUrlToBlob(this.figureCanvas().toDataURL('image/png')));
   }
 
   exportSVG(): void {

@@ -27,6 +27,23 @@ export function emptyRun(label = ''): RunSeries {
   return { label, steps: { step: [], loss: [] }, evals: { step: [] }, nonlinear: [] };
 }
 
+/** The last step any run has reached, per step or per evaluation (every step chart ends its x axis from it). */
+export function lastStep(data: ChartData | null): number {
+  let last = 0;
+  for (const run of data ? [...data.overlays, data.current] : []) {
+    for (const col of [run.steps.step ?? [], run.evals.step ?? []]) {
+      for (let i = col.length - 1; i >= 0; i--) {
+        const v = col[i];
+        if (v !== null && Number.isFinite(v)) {
+          last = Math.max(last, v);
+          break;
+        }
+      }
+    }
+  }
+  return last;
+}
+
 export function num(v: number | null | undefined): number {
   return v === null || v === undefined ? NaN : v;
 }

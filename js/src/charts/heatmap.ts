@@ -8,7 +8,7 @@ import { viridis } from '../colormap';
 import { Chart } from './chart';
 import { ChartData, num } from './data';
 import { Painter } from './painter';
-import { linearScale, stepAxisEnd } from './scale';
+import { linearScale, stepsEnd } from './scale';
 
 const SCALE = viridis();
 const TICK = 14;
@@ -58,7 +58,8 @@ export class Heatmap extends Chart {
     const y0 = p.height - 42;
     const y1 = 10;
     const steps = (data?.current.evals.step ?? []).map(num);
-    const xmax = stepAxisEnd(steps.length ? steps[steps.length - 1] : 0, data?.totalSteps ?? 0);
+    const xmax = stepsEnd(data);
+    this.el.dataset.xEnd = String(xmax);
     const xs = linearScale(0, xmax, x0, x1, Math.max(2, Math.floor((x1 - x0) / 90)), true);
     const rowH = (y0 - y1) / L;
     // Cells: each evaluation covers the steps since the previous one.
@@ -105,8 +106,8 @@ export class Heatmap extends Chart {
         baseline: 'middle' });
     }
     this.setLegend([
-      { label: 'purple: all units nonlinear (ReLU)', color: SCALE.fill[0] },
-      { label: 'yellow: all linear', color: SCALE.fill[255] }
+      { label: 'purple: all units nonlinear (ReLU)', color: SCALE.fill[0], box: true },
+      { label: 'yellow: all linear', color: SCALE.fill[255], box: true }
     ]);
     this.setNote(data ? `A unit counts as linear when 1 − α ≤ ${data.tol}.` : '');
   }

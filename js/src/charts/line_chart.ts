@@ -6,7 +6,7 @@
 import { Chart, LegendItem, el } from './chart';
 import { ChartData, Column, RunSeries, num, smooth } from './data';
 import { Painter } from './painter';
-import { Scale, linearScale, logScale, stepAxisEnd } from './scale';
+import { Scale, linearScale, logScale, stepsEnd } from './scale';
 
 export interface SeriesSpec {
   /** Column name (in the per-step or per-evaluation columns). */
@@ -105,16 +105,11 @@ export class LineChart extends Chart {
     const y0 = h - MARGIN.bottom;
     const y1 = MARGIN.top;
     const runs = data ? [...data.overlays, data.current] : [];
-    // Ranges over what is drawn.
-    let xmax = 0;
+    // The y range over what is drawn; the x range the one all step charts share.
     let lo = Infinity;
     let hi = -Infinity;
     for (const run of runs) {
       for (const s of this.spec.series) {
-        const { x } = this.xy(run, s);
-        for (const v of x) {
-          xmax = Math.max(xmax, num(v));
-        }
         for (const v of this.yValues(run, s)) {
           if (Number.isFinite(v)) {
             lo = Math.min(lo, v);
@@ -123,7 +118,8 @@ export class LineChart extends Chart {
         }
       }
     }
-    xmax = stepAxisEnd(Number.isFinite(xmax) ? xmax : 0, data ? data.totalSteps : 0);
+    const xmax = stepsEnd(data);
+    this.el.dataset.xEnd = String(xmax);
     const xs = linearScale(0, xmax, x0, x1, Math.max(2, Math.floor((x1 - x0) / 90)), true);
     let ys: Scale;
     if (this.logOn) {

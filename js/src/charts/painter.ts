@@ -43,15 +43,20 @@ export class CanvasPainter implements Painter {
   font = 'system-ui, sans-serif';
   private readonly ctx: CanvasRenderingContext2D;
 
+  /**
+   * Draws a width x height picture at `scale` device pixels per CSS pixel (the screen's by default). With `top`, the
+   * canvas is left as it is and the picture goes `top` CSS pixels down it (an export composes a figure this way).
+   */
   constructor(
     readonly canvas: HTMLCanvasElement,
     readonly width: number,
-    readonly height: number
+    readonly height: number,
+    scale = window.devicePixelRatio || 1,
+    top?: number
   ) {
-    const dpr = window.devicePixelRatio || 1;
-    const w = Math.max(1, Math.round(width * dpr));
-    const h = Math.max(1, Math.round(height * dpr));
-    if (canvas.width !== w || canvas.height !== h) {
+    const w = Math.max(1, Math.round(width * scale));
+    const h = Math.max(1, Math.round(height * scale));
+    if (top === undefined && (canvas.width !== w || canvas.height !== h)) {
       canvas.width = w;
       canvas.height = h;
       canvas.style.width = `${width}px`;
@@ -62,7 +67,7 @@ export class CanvasPainter implements Painter {
       throw new Error('no 2D canvas context');
     }
     this.ctx = ctx;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.setTransform(scale, 0, 0, scale, 0, (top ?? 0) * scale);
   }
 
   clear(color: string): void {

@@ -2,6 +2,8 @@
  * Axis scales and ticks for the charts: linear with "nice" steps (1, 2, 5 x 10^k) and log10 with decades.
  */
 
+import { ChartData, lastStep } from './data';
+
 export interface Scale {
   /** Data value -> pixel. */
   map(v: number): number;
@@ -54,9 +56,14 @@ export function niceCeil(v: number): number {
 }
 
 /** The x axis end for a run: room ahead of the last point (round), never past the run's last step. */
-export function stepAxisEnd(lastStep: number, totalSteps: number): number {
-  const end = niceCeil(Math.max(10, lastStep * 1.15));
-  return Math.max(1, Math.min(end, totalSteps > 0 ? totalSteps : end, Math.max(end, lastStep)));
+export function stepAxisEnd(last: number, totalSteps: number): number {
+  const end = niceCeil(Math.max(10, last * 1.15));
+  return Math.max(1, Math.min(end, totalSteps > 0 ? totalSteps : end, Math.max(end, last)));
+}
+
+/** The x axis end every step chart shares at a moment: from the last step of any run shown. */
+export function stepsEnd(data: ChartData | null): number {
+  return stepAxisEnd(lastStep(data), data ? data.totalSteps : 0);
 }
 
 export function formatNumber(v: number, step = 0): string {

@@ -4,7 +4,7 @@
  * a few pixels; a click on a strip zooms into that layer's units. Pure: sizes in, positions out (CSS pixels).
  */
 
-import type { BlockBand, Skip } from '../geometry';
+import { LABEL_PX, type BlockBand, type Skip } from '../geometry';
 import type { BlockInfo, LayerInfo } from '../network_view_types';
 
 export interface Overview {
@@ -23,7 +23,7 @@ export interface Overview {
 }
 
 const PAD = 10;
-const LABELS = 96;
+const LABELS = 110;
 
 export function layoutOverview(layers: LayerInfo[], blocks: BlockInfo[], opts: { width: number; height: number })
   : Overview {
@@ -64,5 +64,5 @@ export function layoutOverview(layers: LayerInfo[], blocks: BlockInfo[], opts: {
     };
   });
   return { width, height: top + plot + LABELS, strip, left, top: tops, bottom: bottoms, blockBands, skips,
-    labelTop: top + plot + 6, labelSize: 12 };
+    labelTop: top + plot + 6, labelSize: LABEL_PX };
 }

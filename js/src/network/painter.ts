@@ -3,8 +3,8 @@
  * viridis scale with forced states marked, or, for big networks, one strip per layer binned into pixel rows.
  */
 
-import { viridis } from '../colormap';
-import type { Geometry } from '../geometry';
+import { MARK_CONTRAST, contrastRatio, viridis } from '../colormap';
+import { LABEL_PX, type Geometry } from '../geometry';
 import { UnitState } from '../network_view_types';
 import type { Overview } from './overview';
 import type { UnitData } from './units';
@@ -18,6 +18,22 @@ export interface Theme {
   band: string;
   skip: string;
   accent: string;
+  /** The background the units are drawn on. */
+  bg: string;
+}
+
+const weakCache = new Map<string, Uint8Array>();
+
+/** Per colour level, 1 where the level is below 3:1 against the background (such units get an edge). */
+function weakLevels(ctx: CanvasRenderingContext2D, bg: string): Uint8Array {
+  ctx.fillStyle = bg;
+  const norm = String(ctx.fillStyle);
+  let weak = weakCache.get(norm);
+  if (!weak) {
+    weak = Uint8Array.from(SCALE.fill, f => (contrastRatio(f, norm) < MARK_CONTRAST ? 1 : 0));
+    weakCache.set(norm, weak);
+  }
+  return weak;
 }
 
 function cssVar(el: Element, name: string, fallback: string): string {
@@ -33,7 +49,8 @@ export function readTheme(el: Element): Theme {
     muted: cssVar(el, '--jp-ui-font-color2', '#555'),
     band: cssVar(el, '--jp-layout-color2', 'rgba(127,127,127,0.12)'),
     skip: cssVar(el, '--jp-ui-font-color2', '#888'),
-    accent: cssVar(el, '--jp-brand-color1', '#1976d2')
+    accent: cssVar(el, '--jp-brand-color1', '#1976d2'),
+    bg: cssVar(el, '--jp-layout-color0', '#ffffff')
   };
 }
 
@@ -71,6 +88,8 @@ export function paintUnits(ctx: CanvasRenderingContext2D, g: Geometry, shown: nu
   const s = g.cell;
   const inset = g.inset;
   const inks: Record<string, Path2D> = {};
+  const weak = weakLevels(ctx, theme.bg);
+  const edges = new Path2D();
   const glyph = s >= 9;
   const m = Math.max(2, s * 0.22);
   for (let k = 0; k < shown.length && k < g.x.length; k++) {
@@ -80,6 +99,9 @@ export function paintUnits(ctx: CanvasRenderingContext2D, g: Geometry, shown: nu
     const x = g.x[k];
     const y = g.y[k];
     ctx.fillRect(x + inset, y + inset, s - 2 * inset, s - 2 * inset);
+    if (weak[level]) {
+      edges.rect(x + inset + 0.5, y + inset + 0.5, s - 2 * inset - 1, s - 2 * inset - 1);
+    }
     const state = data.stateOf(i);
     if (state !== UnitState.FREE) {
       const ink = SCALE.ink[level];
@@ -97,6 +119,9 @@ export function paintUnits(ctx: CanvasRenderingContext2D, g: Geometry, shown: nu
       }
     }
   }
+  ctx.strokeStyle = theme.muted;
+  ctx.lineWidth = 1;
+  ctx.stroke(edges);
   ctx.lineWidth = glyph ? Math.max(1.2, s / 10) : 1;
   for (const [ink, p] of Object.entries(inks)) {
     ctx.strokeStyle = ink;
@@ -133,7 +158,7 @@ export function paintUnits(ctx: CanvasRenderingContext2D, g: Geometry, shown: nu
     ctx.strokeRect(g.x[hk] - 1, g.y[hk] - 1, s + 2, s + 2);
   }
   ctx.fillStyle = theme.muted;
-  ctx.font = `12px ${theme.font}`;
+  ctx.font = `${LABEL_PX}px ${theme.font}`;
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
   for (const l of labels) {
@@ -145,6 +170,7 @@ export function paintUnits(ctx: CanvasRenderingContext2D, g: Geometry, shown: nu
 export function paintOverview(ctx: CanvasRenderingContext2D, o: Overview, data: UnitData, theme: Theme,
   hoverLayer: number): void {
   bandsAndSkips(ctx, theme, o.blockBands, o.skips);
+  const weak = weakLevels(ctx, theme.bg);
   const w = o.strip - 2;
   data.layers.forEach((layer, li) => {
     const x = o.left[li] + 1;
@@ -168,6 +194,11 @@ export function paintOverview(ctx: CanvasRenderingContext2D, o: Overview, data: 
         ctx.fillStyle = SCALE.ink[level];
         ctx.fillRect(x + w - 3, top + (r * h) / rows, 3, Math.max(1, h / rows));
       }
+    }
+    if (weak[SCALE.level(0)] || weak[SCALE.level(1)]) {
+      ctx.strokeStyle = theme.muted;
+      ctx.lineWidth = 1;
+      ctx.strokeRect(x - 0.5, top - 0.5, w + 1, h + 1);
     }
     if (li === hoverLayer) {
       ctx.strokeStyle = theme.text;
@@ -203,7 +234,7 @@ export function unitsSvg(g: Geometry, shown: number[], data: UnitData, labels: L
       `height="${s - 2 * g.inset}" fill="${SCALE.fill[level]}"${ring}><title>${esc(data.labelOf(i))}</title></rect>`);
   }
   for (const l of labels) {
-    parts.push(`<text x="${l.x}" y="${g.labelTop + 11}" font-size="12" text-anchor="middle" fill="${theme.muted}" ` +
+    parts.push(`<text x="${l.x}" y="${g.labelTop + LABEL_PX - 1}" font-size="${LABEL_PX}" text-anchor="middle" fill="${theme.muted}" ` +
       `font-family="sans-serif">${esc(l.text)}</text>`);
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${g.width}" height="${g.height}" ` +
