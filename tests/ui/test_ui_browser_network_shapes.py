@@ -137,7 +137,7 @@ def test_screenshots_light_and_dark(nb, theme):
     set_lab_theme(page, theme)
     SCREENS.mkdir(parents=True, exist_ok=True)
     word = theme.split()[-1].lower()
-    for k, name in ((1, "cnn"), (2, "transformer")):
+    for k, name in ((1, "cnn"), (2, "transformer"), (3, "cnn-narrow")):
         scroll_to_top(page, f".jp-Notebook .jp-Cell:nth-child({k + 1}) .ne-network")
         view = nb.cell(k).locator(".ne-network")
         assert view.evaluate("r => Number(r.dataset.paints) > 0")
