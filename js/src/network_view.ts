@@ -62,7 +62,8 @@ interface LayerRow {
 }
 
 export class NetworkView {
-  private readonly id = ++instances;
+  /** Unique in the page, though each widget output may load its own copy of this module (and counter). */
+  private readonly id = `${++instances}-${Math.random().toString(36).slice(2, 10)}`;
   private readonly root: HTMLDivElement;
   private readonly titleEl: HTMLElement;
   private readonly statusEl: HTMLElement;

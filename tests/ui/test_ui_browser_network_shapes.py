@@ -112,7 +112,7 @@ def test_hover_shows_the_units_tooltip_without_a_click_and_focus_shows_the_same(
     page = nb.page
     view = nb.cell(1).locator(".ne-network")
     tooltip = view.locator(".ne-tooltip")
-    unit = page.get_by_role("button", name="features.5 unit 3: nonlinear", exact=True)
+    unit = view.get_by_role("button", name="features.5 unit 3: nonlinear", exact=True)
     unit.hover()
     tooltip.wait_for(state="visible", timeout=2000)
     text = tooltip.inner_text()
@@ -121,11 +121,13 @@ def test_hover_shows_the_units_tooltip_without_a_click_and_focus_shows_the_same(
     assert abs(box["x"] - (cell["x"] + cell["width"])) < 40 or abs(box["x"] + box["width"] - cell["x"]) < 40
     page.mouse.move(5, 5)  # off the view: the tooltip goes
     tooltip.wait_for(state="hidden", timeout=2000)
-    other = page.get_by_role("button", name="features.8 unit 0: nonlinear", exact=True)
+    other = view.get_by_role("button", name="features.8 unit 0: nonlinear", exact=True)
     other.focus()  # the keyboard's way to the same place
     tooltip.wait_for(state="visible", timeout=2000)
     assert "features.8 \u00b7 unit 0" in tooltip.inner_text() and "state: free" in tooltip.inner_text()
-    assert page.evaluate("document.activeElement.getAttribute('aria-describedby')") == tooltip.get_attribute("id")
+    described = page.evaluate("document.activeElement.getAttribute('aria-describedby')")
+    assert described == tooltip.get_attribute("id")
+    assert page.locator(f"[id='{described}']").count() == 1  # each view's tooltip has an id of its own
     page.keyboard.press("ArrowDown")
     view.locator(".ne-tooltip", has_text="features.8 \u00b7 unit 1").wait_for(state="visible", timeout=2000)
 
