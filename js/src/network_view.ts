@@ -26,9 +26,7 @@ import { LayerInfo, NetworkViewModel, NetworkViewReply, NetworkViewRequest, Unit
 import { Channel } from './transport';
 
 /** Above this many units, or below this cell size, the view shows the overview. */
-export /** Layer labels' font size (CSS px), measured and drawn the same. */
-const LABEL_PX = 12;
-const MAX_UNIT_ELEMENTS = 6000;
+export const MAX_UNIT_ELEMENTS = 6000;
 const MIN_CELL = 5;
 
 let instances = 0;
@@ -640,7 +638,9 @@ export class NetworkView {
       this.labelLayer.replaceChildren();
       return;
     }
-    this.ctx.font = `${LABEL_PX}px ${this.theme.font}`;
+    // Measured in the labels' own font (the view's: 14 px in the dashboards, the host's UI size elsewhere).
+    const px = parseFloat(getComputedStyle(this.labelLayer).fontSize) || 12;
+    this.ctx.font = `${px}px ${this.theme.font}`;
     const layers = this.zoom >= 0 ? [this.data.layers[this.zoom]] : this.data.layers;
     const centres = layers.map((_, li) => (g.layerLeft[li] + g.layerRight[li]) / 2);
     const rooms = labelRoom(centres, g.width);
@@ -648,8 +648,7 @@ export class NetworkView {
       const text = shortenLeft(layer.name, t => this.ctx.measureText(t).width <= rooms[li]);
       this.labels.push({ text, x: centres[li] });
       const el = h('span', { class: 'ne-layer-label', title: layer.name }, text);
-      el.style.cssText = `left:${centres[li] - rooms[li] / 2}px;top:${g.labelTop}px;width:${rooms[li]}px;` +
-        `font-size:${LABEL_PX}px`;
+      el.style.cssText = `left:${centres[li] - rooms[li] / 2}px;top:${g.labelTop}px;width:${rooms[li]}px`;
       return el;
     });
     this.labelLayer.replaceChildren(...els);

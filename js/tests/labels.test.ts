@@ -22,5 +22,5 @@ test('otherwise as many trailing characters as fit, never just the last one when
 test('each label may use half the distance to its neighbours, and the edges at the ends', () => {
   assert.deepEqual(labelRoom([20, 60, 140], 200, 0), [40, 40, 80]);
   assert.deepEqual(labelRoom([20, 60, 140], 200, 6), [34, 34, 74]);
-  assert.deepEqual(labelRoom([100], 150), [94]);
+  assert.deepEqual(labelRoom([100], 150), [96]);
 });

@@ -30,7 +30,7 @@ export function shortenLeft(name: string, fits: (text: string) => boolean): stri
 }
 
 /** Room (px) for each label centred at `centres` (increasing) between 0 and `width`: halfway to each neighbour. */
-export function labelRoom(centres: number[], width: number, gap = 6): number[] {
+export function labelRoom(centres: number[], width: number, gap = 4): number[] {
   return centres.map((c, i) => {
     const left = i > 0 ? (c - centres[i - 1]) / 2 : c;
     const right = i < centres.length - 1 ? (centres[i + 1] - c) / 2 : width - c;
