@@ -8,8 +8,11 @@ import type { BlockInfo, LayerInfo } from './network_view_types';
 
 /** A residual block's shaded band. */
 export interface BlockBand { left: number; right: number; top: number; bottom: number }
-/** A skip connection's arc, from (x0, y0) to (x1, y1); `projection`: the skip has a 1x1 conv / linear map. */
-export interface Skip { x0: number; y0: number; x1: number; y1: number; projection: boolean }
+/**
+ * A skip connection's arc: a quadratic curve from (x0, y0) over the control point (cx, cy) to (x1, y1), above the
+ * columns it spans and inside the drawing; `projection`: the skip has a 1x1 conv / linear map.
+ */
+export interface Skip { x0: number; y0: number; cx: number; cy: number; x1: number; y1: number; projection: boolean }
 
 export interface Geometry {
   /** Cell size (square) and the inset painted inside it. */
@@ -57,9 +60,11 @@ export function layoutNetwork(layers: LayerInfo[], blocks: BlockInfo[], opts: Ge
   const maxCell = opts.maxCell ?? 28;
   const top = blocks.length ? 30 : 8;
   // Gaps (in cells) before each layer.
+  // A block that starts at the first layer takes its skip from the input: room on the left for the arc's foot.
+  const inputSkip = blocks.some(b => b.first === 0);
   const gapBefore = layers.map((l, i) => {
     if (i === 0) {
-      return 0;
+      return inputSkip ? GAP + BLOCK_GAP : 0;
     }
     const newBlock = l.block !== layers[i - 1].block;
     return GAP + (newBlock ? BLOCK_GAP : 0);
@@ -130,15 +135,11 @@ export function layoutNetwork(layers: LayerInfo[], blocks: BlockInfo[], opts: Ge
   });
   const skips = blocks.map(b => {
     const from = b.first - 1;
-    const x0 = from >= 0 ? (layerLeft[from] + layerRight[from]) / 2 : PAD / 2;
-    const y0 = from >= 0 ? layerTop[from] : top + columnsHeight / 2;
-    return {
-      x0,
-      y0,
-      x1: (layerLeft[b.last] + layerRight[b.last]) / 2,
-      y1: layerTop[b.last],
-      projection: b.projection
-    };
+    // From the column before the block (or, for the input, from beside the band) to the gate after the addition.
+    const x0 = from >= 0 ? (layerLeft[from] + layerRight[from]) / 2 : PAD + (GAP * cell) / 2;
+    const y0 = (from >= 0 ? layerTop[from] : layerTop[b.first]) - 4;
+    const x1 = (layerLeft[b.last] + layerRight[b.last]) / 2;
+    return skipArc(x0, y0, x1, layerTop[b.last] - 4, layerTop.slice(Math.max(0, from), b.last + 1), b.projection);
   });
   return {
     cell,
@@ -156,6 +157,14 @@ export function layoutNetwork(layers: LayerInfo[], blocks: BlockInfo[], opts: Ge
     skips,
     labelTop
   };
+}
+
+/** A low arch from (x0, y0) to (x1, y1) over columns whose tops are `spannedTops`; never above the drawing. */
+export function skipArc(x0: number, y0: number, x1: number, y1: number, spannedTops: number[],
+  projection: boolean): Skip {
+  const rise = Math.max(8, Math.min(24, 0.4 * (x1 - x0)));
+  const cy = Math.max(2, Math.min(y0, y1, ...spannedTops.map(t => t - 4)) - 2 * rise);
+  return { x0, y0, cx: (x0 + x1) / 2, cy, x1, y1, projection };
 }
 
 /** Units whose cells intersect a rectangle (for shift-drag selection). */

@@ -19,6 +19,7 @@ import type { AnyModel, RenderProps } from '@anywidget/types';
 import { Geometry, LABEL_PX, layoutNetwork, unitsInRect } from './geometry';
 import { UnitInput } from './network/input';
 import { Overview, layoutOverview } from './network/overview';
+import { labelRoom, shortenLeft } from './network/labels';
 import { Label, SCALE, Theme, overviewSvg, paintOverview, paintUnits, readTheme, unitsSvg } from './network/painter';
 import { STATE_NAMES, UnitData, WORDS } from './network/units';
 import { LayerInfo, NetworkViewModel, NetworkViewReply, NetworkViewRequest, UnitState } from './network_view_types';
@@ -59,7 +60,8 @@ interface LayerRow {
 }
 
 export class NetworkView {
-  private readonly id = ++instances;
+  /** Unique in the page, though each widget output may load its own copy of this module (and counter). */
+  private readonly id = `${++instances}-${Math.random().toString(36).slice(2, 10)}`;
   private readonly root: HTMLDivElement;
   private readonly titleEl: HTMLElement;
   private readonly statusEl: HTMLElement;
@@ -71,6 +73,8 @@ export class NetworkView {
   private readonly canvas: HTMLCanvasElement;
   private readonly ctx: CanvasRenderingContext2D;
   private readonly unitLayer: HTMLDivElement;
+  /** Layer names under the columns (units mode), each with its full name as a title. */
+  private readonly labelLayer: HTMLDivElement;
   private readonly band: HTMLDivElement;
   private readonly tooltip: HTMLDivElement;
   private readonly selectionBar: HTMLDivElement;
@@ -141,7 +145,8 @@ export class NetworkView {
     this.unitLayer = h('div', { class: 'ne-units', role: 'group', 'aria-roledescription': 'network' });
     this.band = h('div', { class: 'ne-band', hidden: '' });
     this.tooltip = h('div', { class: 'ne-tooltip', role: 'tooltip', id: `ne-tooltip-${this.id}`, hidden: '' });
-    this.plane.append(this.canvas, this.unitLayer, this.band);
+    this.labelLayer = h('div', { class: 'ne-labels' });
+    this.plane.append(this.canvas, this.unitLayer, this.labelLayer, this.band);
     this.stage.append(this.plane);
 
     this.selectionBar = h('div', { class: 'ne-selection', role: 'toolbar', hidden: '' });
@@ -589,6 +594,9 @@ export class NetworkView {
         'units in each row). Click a layer (or Enter) to show its units.'
       : 'Click a unit (or Enter/Space) to cycle free \u2192 forced linear \u2192 forced nonlinear; shift-drag to ' +
         'select several; arrow keys move.';
+    // The skip arcs as drawn (plane px: x0 y0 cx cy x1 y1 per arc), for tests and tools that check the picture.
+    const skips = this.geom ? this.geom.skips : this.over ? this.over.skips : [];
+    this.root.dataset.skips = JSON.stringify(skips.map(k => [k.x0, k.y0, k.cx, k.cy, k.x1, k.y1]));
     const w = this.geom ? this.geom.width : this.over ? this.over.width : width;
     const ht = this.geom ? this.geom.height : this.over ? this.over.height : 100;
     this.plane.style.width = `${w}px`;
@@ -622,26 +630,28 @@ export class NetworkView {
     }
   }
 
-  /** Layer names under the columns (units mode), block-qualified, shortened only when they do not fit. */
+  /** Layer names under the columns (units mode): each shortened from the left to the room it has, full on hover. */
   private computeLabels(): void {
     this.labels = [];
     const g = this.geom;
     if (!g || !this.theme) {
+      this.labelLayer.replaceChildren();
       return;
     }
-    this.ctx.font = `${LABEL_PX}px ${this.theme.font}`;
+    // Measured in the labels' own font (the view's: 14 px in the dashboards, the host's UI size elsewhere).
+    const px = parseFloat(getComputedStyle(this.labelLayer).fontSize) || LABEL_PX;
+    this.ctx.font = `${px}px ${this.theme.font}`;
     const layers = this.zoom >= 0 ? [this.data.layers[this.zoom]] : this.data.layers;
-    layers.forEach((layer, li) => {
-      const room = g.layerRight[li] - g.layerLeft[li] + g.cell * 0.6 - 4;
-      const parts = layer.name.split('.');
-      let text = layer.name;
-      for (let k = 1; k < parts.length && this.ctx.measureText(text).width > room; k++) {
-        text = '\u2026' + parts.slice(k).join('.');
-      }
-      if (this.ctx.measureText(text).width <= room) {
-        this.labels.push({ text, x: (g.layerLeft[li] + g.layerRight[li]) / 2 });
-      }
+    const centres = layers.map((_, li) => (g.layerLeft[li] + g.layerRight[li]) / 2);
+    const rooms = labelRoom(centres, g.width);
+    const els = layers.map((layer, li) => {
+      const text = shortenLeft(layer.name, t => this.ctx.measureText(t).width <= rooms[li]);
+      this.labels.push({ text, x: centres[li] });
+      const el = h('span', { class: 'ne-layer-label', title: layer.name }, text);
+      el.style.cssText = `left:${centres[li] - rooms[li] / 2}px;top:${g.labelTop}px;width:${rooms[li]}px`;
+      return el;
     });
+    this.labelLayer.replaceChildren(...els);
   }
 
   private schedule(): void {
@@ -664,7 +674,7 @@ export class NetworkView {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, this.canvas.width / dpr, this.canvas.height / dpr);
     if (this.geom) {
-      paintUnits(ctx, this.geom, this.shown, this.data, theme, this.labels, this.selection, this.hover, this.posOf);
+      paintUnits(ctx, this.geom, this.shown, this.data, theme, this.selection, this.hover, this.posOf);
     } else if (this.over) {
       paintOverview(ctx, this.over, this.data, theme, this.hoverLayer);
     }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LABEL_PX, layoutNetwork, unitsInRect } from '../src/geometry';
+import { LABEL_PX, layoutNetwork, type Skip, unitsInRect } from '../src/geometry';
 import type { BlockInfo, LayerInfo } from '../src/network_view_types';
 
 const layer = (name: string, units: number, offset: number, block = -1): LayerInfo => ({ name, units, offset, block });
@@ -54,6 +54,34 @@ test('a residual block gets a band around its layers and a skip arc from the lay
   assert.ok(close(skip.x1, (g.layerLeft[2] + g.layerRight[2]) / 2));
   assert.equal(skip.projection, true);
   assert.ok(Math.min(...Array.from(g.y)) >= 30); // room above the columns for the arcs
+});
+
+/** Points along a skip arc (the quadratic curve the painter strokes). */
+const along = (k: Skip) => Array.from({ length: 41 }, (_, j) => {
+  const t = j / 40;
+  return [(1 - t) ** 2 * k.x0 + 2 * t * (1 - t) * k.cx + t * t * k.x1,
+    (1 - t) ** 2 * k.y0 + 2 * t * (1 - t) * k.cy + t * t * k.y1];
+});
+
+test('a skip from the input (a block at the first layer) stays inside the drawing and above every column', () => {
+  // A TransformerEncoder: every encoder layer a block of one gate layer, the first one fed by the input.
+  const layers = [layer('encoder.layers.0.activation', 8, 0, 0), layer('encoder.layers.1.activation', 8, 8, 1)];
+  const blocks: BlockInfo[] = [{ name: 'encoder.layers.0', first: 0, last: 0, projection: false },
+    { name: 'encoder.layers.1', first: 1, last: 1, projection: false }];
+  for (const width of [120, 400, 900]) {
+    const g = layoutNetwork(layers, blocks, { width, height: 0, maxRows: 0 });
+    assert.ok(g.skips[0].x0 < g.blockBands[0].left); // its foot stands beside the first block's band
+    for (const k of g.skips) {
+      for (const [x, y] of along(k)) {
+        assert.ok(x >= 0 && x <= g.width && y >= 0 && y <= g.height, `(${x}, ${y}) outside the drawing`);
+        layers.forEach((_, li) => {
+          if (x >= g.layerLeft[li] && x <= g.layerRight[li]) {
+            assert.ok(y < g.layerTop[li], `the arc crosses layer ${li} at (${x}, ${y})`);
+          }
+        });
+      }
+    }
+  }
 });
 
 test('a drag rectangle selects the units whose cells it touches, whichever corner it starts from', () => {

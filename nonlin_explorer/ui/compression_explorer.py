@@ -271,7 +271,9 @@ class CompressionExplorer(LiveView):
         self.elevation = pn.widgets.IntSlider(name="Elevation", start=-90, end=90, value=20, width=180)
         for w in (self.azimuth, self.elevation):
             w.param.watch(lambda e: self._draw_view3d(), "value")
-        self.v3_sources = {k: ColumnDataSource(v) for k, v in view3d_columns([], [0, 0, 0], 0, 0).items()}
+        v3_empty = view3d_columns([], [0, 0, 0], 0, 0)
+        v3_empty["points"]["size"] = []  # the scatter reads its sizes from this column (Bokeh E-1001 without it)
+        self.v3_sources = {k: ColumnDataSource(v) for k, v in v3_empty.items()}
         v3 = figure(title=VIEW3D_TITLE, width=380, height=320,
                     toolbar_location=None, x_range=Range1d(-1.3, 1.3), y_range=Range1d(-1.3, 1.3), match_aspect=True)
         v3.axis.visible = False

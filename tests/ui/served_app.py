@@ -101,6 +101,10 @@ class ServedPage:
         self.page.set_default_timeout(30_000)
         self.requests: list[str] = []
         self.page.on("request", lambda r: self.requests.append(r.url))
+        #: the browser console's errors and uncaught page errors
+        self.console_errors: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.console_errors.append(f"uncaught: {e}"))
         newest = lambda: max((d["serial"] for d in app_status(base)), default=0)
         before = newest()
         self.page.goto(url or f"{base}/?token={TOKEN}" + (f"&{query}" if query else ""))

@@ -89,6 +89,17 @@ def test_change_m_switch_method_export(explorer, tmp_path):
     assert explorer.external_requests() == []
 
 
+def test_loading_the_page_leaves_the_server_log_and_the_console_clean(explorer):
+    """Every column a glyph reads exists from the first frame on: Bokeh logs E-1001 (BAD_COLUMN_NAME) otherwise."""
+    explorer.wait(lambda s: _done(s) and s.get("M") == 3, "the first result")
+    explorer.page.wait_for_timeout(500)  # the first result's updates reach the page and the server's checks run
+    log = (SERVER_ROOT[explorer.base] / "serve.log").read_text()
+    assert "serving at" in log  # the log being read is this server's
+    bad = [line for line in log.splitlines() if "ERROR" in line or "E-1001" in line or "Traceback" in line]
+    assert bad == []
+    assert explorer.console_errors == []
+
+
 #: Page coordinates of a data point (x, y) in the Bokeh plot whose title starts with the given text, from the
 #: plot's own scales (Bokeh's views are reachable from window.Bokeh.index).
 _DATA_TO_PAGE = """([title, x, y]) => {

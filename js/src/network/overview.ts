@@ -4,7 +4,7 @@
  * a few pixels; a click on a strip zooms into that layer's units. Pure: sizes in, positions out (CSS pixels).
  */
 
-import { LABEL_PX, type BlockBand, type Skip } from '../geometry';
+import { LABEL_PX, type BlockBand, type Skip, skipArc } from '../geometry';
 import type { BlockInfo, LayerInfo } from '../network_view_types';
 
 export interface Overview {
@@ -28,7 +28,9 @@ const LABELS = 110;
 export function layoutOverview(layers: LayerInfo[], blocks: BlockInfo[], opts: { width: number; height: number })
   : Overview {
   const top = blocks.length ? 30 : 10;
-  const gaps: number[] = layers.map((l, i) => (i === 0 ? 0 : l.block !== layers[i - 1].block ? 1.2 : 0.5));
+  // A block that starts at the first layer takes its skip from the input: room on the left for the arc's foot.
+  const first = blocks.some(b => b.first === 0) ? 1.2 : 0;
+  const gaps: number[] = layers.map((l, i) => (i === 0 ? first : l.block !== layers[i - 1].block ? 1.2 : 0.5));
   const slots = layers.length + gaps.reduce((a, b) => a + b, 0);
   const strip = Math.max(8, Math.min(40, Math.floor((opts.width - 2 * PAD) / Math.max(1, slots))));
   const plot = Math.max(120, (opts.height > 0 ? opts.height : 420) - top - LABELS - PAD);
@@ -55,13 +57,10 @@ export function layoutOverview(layers: LayerInfo[], blocks: BlockInfo[], opts: {
   }));
   const skips = blocks.map(b => {
     const from = b.first - 1;
-    return {
-      x0: from >= 0 ? left[from] + strip / 2 : PAD / 2,
-      y0: from >= 0 ? tops[from] : top + plot / 2,
-      x1: left[b.last] + strip / 2,
-      y1: tops[b.last],
-      projection: b.projection
-    };
+    const x0 = from >= 0 ? left[from] + strip / 2 : PAD + strip * 0.4;
+    const y0 = (from >= 0 ? tops[from] : tops[b.first]) - 4;
+    return skipArc(x0, y0, left[b.last] + strip / 2, tops[b.last] - 4, tops.slice(Math.max(0, from), b.last + 1),
+      b.projection);
   });
   return { width, height: top + plot + LABELS, strip, left, top: tops, bottom: bottoms, blockBands, skips,
     labelTop: top + plot + 6, labelSize: LABEL_PX };

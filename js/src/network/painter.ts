@@ -4,7 +4,7 @@
  */
 
 import { MARK_CONTRAST, contrastRatio, viridis } from '../colormap';
-import { LABEL_PX, type Geometry } from '../geometry';
+import { LABEL_PX, type Geometry, type Skip } from '../geometry';
 import { UnitState } from '../network_view_types';
 import type { Overview } from './overview';
 import type { UnitData } from './units';
@@ -61,7 +61,7 @@ export interface Label {
 
 function bandsAndSkips(ctx: CanvasRenderingContext2D, theme: Theme,
   bands: { left: number; right: number; top: number; bottom: number }[],
-  skips: { x0: number; y0: number; x1: number; y1: number; projection: boolean }[]): void {
+  skips: Skip[]): void {
   ctx.fillStyle = theme.band;
   for (const b of bands) {
     ctx.fillRect(b.left, b.top, b.right - b.left, b.bottom - b.top);
@@ -69,21 +69,18 @@ function bandsAndSkips(ctx: CanvasRenderingContext2D, theme: Theme,
   ctx.lineWidth = 1.2;
   ctx.strokeStyle = theme.skip;
   for (const k of skips) {
-    // A low arch over the block, from the column before it to the gate after the addition.
     ctx.setLineDash(k.projection ? [3, 2] : []);
-    const rise = Math.max(8, Math.min(24, 0.4 * (k.x1 - k.x0)));
-    const cy = Math.max(2, Math.min(k.y0, k.y1) - 4 - 2 * rise);
     ctx.beginPath();
-    ctx.moveTo(k.x0, k.y0 - 4);
-    ctx.quadraticCurveTo((k.x0 + k.x1) / 2, cy, k.x1, k.y1 - 4);
+    ctx.moveTo(k.x0, k.y0);
+    ctx.quadraticCurveTo(k.cx, k.cy, k.x1, k.y1);
     ctx.stroke();
   }
   ctx.setLineDash([]);
 }
 
-/** Units mode: every shown unit (``shown[k]`` is the unit at geometry position k). */
+/** Units mode: every shown unit (``shown[k]`` is the unit at geometry position k); the labels are elements. */
 export function paintUnits(ctx: CanvasRenderingContext2D, g: Geometry, shown: number[], data: UnitData, theme: Theme,
-  labels: Label[], selection: Set<number>, hover: number, posOf: Int32Array): void {
+  selection: Set<number>, hover: number, posOf: Int32Array): void {
   bandsAndSkips(ctx, theme, g.blockBands, g.skips);
   const s = g.cell;
   const inset = g.inset;
@@ -156,13 +153,6 @@ export function paintUnits(ctx: CanvasRenderingContext2D, g: Geometry, shown: nu
     ctx.strokeStyle = theme.text;
     ctx.lineWidth = 1.5;
     ctx.strokeRect(g.x[hk] - 1, g.y[hk] - 1, s + 2, s + 2);
-  }
-  ctx.fillStyle = theme.muted;
-  ctx.font = `${LABEL_PX}px ${theme.font}`;
-  ctx.textAlign = 'center';
-  ctx.textBaseline = 'top';
-  for (const l of labels) {
-    ctx.fillText(l.text, l.x, g.labelTop);
   }
 }
 
