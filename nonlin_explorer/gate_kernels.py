@@ -1,0 +1,93 @@
+"""Hand-written autograd for the gates: ``lerp(act(x), x, alpha)`` forward in two passes, and a backward that
+computes d/dx and the per-unit d/dalpha together from torch's own derivative kernels of the activation.
+
+Autograd through ``act`` then ``lerp`` runs act's backward, lerp's two input gradients, a full-size alpha
+gradient, its reduction and the sum of the two paths into x: about twice the passes over memory that
+``act_backward + lerp + (g * (x - act(x))).sum`` needs. Activations without a known derivative kernel keep
+autograd (:func:`derivative` returns None for them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+aten = torch.ops.aten
+
+#: d act / dx applied to an upstream gradient: ``(grad, x, act(x)) -> grad * act'(x)``.
+Derivative = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _elu(alpha: float, scale: float = 1.0, input_scale: float = 1.0) -> Derivative:
+    return lambda g, x, a: aten.elu_backward(g, alpha, scale, input_scale, False, x)
+
+
+#: Per exact module type: the derivative kernel built from the module's settings (subclasses may change forward,
+#: so only the exact types are listed).
+_MODULE_DERIVATIVES: dict[type, Callable[[nn.Module], Derivative]] = {
+    nn.ReLU: lambda m: lambda g, x, a: aten.threshold_backward(g, x, 0),
+    nn.LeakyReLU: lambda m: lambda g, x, a: aten.leaky_relu_backward(g, x, m.negative_slope, False),
+    nn.ReLU6: lambda m: lambda g, x, a: aten.hardtanh_backward(g, x, 0.0, 6.0),
+    nn.Hardtanh: lambda m: lambda g, x, a: aten.hardtanh_backward(g, x, m.min_val, m.max_val),
+    nn.GELU: lambda m: lambda g, x, a: aten.gelu_backward(g, x, approximate=m.approximate),
+    nn.SiLU: lambda m: lambda g, x, a: aten.silu_backward(g, x),
+    nn.Hardswish: lambda m: lambda g, x, a: aten.hardswish_backward(g, x),
+    nn.ELU: lambda m: _elu(m.alpha),
+    nn.CELU: lambda m: _elu(m.alpha, 1.0, 1.0 / m.alpha),
+    nn.SELU: lambda m: _elu(_SELU_ALPHA, _SELU_SCALE),
+    nn.Mish: lambda m: lambda g, x, a: aten.mish_backward(g, x),
+    nn.Softplus: lambda m: lambda g, x, a: aten.softplus_backward(g, x, m.beta, m.threshold),
+    nn.Tanh: lambda m: lambda g, x, a: aten.tanh_backward(g, a),
+}
+
+
+def derivative(activation: nn.Module) -> Derivative | None:
+    """The derivative kernel of an activation module of a known type, else None (the gate keeps autograd)."""
+    make = _MODULE_DERIVATIVES.get(type(activation))
+    return None if make is None else make(activation)
+
+
+def _unit_view(slope: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The per-unit slope shaped to broadcast along dim 1 of x (dim 0 for a 1-D x)."""
+    return slope.view([-1 if d == 1 else 1 for d in range(x.dim())]) if x.dim() > 1 else slope
+
+
+def _reduce_dims(x: torch.Tensor) -> list[int]:
+    return [d for d in range(x.dim()) if d != 1] if x.dim() > 1 else []
+
+
+class LerpGate(torch.autograd.Function):
+    """``y = act(x) + slope * (x - act(x))`` with slope per unit on dim 1; saves x and act(x)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Derivative) -> torch.Tensor:
+        a = act(x)
+        ctx.deriv = deriv
+        ctx.save_for_backward(x, a, slope)
+        return torch.lerp(a, x, _unit_view(slope, x))  # lerp: exact at slope 0 and 1
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, a, slope = ctx.saved_tensors
+        grad_x = grad_slope = None
+        if ctx.needs_input_grad[0]:
+            ga = ctx.deriv(grad, x, a)
+            grad_x = torch.lerp(ga, grad, _unit_view(slope, x))  # act'(x) g + slope (g - act'(x) g)
+        if ctx.needs_input_grad[1]:
+            d = (x - a).mul_(grad)
+            grad_slope = d.sum(_reduce_dims(x)) if x.dim() > 1 else d
+        return grad_x, grad_slope, None, None
+
+
+
+def lerp_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Derivative | None) -> torch.Tensor:
+    """``lerp(act(x), x, slope)`` (slope per unit on dim 1), through :class:`LerpGate` when a derivative kernel is
+    known and a gradient is needed; otherwise plain torch ops."""
+    if deriv is None or not (x.requires_grad or slope.requires_grad) or x.dtype != slope.dtype:
+        return torch.lerp(act(x), x, _unit_view(slope, x))
+    return LerpGate.apply(x, slope, act, deriv)
