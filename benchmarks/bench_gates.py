@@ -10,6 +10,9 @@ Then, per activation (ReLU, LeakyReLU, ReLU6, GELU, SiLU, Hardswish, ELU, Mish, 
 
 - ``op``: forward + backward of the activation alone on a (256, 1024) input, gate vs plain activation (and, for
   ReLU, vs torch's PReLU, the paper's unit). Targets: a ReLU gate <= 1.0x PReLU; other gates <= 1.25x plain.
+  Beside it: the same gate through autograd (``lerp(act(x), x, alpha)``, no hand-written backward), and the
+  floor: the plain op's forward + backward plus the per-unit d alpha reduction ``sum(g * (x - act(x)))`` that
+  any gate needs and the plain op does not.
 - ``mlp``: a training step of an MLP 4x256 on MNIST-1D with that activation, gated (slopes trained, prior on)
   vs plain. This is what a user pays; the op ratio is the worst case (no matmul to hide it).
 
@@ -120,13 +123,30 @@ def bench_activation(kind: str, build, steps: int, device: torch.device, mnist) 
                 p.grad = None
         return run
 
-    fns = {"plain": op(plain), "gate": op(gate)}
+    slope = gate.alpha.detach().clone().requires_grad_(True)
+    act = build().to(device)
+
+    def unfused():  # the gate through autograd: act, then lerp, and their generic backward
+        y = torch.lerp(act(x), x, slope)
+        y.backward(torch.ones_like(y))
+        x.grad = slope.grad = None
+
+    def floor():  # the least any gate does: the plain op forward + backward, plus the per-unit d alpha reduction
+        y = act(x)
+        g = torch.ones_like(y)
+        y.backward(g)
+        with torch.no_grad():
+            (x - y).mul_(g).sum(0)
+        x.grad = None
+
+    fns = {"plain": op(plain), "gate": op(gate), "unfused": unfused, "floor": floor}
     if kind == "relu":
         fns["prelu"] = op(prelu)
     med = _median_interleaved(fns, steps * 2, device)
     ratio = med["gate"] / med["plain"]
     line = (f"{kind:<11} {device.type:<5} op   gate {med['gate'] * 1e6:7.0f} us  plain {med['plain'] * 1e6:7.0f} us  "
-            f"x{ratio:5.2f} plain")
+            f"x{ratio:5.2f} plain  (autograd gate x{med['unfused'] / med['plain']:5.2f}, "
+            f"floor x{med['floor'] / med['plain']:5.2f})")
     if kind == "relu":
         vs_prelu = med["gate"] / med["prelu"]
         verdict = "OK" if vs_prelu <= 1.0 else "ABOVE"

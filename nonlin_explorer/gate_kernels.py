@@ -77,7 +77,7 @@ class LerpGate(torch.autograd.Function):
         grad_x = grad_slope = None
         if ctx.needs_input_grad[0]:
             ga = ctx.deriv(grad, x, a)
-            grad_x = torch.lerp(ga, grad, _unit_view(slope, x))  # act'(x) g + slope (g - act'(x) g)
+            grad_x = ga.lerp_(grad, _unit_view(slope, x))  # act'(x) g + slope (g - act'(x) g), in place
         if ctx.needs_input_grad[1]:
             d = (x - a).mul_(grad)
             grad_slope = d.sum(_reduce_dims(x)) if x.dim() > 1 else d
