@@ -9,6 +9,9 @@ autograd (:func:`derivative` returns None for them).
 
 from __future__ import annotations
 
+import os
+import time
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -86,8 +89,73 @@ class LerpGate(torch.autograd.Function):
 
 
 def lerp_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Derivative | None) -> torch.Tensor:
-    """``lerp(act(x), x, slope)`` (slope per unit on dim 1), through :class:`LerpGate` when a derivative kernel is
-    known and a gradient is needed; otherwise plain torch ops."""
-    if deriv is None or not (x.requires_grad or slope.requires_grad) or x.dtype != slope.dtype:
+    """``lerp(act(x), x, slope)`` (slope per unit on dim 1): compiled when opted in (:func:`compile_requested`),
+    else through :class:`LerpGate` when a derivative kernel is known and a gradient is needed, else plain ops."""
+    if not (x.requires_grad or slope.requires_grad) or x.dtype != slope.dtype:
+        return torch.lerp(act(x), x, _unit_view(slope, x))
+    if compile_requested() and _BACKEND["fallback"] is None:
+        y = _compiled_call(x, slope, act)
+        if y is not None:
+            return y
+    if deriv is None:
         return torch.lerp(act(x), x, _unit_view(slope, x))
     return LerpGate.apply(x, slope, act, deriv)
+
+
+# -- optional torch.compile path -----------------------------------------------------------------
+
+#: Set to ``1`` to run gates through ``torch.compile`` (one fused kernel forward and one backward per activation,
+#: input shape and dtype; compile time paid on each one's first call, reported by :func:`gate_backend`).
+COMPILE_ENV = "NONLIN_EXPLORER_COMPILE"
+
+#: What the compile path did: ``fallback`` (why gates run eagerly after a failed compile, chosen once) and the
+#: seconds each first call (compile included) took, by activation and input shape.
+_BACKEND: dict = {"fallback": None, "first_call_s": {}}
+_COMPILED: dict = {}
+
+
+def compile_requested() -> bool:
+    """Whether the user opted in to compiled gates (environment variable ``NONLIN_EXPLORER_COMPILE=1``)."""
+    return os.environ.get(COMPILE_ENV, "") == "1"
+
+
+def gate_backend() -> dict:
+    """How gates run: ``{"backend": "compiled" | "eager", "fallback": reason or None, "first_call_s": {...}}``."""
+    compiled = compile_requested() and _BACKEND["fallback"] is None
+    return {"backend": "compiled" if compiled else "eager", "fallback": _BACKEND["fallback"],
+            "first_call_s": dict(_BACKEND["first_call_s"])}
+
+
+def _signature(act: nn.Module) -> tuple:
+    """What makes two activation modules compute the same function (type, settings, a functional call's args)."""
+    kwargs = getattr(act, "kwargs", None)
+    return (type(act).__qualname__, repr(act), getattr(act, "fn", None), getattr(act, "args", None),
+            tuple(sorted(kwargs.items())) if isinstance(kwargs, dict) else None)
+
+
+def _lerp_act(act: nn.Module, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    return torch.lerp(act(x), x, _unit_view(slope, x))
+
+
+def _compiled_call(x: torch.Tensor, slope: torch.Tensor, act: nn.Module) -> torch.Tensor | None:
+    """The compiled gate's output, or None after switching every gate to eager for good (warned once)."""
+    import copy
+    import functools
+
+    key = _signature(act)
+    fn = _COMPILED.get(key)
+    try:
+        if fn is None:
+            fn = _COMPILED[key] = torch.compile(functools.partial(_lerp_act, copy.deepcopy(act)), dynamic=False)
+        shape_key = f"{key[1]} {tuple(x.shape)} {x.dtype} {x.device.type}"
+        if shape_key in _BACKEND["first_call_s"]:
+            return fn(x, slope)
+        start = time.perf_counter()
+        y = fn(x, slope)
+        _BACKEND["first_call_s"][shape_key] = time.perf_counter() - start
+        return y
+    except Exception as err:  # any compiler failure: eager from now on, said once
+        _BACKEND["fallback"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+        warnings.warn(f"torch.compile failed for the gates ({_BACKEND['fallback']}); gates run eagerly",
+                      RuntimeWarning, stacklevel=3)
+        return None
