@@ -93,10 +93,9 @@ def lerp_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Deriv
     else through :class:`LerpGate` when a derivative kernel is known and a gradient is needed, else plain ops."""
     if not (x.requires_grad or slope.requires_grad) or x.dtype != slope.dtype:
         return torch.lerp(act(x), x, _unit_view(slope, x))
-    if compile_requested() and _BACKEND["fallback"] is None:
-        y = _compiled_call(x, slope, act)
-        if y is not None:
-            return y
+    y = compiled_gate(x, slope, act)
+    if y is not None:
+        return y
     if deriv is None:
         return torch.lerp(act(x), x, _unit_view(slope, x))
     return LerpGate.apply(x, slope, act, deriv)
@@ -137,8 +136,11 @@ def _lerp_act(act: nn.Module, x: torch.Tensor, slope: torch.Tensor) -> torch.Ten
     return torch.lerp(act(x), x, _unit_view(slope, x))
 
 
-def _compiled_call(x: torch.Tensor, slope: torch.Tensor, act: nn.Module) -> torch.Tensor | None:
-    """The compiled gate's output, or None after switching every gate to eager for good (warned once)."""
+def compiled_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module) -> torch.Tensor | None:
+    """``lerp(act(x), x, slope)`` compiled, when opted in and a gradient is needed; None otherwise, or after a failed
+    compile switched every gate to eager for good (warned once)."""
+    if not (compile_requested() and _BACKEND["fallback"] is None and (x.requires_grad or slope.requires_grad)):
+        return None
     import copy
     import functools
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nonlin_explorer.activations import GATED_FUNCTIONS, GATED_MODULES, OUT_OF_PLACE
-from nonlin_explorer.gate_kernels import derivative, lerp_gate
+from nonlin_explorer.gate_kernels import compiled_gate, derivative, lerp_gate
 from nonlin_explorer.validation import check_int, check_name
 
 #: The attribute ``linearize`` (and ``collapse``) set on a model: its gates' qualified names in forward order
@@ -82,6 +82,8 @@ class _GateFunction(torch.autograd.Function):
                 grad_slope = grad_slope.reshape(slope.shape)
         return grad_x, grad_slope
 
+
+_RELU = nn.ReLU()
 
 #: From this many elements on, the custom backward beats torch's prelu (measured: benchmarks/bench_gates.py).
 _CUSTOM_BACKWARD_MIN_NUMEL = 65536
@@ -278,7 +280,8 @@ class LinearizableReLU(LinearizableActivation):
         super().__init__(num_units, axis, alpha, name)
 
     def _gated(self, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
-        return _gate(x, slope)
+        y = compiled_gate(x, slope, _RELU) if x.dtype == slope.dtype else None  # only when opted in
+        return _gate(x, slope) if y is None else y
 
 
 class _Call(nn.Module):
