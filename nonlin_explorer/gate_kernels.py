@@ -104,11 +104,13 @@ def lerp_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Deriv
 # -- optional torch.compile path -----------------------------------------------------------------
 
 #: Set to ``1`` to run gates through ``torch.compile`` (one fused kernel forward and one backward per activation,
-#: input shape and dtype; compile time paid on each one's first call, reported by :func:`gate_backend`).
+#: input shape and dtype; compile time paid on each one's first forward and first backward; the forward's is reported
+#: by :func:`gate_backend`).
 COMPILE_ENV = "NONLIN_EXPLORER_COMPILE"
 
 #: What the compile path did: ``fallback`` (why gates run eagerly after a failed compile, chosen once) and the
-#: seconds each first call (compile included) took, by activation and input shape.
+#: seconds each first forward call (forward compile included) took, by activation and input shape; the backward
+#: compiles on the first backward, not counted here.
 _BACKEND: dict = {"fallback": None, "first_call_s": {}}
 _COMPILED: dict = {}
 
