@@ -10,15 +10,19 @@ Then, per activation (ReLU, LeakyReLU, ReLU6, GELU, SiLU, Hardswish, ELU, Mish, 
 
 - ``op``: forward + backward of the activation alone on a (256, 1024) input, gate vs plain activation (and, for
   ReLU, vs torch's PReLU, the paper's unit). Targets: a ReLU gate <= 1.0x PReLU; other gates <= 1.25x plain.
+  Beside it: the same gate through autograd (``lerp(act(x), x, alpha)``, no hand-written backward), and the
+  floor: the plain op's forward + backward plus the per-unit d alpha reduction ``sum(g * (x - act(x)))`` that
+  any gate needs and the plain op does not.
 - ``mlp``: a training step of an MLP 4x256 on MNIST-1D with that activation, gated (slopes trained, prior on)
   vs plain. This is what a user pays; the op ratio is the worst case (no matmul to hide it).
 
-    python benchmarks/bench_gates.py [--steps 30] [--device cpu|cuda] [--only activations|models] [--hog]
+    python benchmarks/bench_gates.py [--steps 30] [--device cpu|cuda] [--only activations|models] [--hog] [--compile]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -27,6 +31,7 @@ import torch.nn.functional as F
 from cpu_hog import cpu_hog
 
 from nonlin_explorer import TrainingSession, clamp_slopes_, datasets, gates, linearize, make_gate, models
+from nonlin_explorer.gate_kernels import COMPILE_ENV
 
 #: The activations compared one by one: (label, plain module factory).
 ACTIVATIONS = [
@@ -104,7 +109,18 @@ def _median_interleaved(fns: dict, steps: int, device: torch.device) -> dict[str
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_activation(kind: str, build, steps: int, device: torch.device, mnist) -> None:
+def _with_compile(fn):
+    """``fn`` run with compiled gates opted in (:data:`nonlin_explorer.gate_kernels.COMPILE_ENV`)."""
+    def run():
+        os.environ[COMPILE_ENV] = "1"
+        try:
+            fn()
+        finally:
+            del os.environ[COMPILE_ENV]
+    return run
+
+
+def bench_activation(kind: str, build, steps: int, device: torch.device, mnist, compiled: bool = False) -> None:
     """Op-level (forward + backward) and MLP-step cost of one activation's gate against the plain activation."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(256, 1024, generator=g).to(device).requires_grad_(True)
@@ -120,13 +136,37 @@ def bench_activation(kind: str, build, steps: int, device: torch.device, mnist) 
                 p.grad = None
         return run
 
-    fns = {"plain": op(plain), "gate": op(gate)}
+    slope = gate.alpha.detach().clone().requires_grad_(True)
+    act = build().to(device)
+
+    def unfused():  # the gate through autograd: act, then lerp, and their generic backward
+        y = torch.lerp(act(x), x, slope)
+        y.backward(torch.ones_like(y))
+        x.grad = slope.grad = None
+
+    def floor():  # the least any gate does: the plain op forward + backward, plus the per-unit d alpha reduction
+        y = act(x)
+        g = torch.ones_like(y)
+        y.backward(g)
+        with torch.no_grad():
+            (x - y).mul_(g).sum(0)
+        x.grad = None
+
+    fns = {"plain": op(plain), "gate": op(gate), "unfused": unfused, "floor": floor}
     if kind == "relu":
         fns["prelu"] = op(prelu)
+    if compiled:  # the same gate through torch.compile (first call: compile, timed apart)
+        fns["compiled"] = _with_compile(op(make_gate(build(), 1024).to(device)))
+        start = time.perf_counter()
+        fns["compiled"]()
+        print(f"{kind:<11} {device.type:<5} compile + first call {time.perf_counter() - start:6.1f} s")
     med = _median_interleaved(fns, steps * 2, device)
     ratio = med["gate"] / med["plain"]
     line = (f"{kind:<11} {device.type:<5} op   gate {med['gate'] * 1e6:7.0f} us  plain {med['plain'] * 1e6:7.0f} us  "
-            f"x{ratio:5.2f} plain")
+            f"x{ratio:5.2f} plain  (autograd gate x{med['unfused'] / med['plain']:5.2f}, "
+            f"floor x{med['floor'] / med['plain']:5.2f})")
+    if compiled:
+        line += f"  compiled x{med['compiled'] / med['plain']:5.2f}"
     if kind == "relu":
         vs_prelu = med["gate"] / med["prelu"]
         verdict = "OK" if vs_prelu <= 1.0 else "ABOVE"
@@ -155,6 +195,8 @@ def main() -> None:
     ap.add_argument("--device", default=None)
     ap.add_argument("--only", choices=("activations", "models"), default=None)
     ap.add_argument("--hog", action="store_true", help="also run beside another process spinning a core")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time each gate through torch.compile (NONLIN_EXPLORER_COMPILE=1; compile time printed)")
     args = ap.parse_args()
     if args.hog:
         print("== quiet ==")
@@ -177,7 +219,7 @@ def run(args) -> None:
     for device in devices:
         if args.only != "models":
             for kind, build in ACTIVATIONS:
-                bench_activation(kind, build, args.steps, device, mnist)
+                bench_activation(kind, build, args.steps, device, mnist, args.compile)
         if args.only == "activations":
             continue
         big = device.type == "cuda"

@@ -255,3 +255,31 @@ def test_in_place_activations_of_every_kind_keep_the_function():
             g.set_linear()
         linear = lin(x)
     assert not torch.allclose(linear, before)
+
+
+def _gate_with_alpha(gate):
+    """The gate as a function of (input, alpha), for gradcheck and torch.autograd.grad."""
+    return lambda x, alpha: torch.func.functional_call(gate, {"alpha": alpha}, (x,))
+
+
+@pytest.mark.parametrize("act", MODULES, ids=lambda m: repr(m))
+@pytest.mark.parametrize("axis, shape", [(1, (3, 4, 2, 2)), (-1, (2, 3, 4)), (1, (4,))])
+def test_gate_gradients_pass_gradcheck_in_float64(act, axis, shape):
+    g = make_gate(act, 4, axis=axis).double()
+    x = (torch.randn(*shape, dtype=torch.float64) * 3).requires_grad_(True)
+    alpha = torch.tensor([0.0, 0.3, 0.8, 1.0], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_gate_with_alpha(g), (x, alpha))
+
+
+@pytest.mark.parametrize("act", [m for m in MODULES if type(m) is not nn.ReLU], ids=lambda m: repr(m))
+def test_hand_written_backward_is_used_and_equals_autograd_through_act_then_lerp(act):
+    g = make_gate(act, 6).double()
+    x = (torch.randn(5, 6, 3, dtype=torch.float64) * 3).requires_grad_(True)
+    alpha = torch.linspace(0, 1, 6, dtype=torch.float64, requires_grad=True)
+    y = _gate_with_alpha(g)(x, alpha)
+    assert type(y.grad_fn).__name__ == "LerpGateBackward"
+    grad = torch.randn_like(y)
+    ours = torch.autograd.grad(y, (x, alpha), grad)
+    reference = torch.autograd.grad(torch.lerp(act(x), x, alpha.view(1, -1, 1)), (x, alpha), grad)
+    for a, b in zip(ours, reference):
+        torch.testing.assert_close(a, b)

@@ -1,0 +1,165 @@
+"""Hand-written autograd for the gates: ``lerp(act(x), x, alpha)`` forward in two passes, and a backward that
+computes d/dx and the per-unit d/dalpha together from torch's own derivative kernels of the activation.
+
+Autograd through ``act`` then ``lerp`` runs act's backward, lerp's two input gradients, a full-size alpha
+gradient, its reduction and the sum of the two paths into x: about twice the passes over memory that
+``act_backward + lerp + (g * (x - act(x))).sum`` needs. Activations without a known derivative kernel keep
+autograd (:func:`derivative` returns None for them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+aten = torch.ops.aten
+
+#: d act / dx applied to an upstream gradient: ``(grad, x, act(x)) -> grad * act'(x)``.
+Derivative = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+_SELU_ALPHA, _SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+def _elu(alpha: float, scale: float = 1.0, input_scale: float = 1.0) -> Derivative:
+    return lambda g, x, a: aten.elu_backward(g, alpha, scale, input_scale, False, x)
+
+
+#: Per exact module type: the derivative kernel built from the module's settings (subclasses may change forward,
+#: so only the exact types are listed).
+_MODULE_DERIVATIVES: dict[type, Callable[[nn.Module], Derivative]] = {
+    nn.ReLU: lambda m: lambda g, x, a: aten.threshold_backward(g, x, 0),
+    nn.LeakyReLU: lambda m: lambda g, x, a: aten.leaky_relu_backward(g, x, m.negative_slope, False),
+    nn.ReLU6: lambda m: lambda g, x, a: aten.hardtanh_backward(g, x, 0.0, 6.0),
+    nn.Hardtanh: lambda m: lambda g, x, a: aten.hardtanh_backward(g, x, m.min_val, m.max_val),
+    nn.GELU: lambda m: lambda g, x, a: aten.gelu_backward(g, x, approximate=m.approximate),
+    nn.SiLU: lambda m: lambda g, x, a: aten.silu_backward(g, x),
+    nn.Hardswish: lambda m: lambda g, x, a: aten.hardswish_backward(g, x),
+    nn.ELU: lambda m: _elu(m.alpha),
+    nn.CELU: lambda m: _elu(m.alpha, 1.0, 1.0 / m.alpha),
+    nn.SELU: lambda m: _elu(_SELU_ALPHA, _SELU_SCALE),
+    nn.Mish: lambda m: lambda g, x, a: aten.mish_backward(g, x),
+    nn.Softplus: lambda m: lambda g, x, a: aten.softplus_backward(g, x, m.beta, m.threshold),
+    nn.Tanh: lambda m: lambda g, x, a: aten.tanh_backward(g, a),
+}
+
+
+def derivative(activation: nn.Module) -> Derivative | None:
+    """The derivative kernel of an activation module of a known type, else None (the gate keeps autograd)."""
+    make = _MODULE_DERIVATIVES.get(type(activation))
+    return None if make is None else make(activation)
+
+
+def _unit_view(slope: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The per-unit slope shaped to broadcast along dim 1 of x (dim 0 for a 1-D x)."""
+    return slope.view([-1 if d == 1 else 1 for d in range(x.dim())]) if x.dim() > 1 else slope
+
+
+def _reduce_dims(x: torch.Tensor) -> list[int]:
+    return [d for d in range(x.dim()) if d != 1] if x.dim() > 1 else []
+
+
+class LerpGate(torch.autograd.Function):
+    """``y = act(x) + slope * (x - act(x))`` with slope per unit on dim 1; saves x and act(x)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Derivative) -> torch.Tensor:
+        a = act(x)
+        ctx.deriv = deriv
+        ctx.save_for_backward(x, a, slope)
+        return torch.lerp(a, x, _unit_view(slope, x))  # lerp: exact at slope 0 and 1
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        x, a, slope = ctx.saved_tensors
+        grad_x = grad_slope = None
+        if ctx.needs_input_grad[0]:
+            ga = ctx.deriv(grad, x, a)
+            grad_x = ga.lerp_(grad, _unit_view(slope, x))  # act'(x) g + slope (g - act'(x) g), in place
+        if ctx.needs_input_grad[1]:
+            d = (x - a).mul_(grad)
+            grad_slope = d.sum(_reduce_dims(x)) if x.dim() > 1 else d
+        return grad_x, grad_slope, None, None
+
+
+
+def lerp_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Derivative | None) -> torch.Tensor:
+    """``lerp(act(x), x, slope)`` (slope per unit on dim 1): compiled when opted in (:func:`compile_requested`),
+    else through :class:`LerpGate` when a derivative kernel is known and a gradient is needed, else plain ops."""
+    if not (x.requires_grad or slope.requires_grad) or x.dtype != slope.dtype:
+        return torch.lerp(act(x), x, _unit_view(slope, x))
+    y = compiled_gate(x, slope, act)
+    if y is not None:
+        return y
+    if deriv is None:
+        return torch.lerp(act(x), x, _unit_view(slope, x))
+    return LerpGate.apply(x, slope, act, deriv)
+
+
+# -- optional torch.compile path -----------------------------------------------------------------
+
+#: Set to ``1`` to run gates through ``torch.compile`` (one fused kernel forward and one backward per activation,
+#: input shape and dtype; compile time paid on each one's first forward and first backward; the forward's is reported
+#: by :func:`gate_backend`).
+COMPILE_ENV = "NONLIN_EXPLORER_COMPILE"
+
+#: What the compile path did: ``fallback`` (why gates run eagerly after a failed compile, chosen once) and the
+#: seconds each first forward call (forward compile included) took, by activation and input shape; the backward
+#: compiles on the first backward, not counted here.
+_BACKEND: dict = {"fallback": None, "first_call_s": {}}
+_COMPILED: dict = {}
+
+
+def compile_requested() -> bool:
+    """Whether the user opted in to compiled gates (environment variable ``NONLIN_EXPLORER_COMPILE=1``)."""
+    return os.environ.get(COMPILE_ENV, "") == "1"
+
+
+def gate_backend() -> dict:
+    """How gates run: ``{"backend": "compiled" | "eager", "fallback": reason or None, "first_call_s": {...}}``."""
+    compiled = compile_requested() and _BACKEND["fallback"] is None
+    return {"backend": "compiled" if compiled else "eager", "fallback": _BACKEND["fallback"],
+            "first_call_s": dict(_BACKEND["first_call_s"])}
+
+
+def _signature(act: nn.Module) -> tuple:
+    """What makes two activation modules compute the same function (type, settings, a functional call's args)."""
+    kwargs = getattr(act, "kwargs", None)
+    return (type(act).__qualname__, repr(act), getattr(act, "fn", None), getattr(act, "args", None),
+            tuple(sorted(kwargs.items())) if isinstance(kwargs, dict) else None)
+
+
+def _lerp_act(act: nn.Module, x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    return torch.lerp(act(x), x, _unit_view(slope, x))
+
+
+def compiled_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module) -> torch.Tensor | None:
+    """``lerp(act(x), x, slope)`` compiled, when opted in and a gradient is needed; None otherwise, or after a failed
+    compile switched every gate to eager for good (warned once)."""
+    if not (compile_requested() and _BACKEND["fallback"] is None and (x.requires_grad or slope.requires_grad)):
+        return None
+    import copy
+    import functools
+
+    key = _signature(act)
+    fn = _COMPILED.get(key)
+    try:
+        if fn is None:
+            fn = _COMPILED[key] = torch.compile(functools.partial(_lerp_act, copy.deepcopy(act)), dynamic=False)
+        shape_key = f"{key[1]} {tuple(x.shape)} {x.dtype} {x.device.type}"
+        if shape_key in _BACKEND["first_call_s"]:
+            return fn(x, slope)
+        start = time.perf_counter()
+        y = fn(x, slope)
+        _BACKEND["first_call_s"][shape_key] = time.perf_counter() - start
+        return y
+    except Exception as err:  # any compiler failure: eager from now on, said once
+        _BACKEND["fallback"] = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+        warnings.warn(f"torch.compile failed for the gates ({_BACKEND['fallback']}); gates run eagerly",
+                      RuntimeWarning, stacklevel=3)
+        return None
