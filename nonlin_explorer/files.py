@@ -386,6 +386,20 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _place_new(src: Path, path: Path, exists: str, place: Callable[[Path, Path], None]) -> Path:
+    """``place(src, name)`` at ``path`` (``exists="refuse"``) or at its first free numbered name (``"rename"``), never
+    over anything there (``place`` fails with ``FileExistsError`` on a taken name); the name used."""
+    for number in range(10_000 if exists == "rename" else 1):
+        written = free_name(path, number)
+        try:
+            place(src, written)
+            return written
+        except FileExistsError:
+            if exists == "refuse":
+                raise FileExistsError(errno.EEXIST, f"{path} exists (not replaced): choose another name") from None
+    raise FileExistsError(errno.EEXIST, f"{path} and 10,000 numbered names beside it exist")  # pragma: no cover
+
+
 def _link_new(src: Path, dst: Path) -> None:
     """Give ``src`` the name ``dst`` if ``dst`` is free (``FileExistsError`` otherwise), in one step."""
     try:
@@ -435,17 +449,7 @@ def write_file(path: str | os.PathLike, write: Callable[[TempFile], Any], *, exi
                         os.chmod(tmp.path, stat.S_IMODE(os.lstat(path).st_mode))
                 os.replace(tmp.path, path)
             else:
-                for number in range(10_000 if exists == "rename" else 1):
-                    written = free_name(path, number)
-                    try:
-                        _link_new(tmp.path, written)
-                        break
-                    except FileExistsError:
-                        if exists == "refuse":
-                            raise FileExistsError(errno.EEXIST, f"{path} exists (not replaced): choose another "
-                                                  "name") from None
-                else:  # pragma: no cover - 10,000 numbered files
-                    raise FileExistsError(errno.EEXIST, f"{path} and 10,000 numbered names beside it exist")
+                written = _place_new(tmp.path, path, exists, _link_new)
             tmp.file.close()
         except BaseException:
             tmp.discard()
@@ -589,17 +593,7 @@ def write_folder(path: str | os.PathLike, write: Callable[[Path], Any], *, exist
             if exists == "replace":
                 replace_folder(tmp, path, remove_old)  # one step: never missing under its name
             else:
-                for number in range(10_000 if exists == "rename" else 1):
-                    written = free_name(path, number)
-                    try:
-                        _move_new(tmp, written)
-                        break
-                    except FileExistsError:
-                        if exists == "refuse":
-                            raise FileExistsError(errno.EEXIST, f"{path} exists (not replaced): choose another "
-                                                  "name") from None
-                else:  # pragma: no cover - 10,000 numbered folders
-                    raise FileExistsError(errno.EEXIST, f"{path} and 10,000 numbered names beside it exist")
+                written = _place_new(tmp, path, exists, _move_new)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
