@@ -74,8 +74,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "etf_distance": ("largest deviation of a cosine between compressed units from the simplex ETF's -1/(M-1)", "1"),
     "mean_cosine": ("mean cosine between distinct compressed units", "1"),
     "meanfield_loss": ("mean-field prediction of the optimal loss (method meanfield only)", "1"),
-    "shape_distance": ("largest cosine deviation from the nearest shape (simplex ETF, tilted simplex, general ETF)",
-                       "1"),
+    "shape": ("name of the units' shape by frame_shape (vacuous, simplex ETF, tilted simplex, distorted simplex, "
+              "general ETF, none); empty where not computed", "1"),
+    "shape_distance": ("largest cosine deviation from the named shape (from the nearest one for none)", "1"),
     "tilt_degrees": ("angle of each unit out of the hyperplane orthogonal to the units' mean direction", "degrees"),
     "energy": ("E f*(x)^2 of the target", "1"),
     "iterations": ("optimizer iterations", "1"),
