@@ -52,6 +52,7 @@ from nonlin_explorer.graph.ops import (
 )
 from nonlin_explorer.graph.tracer import as_tuple, inference, trace_model
 from nonlin_explorer.graph.unit_graph import UnitGraph, UnsupportedOperationError
+from nonlin_explorer.plumbing import run_model
 
 
 @dataclass(frozen=True)
@@ -607,7 +608,7 @@ def unit_graph(model: nn.Module, example_input, input_axis: int | None = None) -
         acts = [builder.input_units(f"input{i}" if i else "input", t) if isinstance(t, torch.Tensor) else None
                 for i, t in enumerate(inputs)]
         with inference(model):
-            out = model(*inputs)
+            out = run_model(model, inputs)
         _mark_outputs(builder, builder.leaf(model, "", acts, {}, out))
         return builder.graph
     gm = trace_model(model, inputs, concrete_shapes=True)  # analysis only: specialize to the example
