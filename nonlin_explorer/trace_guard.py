@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 
 
-class _TraceGuard:
+class _TraceGuard(contextlib.ContextDecorator):
     """A readers-writer lock between torch.fx traces (writers) and forward passes (readers).
 
     Many passes may run at once; a trace waits until none runs, blocks new ones while it waits and traces, and runs
@@ -23,36 +23,35 @@ class _TraceGuard:
     """
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # the fast path takes it bare; waits go through the condition on it
+        self._cond = threading.Condition(self._lock)
         self._passes = 0  # threads inside a pass (outermost), not counting the tracing thread
         self._tracer: int | None = None  # the thread tracing
         self._waiting = 0  # traces waiting for the passes to end
         self._local = threading.local()
 
-    @contextlib.contextmanager
-    def forward_pass(self) -> Iterator[None]:
-        """Run a forward (and backward) pass: never while a trace runs."""
+    def __enter__(self) -> None:
+        """Enter a forward (and backward) pass: never while a trace runs (``with forward_pass():``)."""
         local = self._local
         depth = getattr(local, "depth", 0)
         if depth or self._tracer == threading.get_ident():
             local.depth = depth + 1
-            try:
-                yield
-            finally:
-                local.depth -= 1
             return
-        with self._cond:
+        with self._lock:
             while self._tracer is not None or self._waiting:
                 self._cond.wait()
             self._passes += 1
         local.depth = 1
-        try:
-            yield
-        finally:
-            local.depth = 0
-            with self._cond:
+        local.counted = True
+
+    def __exit__(self, *exc) -> None:
+        local = self._local
+        local.depth -= 1
+        if local.depth == 0 and getattr(local, "counted", False):
+            local.counted = False
+            with self._lock:
                 self._passes -= 1
-                if not self._passes:
+                if not self._passes and self._waiting:
                     self._cond.notify_all()
 
     @contextlib.contextmanager
@@ -62,7 +61,7 @@ class _TraceGuard:
         if self._tracer == me:  # a trace inside a trace (linearize inside an analysis)
             yield
             return
-        in_pass = getattr(self._local, "depth", 0) > 0
+        in_pass = getattr(self._local, "counted", False)
         with self._cond:
             if in_pass:  # this thread's pass waits for the trace: stop counting it
                 self._passes -= 1
@@ -90,7 +89,12 @@ class _TraceGuard:
 
 _guard = _TraceGuard()
 
-#: ``with forward_pass():`` around a forward pass the package runs (a training step, an evaluation, a probe).
-forward_pass = _guard.forward_pass
+
+def forward_pass() -> _TraceGuard:
+    """``with forward_pass():`` (or ``@forward_pass()``) around a forward pass the package runs: a training step, an
+    evaluation, a probe. A class, not a generator: it costs a lock round trip per pass, nothing more."""
+    return _guard
+
+
 #: ``with fx_tracing():`` around every torch.fx trace the package runs.
 fx_tracing = _guard.tracing

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -112,3 +113,29 @@ def test_two_passes_that_each_start_a_trace_do_not_wait_on_each_other():
     for w in workers:
         w.join(10)
     assert sorted(traced) == [0, 1]
+
+
+def test_two_comparisons_run_at_once():
+    from nonlin_explorer import TrainConfig
+    from nonlin_explorer.advantage import compare_schedules
+
+    tiny = TrainConfig(dataset="spirals", dataset_kwargs={"num_samples": 300}, model="mlp",
+                       model_kwargs={"width": 8, "depth": 2}, epochs=4, batch_size=32, lr=1e-2, slope_lr=0.2,
+                       eval_every=1000)
+    results: list = [None, None]
+    errors: list[BaseException] = []
+
+    def run(i):
+        try:
+            results[i] = compare_schedules(tiny, sparsities=[0.05, 0.1], seeds=[1])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(300)
+    assert errors == []
+    for ds in results:
+        assert np.isfinite(ds.train_loss.values).all() and np.isfinite(ds.apl_normalized.values).all()
