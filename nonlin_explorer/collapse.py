@@ -619,7 +619,8 @@ def collapse(model: nn.Module, example_input, tol: float = 0.0, strict: bool = T
     else:
         gm = trace_model(work, inputs)
         rewriter = _Collapser(gm, tol, strict)
-        collapsed = rewriter.run().eval()
+        with forward_pass():  # the partial evaluator calls modules: never during a trace elsewhere
+            collapsed = rewriter.run().eval()
         set_gate_index(collapsed, _gate_order(collapsed, inputs))
         removed, split, kept, merges = rewriter.removed, rewriter.split, rewriter.kept, rewriter.merges
     with eval_mode(model), forward_pass():
