@@ -91,4 +91,3 @@ def forward_flops(model: torch.nn.Module, example_input) -> float:
         return float(counter.get_total_flops())
     except Exception:
         return 0.0
-
