@@ -42,6 +42,7 @@ from nonlin_explorer.plumbing import (
     run_model,
     set_gate_index,
 )
+from nonlin_explorer.trace_guard import forward_pass, fx_tracing
 from nonlin_explorer.validation import check_name
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
@@ -337,7 +338,8 @@ def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: 
     from torch.fx.passes.shape_prop import ShapeProp
 
     try:
-        gm = torch.fx.symbolic_trace(model)
+        with fx_tracing():  # fx patches torch process-wide while it traces: alone, between forward passes
+            gm = torch.fx.symbolic_trace(model)
     except Exception as exc:  # fx raises many kinds of errors on untraceable code
         raise ValueError(
             f"linearize needs torch.fx to give each activation call its own gate in {type(model).__name__} "
@@ -345,7 +347,7 @@ def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: 
             f"failed: {exc}. Use a separate activation module per call site instead."
         ) from exc
     inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
-    with _eval_with_grad(gm):
+    with _eval_with_grad(gm), forward_pass():
         ShapeProp(gm).propagate(*inputs)
 
     def is_activation(node: torch.fx.Node) -> bool:
