@@ -12,6 +12,13 @@ one probing forward pass on an example input:
 
 Each gate gets its unit count and unit axis from the shape seen in the probe: channels (dim 1) for
 conv feature maps, the last dimension for linear/transformer features.
+
+The model runs twice on the example input, both times in eval mode with grad on (so torch's fused inference paths
+cannot skip an activation, and the two runs take the same code paths): the probe, whose output is the reference (one
+more run gives it when the probe wrote into a parameter or buffer), and the check of the gated model against it
+(rtol 1e-5, atol 1e-6), which refuses a model whose function changed. The fx route takes each gate's input shape
+from the probe's calls; only where the trace sees those calls differently (an activation class of the user's own,
+which fx traces into) does one shape-propagating run of the trace give them.
 """
 
 from __future__ import annotations
