@@ -425,6 +425,6 @@ def test_a_model_the_dataset_cannot_take_is_a_clear_refusal_in_the_page(browser,
     try:
         page.page.locator(".ne-notice").get_by_text("settings in the URL ignored").wait_for()
         assert page.state()["dataset"] == "spirals"
-        assert "settings in the URL ignored: model 'seq2seq' on 'translation'" in (root / "serve.log").read_text()
+        assert "settings in the URL ignored: model 'seq2seq' has no setting 'width'" in (root / "serve.log").read_text()
     finally:
         page.close()
