@@ -46,7 +46,8 @@ from nonlin_explorer.graph.ops import (
     SUB_METHODS,
     is_op,
 )
-from nonlin_explorer.plumbing import eval_mode, forward_hooks, set_gate_index
+from nonlin_explorer.plumbing import eval_mode, forward_hooks, run_model, set_gate_index
+from nonlin_explorer.trace_guard import forward_pass
 
 __all__ = ["AffineSum", "CollapseResult", "collapse", "count_flops", "inference_time"]
 
@@ -522,7 +523,7 @@ def count_flops(model: nn.Module, example_input) -> int:
                LinearizableActivation, nn.ReLU, nn.GELU)
     # grad on: keeps torch's fused transformer paths off, so submodules run
     with forward_hooks([(m, hook) for m in model.modules() if isinstance(m, counted)]), eval_mode(model, grad=True):
-        model(*inputs)
+        run_model(model, inputs)
     return total[0] // max(_batch_size(inputs), 1)
 
 
@@ -531,7 +532,7 @@ def inference_time(model: nn.Module, example_input, repeats: int = 20, warmup: i
     inputs = as_tuple(example_input)
     cuda = any(isinstance(t, torch.Tensor) and t.is_cuda for t in inputs)
     times = []
-    with eval_mode(model):
+    with eval_mode(model), forward_pass():
         for i in range(warmup + repeats):
             if cuda:
                 torch.cuda.synchronize()
@@ -597,7 +598,7 @@ def _gate_order(model: nn.Module, inputs: tuple) -> list[str]:
     hooks = [(g, lambda m, i, n=n: order.append(n) if n not in order else None)
              for n, g in model.named_modules() if isinstance(g, LinearizableActivation)]
     with forward_hooks(hooks, pre=True), torch.no_grad():
-        model(*inputs)
+        run_model(model, inputs)
     return order
 
 
@@ -618,10 +619,11 @@ def collapse(model: nn.Module, example_input, tol: float = 0.0, strict: bool = T
     else:
         gm = trace_model(work, inputs)
         rewriter = _Collapser(gm, tol, strict)
-        collapsed = rewriter.run().eval()
+        with forward_pass():  # the partial evaluator calls modules: never during a trace elsewhere
+            collapsed = rewriter.run().eval()
         set_gate_index(collapsed, _gate_order(collapsed, inputs))
         removed, split, kept, merges = rewriter.removed, rewriter.split, rewriter.kept, rewriter.merges
-    with eval_mode(model):
+    with eval_mode(model), forward_pass():
         err = _max_abs_difference(model(*inputs), collapsed(*inputs))
     flops_before, flops_after = count_flops(model, inputs), count_flops(collapsed, inputs)
     t_before = inference_time(model, inputs, timing_repeats) if timing_repeats else float("nan")

@@ -12,6 +12,13 @@ one probing forward pass on an example input:
 
 Each gate gets its unit count and unit axis from the shape seen in the probe: channels (dim 1) for
 conv feature maps, the last dimension for linear/transformer features.
+
+The model runs twice on the example input, both times in eval mode with grad on (so torch's fused inference paths
+cannot skip an activation, and the two runs take the same code paths): the probe, whose output is the reference (one
+more run gives it when the probe wrote into a parameter or buffer), and the check of the gated model against it
+(rtol 1e-5, atol 1e-6), which refuses a model whose function changed. The fx route takes each gate's input shape
+from the probe's calls; only where the trace sees those calls differently (an activation class of the user's own,
+which fx traces into) does one shape-propagating run of the trace give them.
 """
 
 from __future__ import annotations
@@ -35,13 +42,13 @@ from nonlin_explorer.gates import (
     make_gate,
 )
 from nonlin_explorer.plumbing import (
-    GATE_INDEX,
     eval_mode,
     forward_hooks,
     keep_residual_markers,
     run_model,
     set_gate_index,
 )
+from nonlin_explorer.trace_guard import forward_pass, fx_tracing
 from nonlin_explorer.validation import check_name
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
@@ -92,17 +99,18 @@ class _Selection:
 
 
 class _ProbeFunctionals(TorchFunctionMode):
-    """Counts functional activation calls made outside activation modules during the probe."""
+    """Records functional activation calls made outside activation modules during the probe, in call order."""
 
-    def __init__(self, selection: _Selection):
+    def __init__(self, selection: _Selection, calls: list):
         super().__init__()
         self.selection = selection
         self.depth = 0  # > 0 while inside an activation module's forward
-        self.calls = 0
+        self.calls = calls  # (the function, its input's shape), shared with the module hooks
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if self.depth == 0 and self.selection.function(func):
-            self.calls += 1
+            x = args[0] if args else None
+            self.calls.append((func, x.shape if isinstance(x, torch.Tensor) else None))
         return func(*args, **(kwargs or {}))
 
 
@@ -189,11 +197,11 @@ def linearize(model: nn.Module, example_input, activations=None, axis: Axis = No
     _fix_functional_activation_attrs(model)
     act_names = {m: n for n, m in model.named_modules() if selection.module(m)}
 
-    seen: dict[nn.Module, list[torch.Size]] = {m: [] for m in act_names}
+    calls: list[tuple[object, torch.Size | None]] = []  # every activation call, in order: (module or function, shape)
     producer_of: dict[int, type] = {}
     producer_of_act: dict[nn.Module, type | None] = {}
     keep_alive: list[torch.Tensor] = []
-    probe = _ProbeFunctionals(selection)
+    probe = _ProbeFunctionals(selection, calls)
 
     def leaf_hook(module, inputs, output):
         for t in output if isinstance(output, tuple) else (output,):
@@ -203,7 +211,7 @@ def linearize(model: nn.Module, example_input, activations=None, axis: Axis = No
 
     def act_pre(module, inputs):
         probe.depth += 1
-        seen[module].append(inputs[0].shape)
+        calls.append((module, inputs[0].shape))
         producer_of_act.setdefault(module, producer_of.get(id(inputs[0])))
 
     def act_post(module, inputs, output):
@@ -211,15 +219,25 @@ def linearize(model: nn.Module, example_input, activations=None, axis: Axis = No
 
     acts = [m for m in model.modules() if m in act_names]
     leaves = [m for m in model.modules() if m not in act_names and not any(True for _ in m.children())]
+    versions = _state_versions(model)
     with forward_hooks([(m, act_pre) for m in acts], pre=True), \
             forward_hooks([(m, act_post) for m in acts] + [(m, leaf_hook) for m in leaves]), \
             _eval_with_grad(model), probe:
-        run_model(model, example_input)
+        output = run_model(model, example_input)
+    keep_alive.clear()  # the probe's intermediate tensors
+    producer_of.clear()
 
-    reference = _outputs(model, example_input)
+    # The probe's output is the reference when the probe left every parameter and buffer as it was (else the model
+    # keeps state across calls, and the reference is the next call's output, as the check will be).
+    reference = _detach(output) if _state_versions(model) == versions else _outputs(model, example_input)
+    del output
+    seen: dict[nn.Module, list[torch.Size]] = {m: [] for m in act_names}
+    for key, shape in calls:
+        if isinstance(key, nn.Module):
+            seen[key].append(shape)
     reused = [act_names[m] for m, shapes in seen.items() if len(shapes) > 1]
-    if reused or probe.calls:
-        model = _linearize_fx(model, example_input, selection, axis)
+    if reused or len(calls) > sum(map(len, seen.values())):
+        model = _linearize_fx(model, example_input, selection, axis, calls)
         _disable_fused_fast_paths(model)
         _check_same_function(model, example_input, reference)
     else:
@@ -232,15 +250,16 @@ def linearize(model: nn.Module, example_input, activations=None, axis: Axis = No
             gate = make_gate(m, _units(shapes[0], ax), axis=ax, name=name)
             _set_submodule(model, name, gate)
             swapped.append((name, m))
-        set_gate_index(model, _forward_order(model, example_input))
         _disable_fused_fast_paths(model)
-        if not _same(_outputs(model, example_input), reference):
+        output, order = _outputs_in_order(model, example_input)
+        if _same(output, reference):
+            set_gate_index(model, order)
+        else:
             # An in-place ReLU whose input is used afterwards (``self.relu(h); return fc(h)``): a swapped module
             # cannot write into h. Put the ReLUs back and let fx follow the data instead.
             for name, m in swapped:
                 _set_submodule(model, name, m)
-            delattr(model, GATE_INDEX)
-            model = _linearize_fx(model, example_input, selection, axis)
+            model = _linearize_fx(model, example_input, selection, axis, calls)
             _disable_fused_fast_paths(model)
             _check_same_function(model, example_input, reference)
     dev = next((p.device for p in model.parameters()), None)
@@ -249,10 +268,25 @@ def linearize(model: nn.Module, example_input, activations=None, axis: Axis = No
     return model
 
 
+def _state_versions(model: nn.Module) -> list[int]:
+    """The version counter of every parameter and buffer (torch bumps it on each in-place write)."""
+    return [t._version for t in (*model.parameters(), *model.buffers())]
+
+
 def _outputs(model: nn.Module, example_input):
-    """The model's output on the example input, in eval mode, without grad (detached copies)."""
-    with eval_mode(model):
+    """The model's output on the example input, run as the probe runs it (eval mode, grad on: the same code paths,
+    no fused inference fast paths), as detached copies."""
+    with _eval_with_grad(model):
         return _detach(run_model(model, example_input))
+
+
+def _outputs_in_order(model: nn.Module, example_input):
+    """:func:`_outputs`, and the names of the model's gates in the order that pass called them."""
+    order: list[str] = []
+    hooks = [(g, lambda m, i, n=n: order.append(n) if n not in order else None)
+             for n, g in model.named_modules() if isinstance(g, LinearizableActivation)]
+    with forward_hooks(hooks, pre=True):
+        return _outputs(model, example_input), order
 
 
 def _detach(out):
@@ -303,12 +337,7 @@ def index_gates(model: nn.Module, example_input) -> nn.Module:
 
 def _forward_order(model: nn.Module, example_input) -> list[str]:
     """Gate names in the order the forward pass calls them."""
-    order: list[str] = []
-    hooks = [(g, lambda m, i, n=n: order.append(n) if n not in order else None)
-             for n, g in model.named_modules() if isinstance(g, LinearizableActivation)]
-    with forward_hooks(hooks, pre=True), _eval_with_grad(model):
-        run_model(model, example_input)
-    return order
+    return _outputs_in_order(model, example_input)[1]
 
 
 def _call_arguments(fn, args: tuple, kwargs: dict) -> tuple[tuple, dict, bool]:
@@ -332,21 +361,22 @@ def _has_submodule(model: nn.Module, name: str) -> bool:
     return True
 
 
-def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: Axis) -> torch.fx.GraphModule:
-    """Give every activation call site (module or functional) its own gate in a traced copy of the model."""
-    from torch.fx.passes.shape_prop import ShapeProp
+def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: Axis,
+                  calls: list[tuple[object, torch.Size | None]]) -> torch.fx.GraphModule:
+    """Give every activation call site (module or functional) its own gate in a traced copy of the model.
 
+    ``calls``: the probe's activation calls in order, (module or function, input shape). When the trace's call sites
+    are those calls, one for one and in the same order, the gates take their shapes from them; else (a call fx sees
+    differently, such as one inside a module it traces through) a shape-propagating pass of the trace gives them."""
     try:
-        gm = torch.fx.symbolic_trace(model)
+        with fx_tracing():  # fx patches torch process-wide while it traces: alone, between forward passes
+            gm = torch.fx.symbolic_trace(model)
     except Exception as exc:  # fx raises many kinds of errors on untraceable code
         raise ValueError(
             f"linearize needs torch.fx to give each activation call its own gate in {type(model).__name__} "
             f"(it reuses an activation module or calls an activation function such as F.relu), but tracing "
             f"failed: {exc}. Use a separate activation module per call site instead."
         ) from exc
-    inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
-    with _eval_with_grad(gm):
-        ShapeProp(gm).propagate(*inputs)
 
     def is_activation(node: torch.fx.Node) -> bool:
         if node.op == "call_module":
@@ -376,6 +406,10 @@ def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: 
     position = {n: i for i, n in enumerate(gm.graph.nodes)}
     sites = [n for n in gm.graph.nodes if is_activation(n)]  # decide before any module is swapped
     originals = {n: gm.get_submodule(n.target) for n in sites if n.op == "call_module"}
+    shapes = _site_shapes(sites, originals, calls)
+    if shapes is None:
+        shapes = _propagated_shapes(gm, sites, example_input)
+
     def site_name(node: torch.fx.Node) -> str:
         """A gate name in the model's hierarchy: a module's own name (its k-th reuse: ``name_k``, beside it); a
         function call: ``<module path>.<function>`` of the module that made the call (``layer1.0.relu_1``)."""
@@ -394,9 +428,8 @@ def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: 
             name = f"{base}_{k}"
         return name
 
-    for node in sites:
+    for node, shape in zip(sites, shapes):
         src = node.args[0]
-        shape = src.meta["tensor_meta"].shape
         name = site_name(node)
         used.add(name)
         ax = _axis_for(name, axis, _infer_axis(shape, producer(node), gm))
@@ -404,7 +437,7 @@ def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: 
         gm.add_submodule(name, gate)
         with gm.graph.inserting_after(node):
             new = gm.graph.call_module(name, (src,))
-        new.meta = dict(node.meta)  # later gates read the shape of this output
+        new.meta = dict(node.meta)
         if writes_input:
             # The input holds the activation from here on: every later reader of it reads the gate's output.
             for user in list(src.users):
@@ -419,3 +452,34 @@ def _linearize_fx(model: nn.Module, example_input, selection: _Selection, axis: 
     keep_residual_markers(model, gm)
     set_gate_index(gm, order)
     return gm
+
+
+def _site_key(node: torch.fx.Node, originals: Mapping[torch.fx.Node, nn.Module]):
+    """What the probe records for the call at this site: the module called, or the function (a method: its
+    ``torch.Tensor`` attribute)."""
+    if node.op == "call_module":
+        return originals[node]
+    if node.op == "call_method":
+        return getattr(torch.Tensor, node.target)
+    return node.target
+
+
+def _site_shapes(sites: list[torch.fx.Node], originals: Mapping[torch.fx.Node, nn.Module],
+                 calls: list[tuple[object, torch.Size | None]]) -> list[torch.Size] | None:
+    """The input shape of each call site from the probe's calls, or None unless the two match one for one."""
+    if len(sites) != len(calls):
+        return None
+    for node, (key, shape) in zip(sites, calls):
+        if _site_key(node, originals) is not key or shape is None:
+            return None
+    return [shape for _, shape in calls]
+
+
+def _propagated_shapes(gm: torch.fx.GraphModule, sites: list[torch.fx.Node], example_input) -> list[torch.Size]:
+    """The input shape of each call site, from one shape-propagating pass of the trace."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    inputs = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    with _eval_with_grad(gm), forward_pass():
+        ShapeProp(gm).propagate(*inputs)
+    return [n.args[0].meta["tensor_meta"].shape for n in sites]

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nonlin_explorer.gates import GATE_INDEX, LinearizableActivation
+from nonlin_explorer.trace_guard import forward_pass
 
 __all__ = ["GATE_INDEX", "RESIDUAL_MARKERS", "eval_mode", "forward_hooks", "keep_residual_markers", "run_model",
            "set_gate_index"]
@@ -61,10 +62,12 @@ def forward_hooks(hooks: Iterable[tuple[nn.Module, Callable]], *, pre: bool = Fa
 
 
 def run_model(model: nn.Module, example_input):
-    """``model(*example_input)`` for a tuple or list, ``model(example_input)`` otherwise."""
-    if isinstance(example_input, (tuple, list)):
-        return model(*example_input)
-    return model(example_input)
+    """``model(*example_input)`` for a tuple or list, ``model(example_input)`` otherwise (never during a torch.fx trace
+    on another thread: :func:`~nonlin_explorer.threads.forward_pass`)."""
+    with forward_pass():
+        if isinstance(example_input, (tuple, list)):
+            return model(*example_input)
+        return model(example_input)
 
 
 def set_gate_index(model: nn.Module, order: Sequence[str]) -> None:

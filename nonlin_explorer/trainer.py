@@ -40,8 +40,9 @@ from nonlin_explorer.gates import (
 )
 from nonlin_explorer.gates import sparsity_penalty as _penalty
 from nonlin_explorer.linearize import index_gates, linearize
-from nonlin_explorer.plumbing import eval_mode
+from nonlin_explorer.plumbing import eval_mode, run_model
 from nonlin_explorer.threads import forward_flops
+from nonlin_explorer.trace_guard import forward_pass
 from nonlin_explorer.validation import check_choice, check_int, check_mapping, check_name, check_number, check_seed
 
 __all__ = ["MAX_RATE", "PriorOn", "SCHEDULES", "SLOPE_OPTIMIZERS", "SessionSnapshot", "SetValues", "Toggle",
@@ -480,6 +481,7 @@ class Trainer:
         ce = F.cross_entropy(logits.float(), y)
         return ce, (logits.argmax(-1) == y).sum()
 
+    @forward_pass()
     def train_step(self) -> float:
         """One optimizer step (commands applied first). Returns the cross-entropy of the batch."""
         self._drain()
@@ -532,6 +534,7 @@ class Trainer:
             self._opt.step()
 
     @torch.no_grad()
+    @forward_pass()
     def evaluate(self, split: str = "test", batch_size: int = 1024) -> tuple[float, float]:
         """Mean cross-entropy and accuracy on the ``"test"`` (or ``"train"``) set, in eval mode."""
         if split not in ("test", "train"):
@@ -689,7 +692,7 @@ def _check_fits(model: nn.Module, data: _datasets.Dataset) -> None:
     """A clear error when a model cannot take the dataset's inputs (e.g. a 2-D CNN on token sequences)."""
     try:
         with eval_mode(model):
-            out = model(data.x_train[:2])
+            out = run_model(model, data.x_train[:2])
     except Exception as exc:
         raise ValueError(f"{type(model).__name__} cannot take {data.name!r} inputs of shape "
                          f"{data.input_shape}: {exc}") from exc

@@ -197,3 +197,70 @@ def test_reused_and_functional_call_sites_get_names_in_the_model_hierarchy():
     assert [g.name for g in gates(lin)] == ["0.relu", "0.relu_1", "0.relu_2", "0.relu_3",
                                             "1.relu", "1.relu_1", "1.relu_2", "1.relu_3"]
     assert lin.get_submodule("0").downsample is None  # the residual marker the trace dropped is back
+
+
+class _Widths(nn.Module):
+    """One ReLU module reused on two widths, and a functional ReLU on a third: each gate has its own width."""
+
+    def __init__(self, relu: type[nn.Module] = nn.ReLU):
+        super().__init__()
+        self.a, self.b, self.c, self.act = nn.Linear(4, 6), nn.Linear(6, 3), nn.Linear(3, 5), relu()
+
+    def forward(self, x):
+        h = self.act(self.b(self.act(self.a(x))))
+        return F.relu(self.c(h))
+
+
+class _TracedThroughReLU(nn.ReLU):
+    """A ReLU class of the user's own: torch.fx traces into it (only torch's modules are leaves), so the trace sees
+    its F.relu where the probe saw the module called."""
+
+    def forward(self, x):
+        return F.relu(x)
+
+
+@pytest.mark.parametrize("relu", [nn.ReLU, _TracedThroughReLU])
+def test_each_call_site_gets_the_width_of_its_own_input(relu):
+    model, x = _Widths(relu), torch.randn(7, 4)
+    with torch.no_grad():
+        before = model(x)
+    lin = linearize(model, x)
+    assert [g.num_units for g in gates(lin)] == [6, 3, 5]
+    with torch.no_grad():
+        torch.testing.assert_close(lin(x), before, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("build", [lambda: nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)),
+                                   lambda: nn.Sequential(_Bottleneck(), nn.Linear(4, 2))],
+                         ids=["swapped", "traced"])
+def test_linearize_runs_the_model_twice_a_probe_and_the_check(build):
+    model, x = build(), torch.randn(3, 4)
+    calls = []
+    model[-1].register_forward_hook(lambda m, i, o: calls.append(1))
+    linearize(model, x)
+    assert len(calls) == 2
+
+
+class _LazyScale(nn.Module):
+    """Sets its scale in place at the end of its first call (a lazy initialization): the first output differs from
+    every later one."""
+
+    def __init__(self):
+        super().__init__()
+        self.f, self.act = nn.Linear(4, 4), nn.ReLU()
+        self.register_buffer("scale", torch.zeros(()))
+
+    def forward(self, x):
+        h = self.act(self.f(x))
+        out = h * self.scale if self.scale else h
+        if not self.scale:
+            self.scale.fill_(2.0)
+        return out
+
+
+def test_a_model_that_changes_its_state_on_the_probe_is_checked_against_its_next_call():
+    model, x = _LazyScale(), torch.randn(5, 4)
+    lin = linearize(model, x)
+    assert len(gates(lin)) == 1
+    with torch.no_grad():
+        torch.testing.assert_close(lin(x), 2.0 * F.relu(model.f(x)))

@@ -52,6 +52,8 @@ from nonlin_explorer.graph.ops import (
 )
 from nonlin_explorer.graph.tracer import as_tuple, inference, trace_model
 from nonlin_explorer.graph.unit_graph import UnitGraph, UnsupportedOperationError
+from nonlin_explorer.plumbing import run_model
+from nonlin_explorer.trace_guard import forward_pass
 
 
 @dataclass(frozen=True)
@@ -607,20 +609,21 @@ def unit_graph(model: nn.Module, example_input, input_axis: int | None = None) -
         acts = [builder.input_units(f"input{i}" if i else "input", t) if isinstance(t, torch.Tensor) else None
                 for i, t in enumerate(inputs)]
         with inference(model):
-            out = model(*inputs)
+            out = run_model(model, inputs)
         _mark_outputs(builder, builder.leaf(model, "", acts, {}, out))
         return builder.graph
     gm = trace_model(model, inputs, concrete_shapes=True)  # analysis only: specialize to the example
     env: dict[fx.Node, Any] = {}
-    for n in gm.graph.nodes:
-        if n.op == "output":
-            outputs = fx.node.map_arg(n.args[0], lambda a: env[a])
-            spread = [a for a in _flatten(outputs) if isinstance(a, _Units) and a.spread is not None]
-            if spread:
-                raise UnsupportedOperationError(spread[0].spread_error)
-            _mark_outputs(builder, outputs)
-            break
-        env[n] = builder.node(n, env, gm)
+    with forward_pass():  # the walk calls modules (shape modules on unit ids): never during a trace elsewhere
+        for n in gm.graph.nodes:
+            if n.op == "output":
+                outputs = fx.node.map_arg(n.args[0], lambda a: env[a])
+                spread = [a for a in _flatten(outputs) if isinstance(a, _Units) and a.spread is not None]
+                if spread:
+                    raise UnsupportedOperationError(spread[0].spread_error)
+                _mark_outputs(builder, outputs)
+                break
+            env[n] = builder.node(n, env, gm)
     if not builder.graph.outputs:
         raise ValueError(f"{type(model).__name__}'s output does not depend on its input")
     return builder.graph

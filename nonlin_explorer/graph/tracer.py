@@ -18,6 +18,7 @@ from nonlin_explorer.gates import LinearizableActivation
 from nonlin_explorer.graph.ops import STRUCTURED_LEAVES, is_registered_leaf
 from nonlin_explorer.graph.unit_graph import UnsupportedOperationError
 from nonlin_explorer.plumbing import eval_mode
+from nonlin_explorer.trace_guard import fx_tracing
 
 #: torch.nn modules that fx would keep as leaves, traced inside instead (made of attention, norms, Linear, gates).
 _TRACED_THROUGH = (nn.Transformer, nn.TransformerDecoder, nn.TransformerDecoderLayer)
@@ -206,7 +207,8 @@ def trace_model(model: nn.Module, example_input, concrete_shapes: bool = False) 
     tracer = _ValueTracer(inputs, concrete_shapes)
     with inference(model), trace_settings(model):
         try:
-            graph = tracer.trace(model)
+            with fx_tracing():  # fx patches torch process-wide while it traces: alone, between forward passes
+                graph = tracer.trace(model)
         except (UnsupportedOperationError, ValueError):
             raise
         except Exception as exc:  # fx raises many kinds of errors on untraceable code (a proxy used as a slice
