@@ -23,18 +23,10 @@ from nonlin_explorer.validation import MAX_SEED
 BASELINES = ("magnitude", "kmeans", "sgd")
 SWEEP_METHODS = METHODS + BASELINES
 
-_VARS = {
-    "loss": "exact population loss E (f*(x) - g(x))^2 of the compressed network",
-    "relative_loss": "loss / E f*(x)^2",
-    "etf_distance": "largest deviation of a cosine between compressed units from the simplex ETF's -1/(M-1)",
-    "mean_cosine": "mean cosine between distinct compressed units",
-    "meanfield_loss": "mean-field prediction of the optimal loss (method meanfield only)",
-    "shape": "name of the units' shape by frame_shape (vacuous, simplex ETF, tilted simplex, distorted simplex, "
-             "general ETF, none); empty where not computed",
-    "shape_distance": "largest cosine deviation from the named shape (from the nearest one for none)",
-    "tilt_degrees": "angle of each unit out of the hyperplane orthogonal to the units' mean direction",
-    "time": "wall-clock seconds of the method (target construction excluded)",
-}
+#: The result set's variables; their long_name and units come from :data:`nonlin_explorer.labels.LABELS` (``time`` is
+#: this set's own, below).
+_VARS = ("loss", "relative_loss", "etf_distance", "mean_cosine", "meanfield_loss", "shape", "shape_distance",
+         "tilt_degrees", "time")
 
 
 def _list(name: str, values, *, minimum: int, maximum: int | None = None) -> list[int]:
@@ -118,7 +110,7 @@ def sweep(N: Sequence[int] | int, M: Sequence[int] | int, d: Sequence[int] | int
         elapsed_seconds=round(time.time() - started, 3),
     )
     ds = xr.Dataset(
-        {name: (dims, values, {"long_name": _VARS[name]}) for name, values in data.items()},
+        {name: (dims, values) for name, values in data.items()},
         coords={
             "N": np.array(Ns, dtype=np.int64),
             "M": np.array(Ms, dtype=np.int64),
@@ -128,7 +120,8 @@ def sweep(N: Sequence[int] | int, M: Sequence[int] | int, d: Sequence[int] | int
         },
         attrs=netcdf_attrs(attrs),
     )
-    return label(ds, {"seed": ("seed of the random target (and of the method, where it draws)", "1")})
+    return label(ds, {"seed": ("seed of the random target (and of the method, where it draws)", "1"),
+                      "time": ("wall-clock seconds of the method (target construction excluded)", "s")})
 
 
 def sweep_attrs(ds: xr.Dataset) -> dict[str, Any]:
