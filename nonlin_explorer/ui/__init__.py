@@ -5,7 +5,7 @@
   free / forced linear / forced nonlinear.
 - :class:`TrainingDashboard` (Panel + Bokeh): steer a training run live, with streamed plots.
 - :class:`CompressionExplorer` (Panel + Bokeh): compress two-layer networks interactively onto ETF weights.
-- :class:`AdvantageView` (Panel + Bokeh): early vs late linearization, point by point as runs finish.
+- :class:`AdvantageView` (anywidget): early vs late linearization, a stored result set with new runs on top.
 
 The Panel apps load lazily, so ``from nonlin_explorer.ui import NetworkView`` does not import Panel.
 """
