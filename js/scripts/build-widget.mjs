@@ -12,7 +12,9 @@ await build({
     { in: join(root, 'src', 'network_view.ts'), out: 'network_view' },
     { in: join(root, 'style', 'network_view.css'), out: 'network_view' },
     { in: join(root, 'src', 'dashboard', 'dashboard.ts'), out: 'dashboard' },
-    { in: join(root, 'style', 'dashboard.css'), out: 'dashboard' }
+    { in: join(root, 'style', 'dashboard.css'), out: 'dashboard' },
+    { in: join(root, 'src', 'advantage', 'advantage.ts'), out: 'advantage' },
+    { in: join(root, 'style', 'advantage.css'), out: 'advantage' }
   ],
   outdir: join(root, '..', 'nonlin_explorer', 'static'),
   bundle: true,

@@ -41,7 +41,8 @@ from nonlin_explorer.ui.controller import Controller, RequestError
 from nonlin_explorer.ui.live_state import Field
 from nonlin_explorer.validation import parse_list, parse_number
 
-__all__ = ["ADVANTAGE_FIELDS", "AdvantageController", "DEFAULT_CONFIG", "Done", "Failed", "Finished", "RunDone"]
+__all__ = ["ADVANTAGE_FIELDS", "AdvantageController", "DEFAULT_CONFIG", "Done", "Failed", "Finished", "RunDone",
+           "check_grid"]
 
 #: New runs when neither a config nor a stored set says otherwise: the stored MLP set's configuration.
 DEFAULT_CONFIG = TrainConfig(dataset="mnist1d", dataset_kwargs={"num_samples": 4000}, model="mlp",
@@ -64,6 +65,23 @@ ADVANTAGE_FIELDS: tuple[Field, ...] = (
     Field("options", {}, doc="{sets, files_root}: stored sets to choose from, the folder exports go to"),
     Field("notice", {}, doc="{text, kind, seq}: the last answer or problem to show"),
 )
+
+
+def check_grid(sparsities: Any = (0.0,), seeds: Any = (0,), epochs: Any = 1.0,
+               **unknown: Any) -> tuple[list[float], list[int], float]:
+    """A grid of new runs typed by a person (numbers or text): checked sparsities, seeds and epochs, or
+    ``ValueError`` naming what is wrong (``RequestError`` for a setting that does not exist)."""
+    if unknown:
+        raise RequestError(f"unknown settings {sorted(unknown)}; settable: sparsities, seeds, epochs")
+    sp = parse_list(sparsities, "sparsities", low=0.0)
+    sd = parse_list(seeds, "seeds", integer=True, low=0)
+    ep = float(parse_number(epochs, "epochs", low=0.0, high=100_000))
+    if ep <= 0:
+        raise ValueError("epochs: must be > 0")
+    sp, sd, _ = validate_grid(sp, sd, ADVANTAGE_SCHEDULES)
+    if 2 * len(sp) * len(sd) > MAX_RUNS:
+        raise ValueError(f"{2 * len(sp) * len(sd)} runs: at most {MAX_RUNS} at a time")
+    return sp, sd, ep
 
 
 # -- typed events from the worker (one mailbox) ------------------------------------------------------------------
@@ -225,32 +243,27 @@ class AdvantageController(Controller):
         return self._thread is not None and self._thread.is_alive()
 
     def _checked(self, changes: dict[str, Any]) -> tuple[list[float], list[int], TrainConfig]:
-        unknown = set(changes) - {"sparsities", "seeds", "epochs"}
-        if unknown:
-            raise TypeError(f"unknown settings {sorted(unknown)}; settable: sparsities, seeds, epochs")
-        sparsities = parse_list(changes.get("sparsities", self.sparsities), "sparsities", low=0.0)
-        seeds = parse_list(changes.get("seeds", self.seeds), "seeds", integer=True, low=0)
-        epochs = float(parse_number(changes.get("epochs", self.config.epochs), "epochs", low=0.0, high=100_000))
-        if epochs <= 0:
-            raise ValueError("epochs: must be > 0")
-        sparsities, seeds, _ = validate_grid(sparsities, seeds, ADVANTAGE_SCHEDULES)
-        if 2 * len(sparsities) * len(seeds) > MAX_RUNS:
-            raise ValueError(f"{2 * len(sparsities) * len(seeds)} runs: at most {MAX_RUNS} at a time")
+        sparsities, seeds, epochs = check_grid(**{"sparsities": self.sparsities, "seeds": self.seeds,
+                                                  "epochs": self.config.epochs, **changes})
         config = dataclasses.replace(self.config, epochs=epochs, model_kwargs=dict(self.config.model_kwargs),
                                      dataset_kwargs=dict(self.config.dataset_kwargs))
         if config.switch_epoch is not None and not 0 < config.switch_epoch < epochs:
             config.switch_epoch = None  # half-way
         return sparsities, seeds, config.validate()
 
+    def configure(self, **changes: Any) -> None:
+        """Set what the next *Run* trains (sparsities, seeds, epochs) without running; ValueError for bad input."""
+        if self.running:
+            raise RequestError("a comparison is running: cancel it first")
+        self.sparsities, self.seeds, self.config = self._checked(changes)
+        self._show_settings()
+
     def start(self, **changes: Any) -> None:
         """Start a comparison (``changes``: sparsities, seeds, epochs, as numbers or text) on the worker thread.
         ``RequestError``/``ValueError`` for bad input or while one runs; nothing changes then."""
         if self.running:
             raise RequestError("a comparison is running: cancel it first")
-        try:
-            sparsities, seeds, config = self._checked(changes)
-        except TypeError as exc:
-            raise RequestError(str(exc)) from None
+        sparsities, seeds, config = self._checked(changes)
         self.sparsities, self.seeds, self.config = sparsities, seeds, config
         self._gen += 1
         self._cancel.clear()

@@ -13,7 +13,7 @@ import sys
 import threading
 
 from nonlin_explorer.demos import DEFAULT_DEMO, DEMOS, demo_config
-from nonlin_explorer.ui.url_settings import DASHBOARD_KEYS, EXPLORER_KEYS, from_query, to_query
+from nonlin_explorer.ui.url_settings import ADVANTAGE_KEYS, DASHBOARD_KEYS, EXPLORER_KEYS, from_query, to_query
 from nonlin_explorer.validation import OneLineParser, json_object
 
 #: The compression explorer (``--demo compression``; ``--config`` holds its settings, e.g. '{"N": 500}').
@@ -190,27 +190,45 @@ def _checked_explorer_settings(initial: dict, settings: dict) -> dict:
     return merged
 
 
-def make_advantage_app(settings: dict, theme: str = "light", rate: float = 4.0):
-    """Like :func:`make_app`, for the early-vs-late view (``settings``: TrainConfig fields overriding its small
-    default, and optionally ``sparsities`` and ``seeds``)."""
-    import dataclasses
-
-    from nonlin_explorer.advantage import ADVANTAGE_SCHEDULES, validate_grid
-    from nonlin_explorer.ui.advantage_view import DEFAULT_CONFIG, AdvantageView
+def make_advantage_app(settings: dict, theme: str = "light", rate: float = 4.0, files_root=None):
+    """Like :func:`make_app`, for the early-vs-late view: it opens on a stored result set (``"set"``: its name,
+    default mlp) and runs new grids on top (``settings``: TrainConfig fields for new runs, and optionally
+    ``sparsities`` and ``seeds``). The URL may carry ``set``, ``sparsities``, ``seeds`` and ``epochs``."""
+    from nonlin_explorer.ui.advantage_controller import AdvantageController
+    from nonlin_explorer.ui.advantage_core import DEFAULT_SET
+    from nonlin_explorer.ui.advantage_panel import AdvantagePane
 
     settings = dict(settings)
     grid = {k: settings.pop(k) for k in ("sparsities", "seeds") if k in settings}
-    try:
-        config = dataclasses.replace(DEFAULT_CONFIG, **settings).validate()
+    stored = settings.pop("set", DEFAULT_SET)
+    try:  # bad --config: an error before serving
+        AdvantageController(settings or None, stored=stored, **grid).close()
     except TypeError as exc:
         raise ValueError(f"--config: {exc}") from None
-    if grid:  # bad --config: an error before serving
-        validate_grid(grid.get("sparsities", [0.01]), grid.get("seeds", [0]), ADVANTAGE_SCHEDULES)
 
     def app():
-        return _serve_view(AdvantageView(config, theme=theme, rate=rate, **grid))
+        query, problem = _with_url_settings({}, ADVANTAGE_KEYS, _checked_advantage_settings)
+        controller = AdvantageController(settings or None, stored=query.pop("set", stored), rate=rate, theme=theme,
+                                         files_root=files_root, **grid)
+        controller.configure(**query)  # checked above: the form shows them, Run trains them
+        if problem:
+            controller.notify(problem, "warning")
+        _follow_in_url(lambda: controller.state["settings"], ADVANTAGE_KEYS)
+        return _serve_view(AdvantagePane(controller))
 
     return app
+
+
+def _checked_advantage_settings(_base: dict, settings: dict) -> dict:
+    """The early-vs-late settings of a URL, checked as the page's form would (ValueError naming a refused one)."""
+    from nonlin_explorer.ui.advantage_controller import check_grid
+    from nonlin_explorer.ui.advantage_core import stored_names
+
+    settings = dict(settings)
+    if "set" in settings and settings["set"] not in stored_names():
+        raise ValueError(f"set: {settings['set']!r} is not a stored set ({', '.join(stored_names()) or 'none here'})")
+    check_grid(**{k: v for k, v in settings.items() if k != "set"})
+    return settings
 
 
 def _serve_view(view):
@@ -305,7 +323,8 @@ def build_server(args):
         app = make_compression_app(args.config, theme=args.theme, rate=args.rate, files_root=root)
         page_keys = EXPLORER_KEYS
     elif args.demo == ADVANTAGE_DEMO:
-        app = make_advantage_app(args.config, theme=args.theme, rate=args.rate)
+        app = make_advantage_app(args.config, theme=args.theme, rate=args.rate, files_root=root)
+        page_keys = ADVANTAGE_KEYS
     else:
         name = DEFAULT_DEMO if args.demo == "training" else args.demo  # "training": the default demo's old name
         app = make_app(demo_config(name, args.config), theme=args.theme, rate=args.rate, files_root=root)

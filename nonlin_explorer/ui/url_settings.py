@@ -20,6 +20,8 @@ DASHBOARD_KEYS: tuple[str, ...] = tuple(
 #: What the compression explorer's URL may carry: the fields of its ExplorerParams.
 EXPLORER_KEYS = ("N", "M", "d", "weight_dist", "w_mean", "w_spread", "a_mean", "a_std", "seed", "activation",
                  "method")
+#: What the early-vs-late view's URL may carry: the stored set drawn and the grid of new runs.
+ADVANTAGE_KEYS = ("set", "sparsities", "seeds", "epochs")
 #: Longest value taken from a URL (anything longer is a mistake or an attack, not a setting).
 MAX_VALUE_CHARS = 64
 

@@ -33,10 +33,30 @@ export interface Painter {
   strokeRect(x: number, y: number, w: number, h: number, style: LineStyle): void;
   /** Filled circles of radius r (one path), with an outline. */
   dots(xs: ArrayLike<number>, ys: ArrayLike<number>, r: number, fill: string, stroke: string): void;
+  /** The area between two curves over the same xs (a band), filled; NaN points break it into pieces. */
+  area(xs: ArrayLike<number>, lo: ArrayLike<number>, hi: ArrayLike<number>, fill: string, alpha?: number): void;
   text(x: number, y: number, s: string, style: TextStyle): void;
   measure(s: string, size: number): number;
   clip(x: number, y: number, w: number, h: number): void;
   unclip(): void;
+}
+
+/** Runs of consecutive indices where x, lo and hi are all finite (each run is one closed band). */
+export function bandRuns(xs: ArrayLike<number>, lo: ArrayLike<number>, hi: ArrayLike<number>): number[][] {
+  const runs: number[][] = [];
+  let cur: number[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    if (Number.isFinite(xs[i]) && Number.isFinite(lo[i]) && Number.isFinite(hi[i])) {
+      cur.push(i);
+    } else if (cur.length) {
+      runs.push(cur);
+      cur = [];
+    }
+  }
+  if (cur.length) {
+    runs.push(cur);
+  }
+  return runs.filter(r => r.length > 1);
 }
 
 export class CanvasPainter implements Painter {
@@ -148,6 +168,22 @@ export class CanvasPainter implements Painter {
     c.stroke();
   }
 
+  area(xs: ArrayLike<number>, lo: ArrayLike<number>, hi: ArrayLike<number>, fill: string, alpha = 1): void {
+    const c = this.ctx;
+    c.beginPath();
+    for (const run of bandRuns(xs, lo, hi)) {
+      run.forEach((i, k) => (k ? c.lineTo(xs[i], hi[i]) : c.moveTo(xs[i], hi[i])));
+      for (let k = run.length - 1; k >= 0; k--) {
+        c.lineTo(xs[run[k]], lo[run[k]]);
+      }
+      c.closePath();
+    }
+    c.globalAlpha = alpha;
+    c.fillStyle = fill;
+    c.fill();
+    c.globalAlpha = 1;
+  }
+
   text(x: number, y: number, s: string, style: TextStyle): void {
     const c = this.ctx;
     c.save();
@@ -253,6 +289,20 @@ export class SvgPainter implements Painter {
     for (let i = 0; i < xs.length; i++) {
       this.parts.push(`<circle cx="${r(xs[i])}" cy="${r(ys[i])}" r="${r(radius)}" fill="${esc(fill)}" ` +
         `stroke="${esc(stroke)}" stroke-width="0.8"/>`);
+    }
+  }
+
+  area(xs: ArrayLike<number>, lo: ArrayLike<number>, hi: ArrayLike<number>, fill: string, alpha = 1): void {
+    let d = '';
+    for (const run of bandRuns(xs, lo, hi)) {
+      run.forEach((i, k) => (d += `${k ? 'L' : 'M'}${r(xs[i])} ${r(hi[i])}`));
+      for (let k = run.length - 1; k >= 0; k--) {
+        d += `L${r(xs[run[k]])} ${r(lo[run[k]])}`;
+      }
+      d += 'Z';
+    }
+    if (d) {
+      this.parts.push(`<path d="${d}" fill="${esc(fill)}"${alpha < 1 ? ` fill-opacity="${r(alpha)}"` : ''}/>`);
     }
   }
 
