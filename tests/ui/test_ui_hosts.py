@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nonlin_explorer.ui.advantage_controller import ADVANTAGE_FIELDS
 from nonlin_explorer.ui.controller import Controller, RequestError
 from nonlin_explorer.ui.dashboard_controller import DASHBOARD_FIELDS
 from nonlin_explorer.ui.live_state import Field, LiveState, jsonable
@@ -32,16 +33,20 @@ def test_the_typescript_interfaces_name_exactly_the_synced_fields():
     assert network == {f.name for f in NETWORK_FIELDS}
     dashboard = interface_keys(JS / "dashboard" / "types.ts", "DashboardModel") | network
     assert dashboard == {f.name for f in DASHBOARD_FIELDS}
+    assert interface_keys(JS / "advantage" / "types.ts", "AdvantageModel") == {f.name for f in ADVANTAGE_FIELDS}
 
 
 def test_both_hosts_are_built_from_the_same_fields():
+    from nonlin_explorer.ui.advantage_panel import AdvantagePane
+    from nonlin_explorer.ui.advantage_view import AdvantageView
     from nonlin_explorer.ui.dashboard import TrainingDashboard
     from nonlin_explorer.ui.dashboard_panel import TrainingDashboardPane
     from nonlin_explorer.ui.network_view import NetworkView
     from nonlin_explorer.ui.network_view_panel import NetworkViewPane
 
     for widget, pane, fields in ((NetworkView, NetworkViewPane, NETWORK_FIELDS),
-                                 (TrainingDashboard, TrainingDashboardPane, DASHBOARD_FIELDS)):
+                                 (TrainingDashboard, TrainingDashboardPane, DASHBOARD_FIELDS),
+                                 (AdvantageView, AdvantagePane, ADVANTAGE_FIELDS)):
         names = {f.name for f in fields}
         synced = {n for n, t in widget.class_traits().items() if t.metadata.get("sync")}
         assert names <= synced and synced - names <= {"_esm", "_css", "_anywidget_id", "_model_name",

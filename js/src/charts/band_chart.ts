@@ -127,7 +127,7 @@ export class BandChart extends Chart {
   /** The x scale: round ticks over everything drawn (and 0), inset from the frame. */
   private xScale(x0: number, x1: number): Scale {
     const [dlo, dhi] = this.extent(l => [l.x, l.dotsX ?? []], q => [q.x]);
-    let lo = Math.min(0, Number.isFinite(dlo) ? dlo : 0);
+    const lo = Math.min(0, Number.isFinite(dlo) ? dlo : 0);
     let hi = Number.isFinite(dhi) ? dhi : 1;
     if (this.data.mark && Number.isFinite(this.data.mark.x)) {
       hi = Math.max(hi, this.data.mark.x);
