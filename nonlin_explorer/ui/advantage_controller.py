@@ -63,7 +63,7 @@ ADVANTAGE_FIELDS: tuple[Field, ...] = (
     Field("progress", {}, doc="{state, done, total, elapsed, error}: the comparison running now"),
     Field("settings", {}, doc="{sparsities, seeds, epochs, set}: what the form shows (the last valid settings)"),
     Field("options", {}, doc="{sets, files_root}: stored sets to choose from, the folder exports go to"),
-    Field("notice", {}, doc="{text, kind, seq}: the last answer or problem to show"),
+    Field("notice", {}, doc="{text, kind, seq, lasting}: the last answer or problem to show"),
 )
 
 
@@ -232,10 +232,11 @@ class AdvantageController(Controller):
         else:
             raise RequestError(f"unknown request {kind!r}")
 
-    def notify(self, text: str, kind: str = "info") -> None:
-        """Show ``text`` to the views open now (next to the button whose request it answers)."""
+    def notify(self, text: str, kind: str = "info", lasting: bool = False) -> None:
+        """Show ``text`` to the views open now (next to the button whose request it answers, else under the title).
+        ``lasting``: views opened later show it too (a problem with how the app was started)."""
         seq = int(self.state.get("notice", {}).get("seq", 0)) + 1
-        self.state.update(notice={"text": str(text), "kind": kind, "seq": seq})
+        self.state.update(notice={"text": str(text), "kind": kind, "seq": seq, "lasting": bool(lasting)})
 
     # -- work --------------------------------------------------------------------------------------------------
     @property

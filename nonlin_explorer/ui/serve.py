@@ -212,7 +212,7 @@ def make_advantage_app(settings: dict, theme: str = "light", rate: float = 4.0, 
                                          files_root=files_root, **grid)
         controller.configure(**query)  # checked above: the form shows them, Run trains them
         if problem:
-            controller.notify(problem, "warning")
+            controller.notify(problem, "warning", lasting=True)
         _follow_in_url(lambda: controller.state["settings"], ADVANTAGE_KEYS)
         return _serve_view(AdvantagePane(controller))
 

@@ -2,8 +2,8 @@
 screenshots (saved to .test-artifacts/screens/, for looking at), and in each: DOM text contrast >= 4.5:1 (WCAG AA;
 canvas text is out of scope), text >= 14 px, no horizontal scroll, headings not clipped, and a clean console. In the
 training dashboard, a control and its effect are on screen together (the sparsity slider, Start, the network and the
-loss chart, without scrolling), the charts grow with the screen, and every legend swatch stands out from the chart
-(its colour or its edge >= 3:1, WCAG non-text contrast)."""
+loss chart, without scrolling) and the charts grow with the screen; in it and in the early-vs-late view every legend
+swatch stands out from the chart (its colour or its edge >= 3:1, WCAG non-text contrast)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,16 @@ pytestmark = pytest.mark.ui
 SCREENS = Path(__file__).resolve().parents[2] / ".test-artifacts" / "screens"
 VIEWPORTS = ((1280, 720), (1600, 1000), (1920, 1080))
 #: how each app shows it has drawn its first state
-READY = {"training": ".ne-unit", "compression": "text=Status: done", "advantage": "text=Status: idle"}
+READY = {"training": ".ne-unit", "compression": "text=Status: done",
+         "advantage": "[data-chart='advantage-accuracy'][data-drawn='2']"}
 #: at least this many DOM texts are checked for contrast in each app (the check is not vacuous)
 TEXTS = {"training": 30, "compression": 30, "advantage": 10}
 #: In the training dashboard, what must be on screen together (as in tests/ui/test_first_minute.py for JupyterLab).
 ON_SCREEN = {"sparsity slider": ".ne-dash .ne-sparsity-slider", "Start": ".ne-dash .ne-live-controls .ne-go",
              "network": ".ne-dash .ne-network .ne-stage", "loss chart": ".ne-dash [data-chart='loss']"}
 MIN_SHOWN = 0.6
+#: the apps drawn on the shared canvas charts, and how many legend swatches each shows at least
+SWATCHES = {"training": 12, "advantage": 5}
 #: WCAG 1.4.11: marks and legend swatches against what is behind them
 MARK_CONTRAST = 3.0
 
@@ -54,11 +57,12 @@ def test_app_is_readable_fits_and_logs_nothing(browser, tmp_path, app, theme):
                 titles = "h1, h2, h3, .ne-title, .ne-dash-title, .ne-chart-title, .ne-section-title, .ne-legend-item"
                 assert pc.clipped(page, "body", titles) == [], where
                 assert pc.console_problems(messages) == [], (where, pc.console_problems(messages))
-                if app == "training":
+                if app in SWATCHES:
                     # Legend swatches stand out from the chart (WCAG non-text contrast): the colour or its edge.
                     swatches = pc.swatch_contrast(page, ".ne-dash")
                     faint = [s for s in swatches if max(s["fill"], s["edge"]) < MARK_CONTRAST]
-                    assert len(swatches) >= 12 and faint == [], (where, len(swatches), faint)
+                    assert len(swatches) >= SWATCHES[app] and faint == [], (where, len(swatches), faint)
+                if app == "training":
                     seen = pc.on_screen(page, "body", ON_SCREEN)
                     frame = seen.pop("frame")
                     assert all(s["shown"] >= MIN_SHOWN for s in seen.values()), (where, frame, seen)

@@ -193,12 +193,15 @@ export class AdvantagePage {
     this.themeObserver.observe(document.body, { attributes: true,
       attributeFilter: ['data-jp-theme-name', 'data-jp-theme-light'] });
 
-    this.noticeSeq = model.get('notice')?.seq ?? 0; // a notice given before this view opened is old news
+    const given = model.get('notice');
+    // A notice given before this view opened is old news, unless it is about how the app was started.
+    this.noticeSeq = given?.lasting ? 0 : given?.seq ?? 0;
     this.onOptions();
     this.onSettings();
     this.onProgress();
     this.applyTheme();
     this.draw();
+    this.onNotice();
   }
 
   dispose(): void {

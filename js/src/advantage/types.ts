@@ -90,7 +90,7 @@ export interface AdvantageModel {
   progress: Progress;
   settings: Settings;
   options: { sets: string[]; files_root: string };
-  notice: { text?: string; kind?: string; seq?: number };
+  notice: { text?: string; kind?: string; seq?: number; lasting?: boolean };
 }
 
 /** Kernel -> page. */
