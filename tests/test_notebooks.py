@@ -10,9 +10,6 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 #: Largest notebook, saved after Run All (nbformat's JSON, as JupyterLab writes it).
 MAX_BYTES = 1_000_000
-#: Notebooks that show a Panel app: offline, Panel 1.9 can only inline its JavaScript (BokehJS and Panel, ~3 MB,
-#: published twice: once per MIME type), so they cannot be small until the app is an anywidget page (issue 23).
-PANEL_NOTEBOOKS = {"talk_demo.ipynb"}
 
 
 def test_there_are_notebooks():
@@ -26,7 +23,4 @@ def test_notebook_runs_and_its_checks_pass(path, tmp_path):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     size = len(nbformat.writes(nb))
-    if path.name in PANEL_NOTEBOOKS:
-        assert size > MAX_BYTES, f"{path.name} is {size:,} bytes after Run All now: take it out of PANEL_NOTEBOOKS"
-        pytest.xfail(f"{path.name}: {size:,} bytes after Run All, Panel's inlined JavaScript")
     assert size <= MAX_BYTES, f"{path.name} is {size:,} bytes after Run All (at most {MAX_BYTES:,})"
