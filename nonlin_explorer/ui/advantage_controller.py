@@ -48,8 +48,9 @@ __all__ = ["ADVANTAGE_FIELDS", "AdvantageController", "DEFAULT_CONFIG", "Done", 
 DEFAULT_CONFIG = TrainConfig(dataset="mnist1d", dataset_kwargs={"num_samples": 4000}, model="mlp",
                              model_kwargs={"width": 64, "depth": 4}, epochs=40, switch_epoch=20, lr=1e-2,
                              slope_lr=0.03, eval_every=10_000)
-#: The grid a new run covers by default: two lambdas where the stored lines overlap at few units, one new seed.
-DEFAULT_SPARSITIES = (4e-3, 3e-2)
+#: The grid a new run covers by default: one new seed at the lambdas where the two schedules reach the same few
+#: nonlinear units (early at the two smaller, late at the two larger; the notebook's CI-sized grid).
+DEFAULT_SPARSITIES = (2e-3, 4e-3, 3e-2, 6e-2)
 DEFAULT_SEEDS = (5,)
 #: Most runs one request may start (a page is any client of the server).
 MAX_RUNS = 200

@@ -306,6 +306,8 @@ export class AdvantagePage {
       if (g && g.count !== null && g.count !== undefined) {
         text += `; their gap at matched count ${g.count >= 0 ? '+' : '−'}${Math.abs(100 * g.count).toFixed(1)} ` +
           `points (${g.count_points} matched count${g.count_points === 1 ? '' : 's'})`;
+      } else if (p.done) {
+        text += '; the two schedules reach no common count yet';
       }
       if (p.error) {
         text += `; ${p.error}`;
