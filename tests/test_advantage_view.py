@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -201,3 +202,18 @@ def test_parse_list():
     assert parse_list("0,1", "seeds", integer=True) == [0, 1]
     with pytest.raises(ValueError, match="enter at least one number"):
         parse_list(" , ", "sparsities")
+
+
+def test_new_runs_follow_the_stored_set_unless_given():
+    c = AdvantageController()
+    try:
+        assert c.config.model == "mlp" and c.config.epochs == 40 and c.state["settings"]["seeds"] == "5"
+        c.choose("cnn")
+        ds, _ = load_advantage(RESULTS, "cnn")
+        assert c.config.model == "cnn" and c.config.epochs == json.loads(ds.attrs["fixed"])["epochs"]
+        assert c.sparsities == [float(v) for v in ds.sparsity.values]
+    finally:
+        c.close()
+    mine = AdvantageController(TINY, sparsities=[0.5], stored="cnn")
+    assert mine.config.dataset == "spirals" and mine.sparsities == [0.5]
+    mine.close()

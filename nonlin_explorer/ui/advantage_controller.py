@@ -133,14 +133,15 @@ class AdvantageController(Controller):
 
     ``config``: a :class:`~nonlin_explorer.training.TrainConfig` (or a dict of its fields) for new runs (default: the
     stored set's configuration, so new points are comparable with its lines). ``sparsities`` and ``seeds``: the grid
-    *Run* trains. ``stored``: a stored set's name (``"mlp"``, ``"cnn"``) or a ``.nc`` path. ``files_root``: the only
+    *Run* trains (default: lambdas where both schedules reach few units, or the stored set's own, and seed 5).
+    ``stored``: a stored set's name (``"mlp"``, ``"cnn"``) or a ``.nc`` path. ``files_root``: the only
     folder *Export* writes to (default: the working directory).
     """
 
     FIELDS = ADVANTAGE_FIELDS
     BUNDLE = "advantage"
 
-    def __init__(self, config: TrainConfig | dict | None = None, sparsities=DEFAULT_SPARSITIES,
+    def __init__(self, config: TrainConfig | dict | None = None, sparsities=None,
                  seeds=DEFAULT_SEEDS, *, stored: str | os.PathLike = DEFAULT_SET, rate: float = 4.0,
                  theme: str = "auto", files_root: str | os.PathLike | None = None):
         super().__init__()
@@ -152,7 +153,9 @@ class AdvantageController(Controller):
         if isinstance(config, dict):
             config = TrainConfig(**config)
         self.config: TrainConfig = dataclasses.replace(config or DEFAULT_CONFIG).validate()
-        self.sparsities, self.seeds, _ = validate_grid(sparsities, seeds, ADVANTAGE_SCHEDULES)
+        self._own_grid = sparsities is not None
+        self.sparsities, self.seeds, _ = validate_grid(DEFAULT_SPARSITIES if sparsities is None else sparsities,
+                                                       seeds, ADVANTAGE_SCHEDULES)
         self._mail: list[Any] = []
         self._mail_lock = threading.Lock()
         self._cancel = threading.Event()
@@ -188,6 +191,8 @@ class AdvantageController(Controller):
         self.stored_name, self.stored_data = figure["name"], ds
         if not self._own_config and figure["config"]:
             self._follow_stored_config(ds)
+        if not self._own_grid and not self.running:  # new runs on the stored set's lambdas (the MLP: matched ones)
+            self.sparsities = list(DEFAULT_SPARSITIES) if figure["name"] == DEFAULT_SET else figure["sparsities"]
         self.state.update(stored=figure)
         return True
 

@@ -17,7 +17,6 @@ from nonlin_explorer.training import TrainConfig
 from nonlin_explorer.ui.advantage_controller import (
     DEFAULT_SEEDS,
     DEFAULT_SET,
-    DEFAULT_SPARSITIES,
     AdvantageController,
 )
 from nonlin_explorer.ui.widget_host import widget_base
@@ -37,7 +36,7 @@ class AdvantageView(widget_base(AdvantageController)):
     worker thread.
     """
 
-    def __init__(self, config: TrainConfig | dict | None = None, sparsities=DEFAULT_SPARSITIES, seeds=DEFAULT_SEEDS,
+    def __init__(self, config: TrainConfig | dict | None = None, sparsities=None, seeds=DEFAULT_SEEDS,
                  *, stored: str | os.PathLike = DEFAULT_SET, rate: float = 4.0, theme: str = "auto",
                  files_root: str | os.PathLike | None = None, controller: AdvantageController | None = None):
         if controller is None:
