@@ -53,6 +53,15 @@ def test_opens_on_the_stored_set_and_streams_a_run_on_top(browser, tmp_path):
             headline = page.locator(".ne-adv-headline")
             assert _headline_gap() in headline.inner_text() and "5 seeds" in headline.inner_text()
             assert page.locator(".ne-adv [data-chart='advantage-gap'][data-drawn='1']").count() == 1
+            # PNG export: twice the pixels of the chart on screen, its title and legend above the drawing.
+            chart = page.locator("[data-chart='advantage-accuracy']")
+            canvas = chart.locator("canvas").bounding_box()
+            with page.expect_download() as download:
+                chart.get_by_role("button", name="save PNG").click()
+            from PIL import Image
+
+            with Image.open(download.value.path()) as png:
+                assert png.width == 2 * round(canvas["width"]) and png.height > 2 * canvas["height"] + 60, png.size
             # The URL's settings are the form's, and Run trains them: two runs (early, late) stream on top.
             assert page.get_by_label("Seeds").input_value() == "7"
             app_state = app.state()
