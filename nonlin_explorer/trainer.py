@@ -11,7 +11,6 @@ early/late comparison) uses a Trainer directly.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -19,7 +18,7 @@ import math
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +201,22 @@ class SessionSnapshot:
     states: tuple[torch.Tensor, ...]
 
 
+class _Held:
+    """A re-entrant lock as a ``with`` block that hands out ``value`` (a runner takes one per step: kept cheap)."""
+
+    __slots__ = ("_lock", "_value")
+
+    def __init__(self, lock: threading.RLock, value: Any):
+        self._lock, self._value = lock, value
+
+    def __enter__(self) -> Any:
+        self._lock.acquire()
+        return self._value
+
+    def __exit__(self, *exc_info) -> None:
+        self._lock.release()
+
+
 class Trainer:
     """A training run with gates, stepped by the caller (no thread; see TrainingSession for one).
 
@@ -329,12 +344,11 @@ class Trainer:
         """The model's gates in forward order."""
         return list(self._gates)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[Trainer]:
+    def locked(self) -> _Held:
         """Hold the run between two steps: the model, gates, history and counters read (or a forward pass run) inside
-        the ``with`` block form one consistent state. Training waits meanwhile, so keep the block short. Re-entrant."""
-        with self._lock:
-            yield self
+        the ``with`` block (which gets the trainer) form one consistent state. Training waits meanwhile, so keep the
+        block short. Re-entrant."""
+        return _Held(self._lock, self)
 
     def snapshot(self) -> SessionSnapshot:
         """Progress, prior and every gate's effective slopes and states, read at one moment (see :meth:`locked`)."""
