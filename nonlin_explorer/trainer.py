@@ -204,17 +204,17 @@ class SessionSnapshot:
 class _Held:
     """A re-entrant lock as a ``with`` block that hands out ``value`` (a runner takes one per step: kept cheap)."""
 
-    __slots__ = ("_lock", "_value")
+    __slots__ = ("_mutex", "_value")
 
-    def __init__(self, lock: threading.RLock, value: Any):
-        self._lock, self._value = lock, value
+    def __init__(self, mutex: threading.RLock, value: Any):
+        self._mutex, self._value = mutex, value
 
     def __enter__(self) -> Any:
-        self._lock.acquire()
+        self._mutex.acquire()
         return self._value
 
     def __exit__(self, *exc_info) -> None:
-        self._lock.release()
+        self._mutex.release()
 
 
 class Trainer:
