@@ -650,7 +650,7 @@ class Trainer:
     def reset(self) -> None:
         """Rebuild model, optimizer and history from the config and seed (subscribers stay), then status "idle"."""
         if self._user_model is not None:
-            raise RuntimeError("reset() rebuilds from the config; this session was given its own model")
+            raise RuntimeError("reset() rebuilds from the config; this run was given its own model")
         with self._lock:
             self._build()
         self.set_status("idle")

@@ -246,7 +246,7 @@ class TrainingSession:
     status = _from_trainer("status", "One of :data:`STATUSES`.")
     stop_reason = _from_trainer("stop_reason", "Why the run stopped, diverged or failed.")
     history = _from_trainer("history", "One dict per evaluation, in order.")
-    events = _from_trainer("events", "Commands and incidents, in order (what ``reproduce`` code replays).")
+    events = _from_trainer("events", "Commands and incidents, in order (\"Reproduce this run\" replays the commands).")
     user_given = _from_trainer("user_given", "Built around the caller's own model or data (no rebuild from config).")
 
     @property
