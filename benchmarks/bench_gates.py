@@ -78,7 +78,7 @@ def bench(name: str, data, build, steps: int, batch_size: int, device: torch.dev
     sparsity = 1e-4
     session = TrainingSession(model=build(), data=data, batch_size=batch_size, sparsity=sparsity, epochs=1000,
                               eval_every=10**9, device=str(device), amp=False, seed=0)
-    x_all, y_all = session._x_train, session._y_train
+    x_all, y_all = session.data.x_train.to(device), session.data.y_train.to(device)
     gen = torch.Generator().manual_seed(0)
 
     plain_step = hand_step(build(), False, x_all, y_all, batch_size, device, gen, sparsity)

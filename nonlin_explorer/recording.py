@@ -95,19 +95,11 @@ class Recording:
     def show(self, index: int) -> None:
         """Put the run's :meth:`session` where evaluation ``index`` left it (-1: before the first): every gate free at
         the slopes recorded then (0 before any), the step counter at that evaluation's step. The replay's one way to
-        move the session; done under ``session.locked()``, so readers see a whole evaluation."""
-        session = self.session()
+        move the session, through its trainer's :meth:`~nonlin_explorer.trainer.Trainer.show_slopes` (between two steps,
+        so readers see a whole evaluation)."""
         slopes = self.slopes_at(index) if index >= 0 else None
         step = int(self.evals[index]["step"]) if 0 <= index < len(self.evals) else 0
-        with session.locked(), torch.no_grad():
-            gates_ = session.gates
-            for g, s in zip(gates_, slopes or [None] * len(gates_)):
-                g.state.fill_(0)  # free: the recorded (effective) slope is what is shown
-                if s is None:
-                    g.alpha.zero_()
-                else:
-                    g.alpha.copy_(s.to(g.alpha.device, g.alpha.dtype))
-            session.step = step
+        self.session().trainer.show_slopes(slopes, step)
 
     def slopes_at(self, index: int) -> list[torch.Tensor] | None:
         """The slopes recorded at evaluation ``index`` or the latest one before it (None: none yet)."""

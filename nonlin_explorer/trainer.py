@@ -3,13 +3,14 @@
 :class:`Trainer` is the engine: :meth:`~Trainer.train_step` (a step under the prior ``lambda * sum(1 - alpha)``),
 :meth:`~Trainer.evaluate`, :meth:`~Trainer.record` (an evaluation in ``history``), typed commands applied between
 steps (:class:`SetValues`, :class:`Toggle`, :class:`PriorOn`), events to subscribers, and ``state_dict`` /
-``load_state_dict`` for checkpoints. :class:`~nonlin_explorer.training.TrainingSession` runs a Trainer on a thread of
-its own; anything that trains in the calling thread (the early/late comparison) uses a Trainer directly.
+``load_state_dict`` for checkpoints. Its public methods are the whole contract: :class:`~nonlin_explorer.training.
+TrainingSession` holds a Trainer and a runner that steps it on a thread of its own (queueing commands built by
+:meth:`~Trainer.set_command` and :meth:`~Trainer.toggle_command`); anything that trains in the calling thread (the
+early/late comparison) uses a Trainer directly.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import json
@@ -17,7 +18,7 @@ import math
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,13 +201,29 @@ class SessionSnapshot:
     states: tuple[torch.Tensor, ...]
 
 
+class _Held:
+    """A re-entrant lock as a ``with`` block that hands out ``value`` (a runner takes one per step: kept cheap)."""
+
+    __slots__ = ("_mutex", "_value")
+
+    def __init__(self, mutex: threading.RLock, value: Any):
+        self._mutex, self._value = mutex, value
+
+    def __enter__(self) -> Any:
+        self._mutex.acquire()
+        return self._value
+
+    def __exit__(self, *exc_info) -> None:
+        self._mutex.release()
+
+
 class Trainer:
     """A training run with gates, stepped by the caller (no thread; see TrainingSession for one).
 
     Build it from a :class:`TrainConfig` (or its fields as keywords), or hand it your own ``model`` (linearized
     here if it has no gates yet) and ``data`` (a :class:`~nonlin_explorer.datasets.Dataset` or anything
     :func:`~nonlin_explorer.datasets.load` accepts). ``set``, ``toggle`` and ``switch_prior_on`` check their
-    arguments and apply at once (a session queues them for its thread).
+    arguments and apply at once, between two steps (a session queues the same checked commands for its thread).
     """
 
     def __init__(self, config: TrainConfig | None = None, *, model: nn.Module | str | None = None, data=None,
@@ -327,12 +344,11 @@ class Trainer:
         """The model's gates in forward order."""
         return list(self._gates)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[Trainer]:
+    def locked(self) -> _Held:
         """Hold the run between two steps: the model, gates, history and counters read (or a forward pass run) inside
-        the ``with`` block form one consistent state. Training waits meanwhile, so keep the block short. Re-entrant."""
-        with self._lock:
-            yield self
+        the ``with`` block (which gets the trainer) form one consistent state. Training waits meanwhile, so keep the
+        block short. Re-entrant."""
+        return _Held(self._lock, self)
 
     def snapshot(self) -> SessionSnapshot:
         """Progress, prior and every gate's effective slopes and states, read at one moment (see :meth:`locked`)."""
@@ -352,7 +368,8 @@ class Trainer:
         """Built around the caller's own model or data (so it cannot be rebuilt from ``config`` alone)."""
         return self._user_model is not None or self._user_data is not None
 
-    def _set_status(self, status: str, reason: str = "") -> None:
+    def set_status(self, status: str, reason: str = "") -> None:
+        """Set ``status`` (and ``stop_reason`` when ``reason`` is given) and tell the subscribers ("status" event)."""
         self.status = status
         if reason:
             self.stop_reason = reason
@@ -369,6 +386,11 @@ class Trainer:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 
+    @property
+    def subscribers(self) -> tuple[Callable[[str, dict], None], ...]:
+        """The callbacks subscribed now (a copy)."""
+        return tuple(self._listeners)
+
     def _emit(self, kind: str, payload: dict) -> None:
         for cb in list(self._listeners):
             try:
@@ -379,10 +401,22 @@ class Trainer:
     # -- commands (checked now, applied between steps) -------------------------------------------
 
     def set(self, **values) -> None:
-        """Change hyperparameters (``sparsity``, ``lr``, ``slope_lr``, ``weight_decay``, ``eval_every``).
+        """Change hyperparameters (``sparsity``, ``lr``, ``slope_lr``, ``weight_decay``, ``eval_every``) now, between
+        two steps (checked first: ``ValueError`` for a bad one, and nothing changes)."""
+        self.apply(self.set_command(**values))
 
-        Values are checked now (``ValueError`` for bad ones, nothing changes) and applied at the next step.
-        """
+    def toggle(self, layer: str | int, units, state: int | UnitState) -> None:
+        """Set ``units`` of gate ``layer`` (name or index) to ``state`` (free/linear/nonlinear) now, between two
+        steps."""
+        self.apply(self.toggle_command(layer, units, state))
+
+    def switch_prior_on(self) -> None:
+        """Switch the sparsity prior on now (the "late" schedule's switch, by hand)."""
+        self.apply(PriorOn())
+
+    def set_command(self, **values) -> SetValues:
+        """The :class:`SetValues` command for these hyperparameters, checked now (``ValueError`` naming a bad one), so
+        whoever applies it later (a runner's thread) cannot fail on it."""
         checked = {}
         for key, value in values.items():
             if key not in _SETTABLE:
@@ -391,18 +425,15 @@ class Trainer:
                 checked[key] = _positive_int(key, value)
             else:
                 checked[key] = check_number(key, value, **_SETTABLE[key])
-        self._submit(SetValues(checked))
+        return SetValues(checked)
 
-    def toggle(self, layer: str | int, units, state: int | UnitState) -> None:
-        """Set ``units`` of gate ``layer`` (name or index) to ``state`` (free/linear/nonlinear)."""
+    def toggle_command(self, layer: str | int, units, state: int | UnitState) -> Toggle:
+        """The :class:`Toggle` command for ``units`` of gate ``layer`` (name or index), checked now (the caller gets
+        the error, not the thread that applies it)."""
         gate = self._gate(layer)
         state = unit_state(state)
-        gate._index(units)  # validate now: the caller gets the error, not the training thread
-        self._submit(Toggle(gate.name, units, state))
-
-    def switch_prior_on(self) -> None:
-        """Switch the sparsity prior on now (the "late" schedule's switch, by hand)."""
-        self._submit(PriorOn())
+        gate._index(units)
+        return Toggle(gate.name, units, state)
 
     def _gate(self, layer: str | int) -> LinearizableActivation:
         gd = gate_dict(self.model)
@@ -418,16 +449,12 @@ class Trainer:
             raise KeyError(f"no gate named {layer!r}; gates: {', '.join(gd)}")
         return gd[layer]
 
-    def _submit(self, command: Command) -> None:
-        """Apply ``command`` now, under the lock (a runner queues it for its thread instead)."""
-        with self._lock:
-            self.apply(command)
-
-    def _drain(self) -> None:
-        """Apply queued commands before a step (a Trainer applies them at once: none are queued)."""
-
     def apply(self, command: Command) -> None:
-        """Carry out one command now (call between steps, or hold the lock)."""
+        """Carry out one command now, between two steps (it holds the run: see :meth:`locked`)."""
+        with self._lock:
+            self._apply(command)
+
+    def _apply(self, command: Command) -> None:
         if isinstance(command, SetValues):
             for key, value in command.values.items():
                 if key == "sparsity":
@@ -483,10 +510,11 @@ class Trainer:
 
     @forward_pass()
     def train_step(self) -> float:
-        """One optimizer step (commands applied first). Returns the cross-entropy of the batch."""
-        self._drain()
+        """One optimizer step (the prior switched on first when its step has come). Returns the cross-entropy of the
+        batch. Readers on other threads see whole steps when the caller holds :meth:`locked` around each (a runner
+        does)."""
         if not self.prior_on and self.step >= self.switch_step:
-            self.apply(PriorOn())
+            self._apply(PriorOn())
         if not self.model.training:
             self.model.train()
         x, y = self._batch()
@@ -609,11 +637,7 @@ class Trainer:
         self._opt.load_state_dict(good["opt"])
         self._log("diverged", reason=reason, restored_step=good["step"])
         self.step = good["step"]
-        self._halt()
-        self._set_status("diverged", f"{reason}; model restored to step {good['step']}")
-
-    def _halt(self) -> None:
-        """Stop stepping (a runner ends its loop); nothing to do without one."""
+        self.set_status("diverged", f"{reason}; model restored to step {good['step']}")
 
     # -- read-outs and state ----------------------------------------------------------------------
 
@@ -622,6 +646,29 @@ class Trainer:
         epochs = check_number("epochs", epochs, low=0.0, low_open=True)
         self.total_steps += int(round(epochs * self.steps_per_epoch))
         self.config.epochs += epochs
+
+    def reset(self) -> None:
+        """Rebuild model, optimizer and history from the config and seed (subscribers stay), then status "idle"."""
+        if self._user_model is not None:
+            raise RuntimeError("reset() rebuilds from the config; this run was given its own model")
+        with self._lock:
+            self._build()
+        self.set_status("idle")
+
+    def show_slopes(self, slopes: list[torch.Tensor] | None, step: int) -> None:
+        """Set every gate free at ``slopes`` (one tensor per gate; None: all 0) and the step counter to ``step``,
+        between two steps; the weights stay. A replay's one way to show a recorded evaluation on a rebuilt run."""
+        with self._lock, torch.no_grad():
+            gs = list(self._gates)
+            if slopes is not None and len(slopes) != len(gs):
+                raise ValueError(f"{len(slopes)} slope tensors for {len(gs)} gates")
+            for g, s in zip(gs, slopes or [None] * len(gs)):
+                g.state.fill_(int(UnitState.FREE))  # free: the recorded (effective) slope is what is shown
+                if s is None:
+                    g.alpha.zero_()
+                else:
+                    g.alpha.copy_(s.to(g.alpha.device, g.alpha.dtype))
+            self.step = int(step)
 
     def nonlinear_count(self) -> int:
         return sum(g.nonlinear_count(self.config.tol) for g in gates(self.model))

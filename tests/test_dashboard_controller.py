@@ -69,7 +69,7 @@ def test_a_bad_sparsity_is_refused_with_the_reason_and_changes_nothing(dash, val
 def test_every_bad_request_gets_one_clear_error(dash, request_, message):
     reply = ask(dash, **request_)
     assert reply["type"] == "error" and message in reply["message"], reply
-    assert dash.session.step == 0 and all(int(g.state.sum()) == 0 for g in dash.session._gates)
+    assert dash.session.step == 0 and all(int(g.state.sum()) == 0 for g in dash.session.gates)
 
 
 def test_a_request_without_a_type_is_answered_not_raised(dash):
@@ -115,7 +115,7 @@ def test_unit_clicks_go_to_the_network_part_and_training_moves_the_slopes(dash):
     s = dash.session
     assert [layer["name"] for layer in dash.state["layers"]] == s.gate_names
     assert ask(dash, type="set_state", targets=[{"layer": 1, "units": [5]}], state=1)["type"] == "ack"
-    assert int(s._gates[1].state[5]) == 1  # idle session: applied at once
+    assert int(s.gates[1].state[5]) == 1  # idle session: applied at once
     assert dash.network.wait_idle(10)
     assert dash.state["states"][8 + 5] == 1 and dash.state["states"].sum() == 1
     assert dash.state["slopes"][8 + 5] == 1.0

@@ -385,3 +385,92 @@ def test_lambda_is_a_prior_weight_under_sgd_slopes_and_hardly_under_adam():
 def test_an_unknown_slope_optimizer_is_refused():
     with pytest.raises(ValueError, match="slope_optimizer"):
         TrainConfig(slope_optimizer="lbfgs").validate()
+
+
+# -- the session is a Trainer and a Runner, joined through their public methods ------------------------------------
+
+def test_the_session_holds_a_trainer_and_a_runner_and_reads_the_run_from_the_trainer(mnist1d_small):
+    from nonlin_explorer.trainer import Trainer
+    from nonlin_explorer.training import Runner
+
+    s = _session(mnist1d_small, epochs=1)
+    assert isinstance(s.trainer, Trainer) and not isinstance(s, Trainer)
+    assert isinstance(s.runner, Runner) and s.runner.trainer is s.trainer
+    s.train_step()
+    assert (s.step, s.model, s.history, s.events) == (1, s.trainer.model, s.trainer.history, s.trainer.events)
+    with pytest.raises(AttributeError):
+        s.step = 0  # the run's counters move only through the trainer's methods
+    assert s.step == 1
+
+
+def test_a_runner_steps_a_bare_trainer_to_the_end(mnist1d_small):
+    from nonlin_explorer.trainer import Trainer
+    from nonlin_explorer.training import Runner
+
+    trainer = Trainer(data=mnist1d_small, **{**FAST, "epochs": 1})
+    runner = Runner(trainer)
+    runner.run(progress=False)
+    assert trainer.status == "finished" and trainer.step == trainer.total_steps and trainer.history
+
+
+def test_a_trainer_applies_commands_at_once_and_checks_them_before(mnist1d_small):
+    from nonlin_explorer.trainer import SetValues, Toggle, Trainer
+
+    trainer = Trainer(data=mnist1d_small, **{**FAST, "epochs": 1})
+    name = trainer.gate_names[0]
+    assert trainer.set_command(sparsity=0.5) == SetValues({"sparsity": 0.5})
+    assert trainer.toggle_command(0, [3], 2) == Toggle(name, [3], UnitState.NONLINEAR)
+    assert trainer.sparsity == 0.0 and not trainer.events  # building a command changes nothing
+    with pytest.raises(ValueError, match="sparsity"):
+        trainer.set_command(sparsity=-1.0)
+    with pytest.raises(KeyError, match="no gate named"):
+        trainer.toggle_command("nope", [0], UnitState.LINEAR)
+    trainer.set(sparsity=0.5)
+    trainer.toggle(name, [3], UnitState.NONLINEAR)
+    assert trainer.sparsity == 0.5 and int(trainer.gates[0].state[3]) == UnitState.NONLINEAR
+    assert [e["kind"] for e in trainer.events] == ["set", "toggle"]
+
+
+def test_a_running_sessions_commands_wait_in_the_runners_queue_until_the_next_step(mnist1d_small):
+    s = _session(mnist1d_small, epochs=2000)
+    s.start()
+    try:
+        assert _wait_for(lambda: s.step >= 2)
+        with s.locked():  # between two steps: the command is queued, not applied under the reader's feet
+            s.set(sparsity=0.25)
+            assert s.sparsity == 0.0 and s.config.sparsity == 0.0
+        assert _wait_for(lambda: s.sparsity == 0.25)
+    finally:
+        s.stop()
+    assert s.status == "stopped" and not s.is_alive
+
+
+def test_reset_rebuilds_the_run_and_keeps_its_subscribers(mnist1d_small):
+    s = TrainingSession(**{**FAST, "epochs": 1, "dataset": "mnist1d", "dataset_kwargs": {"num_samples": 400}})
+    seen = []
+    s.subscribe(lambda kind, payload: seen.append(kind))
+    first = s.model
+    s.train_step()
+    s.reset()
+    assert s.step == 0 and not s.history and s.status == "idle" and s.model is not first
+    seen.clear()
+    s.train_step()
+    assert "step" in seen and len(s.trainer.subscribers) == 1
+
+
+def test_show_slopes_puts_every_gate_free_at_the_given_slopes_and_the_step(mnist1d_small):
+    from nonlin_explorer.trainer import Trainer
+
+    trainer = Trainer(data=mnist1d_small, **{**FAST, "epochs": 1})
+    trainer.toggle(0, [0], UnitState.LINEAR)
+    weights = {k: v.clone() for k, v in trainer.model.state_dict().items() if "alpha" not in k and "state" not in k}
+    slopes = [torch.full((g.num_units,), 0.25) for g in trainer.gates]
+    trainer.show_slopes(slopes, 7)
+    assert trainer.step == 7
+    assert all(int(g.state.sum()) == 0 and torch.equal(g.slope, s) for g, s in zip(trainer.gates, slopes))
+    assert all(torch.equal(v, trainer.model.state_dict()[k]) for k, v in weights.items())  # the weights stay
+    trainer.show_slopes(None, 0)
+    assert all(float(g.slope.abs().sum()) == 0.0 for g in trainer.gates)
+    with pytest.raises(ValueError, match="1 slope tensors for 2 gates"):
+        trainer.show_slopes(slopes[:1], 3)
+    assert trainer.step == 0

@@ -157,9 +157,9 @@ def test_a_stopped_session_is_toggled_at_once_and_close_unsubscribes():
     set_state(view, 0, [0], UnitState.NONLINEAR)
     assert ne.gates(session.model)[0].state[0] == UnitState.NONLINEAR  # not running: applied now
     assert session.events[-1]["kind"] == "toggle"
-    listeners = len(session._listeners)
+    listeners = session.trainer.subscribers
     view.close()
-    assert len(session._listeners) == listeners - 1
+    assert len(session.trainer.subscribers) == len(listeners) - 1
 
 
 def test_residual_blocks_and_skips_are_in_the_layout():
