@@ -33,6 +33,8 @@ def parse_number(text: Any, name: str, low: float | None = None, high: float | N
         text = text.strip()
         if not text:
             raise ValueError(f"{name}: enter a number")
+        if not text.isascii():  # float() reads Arabic-Indic or full-width digits; a field shows them as typed
+            raise ValueError(f"{name}: {text!r} is not a number (digits 0-9, '.', 'e' and a sign only)")
     try:
         value = float(text)
     except (TypeError, ValueError):

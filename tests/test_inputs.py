@@ -229,3 +229,12 @@ def test_model_settings_are_listed_per_model():
     assert models.settings_of("transformer") == ("vocab_size", "d_model", "depth", "heads", "ff_width", "dropout")
     with pytest.raises(ValueError, match="model 'resnet20' has no setting 'depth'; its settings: width"):
         models.build("resnet20", (3, 8, 8), 10, depth=56)
+
+
+@pytest.mark.parametrize("text", ["١٢", "１２", "1２", "٣.٥"])
+def test_a_typed_number_in_other_scripts_digits_is_refused_not_read(text):
+    from nonlin_explorer.validation import parse_number
+
+    with pytest.raises(ValueError, match="is not a number .digits 0-9"):
+        parse_number(text, "M")
+    assert parse_number(" 12 ", "M", integer=True) == 12
