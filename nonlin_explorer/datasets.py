@@ -181,8 +181,11 @@ def translation(num_samples: int = 4000, seq_len: int = 6, vocab_size: int = 10,
                   vocab_size=vocab_size + 1)
 
 
-def cifar10(root: str | Path) -> Dataset:
+def cifar10(root: str | Path | None = None) -> Dataset:
     """CIFAR-10 from a local copy in torchvision's format (``cifar-10-batches-py``). Never downloads."""
+    if root is None:
+        raise ValueError("cifar10 reads a local copy: give its folder (command line: --data-root DIR; "
+                         "Python: dataset_kwargs={'root': DIR}); nonlin_explorer never downloads data")
     root = Path(root).expanduser()
     folder = root if (root / "test_batch").exists() else root / "cifar-10-batches-py"
     if not (folder / "test_batch").exists():

@@ -19,6 +19,7 @@ from nonlin_explorer.cli import main
     (["train", "--epochs", "ten"], "invalid float value: 'ten'"),
     (["train", "--model-kwargs", "{bad"], "not valid JSON"),
     (["train", "--schedule", "never"], "invalid choice: 'never'"),
+    (["train", "--dataset", "cifar10"], "cifar10 reads a local copy: give its folder (command line: --data-root DIR"),
     (["fly"], "invalid choice: 'fly'"),
     (["sweep", "no_such_spec.toml", "--out", "r.nc"], "spec file no_such_spec.toml not found"),
     (["sweep", "spec.toml", "--out", "r.nc", "--workers", "-1"], "must be >= 0"),
