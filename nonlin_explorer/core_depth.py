@@ -67,14 +67,13 @@ def train_to_convergence(seed: int = 0, *, switch_epoch: float = 20, max_epochs:
     session = Trainer(cfg, track_paths=True)
     per_epoch = session.steps_per_epoch
     changes: list[float] = []
-    counter = None
+    # the states the prior starts from: every unit nonlinear (alpha = 0, not trained before the switch)
+    counter = unit_state_changes(session.model, tol=cfg.tol)["units_changed"]
     last_change = float(switch_epoch)
     done = False
     while session.step < session.total_steps and session.status != "diverged" and not done:
         session.train_step()
-        if session.step >= session.switch_step and session.step % per_epoch == 0:
-            if counter is None:  # all units are nonlinear (alpha = 0) until the prior switches on
-                counter = unit_state_changes(session.model, tol=cfg.tol)["units_changed"]
+        if session.step > session.switch_step and session.step % per_epoch == 0:  # once per epoch under the prior
             changed = counter(session.model)
             changes.append(changed)
             if changed:

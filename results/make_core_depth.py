@@ -44,15 +44,28 @@ def spec(seeds: int = SEEDS, grid: dict | None = None) -> dict:
 
 
 def finalize(ds):
-    """The stored set: status "not converged" for finished runs that hit the cap; labels from labels.LABELS."""
-    from nonlin_explorer.labels import label
+    """The stored set: status "not converged" for finished runs that hit the cap, the per-layer counts as one
+    variable along ``gate_layer``, train metrics described as what they are, labels from labels.LABELS."""
+    import xarray as xr
+
+    from nonlin_explorer.core_depth import MAX_LAYERS
+    from nonlin_explorer.labels import LABELS, label
 
     status = ds["status"].values.astype(object)
     capped = (status == "finished") & ~(ds["converged"].values == 1)
     status[capped] = "not converged"
     ds["status"] = (ds["status"].dims, status.astype(str),
                     {"long_name": "finished (the prior converged), not converged (hit max_epochs), failed or "
-                                  "pending"})
+                                  "pending", "units": "1"})
+    names = [f"nonlinear_layer{i + 1}" for i in range(MAX_LAYERS)]
+    per_layer = xr.concat([ds[n] for n in names], dim="gate_layer").transpose(*ds["status"].dims, "gate_layer")
+    ds = ds.drop_vars(names).assign_coords(gate_layer=np.arange(1, MAX_LAYERS + 1))
+    ds["nonlinear_per_layer"] = per_layer.assign_coords(gate_layer=ds.gate_layer)
+    for name in ("converged", "prior_evaluations", "last_change_epoch", "gate_layer", "nonlinear_per_layer"):
+        ds[name].attrs.update(long_name=LABELS[name][0], units=LABELS[name][1])
+    ds["epochs"].attrs.update(long_name="epochs trained (plain, then under the prior)", units="epochs")
+    for name, what in (("train_acc", "accuracy"), ("train_loss", "cross-entropy")):
+        ds[name].attrs.update(long_name=f"{what} of the final model on the whole training set (eval mode)")
     return label(ds)
 
 
