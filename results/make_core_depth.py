@@ -61,7 +61,8 @@ def finalize(ds):
     per_layer = xr.concat([ds[n] for n in names], dim="gate_layer").transpose(*ds["status"].dims, "gate_layer")
     ds = ds.drop_vars(names).assign_coords(gate_layer=np.arange(1, MAX_LAYERS + 1))
     ds["nonlinear_per_layer"] = per_layer.assign_coords(gate_layer=ds.gate_layer)
-    for name in ("converged", "prior_evaluations", "last_change_epoch", "gate_layer", "nonlinear_per_layer"):
+    for name in ("dataset", "converged", "prior_evaluations", "last_change_epoch", "gate_layer",
+                 "nonlinear_per_layer"):
         ds[name].attrs.update(long_name=LABELS[name][0], units=LABELS[name][1])
     ds["epochs"].attrs.update(long_name="epochs trained (plain, then under the prior)", units="epochs")
     for name, what in (("train_acc", "accuracy"), ("train_loss", "cross-entropy")):
