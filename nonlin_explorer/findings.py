@@ -8,6 +8,12 @@ regenerates the doc and a test fails when a table differs from what its stored s
 
 Intervals are two-sided 95% Student-t intervals over seeds (mean +- t(0.975, n-1) s / sqrt(n), s with ddof 1);
 paired comparisons (late minus early, prior minus plain) take the interval of the per-seed differences.
+
+The core-depth grid (``results/core_depth.nc``, written by ``results/make_core_depth.py``) is a sweep over
+(dataset, depth, width, sparsity, seed) of runs trained until the prior converged
+(:mod:`nonlin_explorer.core_depth`); its tables count only converged runs (status "finished"; a run that hit the
+cap is "not converged") and say how many of the seeds that is. A difference between two base depths is a Welch
+interval (independent runs), :func:`welch_interval`.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import xarray as xr
 
 from nonlin_explorer.advantage import schedule_gap
 
-__all__ = ["CONVERGED_EVALS", "FEW", "LEVEL", "advantage_tables", "converged", "doc_tables", "load_advantage",
-           "matched_gap", "render_tables", "t_interval", "update_doc", "verdict"]
+__all__ = ["CONVERGED_EVALS", "FEW", "LEVEL", "advantage_tables", "converged", "core_depth_tables", "doc_tables",
+           "load_advantage", "load_core_depth", "matched_gap", "render_tables", "t_interval", "unsupported_numbers",
+           "update_doc", "verdict", "welch_interval"]
 
 #: Confidence level of every interval.
 LEVEL = 0.95
@@ -49,6 +56,26 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float, int]:
         return float(v[0]), math.nan, 1
     half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
     return float(v.mean()), half, n
+
+
+def welch_interval(a, b, level: float = LEVEL) -> tuple[float, float]:
+    """(mean(a) - mean(b), half-width) of the Welch interval for two independent samples (finite values only);
+    half-width NaN when either has fewer than 2 values."""
+    from scipy import stats
+
+    a, b = (np.asarray(v, dtype=float).ravel() for v in (a, b))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if not len(a) or not len(b):
+        return math.nan, math.nan
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return diff, math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se2 = va + vb
+    if se2 == 0:
+        return diff, 0.0
+    dof = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return diff, float(stats.t.ppf(0.5 + level / 2, dof) * math.sqrt(se2))
 
 
 def _fmt(mean: float, half: float, digits: int = 3, scale: float = 1.0, sign: bool = False) -> str:
@@ -166,12 +193,113 @@ def advantage_tables(ds: xr.Dataset, plain: xr.Dataset) -> dict[str, str]:
     return {f"{model}-runs": runs, f"{model}-gap": gap_table, f"{model}-control": ctl_table}
 
 
+def load_core_depth(folder) -> xr.Dataset:
+    """The stored core-depth grid ``core_depth.nc`` in ``folder``."""
+    from nonlin_explorer.results import read_netcdf
+
+    return read_netcdf(Path(folder) / "core_depth.nc")
+
+
+def _core_values(ds: xr.Dataset, name: str) -> xr.DataArray:
+    """``name`` over the converged runs only (NaN elsewhere)."""
+    return ds[name].where(ds["status"] == "finished")
+
+
+def core_depth_tables(ds: xr.Dataset) -> dict[str, str]:
+    """The markdown tables of the core-depth grid: ``core_depth`` (every configuration), ``core_depth-depth`` (APL
+    at the deepest minus the shallowest base depth) and ``core_depth-order`` (is the APL ordered by task?)."""
+    seeds = len(ds.seed)
+    tasks = [str(t) for t in ds.dataset.values]
+    rows = ["| task | lambda | width | depth | converged | epochs | test acc | nonlinear units | nonlinear fraction | "
+            "APL (normalized) | APL (unnormalized) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for task in tasks:
+        for lam in ds.sparsity.values:
+            for width in ds.width.values:
+                for depth in ds.depth.values:
+                    d = ds.sel(dataset=task, sparsity=lam, width=width, depth=depth)
+                    ok = d["status"].values == "finished"
+
+                    def cell(name, digits=3, d=d, ok=ok):
+                        return _fmt(*t_interval(d[name].values[ok])[:2], digits=digits)
+
+                    total = d["units_total"].values[np.isfinite(d["units_total"].values)]
+                    units = f"{int(total.max())}" if len(total) else "n/a"
+                    rows.append(f"| {task} | {lam:g} | {int(width)} | {int(depth)} | {int(ok.sum())} of {seeds} | "
+                                f"{cell('epochs', 0)} | {cell('test_acc')} | {cell('nonlinear_total', 1)} of "
+                                f"{units} | {cell('nonlinear_fraction')} | {cell('apl_normalized', 2)} | "
+                                f"{cell('apl_unnormalized', 2)} |")
+    table = "\n".join(rows)
+
+    low, high = int(ds.depth.values.min()), int(ds.depth.values.max())
+    apl = _core_values(ds, "apl_normalized")
+    trend = [f"| task | lambda | width | APL, depth {low} | APL, depth {high} | depth {high} minus depth {low} | "
+             "interval |", "|---|---|---|---|---|---|---|"]
+    for task in tasks:
+        for lam in ds.sparsity.values:
+            for width in ds.width.values:
+                a = apl.sel(dataset=task, sparsity=lam, width=width)
+                deep, shallow = a.sel(depth=high).values, a.sel(depth=low).values
+                m, h = welch_interval(deep, shallow)
+                trend.append(f"| {task} | {lam:g} | {int(width)} | {_fmt(*t_interval(shallow)[:2], digits=2)} | "
+                             f"{_fmt(*t_interval(deep)[:2], digits=2)} | {_fmt(m, h, digits=2, sign=True)} | "
+                             f"{verdict(m, h)} |")
+    trend_table = "\n".join(trend)
+
+    order = ["| lambda | width | depth | " + " | ".join(f"APL, {t}" for t in tasks)
+             + " | means ordered | neighbours apart |", "|---|---|---|" + "---|" * len(tasks) + "---|---|"]
+    in_order = apart = total = 0
+    for lam in ds.sparsity.values:
+        for width in ds.width.values:
+            for depth in ds.depth.values:
+                a = apl.sel(sparsity=lam, width=width, depth=depth)
+                stats_ = [t_interval(a.sel(dataset=t).values) for t in tasks]
+                means = [m for m, _, _ in stats_]
+                known = all(math.isfinite(m) for m in means)
+                ordered = known and all(x < y for x, y in zip(means, means[1:]))
+                # neighbours apart: each task's interval lies wholly below the next task's (Welch, above 0)
+                gaps = [welch_interval(a.sel(dataset=t2).values, a.sel(dataset=t1).values)
+                        for t1, t2 in zip(tasks, tasks[1:])]
+                separated = all(verdict(m, h) == "above 0" for m, h in gaps)
+                total += 1
+                in_order += ordered
+                apart += separated
+                cells = [f"{lam:g}", f"{int(width)}", f"{int(depth)}", *(_fmt(m, h, digits=2) for m, h, _ in stats_),
+                         ("yes" if ordered else "no") if known else "n/a",
+                         ("yes" if separated else "no") if known else "n/a"]
+                order.append("| " + " | ".join(cells) + " |")
+    cells = ["all", "", "", *([""] * len(tasks)), f"{in_order} of {total}", f"{apart} of {total}"]
+    order.append("| " + " | ".join(cells) + " |")
+    order_table = "\n".join(order)
+    return {"core_depth": table, "core_depth-depth": trend_table, "core_depth-order": order_table}
+
+
+_NUMBER = re.compile(r"(?<![\w.])[-+−]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w])")
+
+
+def _numbers(text: str) -> set[str]:
+    """The numbers written in ``text``, as written (a leading + dropped, a minus sign as "-")."""
+    return {n.replace("−", "-").lstrip("+") for n in _NUMBER.findall(text)}
+
+
+def unsupported_numbers(prose: str, tables: Mapping[str, str], allowed=()) -> list[str]:
+    """Numbers written in ``prose`` (code spans and the marked tables left out) that no table cell and no
+    ``allowed`` value (the stored set's settings) gives; a quoted number must be written as the table writes it
+    (0.5 does not quote a cell's 0.50)."""
+    prose = _MARKER.sub("", prose)
+    prose = re.sub(r"`[^`]*`", "", prose)
+    known = set().union(*(_numbers(t) for t in tables.values()))
+    known |= {f"{a:g}" for a in allowed} | {str(a) for a in allowed}
+    return sorted(n for n in _numbers(prose) if n not in known)
+
+
 def render_tables(folder, names: Sequence[str] = ("mlp", "cnn")) -> dict[str, str]:
     """Every table of the stored sets in ``folder`` that exist (a set not computed yet gives no table)."""
     out: dict[str, str] = {}
     for name in names:
         if (Path(folder) / f"advantage_{name}.nc").exists():
             out.update(advantage_tables(*load_advantage(folder, name)))
+    if (Path(folder) / "core_depth.nc").exists():
+        out.update(core_depth_tables(load_core_depth(folder)))
     return out
 
 

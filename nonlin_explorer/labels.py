@@ -47,6 +47,14 @@ LABELS: dict[str, tuple[str, str]] = {
     "nonlinear_layer": ("nonlinear units per gate layer at the end", "1"),
     "dense_test_acc": ("test accuracy of the plain ReLU network when the prior switched on (late only)", "1"),
     "steps": ("optimizer steps taken", "steps"),
+    # the core-depth grid (results/core_depth.nc: nonlin_explorer.core_depth)
+    "converged": ("1 when the prior converged (no unit changed state in `patience` per-epoch evaluations in a "
+                  "row), 0 when the run hit max_epochs", "1"),
+    "prior_evaluations": ("per-epoch checks of the unit states after the prior switched on", "1"),
+    "last_change_epoch": ("last epoch at which a unit changed state (switch_epoch when none did)", "epochs"),
+    "dataset": ("dataset (task) the model is trained on", "1"),
+    "gate_layer": ("gate layer counted from the input (1: first hidden layer)", "1"),
+    "nonlinear_per_layer": ("nonlinear units per gate layer at the end (NaN past the network's depth)", "1"),
     "status": ("what became of the run or point (finished, diverged, skipped, failed, stopped or pending)", "1"),
     "time": ("wall-clock seconds of the run", "s"),
     # sweeps

@@ -114,3 +114,75 @@ def test_verdict_says_where_the_interval_lies_against_zero():
     assert findings.verdict(-0.05, 0.02) == "below 0"
     assert findings.verdict(0.01, 0.02) == "includes 0"
     assert findings.verdict(0.01, math.nan) == "n/a"
+
+
+# -- the core-depth grid -------------------------------------------------------------------------------------
+
+def _core_depth_section() -> str:
+    text = DOC.read_text()
+    start = text.index("## Core-network depth")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_the_core_depth_tables_of_the_doc_are_what_the_stored_grid_gives():
+    in_doc = findings.doc_tables(_core_depth_section())
+    stored = findings.core_depth_tables(findings.load_core_depth(RESULTS))
+    assert set(in_doc) == {"core_depth", "core_depth-depth", "core_depth-order"} == set(stored)
+    for name, body in stored.items():
+        assert in_doc[name] == body, f"table {name} differs from the stored grid: run python results/make_docs.py"
+
+
+def test_the_core_depth_prose_quotes_only_the_tables_and_the_grids_settings():
+    ds = findings.load_core_depth(RESULTS)
+    spec = json.loads(ds.attrs["spec"])
+    settings = [v for v in spec["base"].values() if isinstance(v, (int, float))]
+    settings += [v for values in spec["grid"].values() for v in values if isinstance(v, (int, float))]
+    settings += [len(ds.seed), 95]  # the seeds, the confidence level in percent
+    section = _core_depth_section()
+    assert findings.unsupported_numbers(section, findings.core_depth_tables(ds), settings) == []
+    assert findings.unsupported_numbers("APL 0.5 here, 7 there", {"t": "| 0.50 | 7 |"}) == ["0.5"]
+
+
+def test_the_stored_core_depth_grid_carries_its_provenance_and_marks_capped_runs():
+    ds = findings.load_core_depth(RESULTS)
+    for key in ("command", "nonlin_explorer_version", "torch_version", "created", "spec"):
+        assert ds.attrs.get(key), key
+    assert len(ds.seed) >= 5
+    assert set(np.unique(ds.status.values)) <= {"finished", "not converged"}
+    assert ((ds.status == "finished") == (ds.converged == 1)).all()  # a capped run is never "finished"
+    capped = ds.epochs.where(ds.status == "not converged")
+    assert (capped.isnull() | (capped == json.loads(ds.attrs["spec"])["base"]["max_epochs"])).all()
+    assert (RESULTS / "core_depth.nc").stat().st_size < 300_000
+    from doc_tables import undocumented
+
+    from nonlin_explorer.labels import unlabelled
+
+    assert unlabelled(ds) == [] and undocumented(ds) == []
+
+
+def test_a_ci_sized_rerun_of_the_smallest_stored_core_depth_run_reproduces_it():
+    """Seed 0 of the smallest configuration (digits, depth 2, width 32), trained again until its prior converges,
+    gives the stored run: on the machine and torch build that wrote the set bit for bit; the stated tolerance
+    (test loss 1e-4, accuracy one test sample of 359) covers another CPU's rounding, the epochs and the unit counts
+    must agree exactly."""
+    ds = findings.load_core_depth(RESULTS)
+    spec = copy.deepcopy(json.loads(ds.attrs["spec"]))
+    lam = float(ds.sparsity.values[0])
+    spec["grid"] = {"dataset": ["digits"], "model_kwargs.depth": [2], "model_kwargs.width": [32], "sparsity": [lam]}
+    spec["seeds"] = [int(ds.seed.values[0])]
+    again = sweep.run(spec, workers=0, progress=False).isel(dataset=0, depth=0, width=0, sparsity=0, seed=0)
+    stored = ds.sel(dataset="digits", depth=2, width=32, sparsity=lam, seed=spec["seeds"][0])
+    for name, tol in (("test_loss", 1e-4), ("test_acc", 1 / 359 + 1e-9), ("epochs", 0), ("converged", 0),
+                      ("nonlinear_total", 0), ("apl_normalized", 1e-9), ("last_change_epoch", 0)):
+        a, b = float(stored[name]), float(again[name])
+        assert abs(a - b) <= tol, (name, a, b)
+
+
+def test_welch_interval_is_scipys_interval_for_two_independent_samples():
+    from scipy import stats
+
+    a, b = [1.0, 2.0, 3.5, math.nan], [2.0, 4.0, 6.0, 7.0]
+    diff, half = findings.welch_interval(a, b)
+    ci = stats.ttest_ind(a[:3], b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx((ci.low + ci.high) / 2) and half == pytest.approx((ci.high - ci.low) / 2)
+    assert math.isnan(findings.welch_interval([1.0], b)[1]) and math.isnan(findings.welch_interval([], b)[0])
