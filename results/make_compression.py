@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 nice -n 10 python results/make_compression.py shapes   # results/compression_shapes.nc
     OMP_NUM_THREADS=1 nice -n 10 python results/make_compression.py cases    # results/compression_cases.nc
     OMP_NUM_THREADS=1 nice -n 10 python results/make_compression.py gap      # results/compression_gap.nc
+    OMP_NUM_THREADS=1 nice -n 10 python results/make_compression.py approximation
     OMP_NUM_THREADS=1 nice -n 10 python results/make_compression.py all
 
 Each set is a sweep (``nonlin_explorer.sweep``, ``kind = "function"``) over the functions of
@@ -15,6 +16,8 @@ Each set is a sweep (``nonlin_explorer.sweep``, ``kind = "function"``) over the 
   anisotropic at M = 4, 5), exact optimum and mean field, over seeds.
 - ``gap``: the mean field against the exact optimum, plain and orientation-oracle ratio, over law x N x d x seed
   (M = 4).
+- ``approximation``: the simplification's cross-term error (RMS and largest found over the sphere) on centred
+  targets over N x d x seed.
 
 Shape names are stored as ``shape_index*`` into the set's ``shape_names`` attribute. ``--resume`` continues an
 interrupted set. The tables of docs/compression.md come from these files: ``python results/make_docs.py``.
@@ -47,6 +50,10 @@ SETS = {
             "grid": {"law": ["isotropic+mean", "anisotropic", "erf"], "N": [1000, 2000, 4000, 8000],
                      "d": [8, 12, 16]}, "seeds": 5,
             "description": "mean field / exact optimum relative loss, plain and at the best orientation on the draw"},
+    "approximation": {"function": f"{STUDIES}:cross_term_point", "base": {"directions": 512},
+                      "grid": {"N": [250, 500, 1000, 2000, 4000, 8000, 16000], "d": [5, 10, 20, 40, 80]}, "seeds": 5,
+                      "description": "relative error of the mean-field cross term on centred targets (a = (1 + g)/N, "
+                                     "W = N(0, I/d))"},
 }
 
 
@@ -61,13 +68,16 @@ def spec(name: str, seeds: int | None = None) -> dict:
 
 
 def store_small(path: Path, **attrs) -> None:
-    """Rewrite a finished result file with ``attrs`` added and its string variables compressed (zlib)."""
+    """Rewrite a finished result file with ``attrs`` added and every variable compressed (zlib; strings as
+    character arrays, which HDF5 can compress, unlike variable-length strings). Reads back identical."""
     from nonlin_explorer.results import read_netcdf
 
     ds = read_netcdf(path)
     ds.attrs.update(attrs)
     tmp = path.with_name(f".{path.name}.tmp")
-    ds.to_netcdf(tmp, engine="netcdf4", encoding={v: {"zlib": True, "complevel": 6} for v in ds.data_vars})
+    encoding = {v: {"zlib": True, "complevel": 6, **({"dtype": "S1"} if ds[v].dtype.kind in "UO" else {})}
+                for v in ds.data_vars}
+    ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
     os.replace(tmp, path)
 
 
