@@ -105,6 +105,9 @@ LABELS: dict[str, tuple[str, str]] = {
     "w_mean": ("mean of the target's input weights along e1", "1"),
     "a_mean": ("mean of the target's output weights times N", "1"),
     "restarts": ("independent optimizer starts of the exact compression", "1"),
+    "cross_term_rms": ("RMS over random directions u of the mean-field cross-term error (h(u) - A c_d) / (A c_d)", "1"),
+    "cross_term_sup": ("largest |h(u) - A c_d| / (A c_d) found over the sphere (a lower bound on the sup)", "1"),
+    "directions": ("random directions drawn per target", "1"),
 }
 for _name in ("shape_index", "tilt_degrees", "tilt_threshold", "cosine_spread", "scale_spread", "cosine_min",
               "cosine_max", "relative_loss"):

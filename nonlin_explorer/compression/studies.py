@@ -10,6 +10,8 @@ the benchmarks print the same computation. Shape names travel as their index in 
 - :func:`case_point`: the same for the named configurations of :data:`CASES`.
 - :func:`gap_point`: the mean field's relative loss over the exact optimum's on one target of a law of
   :data:`LAWS`, plain and with the mean field's units at their best orientation on the draw (the oracle).
+- :func:`cross_term_point`: the simplification's cross-term error on one centred target
+  (:func:`.approximation.cross_term_error`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from nonlin_explorer.compression.diagnostics import SHAPES, cosine_gram
 from nonlin_explorer.compression.optimize import CompressionResult, compress
 from nonlin_explorer.compression.targets import Target, random_target
 
-__all__ = ["CASES", "LAWS", "case_point", "gap_point", "law_target", "oracle_loss", "shape_names", "shape_point",
-           "unit_numbers"]
+__all__ = ["CASES", "LAWS", "case_point", "cross_term_point", "gap_point", "law_target", "oracle_loss",
+           "shape_names", "shape_point", "unit_numbers"]
 
 #: Laws of targets for the mean-field gap (a = (1 + g)/N throughout): ``isotropic+mean`` W = N(0.3 e1, I) (the law
 #: leaves the orientation about the mean free), ``anisotropic`` W = N(0, diag(3, 2, 1.5, 0.5, ...) / d) (the law fixes
@@ -133,6 +135,15 @@ def gap_point(law: str, N: int, d: int, seed: int, M: int = 4) -> dict[str, floa
     out.update(unit_numbers(exact, "_exact"))
     out.update(unit_numbers(mf, "_meanfield"))
     return {k: float(v) for k, v in out.items()}
+
+
+def cross_term_point(N: int, d: int, seed: int, directions: int = 512) -> dict[str, float]:
+    """The relative error of the mean cross term on ``random_target(N, d, seed=seed)``: RMS over random directions
+    (``cross_term_rms``) and the largest found over the sphere (``cross_term_sup``, a lower bound)."""
+    from nonlin_explorer.compression.approximation import cross_term_error
+
+    err = cross_term_error(random_target(N, d, seed=seed), directions=directions, seed=seed)
+    return {"cross_term_rms": float(err.rms), "cross_term_sup": float(err.sup)}
 
 
 def shape_names(codes) -> list[str]:
