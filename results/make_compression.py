@@ -22,7 +22,9 @@ Each set is a sweep (``nonlin_explorer.sweep``, ``kind = "function"``) over the 
 
 Shape names are stored as ``shape_index*`` into the set's ``shape_names`` attribute; ``wall_seconds`` is the wall
 time of the command that finished the set (a resumed run counts only its own part), ``points_seconds`` the sum of
-every point's own time. ``--resume`` continues an interrupted set. The tables of docs/compression.md come from these files: ``python results/make_docs.py``.
+every point's own time (all five sets: about 44 minutes of point time on one thread of a shared 2-core machine).
+``--resume`` continues an interrupted set. The tables of docs/compression.md come from these files:
+``python results/make_docs.py``.
 """
 
 from __future__ import annotations
