@@ -6,6 +6,11 @@ here is computed from them; :func:`render_tables` gives the markdown tables of d
 :func:`update_doc` writes them between ``<!-- table:NAME -->`` and ``<!-- end -->`` markers, so one command
 regenerates the doc and a test fails when a table differs from what its stored set gives.
 
+The compression sets (``results/compression_<set>.nc``, written by ``results/make_compression.py``) give the tables
+of docs/compression.md the same way: the exact optimum's tilt and scatter from the draw alone (``shapes``), the
+named configurations (``cases``), the mean-field gap with its fitted rates (``gap``) and the simplification's
+cross-term error in N and d (``approximation``).
+
 Intervals are two-sided 95% Student-t intervals over seeds (mean +- t(0.975, n-1) s / sqrt(n), s with ddof 1);
 paired comparisons (late minus early, prior minus plain) take the interval of the per-seed differences.
 
@@ -29,9 +34,11 @@ import xarray as xr
 
 from nonlin_explorer.advantage import schedule_gap
 
-__all__ = ["CONVERGED_EVALS", "FEW", "LEVEL", "advantage_tables", "converged", "core_depth_tables", "doc_tables",
-           "load_advantage", "load_core_depth", "matched_gap", "render_tables", "t_interval", "unsupported_numbers",
-           "update_doc", "verdict", "welch_interval"]
+__all__ = ["COMPRESSION_SETS", "CONVERGED_EVALS", "FEW", "LEVEL", "PREDICTED_RATE", "advantage_tables",
+           "approximation_table", "cases_table", "compression_tables", "converged", "core_depth_tables", "doc_tables",
+           "draw_tables", "gap_tables", "load_advantage", "load_compression", "load_core_depth", "matched_gap",
+           "render_tables", "shape_counts", "t_interval", "unsupported_numbers", "update_doc", "verdict",
+           "welch_interval"]
 
 #: Confidence level of every interval.
 LEVEL = 0.95
@@ -293,13 +300,15 @@ def unsupported_numbers(prose: str, tables: Mapping[str, str], allowed=()) -> li
 
 
 def render_tables(folder, names: Sequence[str] = ("mlp", "cnn")) -> dict[str, str]:
-    """Every table of the stored sets in ``folder`` that exist (a set not computed yet gives no table)."""
+    """Every table of the stored sets in ``folder`` that exist (a set not computed yet gives no table): the
+    advantage sets ``names`` and the compression sets."""
     out: dict[str, str] = {}
     for name in names:
         if (Path(folder) / f"advantage_{name}.nc").exists():
             out.update(advantage_tables(*load_advantage(folder, name)))
     if (Path(folder) / "core_depth.nc").exists():
         out.update(core_depth_tables(load_core_depth(folder)))
+    out.update(compression_tables(folder))
     return out
 
 
@@ -328,3 +337,167 @@ def update_doc(path, tables: Mapping[str, str]) -> list[str]:
     if new != text:
         path.write_text(new)
     return changed
+
+
+# -- compression (results/compression_<set>.nc, written by results/make_compression.py) --------------------------
+
+#: The stored compression sets, by the name ``results/make_compression.py`` gives them.
+COMPRESSION_SETS = ("shapes", "cases", "gap", "gap_erf", "approximation")
+#: The gap rate each law predicts (exponent of N in ``ratio - 1 ~ N^alpha``): -1/2 where the law leaves the
+#: orientation free (isotropic with a mean, erf with a mean), -1 where it fixes it (anisotropic).
+PREDICTED_RATE = {"isotropic+mean": -0.5, "anisotropic": -1.0, "erf": -0.5}
+
+
+def load_compression(folder, name: str) -> xr.Dataset:
+    """The stored set ``compression_<name>.nc``."""
+    from nonlin_explorer.results import read_netcdf
+
+    return read_netcdf(Path(folder) / f"compression_{name}.nc")
+
+
+def shape_counts(ds: xr.Dataset, var: str = "shape_index") -> str:
+    """The shape names of the runs in ``ds[var]`` with how many runs got each, most frequent first."""
+    names = json.loads(ds.attrs["shape_names"])
+    codes = [int(c) for c in np.asarray(ds[var].values, dtype=float).ravel() if np.isfinite(c)]
+    counts = sorted({names[c]: codes.count(c) for c in set(codes)}.items(), key=lambda kv: (-kv[1], kv[0]))
+    return ", ".join(f"{name} {n}" for name, n in counts)
+
+
+def _ci(values, digits: int = 3) -> str:
+    return _fmt(*t_interval(values)[:2], digits=digits)
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if math.isfinite(value) else "n/a"
+
+
+def _interval(fit, which: str) -> str:
+    lo, hi = getattr(fit, f"{which}_ci")
+    return f"{getattr(fit, which):+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
+
+def _rate_fit(da: xr.DataArray):
+    """``log(da) = c + alpha log N + beta log d`` over every (N, d, seed) with ``da > 0``, and the runs left out."""
+    from nonlin_explorer.compression.approximation import fit_exponents
+
+    kept = da.where(da > 0)
+    return fit_exponents(kept), int(np.isfinite(da.values).sum() - np.isfinite(kept.values).sum())
+
+
+def draw_tables(ds: xr.Dataset) -> dict[str, str]:
+    """Tables of the ``shapes`` set: ``compression-tilt`` (tilt of the exact optimum per w_mean, M, d and N),
+    ``compression-draw`` (spreads and names per w_mean, M, N, over d and seeds) and ``compression-tilt-fit``."""
+    seeds = len(ds.seed)
+    ns = [int(n) for n in ds.N.values]
+    rows = ["| w mean | M | d | " + " | ".join(f"N = {n}" for n in ns) + " |", "|---" * (3 + len(ns)) + "|"]
+    for w in ds.w_mean.values:
+        for M in ds.M.values:
+            for d in ds.d.values:
+                cells = [_ci(ds.tilt_degrees.sel(w_mean=w, M=M, d=d, N=n).values, 2) for n in ns]
+                rows.append(f"| {w:g} | {M} | {d} | " + " | ".join(cells) + " |")
+    tilt = "\n".join(rows)
+    runs = len(ds.d) * seeds
+    rows = ["| w mean | M | N | tilt named above (deg) | largest cosine spread x sqrt(N) | "
+            f"largest scale spread x sqrt(N) | names ({runs} runs: d x seeds) |", "|---|---|---|---|---|---|---|"]
+    for w in ds.w_mean.values:
+        for M in ds.M.values:
+            for n in ns:
+                p = ds.sel(w_mean=w, M=M, N=n)
+                cos = "n/a" if M < 3 else f"{float(p.cosine_spread.max()) * math.sqrt(n):.2f}"
+                rows.append(f"| {w:g} | {M} | {n} | {float(p.tilt_threshold.max()):.2f} | {cos} | "
+                            f"{float(p.scale_spread.max()) * math.sqrt(n):.2f} | {shape_counts(p)} |")
+    draw = "\n".join(rows)
+    from nonlin_explorer.compression.diagnostics import NOISE_TILT
+
+    rows = ["| w mean | M | tilt ~ N^alpha d^beta: alpha (95% CI) | beta (95% CI) | R^2 | runs | "
+            "frame_shape's noise tilt |", "|---|---|---|---|---|---|---|"]
+    for w in ds.w_mean.values:
+        for M in ds.M.values:
+            fit, _ = _rate_fit(ds.tilt_degrees.sel(w_mean=w, M=M))
+            scale, power = NOISE_TILT[2] if M == 2 else NOISE_TILT["M>2"]
+            noise = f"{scale:g} N^-{power:g}" if w == 0 else ""
+            rows.append(f"| {w:g} | {M} | {_interval(fit, 'alpha')} | {_interval(fit, 'beta')} | {fit.r2:.2f} | "
+                        f"{fit.points} | {noise} |")
+    return {"compression-tilt": tilt, "compression-draw": draw, "compression-tilt-fit": "\n".join(rows)}
+
+
+def cases_table(ds: xr.Dataset) -> dict[str, str]:
+    """``compression-cases``: each named configuration's exact optimum and mean field over seeds."""
+    seeds = len(ds.seed)
+    rows = [f"| configuration | method | names ({seeds} seeds) | relative loss | / exact (paired) | tilt (deg) | "
+            "tilt named above | cosines (all seeds) | scale spread |", "|---|---|---|---|---|---|---|---|---|"]
+    for case in ds.case.values:
+        exact = ds.sel({"case": case, "method": "exact"}).relative_loss.values
+        for method in ds.method.values:
+            p = ds.sel({"case": case, "method": method})
+            ratio = "" if method == "exact" else _ci(p.relative_loss.values / exact)
+            rows.append(f"| {case} | {method} | {shape_counts(p)} | {_ci(p.relative_loss.values, 4)} | {ratio} | "
+                        f"{_ci(p.tilt_degrees.values, 1)} | {_num(float(p.tilt_threshold.max()))} | "
+                        f"{float(p.cosine_min.min()):.3f} to {float(p.cosine_max.max()):.3f} | "
+                        f"{_ci(p.scale_spread.values)} |")
+    return {"compression-cases": "\n".join(rows)}
+
+
+def gap_tables(ds: xr.Dataset) -> dict[str, str]:
+    """Tables of the ``gap`` set: ``compression-gap`` (plain and oracle ratio per law, N, d),
+    ``compression-gap-fit`` (rates in N and d against the prediction) and ``compression-gap-shapes``."""
+    ds_ = ds.transpose("law", "N", "d", "seed")
+    dims = [int(d) for d in ds_.d.values]
+    head = " | ".join(f"plain, d = {d}" for d in dims) + " | " + " | ".join(f"oracle, d = {d}" for d in dims)
+    rows = [f"| law | N | {head} |", "|---" * (2 + 2 * len(dims)) + "|"]
+    for law in ds_.law.values:
+        for n in ds_.N.values:
+            p = ds_.sel(law=law, N=n)
+            cells = [_ci(p.plain_ratio.sel(d=d).values) for d in dims]
+            cells += [_ci(p.oracle_ratio.sel(d=d).values, 4) for d in dims]
+            rows.append(f"| {law} | {n} | " + " | ".join(cells) + " |")
+    table = "\n".join(rows)
+    rows = ["| law | ratio | gap ~ N^alpha d^beta: alpha (95% CI) | beta (95% CI) | R^2 | runs (gap <= 0 left out) | "
+            "predicted alpha | prediction inside the interval |", "|---|---|---|---|---|---|---|---|"]
+    for law in ds_.law.values:
+        for which in ("plain", "oracle"):
+            fit, dropped = _rate_fit(ds_[f"{which}_ratio"].sel(law=law) - 1.0)
+            pred = PREDICTED_RATE.get(str(law), math.nan)
+            inside = "yes" if fit.alpha_ci[0] <= pred <= fit.alpha_ci[1] else "no"
+            rows.append(f"| {law} | {which} | {_interval(fit, 'alpha')} | {_interval(fit, 'beta')} | {fit.r2:.2f} | "
+                        f"{fit.points} ({dropped}) | {pred:+.1f} | {inside if which == 'plain' else ''} |")
+    fits = "\n".join(rows)
+    runs = len(ds_.d) * len(ds_.seed)
+    rows = [f"| law | N | mean field: names ({runs} runs: d x seeds) | tilt (deg) | exact optimum: names | "
+            "tilt (deg) |",
+            "|---|---|---|---|---|---|"]
+    for law in ds_.law.values:
+        for n in ds_.N.values:
+            p = ds_.sel(law=law, N=n)
+            rows.append(f"| {law} | {n} | {shape_counts(p, 'shape_index_meanfield')} | "
+                        f"{_ci(p.tilt_degrees_meanfield.values, 1)} | {shape_counts(p, 'shape_index_exact')} | "
+                        f"{_ci(p.tilt_degrees_exact.values, 1)} |")
+    return {"compression-gap": table, "compression-gap-fit": fits, "compression-gap-shapes": "\n".join(rows)}
+
+
+def approximation_table(ds: xr.Dataset) -> dict[str, str]:
+    """``compression-approximation``: the cross-term error fitted as ``N^alpha d^beta`` over (N, d, seed)."""
+    rows = ["| error | alpha (N), 95% CI | beta (d), 95% CI | R^2 | runs | N | d |", "|---|---|---|---|---|---|---|"]
+    grid = (f"{int(ds.N.min())}..{int(ds.N.max())} | " + ", ".join(str(int(d)) for d in ds.d.values))
+    for var, what in (("cross_term_sup", "largest found over the sphere (sup, a lower bound)"),
+                      ("cross_term_rms", "RMS over random directions")):
+        fit, _ = _rate_fit(ds[var].transpose("N", "d", "seed"))
+        rows.append(f"| {what} | {_interval(fit, 'alpha')} | {_interval(fit, 'beta')} | {fit.r2:.2f} | "
+                    f"{fit.points} | {grid} |")
+    return {"compression-approximation": "\n".join(rows)}
+
+
+def compression_tables(folder) -> dict[str, str]:
+    """Every compression table of the stored sets in ``folder`` that exist; ``gap`` and ``gap_erf`` make one gap
+    table (erf's missing N are n/a)."""
+    sets = {name: load_compression(folder, name) for name in COMPRESSION_SETS
+            if (Path(folder) / f"compression_{name}.nc").exists()}
+    gaps = [sets.pop(name) for name in ("gap", "gap_erf") if name in sets]
+    if gaps:
+        sets["gap"] = gaps[0] if len(gaps) == 1 else xr.concat(gaps, dim="law", join="outer",
+                                                                combine_attrs="override")
+    makers = {"shapes": draw_tables, "cases": cases_table, "gap": gap_tables, "approximation": approximation_table}
+    out: dict[str, str] = {}
+    for name, ds in sets.items():
+        out.update(makers[name](ds))
+    return out

@@ -97,7 +97,30 @@ LABELS: dict[str, tuple[str, str]] = {
     "dim": ("input coordinate", "1"),
     "iteration": ("optimizer iteration", "1"),
     "wall_time": ("wall-clock seconds of the computation in the explorer", "s"),
+    # compression studies (results/make_compression.py)
+    "shape_index": ("index of the units' shape name in the set's shape_names attribute (frame_shape)", "1"),
+    "tilt_threshold": ("smallest tilt frame_shape names a tilted simplex at the target's N", "degrees"),
+    "cosine_spread": ("largest deviation of a cosine between compressed units from their mean", "1"),
+    "scale_spread": ("(max - min) / mean of the compressed units' output scales", "1"),
+    "cosine_min": ("smallest cosine between two compressed units", "1"),
+    "cosine_max": ("largest cosine between two compressed units", "1"),
+    "plain_ratio": ("relative loss of the mean-field units over the exact optimum's", "1"),
+    "oracle_ratio": ("relative loss of the mean-field units at their best rotation for the target over the exact "
+                     "optimum's", "1"),
+    "relative_loss_oracle": ("relative loss of the mean-field units at their best rotation for the target", "1"),
+    "case": ("named configuration of nonlin_explorer.compression.studies.CASES", "1"),
+    "law": ("law of the target's weights (nonlin_explorer.compression.studies.LAWS)", "1"),
+    "w_mean": ("mean of the target's input weights along e1", "1"),
+    "a_mean": ("mean of the target's output weights times N", "1"),
+    "restarts": ("independent optimizer starts of the exact compression", "1"),
+    "cross_term_rms": ("RMS over random directions u of the mean-field cross-term error (h(u) - A c_d) / (A c_d)", "1"),
+    "cross_term_sup": ("largest |h(u) - A c_d| / (A c_d) found over the sphere (a lower bound on the sup)", "1"),
+    "directions": ("random directions drawn per target", "1"),
 }
+for _name in ("shape_index", "tilt_degrees", "tilt_threshold", "cosine_spread", "scale_spread", "cosine_min",
+              "cosine_max", "relative_loss"):
+    for _method, _of in (("exact", "the exact optimum"), ("meanfield", "the mean-field solution")):
+        LABELS[f"{_name}_{_method}"] = (f"{LABELS[_name][0]}, of {_of}", LABELS[_name][1])
 
 
 def label(ds: xr.Dataset, names: Mapping[str, tuple[str, str]] | None = None) -> xr.Dataset:

@@ -1,5 +1,6 @@
 """Findings from stored result sets: intervals over seeds, the convergence criterion, the doc tables regenerated from
-the stored sets (a table that differs fails), and a CI-sized rerun of a stored configuration's first seed."""
+the stored sets (a table that differs fails), and CI-sized reruns of stored points (advantage: a configuration's first
+seed; compression: one point of each set)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from nonlin_explorer import findings, sweep
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 DOC = ROOT / "docs" / "nonlinear_advantage.md"
+COMPRESSION_DOC = ROOT / "docs" / "compression.md"
 
 
 def test_t_interval_is_the_students_t_interval_over_seeds():
@@ -49,14 +51,19 @@ def test_update_doc_replaces_the_marked_tables_and_refuses_a_marker_without_a_se
     assert doc.read_text() == "<!-- table:b -->\n| x |\n<!-- end -->\n"
 
 
-def test_every_table_of_the_doc_is_what_its_stored_set_gives():
+def test_every_table_of_the_docs_is_what_its_stored_set_gives():
     """Regenerate with ``python results/make_docs.py``."""
-    in_doc = findings.doc_tables(DOC.read_text())
     stored = findings.render_tables(RESULTS)
-    assert {"mlp-runs", "mlp-gap", "mlp-control"} <= set(in_doc)
-    assert set(in_doc) == set(stored), "a stored set without its tables, or tables without a set"
-    for name, body in stored.items():
-        assert in_doc[name] == body, f"table {name} differs from its stored set: run python results/make_docs.py"
+    in_docs = {doc: findings.doc_tables(doc.read_text()) for doc in (DOC, COMPRESSION_DOC)}
+    assert {"mlp-runs", "mlp-gap", "mlp-control"} <= set(in_docs[DOC])
+    assert {"compression-tilt", "compression-draw", "compression-tilt-fit", "compression-cases", "compression-gap",
+            "compression-gap-fit", "compression-gap-shapes",
+            "compression-approximation"} <= set(in_docs[COMPRESSION_DOC])
+    shown = set().union(*(set(t) for t in in_docs.values()))
+    assert shown == set(stored), "a stored set without its tables, or tables without a set"
+    for doc, tables in in_docs.items():
+        for name, body in tables.items():
+            assert body == stored[name], f"{doc.name}: table {name} differs from its stored set: run make_docs.py"
 
 
 def test_stored_sets_carry_their_provenance_and_are_small():
@@ -186,3 +193,49 @@ def test_welch_interval_is_scipys_interval_for_two_independent_samples():
     ci = stats.ttest_ind(a[:3], b, equal_var=False).confidence_interval(0.95)
     assert diff == pytest.approx((ci.low + ci.high) / 2) and half == pytest.approx((ci.high - ci.low) / 2)
     assert math.isnan(findings.welch_interval([1.0], b)[1]) and math.isnan(findings.welch_interval([], b)[0])
+
+
+@pytest.mark.parametrize("name", findings.COMPRESSION_SETS)
+def test_stored_compression_sets_carry_provenance_labels_and_are_small(name):
+    from nonlin_explorer.labels import UNSPECIFIED, unlabelled
+
+    ds = findings.load_compression(RESULTS, name)
+    for key in ("command", "nonlin_explorer_version", "torch_version", "created", "spec", "shape_names"):
+        assert ds.attrs.get(key), key
+    assert (ds.status == "finished").all()
+    assert len(ds.seed) >= 5
+    assert unlabelled(ds) == []
+    assert [v for v in ds.variables if ds[v].attrs["units"] == UNSPECIFIED] == []
+    assert all(ds[v].dtype.kind == "f" for v in json.loads(ds.attrs["metrics"]).values())
+    assert (RESULTS / f"compression_{name}.nc").stat().st_size < 300_000
+
+
+#: One stored point per compression set, rerun in CI: (set, coordinates, numbers compared).
+COMPRESSION_RERUNS = [
+    ("shapes", {"w_mean": 0.0, "M": 4, "d": 6, "N": 500}, ("tilt_degrees", "cosine_spread", "relative_loss")),
+    ("cases", {"case": "centred d5 M6 N1000", "method": "exact"}, ("tilt_degrees", "cosine_min", "relative_loss")),
+    ("gap", {"law": "anisotropic", "N": 1000, "d": 8}, ("plain_ratio", "oracle_ratio", "relative_loss_exact")),
+    ("approximation", {"N": 1000, "d": 10}, ("cross_term_rms", "cross_term_sup")),
+]
+
+
+@pytest.mark.parametrize("name, point, compared", COMPRESSION_RERUNS, ids=[r[0] for r in COMPRESSION_RERUNS])
+def test_a_ci_sized_rerun_of_a_stored_compression_point_reproduces_it(name, point, compared):
+    """Seed 0 of one point of each set, recomputed from the set's own spec, gives its stored numbers: bit for bit on
+    the machine that wrote the set; the stated tolerances cover another CPU's rounding: losses and loss ratios 1e-6
+    relative (the optimizers stop when a step gains less than 1e-12 of the energy), angles and cosines 1e-3 absolute
+    (the loss is flat to second order around its optimum). The shape name must be the same."""
+    ds = findings.load_compression(RESULTS, name)
+    spec = copy.deepcopy(json.loads(ds.attrs["spec"]))
+    spec["grid"] = {k: [v] for k, v in point.items()}
+    spec["seeds"] = [0]
+    rerun = sweep.run(spec, workers=0, progress=False)
+    assert rerun.attrs["points_finished"] == 1
+    stored, again = ds.sel(point).sel(seed=0), rerun.sel(point).sel(seed=0)
+    for var in ("shape_index", "shape_index_exact", "shape_index_meanfield"):
+        if var in stored:
+            assert float(again[var]) == float(stored[var]), var
+    for var in compared:
+        loss_like = any(part in var for part in ("loss", "ratio", "cross_term"))
+        tolerance = {"rel": 1e-6} if loss_like else {"abs": 1e-3}
+        assert float(again[var]) == pytest.approx(float(stored[var]), **tolerance), var
