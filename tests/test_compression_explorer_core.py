@@ -246,26 +246,140 @@ def test_evaluate_weights_and_warm_start(small):
         run_method(make_target(tanh), tanh, V0=moved)
 
 
-def test_a_result_the_views_cannot_show_gives_a_message_not_a_silent_spinner(capsys):
-    pytest.importorskip("panel")
-    from nonlin_explorer.ui.compression_explorer import CompressionExplorer
+def _controller(**settings):
+    from nonlin_explorer.ui.compression_controller import CompressionController
 
-    ex = CompressionExplorer(N=50, d=5, M=3)
+    c = CompressionController(**settings)
+    assert c.wait(), "the first optimization finishes"
+    return c
+
+
+def test_the_controller_shows_its_first_result_with_every_view_sized_by_m():
+    c = _controller(N=200, d=6, M=4)
     try:
-        while ex.applied_gen < ex.requested_gen:  # the first, real result
-            ex.flush()
-            time.sleep(0.01)
-        gen = ex.optimize()
-        while ex._worker.busy or ex._worker.opt_pending():
-            time.sleep(0.01)
-        ex.flush()  # the second real result, shown
-        good = ex.result
-        ex._post("result", gen, ex.params_valid, None, 0.0, None, 0.0)  # a result without weights
-        assert ex.flush()
-        assert ex.state == "error" and ex.message.visible and "could not show the result" in ex.message.object
-        assert ex.applied_gen == gen and ex.result is good  # the last good result stays on screen
+        shown = c.state["result"]
+        assert c.state["status"]["state"] == "done" and c.applied_gen == c.requested_gen == 1
+        assert len(shown["gram"]) == 4 and all(len(row) == 4 for row in shown["gram"])
+        assert len(shown["pca"]["x"]) == 4 and len(shown["coords3"]) == 4
+        assert shown["ideal"]["name"] == c.result.shape.name and shown["ideal"]["title"] == ideal_gram(c.result)[0]
+        assert dict(shown["rows"])["method"] == "exact"
+        curve = c.state["convergence"]
+        assert curve["gen"] == 1 and len(curve["iteration"]) == len(curve["relative_loss"]) > 1
+        assert curve["relative_loss"][-1] == pytest.approx(c.result.relative_loss, rel=1e-6)
+        c.update(M=6)
+        assert c.wait()
+        assert len(c.state["result"]["gram"]) == 6 and len(c.state["result"]["coords3"]) == 6
     finally:
-        ex.close()
+        c.close()
+
+
+@pytest.mark.parametrize("change, message", [({"M": 500}, "M must be smaller than N"), ({"M": "many"}, "M"),
+                                             ({"d": 0}, "d"), ({"activation": "tanh"}, "tanh has no exact")])
+def test_a_refused_setting_answers_one_line_and_keeps_the_last_valid_state(change, message):
+    c = _controller(N=200, d=6, M=3)
+    try:
+        before_params, before_result, gen = c.state["params"], c.state["result"], c.requested_gen
+        c.receive({"type": "set", "values": change, "id": "r1"})
+        (error,) = [m for m in c.state.take_messages() if m.get("id") == "r1"]
+        assert error["type"] == "error" and message in error["message"] and "\n" not in error["message"]
+        assert "keeping the last valid settings" in error["message"]
+        assert c.state["params"] == before_params and c.state["result"] == before_result
+        assert c.requested_gen == gen  # nothing was started
+    finally:
+        c.close()
+
+
+def test_a_newer_request_cancels_the_running_optimization_and_its_result_is_dropped():
+    c = _controller(N=2000, d=20, M=4)
+    try:
+        c.update(M=8)  # a long optimization...
+        time.sleep(0.05)
+        c.update(M=3)  # ...replaced before it ends
+        assert c.wait()
+        assert c.result.M == 3 and c.applied_gen == c.requested_gen == 3
+        assert len(c.state["result"]["gram"]) == 3 and c.state["convergence"]["gen"] == 3
+    finally:
+        c.close()
+
+
+def test_dragging_a_unit_recomputes_the_exact_loss_and_reoptimize_starts_from_there():
+    c = _controller(N=300, d=6, M=4)
+    try:
+        best = c.result.loss
+        x, y = c.state["result"]["pca"]["x"][0], c.state["result"]["pca"]["y"][0]
+        c.receive({"type": "drag", "unit": 0, "x": -x, "y": -y, "id": "d1"})
+        assert {"type": "ack", "id": "d1"} in c.state.take_messages()
+        assert c.dragged and c.result.method == "dragged" and c.result.loss > best
+        shown = c.state["result"]
+        assert shown["dragged"] and shown["pca"]["x"][0] == pytest.approx(-x, abs=1e-6)
+        assert shown["loss"] == pytest.approx(c.result.loss)
+        c.receive({"type": "drag", "unit": 9, "x": 0.1, "y": 0.1, "id": "d2"})
+        (error,) = [m for m in c.state.take_messages() if m.get("id") == "d2"]
+        assert error["type"] == "error" and "no unit 9" in error["message"] and c.result.method == "dragged"
+        c.reoptimize()
+        assert c.wait()
+        assert not c.dragged and c.result.info["restarts"] == 1  # a warm start: one run from the dragged weights
+        assert c.result.loss == pytest.approx(best, rel=1e-3)
+    finally:
+        c.close()
+
+
+def test_loss_against_m_fills_in_point_by_point_the_chosen_method_first():
+    from nonlin_explorer.ui.compression_controller import sweep_order
+
+    assert sweep_order("meanfield")[0] == "meanfield" and set(sweep_order("sgd")) == set(sweep_order("exact"))
+    c = _controller(N=200, d=6, M=3)
+    seen = []
+    c.state.on_change(lambda: seen.append(c.state.get("sweep", {}).get("done", 0)))
+    try:
+        c.request_sweep()
+        assert c.wait()
+        sweep = c.state["sweep"]
+        assert sweep["done"] == sweep["total"] > 8 and not sweep["running"]
+        assert sorted(int(M) for M in sweep["losses"]["exact"]) == list(range(1, 9))
+        assert len(set(seen)) > 8  # published point by point, not at the end
+        exact = sweep["losses"]["exact"]
+        assert exact["3"] == pytest.approx(c.result.relative_loss, rel=1e-3)
+        assert exact["8"] < exact["1"]
+    finally:
+        c.close()
+
+
+def test_export_is_confined_to_its_folder_and_never_overwrites(tmp_path):
+    c = _controller(N=200, d=6, M=3, files_root=tmp_path)
+    try:
+        c.receive({"type": "export", "path": "a.nc", "what": "result", "id": "e1"})
+        c.receive({"type": "export", "path": "a.nc", "what": "result", "id": "e2"})
+        c.receive({"type": "export", "path": "../outside.nc", "id": "e3"})
+        c.receive({"type": "export", "path": "b.nc", "what": "loss_vs_m", "id": "e4"})
+        answers = {m["id"]: m for m in c.state.take_messages() if m.get("id", "").startswith("e")
+                   and m["type"] != "ack"}
+        assert answers["e1"]["text"] == "wrote a.nc" and answers["e2"]["text"] == "wrote a-1.nc (a.nc exists)"
+        assert answers["e3"]["type"] == "error" and not (tmp_path.parent / "outside.nc").exists()
+        assert answers["e4"]["type"] == "error" and "Loss vs M" in answers["e4"]["message"]
+        ds = read_netcdf(tmp_path / "a.nc")
+        assert ds.attrs["method"] == "exact" and ds.sizes["unit"] == 3
+        assert float(ds["loss"]) == pytest.approx(c.result.loss)
+    finally:
+        c.close()
+
+
+def test_the_widget_keeps_the_notebook_api_and_imports_no_panel_or_bokeh():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from nonlin_explorer.ui.compression_explorer import CompressionExplorer\n"
+            "e = CompressionExplorer(N=200, d=6, M=4)\n"
+            "e.wait()\n"
+            "e.update(M=5)\n"
+            "e.wait()\n"
+            "s = e.status_dict()\n"
+            "print(s['M'], s['gram_size'], e.applied_gen == e.requested_gen, e.result.M,\n"
+            "      any(m.split('.')[0] in ('panel', 'bokeh') for m in sys.modules))\n"
+            "e.close()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0 and out.stdout.split() == ["5", "5", "True", "5", "False"], out.stderr[-800:]
 
 
 def test_a_script_that_builds_the_explorer_and_ends_exits_cleanly():
