@@ -12,7 +12,9 @@ await build({
     { in: join(root, 'src', 'network_view.ts'), out: 'network_view' },
     { in: join(root, 'style', 'network_view.css'), out: 'network_view' },
     { in: join(root, 'src', 'dashboard', 'dashboard.ts'), out: 'dashboard' },
-    { in: join(root, 'style', 'dashboard.css'), out: 'dashboard' }
+    { in: join(root, 'style', 'dashboard.css'), out: 'dashboard' },
+    { in: join(root, 'src', 'compression', 'compression.ts'), out: 'compression' },
+    { in: join(root, 'style', 'compression.css'), out: 'compression' }
   ],
   outdir: join(root, '..', 'nonlin_explorer', 'static'),
   bundle: true,

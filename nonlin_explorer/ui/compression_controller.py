@@ -212,6 +212,7 @@ class CompressionController(Controller):
         self._state = "idle"
         self._sweeping = False
         self.state.update(theme=theme, params=self.params.to_dict(), options=self._options())
+        self._publish_sweep()
         self.worker = CompressionWorker(self._run_job)
         self.optimize()
 
