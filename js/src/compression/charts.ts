@@ -265,6 +265,7 @@ export class DirectionsChart extends Chart {
     const cx = p.width / 2;
     const cy = p.height / 2;
     this.frame = { cx, cy, r };
+    this.el.dataset.frame = JSON.stringify([cx, cy, r]); // where the unit circle is (tests drag in data units)
     const circle = Array.from({ length: 97 }, (_, k) => (2 * Math.PI * k) / 96);
     p.polyline(circle.map(a => cx + r * Math.cos(a)), circle.map(a => cy + r * Math.sin(a)),
       { color: pal.axis, width: 1 });
