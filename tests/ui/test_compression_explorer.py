@@ -5,6 +5,7 @@ internals: the page's own elements and their data attributes say what each view 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,3 +244,87 @@ def test_bad_settings_in_the_url_say_why_and_start_from_the_server_settings(brow
         assert s["params"]["M"] == 3
     finally:
         e.context.close()
+
+
+#: Boxes of the explorer that pass a frame's right edge (the output, or the window), and elements that hide an
+#: overflow (content wider than the box, clipped or scrolled): what a person at 1280 px would not see.
+PAST_EDGE = """(frameSel) => {
+  const { deep } = window.__neChecks;
+  const root = deep('.ne-cx')[0];
+  const frame = frameSel ? root.closest(frameSel) : null;
+  const edge = Math.min(window.innerWidth, frame ? frame.getBoundingClientRect().right : Infinity);
+  const past = [];
+  const hidden = [];
+  for (const e of [root, ...deep('*', root)]) {
+    const r = e.getBoundingClientRect();
+    if (!r.width || !r.height || getComputedStyle(e).visibility === 'hidden') continue;
+    const name = e.className && typeof e.className === 'string' ? e.className : e.tagName;
+    if (r.right > edge + 1) past.push([name, Math.round(r.right), Math.round(edge)]);
+    const ox = getComputedStyle(e).overflowX;
+    if (ox !== 'visible' && e.scrollWidth > e.clientWidth + 1 && e.tagName !== 'INPUT' && e.tagName !== 'SELECT')
+      hidden.push([name, e.scrollWidth, e.clientWidth]);
+  }
+  return { past, hidden, width: root.getBoundingClientRect().width };
+}"""
+
+def overlapping(boxes: list[list[float]]) -> list[tuple[int, int]]:
+    """Pairs of label boxes ([x, y, w, h]) that overlap."""
+    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes) if i < j
+            and a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]]
+
+
+def check_look(page, where: str, frame: str | None = None) -> None:
+    """What a person at this size sees: every panel inside the frame, no hidden overflow, no overlapping labels,
+    DOM text >= 14 px and >= 4.5:1, canvas text >= 14 px (each chart notes its smallest)."""
+    import page_checks as pc
+
+    pc.install(page)
+    fit = page.evaluate(PAST_EDGE, frame)
+    assert fit["past"] == [] and fit["hidden"] == [], (where, fit)
+    for name in ("directions", "view3d"):
+        boxes = json.loads(page.locator(f".ne-cx [data-chart='{name}']").get_attribute("data-labels"))
+        assert len(boxes) == 8 and overlapping(boxes) == [], (where, name, boxes)
+    assert pc.small_text(page, ".ne-cx", 14.0) == [], where
+    c = pc.contrast(page, ".ne-cx")
+    assert c["checked"] > 30 and c["bad"] == [], (where, c["bad"][:5])
+    sizes = page.evaluate("""() => window.__neChecks.deep('.ne-cx .ne-chart canvas').map(
+      c => Number(c.closest('.ne-chart').dataset.minText))""")
+    assert len(sizes) == 6 and min(sizes) >= 14, (where, sizes)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_look_at_m8_fits_reads_and_logs_nothing(browser, tmp_path, theme):
+    from served_app import TOKEN, serving
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    with serving(["--demo", "compression", "--theme", theme, "--config", json.dumps({"M": 8})], tmp_path) as base:
+        for width, height in ((1280, 720), (1920, 1080)):
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            messages: list[tuple[str, str]] = []
+            requests: list[str] = []
+            page.on("console", lambda m, log=messages: log.append((m.type, m.text)))
+            page.on("request", lambda r, log=requests: log.append(r.url))
+            try:
+                page.goto(f"{base}/?token={TOKEN}")
+                page.locator(".ne-cx-status", has_text="Status: done").wait_for(timeout=60_000)
+                page.locator(".ne-cx [data-chart='directions'][data-labels]").wait_for()
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(shots / f"served-{theme}-{width}x{height}.png"), full_page=True)
+                where = f"{theme}, {width}x{height}"
+                check_look(page, where)
+                import page_checks as pc
+
+                assert pc.console_problems(messages) == [], (where, pc.console_problems(messages))
+                local = (base, base.replace("http", "ws"), "data:", "blob:", "about:")
+                assert [u for u in requests if not u.startswith(local)] == [], where
+            finally:
+                context.close()
+    import shutil
+
+    out = Path("/work/wt/shots/explorer")
+    if out.parent.is_dir():  # the engineers' screenshot folder on this machine (outside the repository)
+        out.mkdir(exist_ok=True)
+        for f in shots.iterdir():
+            shutil.copy(f, out / f.name)

@@ -20,7 +20,27 @@ function fmtCos(v: number): string {
   return s.replace('-0.', '−.').replace('0.', '.').replace(/^1\.00$/, '1');
 }
 
-function waiting(p: Painter, text: string, color: string): void {
+/**
+ * ``p`` noting the smallest text size drawn on ``el`` (``data-min-text``): the look test reads it, since canvas text
+ * is not in the DOM.
+ */
+function trackText(p: Painter, el: HTMLElement): Painter {
+  let smallest = Infinity;
+  const wrapped: Painter = Object.create(p);
+  wrapped.text = (x, y, s, style) => {
+    smallest = Math.min(smallest, style.size);
+    el.dataset.minText = String(smallest);
+    p.text(x, y, s, style);
+  };
+  return wrapped;
+}
+
+/** A line of text in the middle of the chart, on the background's colour (over grid lines and ticks). */
+function waiting(p: Painter, text: string, color: string, bg = ''): void {
+  if (bg) {
+    const w = p.measure(text, 16) + 16;
+    p.rect(p.width / 2 - w / 2, p.height / 2 - 14, w, 28, bg);
+  }
   p.text(p.width / 2, p.height / 2, text, { color, size: 16, align: 'center', baseline: 'middle' });
 }
 
@@ -48,7 +68,8 @@ export class GramChart extends Chart {
     this.invalidate();
   }
 
-  protected draw(p: Painter): void {
+  protected draw(painter: Painter): void {
+    const p = trackText(painter, this.el);
     const pal = this.palette;
     p.clear(pal.bg);
     const bar = 16;
@@ -66,7 +87,9 @@ export class GramChart extends Chart {
       for (let i = 0; i < M; i++) {
         for (let j = 0; j < M; j++) {
           const v = cells[i][j] ?? NaN;
-          p.rect(x0 + j * c, y0 + i * c, c + 0.5, c + 0.5, Number.isFinite(v) ? cosineColor(v) : pal.grid);
+          const [l, t] = [Math.round(x0 + j * c), Math.round(y0 + i * c)]; // whole pixels: no seams between cells
+          p.rect(l, t, Math.round(x0 + (j + 1) * c) - l, Math.round(y0 + (i + 1) * c) - t,
+            Number.isFinite(v) ? cosineColor(v) : pal.grid);
           if (fits && Number.isFinite(v)) {
             p.text(x0 + (j + 0.5) * c, y0 + (i + 0.5) * c, fmtCos(v), { color: cosineText(v), size: TICK,
               align: 'center', baseline: 'middle' });
@@ -135,10 +158,10 @@ function arrowHead(p: Painter, x0: number, y0: number, x1: number, y1: number, c
 
 /** Unit labels beside their points, placed so that none overlaps another or a point; the boxes are kept for tests. */
 function drawLabels(p: Painter, chart: HTMLElement, pts: { x: number; y: number }[], centre: { x: number; y: number },
-  color: string, radius: number): Box[] {
+  color: string, radius: number, avoid: Box[] = []): Box[] {
   const texts = pts.map((_, j) => String(j));
   const sizes = texts.map(t => ({ w: p.measure(t, TICK) + 2, h: TICK + 2 }));
-  const boxes = placeLabels(pts, sizes, centre, radius, { x: 0, y: 0, w: p.width, h: p.height });
+  const boxes = placeLabels(pts, sizes, centre, radius, { x: 0, y: 0, w: p.width, h: p.height }, avoid);
   boxes.forEach((b, j) => p.text(b.x + b.w / 2, b.y + b.h / 2, texts[j], { color, size: TICK, align: 'center',
     baseline: 'middle', weight: 'bold' }));
   chart.dataset.labels = JSON.stringify(boxes.map(b => [b.x, b.y, b.w, b.h].map(v => Math.round(v * 10) / 10)));
@@ -257,7 +280,8 @@ export class DirectionsChart extends Chart {
     this.release();
   }
 
-  protected draw(p: Painter): void {
+  protected draw(painter: Painter): void {
+    const p = trackText(painter, this.el);
     const pal = this.palette;
     p.clear(pal.bg);
     const pad = 30;
@@ -349,7 +373,8 @@ export class View3DChart extends Chart {
     this.invalidate();
   }
 
-  protected draw(p: Painter): void {
+  protected draw(painter: Painter): void {
+    const p = trackText(painter, this.el);
     const pal = this.palette;
     p.clear(pal.bg);
     const R = rotation3d(this.azimuth, this.elevation);
@@ -359,14 +384,17 @@ export class View3DChart extends Chart {
     const cy = p.height / 2;
     const sx = (v: number[]) => cx + v[0] * r;
     const sy = (v: number[]) => cy - v[1] * r;
-    // Axes PC1..PC3, dashed, labelled at their ends.
+    // Axes PC1..PC3, dashed, labelled at their ends (the unit labels keep clear of these).
+    const axisBoxes: Box[] = [];
     ['PC1', 'PC2', 'PC3'].forEach((label, k) => {
       const e = [0, 0, 0];
       e[k] = 1;
       const q = project(e);
       p.polyline([cx, sx(q)], [cy, sy(q)], { color: pal.axis, width: 1, dash: [4, 4] });
-      p.text(cx + q[0] * (r + 14), cy - q[1] * (r + 14), label, { color: pal.muted, size: TICK, align: 'center',
-        baseline: 'middle' });
+      const [lx, ly] = [cx + q[0] * (r + 14), cy - q[1] * (r + 14)];
+      const w = p.measure(label, TICK);
+      axisBoxes.push({ x: lx - w / 2, y: ly - TICK / 2, w, h: TICK });
+      p.text(lx, ly, label, { color: pal.muted, size: TICK, align: 'center', baseline: 'middle' });
     });
     const unit = pal.series.train;
     if (!this.coords.length) {
@@ -391,7 +419,7 @@ export class View3DChart extends Chart {
       for (const j of order) {
         p.dots([sx(q[j])], [sy(q[j])], 6 + 3 * q[j][2], unit, pal.bg);
       }
-      drawLabels(p, this.el, q.map(v => ({ x: sx(v), y: sy(v) })), { x: cx, y: cy }, pal.fg, 9);
+      drawLabels(p, this.el, q.map(v => ({ x: sx(v), y: sy(v) })), { x: cx, y: cy }, pal.fg, 9, axisBoxes);
     }
     this.setLegend([{ label: 'unit directions (PC1-PC3), simplex edges', color: unit },
       { label: 'linear part of the target', color: pal.series.test }]);
@@ -420,7 +448,8 @@ export class ConvergenceChart extends Chart {
     this.invalidate();
   }
 
-  protected draw(p: Painter): void {
+  protected draw(painter: Painter): void {
+    const p = trackText(painter, this.el);
     const pal = this.palette;
     p.clear(pal.bg);
     const m = { left: 62, right: 14, top: 10, bottom: 42 };
@@ -493,7 +522,8 @@ export class SweepChart extends Chart {
     this.invalidate();
   }
 
-  protected draw(p: Painter): void {
+  protected draw(painter: Painter): void {
+    const p = trackText(painter, this.el);
     const pal = this.palette;
     p.clear(pal.bg);
     const m = { left: 62, right: 14, top: 10, bottom: 42 };
@@ -522,7 +552,7 @@ export class SweepChart extends Chart {
       p.dots(px, py, 4, color, pal.bg);
     }
     if (!values.length) {
-      waiting(p, this.hint, pal.fg);
+      waiting(p, this.hint, pal.fg, pal.bg);
     }
     this.setLegend(items);
   }

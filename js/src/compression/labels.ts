@@ -1,6 +1,6 @@
 /**
  * Labels beside points that never overlap each other or the points: each label tries positions around its point,
- * outward from the centre first, and takes the first free one inside the bounds.
+ * outward from the centre first, and takes the first free one inside the bounds (clear of `avoid` too).
  */
 
 export interface Box {
@@ -19,8 +19,9 @@ export function overlaps(a: Box, b: Box, pad = 0): boolean {
  * and angle, avoiding earlier labels, every point (a disc of `radius`) and the bounds' edges.
  */
 export function placeLabels(points: { x: number; y: number }[], sizes: { w: number; h: number }[],
-  centre: { x: number; y: number }, radius: number, bounds: Box): Box[] {
-  const discs: Box[] = points.map(p => ({ x: p.x - radius, y: p.y - radius, w: 2 * radius, h: 2 * radius }));
+  centre: { x: number; y: number }, radius: number, bounds: Box, avoid: Box[] = []): Box[] {
+  const discs: Box[] = [...points.map(p => ({ x: p.x - radius, y: p.y - radius, w: 2 * radius, h: 2 * radius })),
+    ...avoid];
   const placed: Box[] = [];
   const inside = (b: Box) => b.x >= bounds.x && b.y >= bounds.y && b.x + b.w <= bounds.x + bounds.w &&
     b.y + b.h <= bounds.y + bounds.h;
