@@ -257,7 +257,7 @@ def _controller(**settings):
 def test_the_controller_shows_its_first_result_with_every_view_sized_by_m():
     c = _controller(N=200, d=6, M=4)
     try:
-        shown = c.state["result"]
+        shown = c.state["shown"]
         assert c.state["status"]["state"] == "done" and c.applied_gen == c.requested_gen == 1
         assert len(shown["gram"]) == 4 and all(len(row) == 4 for row in shown["gram"])
         assert len(shown["pca"]["x"]) == 4 and len(shown["coords3"]) == 4
@@ -268,7 +268,7 @@ def test_the_controller_shows_its_first_result_with_every_view_sized_by_m():
         assert curve["relative_loss"][-1] == pytest.approx(c.result.relative_loss, rel=1e-6)
         c.update(M=6)
         assert c.wait()
-        assert len(c.state["result"]["gram"]) == 6 and len(c.state["result"]["coords3"]) == 6
+        assert len(c.state["shown"]["gram"]) == 6 and len(c.state["shown"]["coords3"]) == 6
     finally:
         c.close()
 
@@ -278,12 +278,12 @@ def test_the_controller_shows_its_first_result_with_every_view_sized_by_m():
 def test_a_refused_setting_answers_one_line_and_keeps_the_last_valid_state(change, message):
     c = _controller(N=200, d=6, M=3)
     try:
-        before_params, before_result, gen = c.state["params"], c.state["result"], c.requested_gen
+        before_params, before_result, gen = c.state["params"], c.state["shown"], c.requested_gen
         c.receive({"type": "set", "values": change, "id": "r1"})
         (error,) = [m for m in c.state.take_messages() if m.get("id") == "r1"]
         assert error["type"] == "error" and message in error["message"] and "\n" not in error["message"]
         assert "keeping the last valid settings" in error["message"]
-        assert c.state["params"] == before_params and c.state["result"] == before_result
+        assert c.state["params"] == before_params and c.state["shown"] == before_result
         assert c.requested_gen == gen  # nothing was started
     finally:
         c.close()
@@ -297,7 +297,7 @@ def test_a_newer_request_cancels_the_running_optimization_and_its_result_is_drop
         c.update(M=3)  # ...replaced before it ends
         assert c.wait()
         assert c.result.M == 3 and c.applied_gen == c.requested_gen == 3
-        assert len(c.state["result"]["gram"]) == 3 and c.state["convergence"]["gen"] == 3
+        assert len(c.state["shown"]["gram"]) == 3 and c.state["convergence"]["gen"] == 3
     finally:
         c.close()
 
@@ -306,11 +306,11 @@ def test_dragging_a_unit_recomputes_the_exact_loss_and_reoptimize_starts_from_th
     c = _controller(N=300, d=6, M=4)
     try:
         best = c.result.loss
-        x, y = c.state["result"]["pca"]["x"][0], c.state["result"]["pca"]["y"][0]
+        x, y = c.state["shown"]["pca"]["x"][0], c.state["shown"]["pca"]["y"][0]
         c.receive({"type": "drag", "unit": 0, "x": -x, "y": -y, "id": "d1"})
         assert {"type": "ack", "id": "d1"} in c.state.take_messages()
         assert c.dragged and c.result.method == "dragged" and c.result.loss > best
-        shown = c.state["result"]
+        shown = c.state["shown"]
         assert shown["dragged"] and shown["pca"]["x"][0] == pytest.approx(-x, abs=1e-6)
         assert shown["loss"] == pytest.approx(c.result.loss)
         c.receive({"type": "drag", "unit": 9, "x": 0.1, "y": 0.1, "id": "d2"})
@@ -375,11 +375,11 @@ def test_the_widget_keeps_the_notebook_api_and_imports_no_panel_or_bokeh():
             "e.update(M=5)\n"
             "e.wait()\n"
             "s = e.status_dict()\n"
-            "print(s['M'], s['gram_size'], e.applied_gen == e.requested_gen, e.result.M,\n"
+            "print(s['M'], s['gram_size'], e.applied_gen == e.requested_gen, e.result.M, len(e.shown['gram']),\n"
             "      any(m.split('.')[0] in ('panel', 'bokeh') for m in sys.modules))\n"
             "e.close()\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0 and out.stdout.split() == ["5", "5", "True", "5", "False"], out.stderr[-800:]
+    assert out.returncode == 0 and out.stdout.split() == ["5", "5", "True", "5", "5", "False"], out.stderr[-800:]
 
 
 def test_a_script_that_builds_the_explorer_and_ends_exits_cleanly():

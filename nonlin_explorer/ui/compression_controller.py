@@ -59,7 +59,7 @@ COMPRESSION_FIELDS: tuple[Field, ...] = (
     Field("params", {}, doc="the last valid settings (ExplorerParams as a dict): what the form shows"),
     Field("options", {}, doc="choices and limits for the form: weight laws, activations, methods, M_max"),
     Field("status", {}, doc="{state, gen, applied, method, iteration, relative_loss, dragged}"),
-    Field("result", {}, doc="the shown result: M, d, loss, gram, ideal {name, title, gram}, pca, coords3, rows"),
+    Field("shown", {}, doc="the shown result: M, d, loss, gram, ideal {name, title, gram}, pca, coords3, rows"),
     Field("convergence", {}, doc="{gen, iteration: [...], relative_loss: [...]} of the shown or running optimization"),
     Field("sweep", {}, doc="{key, methods, Ms, losses {method: {M: value}}, done, total, running}: loss against M"),
     Field("notice", {}, doc="{text, kind, seq}: a problem not tied to a request (a bad URL setting)"),
@@ -426,7 +426,7 @@ class CompressionController(Controller):
         unit_dir = direction / norm if norm > 0 else np.zeros(d)
         title, ideal = ideal_gram(result)
         shape = result.shape
-        self.state.update(result={
+        self.state.update(shown={
             "M": M, "d": d, "method": result.method, "loss": float(result.loss),
             "relative_loss": float(result.relative_loss), "dragged": self.dragged,
             "gram": [_finite(row) for row in result.gram.detach().cpu().numpy()],
@@ -500,7 +500,7 @@ class CompressionController(Controller):
     def status_dict(self) -> dict[str, Any]:
         """The explorer's state as plain values (the served app's status endpoint returns this)."""
         with self._lock:
-            shown = self.state["result"]
+            shown = self.state["shown"]
             out: dict[str, Any] = {
                 "kind": "compression", "state": self._state, "params": self.params.to_dict(),
                 "requested_gen": self.requested_gen, "applied_gen": self.applied_gen, "dragged": self.dragged,

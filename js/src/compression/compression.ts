@@ -50,7 +50,7 @@ function button(label: string, cls: string, onClick: () => void, title = ''): HT
   return b;
 }
 
-function isShown(r: CompressionModel['result']): r is Shown {
+function isShown(r: CompressionModel['shown']): r is Shown {
   return !!r && Array.isArray((r as Shown).gram);
 }
 
@@ -215,7 +215,7 @@ export class CompressionPage {
     on('change:params', () => this.onParams());
     on('change:options', () => this.onOptions());
     on('change:status', () => this.onStatus());
-    on('change:result', () => this.onResult());
+    on('change:shown', () => this.onResult());
     on('change:convergence', () => this.onConvergence());
     on('change:sweep', () => this.onSweep());
     on('change:notice', () => this.onNotice());
@@ -361,7 +361,7 @@ export class CompressionPage {
   }
 
   private onResult(): void {
-    const r = this.model.get('result');
+    const r = this.model.get('shown');
     if (!isShown(r)) {
       this.gram.setData(null);
       this.ideal.setData(null);

@@ -91,7 +91,7 @@ export interface CompressionModel {
   params: Params;
   options: Options;
   status: Status;
-  result: Shown | Record<string, never>;
+  shown: Shown | Record<string, never>;
   convergence: Convergence;
   sweep: Sweep;
   notice: { text?: string; kind?: string; seq?: number };
