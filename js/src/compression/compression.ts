@@ -195,6 +195,15 @@ export class CompressionPage {
     body.append(controls, views);
     this.root.append(header, body);
     host.append(this.root);
+    // Keys typed into a control are the control's: the notebook around it (JupyterLab's cell handlers) would
+    // otherwise take arrows and prevent their default (a range input would not move from the keyboard).
+    const ownKeys = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement | null;
+      if (t && /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName)) {
+        e.stopPropagation();
+      }
+    };
+    this.root.addEventListener('keydown', ownKeys);
 
     this.sizer = new ResizeObserver(entries => {
       for (const entry of entries) {
