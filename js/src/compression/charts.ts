@@ -82,7 +82,7 @@ export class GramChart extends Chart {
       const M = cells.length;
       const c = side / M;
       const sample = fmtCos(-0.33);
-      const fits = p.measure(sample, TICK) + 6 <= c && TICK + 4 <= c;
+      const fits = p.measure(sample, TICK) + 3 <= c && TICK + 4 <= c;
       this.el.dataset.labels = fits ? 'shown' : 'hidden';
       for (let i = 0; i < M; i++) {
         for (let j = 0; j < M; j++) {

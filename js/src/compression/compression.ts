@@ -147,7 +147,7 @@ export class CompressionPage {
       button('Loss vs M', 'ne-secondary ne-cx-sweep', () => this.ask({ type: 'sweep' }, this.actionAnswer),
         'The relative loss for M = 1..8, point by point (the chosen method first)'));
     comp.append(sliderWrap, buttons, this.actionAnswer);
-    const files = el('section', { class: 'ne-section ne-files ne-cx-export', 'aria-label': 'export' });
+    const files = el('section', { class: 'ne-section ne-cx-export', 'aria-label': 'export' });
     files.append(el('h3', { class: 'ne-section-title' }, 'Export (netCDF)'));
     this.exportWhat = el('select', { class: 'ne-cx-export-what', 'aria-label': 'what to export' });
     this.exportWhat.append(el('option', { value: 'result' }, 'this result'),
