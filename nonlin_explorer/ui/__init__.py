@@ -4,7 +4,7 @@
   or of a running :class:`~nonlin_explorer.TrainingSession`, coloured by its slope; click to cycle
   free / forced linear / forced nonlinear.
 - :class:`TrainingDashboard` (Panel + Bokeh): steer a training run live, with streamed plots.
-- :class:`CompressionExplorer` (Panel + Bokeh): compress two-layer networks interactively onto ETF weights.
+- :class:`CompressionExplorer` (an anywidget): compress two-layer networks interactively and see their shape.
 - :class:`AdvantageView` (Panel + Bokeh): early vs late linearization, point by point as runs finish.
 
 The Panel apps load lazily, so ``from nonlin_explorer.ui import NetworkView`` does not import Panel.
