@@ -19,7 +19,6 @@ from nonlin_explorer.ui.compression_core import (
     drag_unit,
     etf_gram,
     evaluate_weights,
-    gram_columns,
     ideal_gram,
     loss_vs_m_dataset,
     make_target,
@@ -29,12 +28,9 @@ from nonlin_explorer.ui.compression_core import (
     result_dataset,
     rotation_3d,
     run_method,
-    simplex_edges,
-    summary_markdown,
     summary_rows,
     sweep_applicable,
     validate_params,
-    view3d_columns,
 )
 
 
@@ -83,14 +79,9 @@ def test_non_closed_form_activation_allowed_with_other_methods():
     assert not sweep_applicable(validate_params({"d": 3}), "etf", 5)
 
 
-def test_etf_gram_and_columns():
+def test_etf_gram():
     G = etf_gram(4)
     assert np.allclose(np.diag(G), 1) and np.allclose(G[~np.eye(4, dtype=bool)], -1 / 3)
-    cols = gram_columns(G)
-    assert len(cols["x"]) == 16
-    # row 0 is drawn at the top: y = M - 1; the value at (x=2, y=3) is G[0, 2]
-    k = next(i for i in range(16) if cols["x"][i] == 2 and cols["y"][i] == 3)
-    assert cols["value"][k] == pytest.approx(G[0, 2])
 
 
 def test_pca_projection_of_a_planar_simplex():
@@ -147,7 +138,8 @@ def test_result_dataset_round_trips_netcdf(small, tmp_path):
 
     assert unlabelled(back) == [] and undocumented(back) == []  # long_name and units everywhere, each in the docs
     assert back.attrs["seed"] == p.seed and not isinstance(back.attrs["N"], str)
-    assert "exact" in summary_markdown(res) and "relative loss" in summary_markdown(res)
+    rows = dict(summary_rows(res))
+    assert rows["method"] == "exact" and rows["relative loss"] == f"{res.relative_loss:.6g}"
 
 
 def test_loss_vs_m_dataset(tmp_path):
@@ -189,18 +181,6 @@ def test_rotation_and_orthographic_projection():
     assert np.allclose(xy[:, 0], P[:, 0]) and np.allclose(np.abs(xy[:, 1]), np.abs(P[:, 2]))
     xy, depth = orthographic(P, 37, -21)
     assert np.allclose((xy ** 2).sum(1) + depth ** 2, (P ** 2).sum(1))  # lengths are kept
-
-
-def test_view3d_columns_draw_every_simplex_edge():
-    c3 = np.eye(4)[:, :3]
-    cols = view3d_columns(c3, [0.0, 0.0, 1.0], 0, 0)
-    assert simplex_edges(4) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
-    assert len(cols["edges"]["x0"]) == 6 and cols["points"]["unit"] == ["0", "1", "2", "3"]
-    assert cols["edges"]["x0"][0] == pytest.approx(1) and cols["edges"]["y1"][0] == pytest.approx(1)
-    assert cols["arrow"]["x_end"] == [pytest.approx(0)] and cols["points"]["depth"][2] == pytest.approx(1)
-    cols = view3d_columns(c3, [0.0, 0.0, 1.0], 90, 0)
-    assert cols["arrow"]["x_end"] == [pytest.approx(1)]  # the arrow turns with the points
-    assert cols["axes"]["label"] == ["PC1", "PC2", "PC3"]
 
 
 # -- dragging a unit in the 2-D view --------------------------------------------------------------------------

@@ -275,7 +275,7 @@ def overlapping(boxes: list[list[float]]) -> list[tuple[int, int]]:
 
 def check_look(page, where: str, frame: str | None = None) -> None:
     """What a person at this size sees: every panel inside the frame, no hidden overflow, no overlapping labels,
-    DOM text >= 14 px and >= 4.5:1, canvas text >= 14 px (each chart notes its smallest)."""
+    DOM text >= 14 px and >= 4.5:1, canvas text >= 14 px (each chart notes its smallest), legend swatches >= 3:1."""
     import page_checks as pc
 
     pc.install(page)
@@ -290,6 +290,9 @@ def check_look(page, where: str, frame: str | None = None) -> None:
     sizes = page.evaluate("""() => window.__neChecks.deep('.ne-cx .ne-chart canvas').map(
       c => Number(c.closest('.ne-chart').dataset.minText))""")
     assert len(sizes) == 6 and min(sizes) >= 14, (where, sizes)
+    # Legend swatches stand out from the chart (WCAG non-text contrast): the colour or its edge >= 3:1.
+    swatches = pc.swatch_contrast(page, ".ne-cx")
+    assert len(swatches) >= 8 and [s for s in swatches if max(s["fill"], s["edge"]) < 3.0] == [], (where, swatches)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])

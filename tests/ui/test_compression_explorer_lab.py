@@ -160,7 +160,8 @@ def test_present_shows_the_explorer_full_tab_and_it_stays_live(lab_page, lab_ser
 
 
 @pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
-def test_look_in_a_notebook_at_1280x720_with_the_file_browser_open(lab_page, lab_server, theme):
+def test_look_in_a_notebook_with_the_file_browser_open(lab_page, lab_server, theme):
+    """At 1280x720 (a notebook of ~850 px beside the file browser) and 1920x1080."""
     page = lab_page.page
     page.set_viewport_size({"width": 1280, "height": 720})
     nb = _explorer(lab_page, lab_server, f"compression_look_{theme.split()[-1].lower()}.ipynb", "N=500, d=10, M=8")
@@ -172,12 +173,14 @@ def test_look_in_a_notebook_at_1280x720_with_the_file_browser_open(lab_page, lab
         out = nb.output(APP_CELL)
         out.locator(".ne-cx.ne-theme-dark" if dark else ".ne-cx.ne-theme-light").wait_for()
         out.locator("[data-chart='directions'][data-labels]").wait_for()
-        page.wait_for_timeout(500)
-        check_look(page, f"JupyterLab, {theme}, 1280x720", frame=".jp-OutputArea-output")
-        if SHOTS.parent.is_dir():  # the engineers' screenshot folder on this machine (outside the repository)
-            SHOTS.mkdir(exist_ok=True)
-            out.locator(".ne-cx").scroll_into_view_if_needed()
-            page.screenshot(path=str(SHOTS / f"lab-{'dark' if dark else 'light'}-1280x720.png"))
+        for width, height in ((1280, 720), (1920, 1080)):
+            page.set_viewport_size({"width": width, "height": height})
+            page.wait_for_timeout(800)  # the layout and the charts follow the new width
+            check_look(page, f"JupyterLab, {theme}, {width}x{height}", frame=".jp-OutputArea-output")
+            if SHOTS.parent.is_dir():  # the engineers' screenshot folder on this machine (outside the repository)
+                SHOTS.mkdir(exist_ok=True)
+                out.locator(".ne-cx").scroll_into_view_if_needed()
+                page.screenshot(path=str(SHOTS / f"lab-{'dark' if dark else 'light'}-{width}x{height}.png"))
         assert lab_page.external_requests() == []
     finally:
         if theme != "JupyterLab Light":
