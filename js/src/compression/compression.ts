@@ -405,7 +405,7 @@ export class CompressionPage {
     if (!s || !s.methods) {
       return;
     }
-    const hint = s.running ? 'computing the first point…' : 'press Loss vs M (M = 1..8)';
+    const hint = s.running ? 'computing…' : 'press Loss vs M';
     this.sweep.setData(s.methods, s.Ms, s.losses, hint);
     this.sweepProgress.max = Math.max(1, s.total);
     this.sweepProgress.value = s.done;
