@@ -325,6 +325,25 @@ def test_loss_against_m_fills_in_point_by_point_the_chosen_method_first():
         c.close()
 
 
+def test_a_new_target_stops_the_loss_against_m_of_the_old_one():
+    c = _controller(N=3000, d=20, M=2)
+    try:
+        c.request_sweep()
+        old = c.state["sweep"]["key"]
+        deadline = time.monotonic() + 60
+        while c.state["sweep"]["done"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        c.update(N=300)  # another target: its optimization first, and the old sweep is not resumed
+        assert c.wait(60)
+        assert c.state["sweep"]["key"] is None and not c.state["sweep"]["running"]
+        c.update(N=3000)  # back to the first target (its optimization runs first, then the sweep)...
+        c.request_sweep()
+        sweep = c.state["sweep"]
+        assert sweep["key"] == old and 0 < sweep["done"] < sweep["total"]  # ...which had stopped part-way
+    finally:
+        c.close()
+
+
 def test_export_is_confined_to_its_folder_and_never_overwrites(tmp_path):
     c = _controller(N=200, d=6, M=3, files_root=tmp_path)
     try:

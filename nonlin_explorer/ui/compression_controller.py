@@ -365,6 +365,17 @@ class CompressionController(Controller):
             self._publish_status()
             self.latency = time.perf_counter() - job.t0
 
+    def _sweep_wanted(self, p: ExplorerParams) -> bool:
+        """Whether the loss against M of ``p``'s target is still the one asked for (not replaced by new settings)."""
+        with self._lock:
+            return self.sweep_params is not None and self.sweep_params.target_key() == p.target_key() and \
+                self.params.target_key() == p.target_key()
+
+    def _pause_sweep(self, job: Job) -> None:
+        """A newer request preempted the sweep: resume it after that, unless its target is no longer shown."""
+        if self._sweep_wanted(job.params):
+            self.worker.requeue(job)
+
     def _run_sweep(self, job: Job) -> None:
         p = job.params
         target = self._target(p)
@@ -373,13 +384,13 @@ class CompressionController(Controller):
                 key = (p.target_key(), method, M)
                 if key in self._sweep_cache or not sweep_applicable(p, method, M):
                     continue
-                if self.worker.preempted("sweep"):  # an optimization first; the sweep resumes after it
-                    self.worker.requeue(job)
+                if self.worker.preempted("sweep") or not self._sweep_wanted(p):  # an optimization goes first
+                    self._pause_sweep(job)
                     return
                 result = run_method(target, p, M=M, method=method,
                                     callback=lambda _progress: self.worker.preempted("sweep"))
                 if self.worker.preempted("sweep"):  # stopped part-way: not a point
-                    self.worker.requeue(job)
+                    self._pause_sweep(job)
                     return
                 with self._lock:
                     self._sweep_cache[key] = result.relative_loss
