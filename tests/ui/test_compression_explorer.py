@@ -218,6 +218,31 @@ def test_export_writes_netcdf_next_to_its_button_and_never_overwrites(explorer, 
     assert explorer.external_requests() == []
 
 
+def test_every_chart_exports_png_at_twice_its_size_svg_and_csv(explorer):
+    import re
+
+    from test_dashboard import _check_figure_png, _download
+
+    explorer.wait(_done, "the first result")
+    page = explorer.page
+    names = [c.get_attribute("data-chart") for c in page.locator(".ne-cx .ne-chart canvas").all()
+             for c in [c.locator("xpath=ancestor::figure[1]")]]
+    assert names == ["gram", "ideal", "directions", "view3d", "convergence", "sweep"]
+    for name in names:
+        chart = explorer.chart(name)
+        chart.scroll_into_view_if_needed()
+        title = chart.locator("h3").inner_text()
+        save = {kind: chart.get_by_role("button", name=f"{title}: save {kind}") for kind in ("PNG", "SVG", "CSV")}
+        png = _download(page, save["PNG"].click)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", name
+        _check_figure_png(png, chart, name)
+        svg = _download(page, save["SVG"].click).decode()
+        sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]
+        assert svg.startswith("<svg") and sizes and min(sizes) >= 14, (name, sorted(set(sizes)))
+        header, *rows = _download(page, save["CSV"].click).decode().strip().splitlines()
+        assert "," in header and (rows or name == "sweep"), name  # no loss against M before it is asked for
+
+
 def test_the_url_carries_the_settings_never_the_token(browser, explorer_server):
     e = ExplorerPage(browser, explorer_server, query="M=4&d=6&seed=2")
     try:

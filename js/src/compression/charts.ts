@@ -57,6 +57,9 @@ export class GramChart extends Chart {
     if (this.titleEl.textContent !== title) {
       this.titleEl.textContent = title;
       this.canvas.setAttribute('aria-label', title);
+      this.toolbar.setAttribute('aria-label', `${title}: export`);
+      this.toolbar.querySelectorAll('button').forEach(b => b.setAttribute('aria-label',
+        `${title}: save ${b.textContent ?? ''}`));
     }
   }
 
