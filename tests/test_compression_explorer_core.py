@@ -19,7 +19,6 @@ from nonlin_explorer.ui.compression_core import (
     drag_unit,
     etf_gram,
     evaluate_weights,
-    gram_columns,
     ideal_gram,
     loss_vs_m_dataset,
     make_target,
@@ -29,12 +28,9 @@ from nonlin_explorer.ui.compression_core import (
     result_dataset,
     rotation_3d,
     run_method,
-    simplex_edges,
-    summary_markdown,
     summary_rows,
     sweep_applicable,
     validate_params,
-    view3d_columns,
 )
 
 
@@ -83,14 +79,9 @@ def test_non_closed_form_activation_allowed_with_other_methods():
     assert not sweep_applicable(validate_params({"d": 3}), "etf", 5)
 
 
-def test_etf_gram_and_columns():
+def test_etf_gram():
     G = etf_gram(4)
     assert np.allclose(np.diag(G), 1) and np.allclose(G[~np.eye(4, dtype=bool)], -1 / 3)
-    cols = gram_columns(G)
-    assert len(cols["x"]) == 16
-    # row 0 is drawn at the top: y = M - 1; the value at (x=2, y=3) is G[0, 2]
-    k = next(i for i in range(16) if cols["x"][i] == 2 and cols["y"][i] == 3)
-    assert cols["value"][k] == pytest.approx(G[0, 2])
 
 
 def test_pca_projection_of_a_planar_simplex():
@@ -147,7 +138,8 @@ def test_result_dataset_round_trips_netcdf(small, tmp_path):
 
     assert unlabelled(back) == [] and undocumented(back) == []  # long_name and units everywhere, each in the docs
     assert back.attrs["seed"] == p.seed and not isinstance(back.attrs["N"], str)
-    assert "exact" in summary_markdown(res) and "relative loss" in summary_markdown(res)
+    rows = dict(summary_rows(res))
+    assert rows["method"] == "exact" and rows["relative loss"] == f"{res.relative_loss:.6g}"
 
 
 def test_loss_vs_m_dataset(tmp_path):
@@ -189,18 +181,6 @@ def test_rotation_and_orthographic_projection():
     assert np.allclose(xy[:, 0], P[:, 0]) and np.allclose(np.abs(xy[:, 1]), np.abs(P[:, 2]))
     xy, depth = orthographic(P, 37, -21)
     assert np.allclose((xy ** 2).sum(1) + depth ** 2, (P ** 2).sum(1))  # lengths are kept
-
-
-def test_view3d_columns_draw_every_simplex_edge():
-    c3 = np.eye(4)[:, :3]
-    cols = view3d_columns(c3, [0.0, 0.0, 1.0], 0, 0)
-    assert simplex_edges(4) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
-    assert len(cols["edges"]["x0"]) == 6 and cols["points"]["unit"] == ["0", "1", "2", "3"]
-    assert cols["edges"]["x0"][0] == pytest.approx(1) and cols["edges"]["y1"][0] == pytest.approx(1)
-    assert cols["arrow"]["x_end"] == [pytest.approx(0)] and cols["points"]["depth"][2] == pytest.approx(1)
-    cols = view3d_columns(c3, [0.0, 0.0, 1.0], 90, 0)
-    assert cols["arrow"]["x_end"] == [pytest.approx(1)]  # the arrow turns with the points
-    assert cols["axes"]["label"] == ["PC1", "PC2", "PC3"]
 
 
 # -- dragging a unit in the 2-D view --------------------------------------------------------------------------
@@ -246,26 +226,159 @@ def test_evaluate_weights_and_warm_start(small):
         run_method(make_target(tanh), tanh, V0=moved)
 
 
-def test_a_result_the_views_cannot_show_gives_a_message_not_a_silent_spinner(capsys):
-    pytest.importorskip("panel")
-    from nonlin_explorer.ui.compression_explorer import CompressionExplorer
+def _controller(**settings):
+    from nonlin_explorer.ui.compression_controller import CompressionController
 
-    ex = CompressionExplorer(N=50, d=5, M=3)
+    c = CompressionController(**settings)
+    assert c.wait(), "the first optimization finishes"
+    return c
+
+
+def test_the_controller_shows_its_first_result_with_every_view_sized_by_m():
+    c = _controller(N=200, d=6, M=4)
     try:
-        while ex.applied_gen < ex.requested_gen:  # the first, real result
-            ex.flush()
-            time.sleep(0.01)
-        gen = ex.optimize()
-        while ex._worker.busy or ex._worker.opt_pending():
-            time.sleep(0.01)
-        ex.flush()  # the second real result, shown
-        good = ex.result
-        ex._post("result", gen, ex.params_valid, None, 0.0, None, 0.0)  # a result without weights
-        assert ex.flush()
-        assert ex.state == "error" and ex.message.visible and "could not show the result" in ex.message.object
-        assert ex.applied_gen == gen and ex.result is good  # the last good result stays on screen
+        shown = c.state["shown"]
+        assert c.state["status"]["state"] == "done" and c.applied_gen == c.requested_gen == 1
+        assert len(shown["gram"]) == 4 and all(len(row) == 4 for row in shown["gram"])
+        assert len(shown["pca"]["x"]) == 4 and len(shown["coords3"]) == 4
+        assert shown["ideal"]["name"] == c.result.shape.name and shown["ideal"]["title"] == ideal_gram(c.result)[0]
+        assert dict(shown["rows"])["method"] == "exact"
+        curve = c.state["convergence"]
+        assert curve["gen"] == 1 and len(curve["iteration"]) == len(curve["relative_loss"]) > 1
+        assert curve["relative_loss"][-1] == pytest.approx(c.result.relative_loss, rel=1e-6)
+        c.update(M=6)
+        assert c.wait()
+        assert len(c.state["shown"]["gram"]) == 6 and len(c.state["shown"]["coords3"]) == 6
     finally:
-        ex.close()
+        c.close()
+
+
+@pytest.mark.parametrize("change, message", [({"M": 500}, "M must be smaller than N"), ({"M": "many"}, "M"),
+                                             ({"d": 0}, "d"), ({"activation": "tanh"}, "tanh has no exact")])
+def test_a_refused_setting_answers_one_line_and_keeps_the_last_valid_state(change, message):
+    c = _controller(N=200, d=6, M=3)
+    try:
+        before_params, before_result, gen = c.state["params"], c.state["shown"], c.requested_gen
+        c.receive({"type": "set", "values": change, "id": "r1"})
+        (error,) = [m for m in c.state.take_messages() if m.get("id") == "r1"]
+        assert error["type"] == "error" and message in error["message"] and "\n" not in error["message"]
+        assert "keeping the last valid settings" in error["message"]
+        assert c.state["params"] == before_params and c.state["shown"] == before_result
+        assert c.requested_gen == gen  # nothing was started
+    finally:
+        c.close()
+
+
+def test_a_newer_request_cancels_the_running_optimization_and_its_result_is_dropped():
+    c = _controller(N=2000, d=20, M=4)
+    try:
+        c.update(M=8)  # a long optimization...
+        time.sleep(0.05)
+        c.update(M=3)  # ...replaced before it ends
+        assert c.wait()
+        assert c.result.M == 3 and c.applied_gen == c.requested_gen == 3
+        assert len(c.state["shown"]["gram"]) == 3 and c.state["convergence"]["gen"] == 3
+    finally:
+        c.close()
+
+
+def test_dragging_a_unit_recomputes_the_exact_loss_and_reoptimize_starts_from_there():
+    c = _controller(N=300, d=6, M=4)
+    try:
+        best = c.result.loss
+        x, y = c.state["shown"]["pca"]["x"][0], c.state["shown"]["pca"]["y"][0]
+        c.receive({"type": "drag", "unit": 0, "x": -x, "y": -y, "id": "d1"})
+        assert {"type": "ack", "id": "d1"} in c.state.take_messages()
+        assert c.dragged and c.result.method == "dragged" and c.result.loss > best
+        shown = c.state["shown"]
+        assert shown["dragged"] and shown["pca"]["x"][0] == pytest.approx(-x, abs=1e-6)
+        assert shown["loss"] == pytest.approx(c.result.loss)
+        c.receive({"type": "drag", "unit": 9, "x": 0.1, "y": 0.1, "id": "d2"})
+        (error,) = [m for m in c.state.take_messages() if m.get("id") == "d2"]
+        assert error["type"] == "error" and "no unit 9" in error["message"] and c.result.method == "dragged"
+        c.reoptimize()
+        assert c.wait()
+        assert not c.dragged and c.result.info["restarts"] == 1  # a warm start: one run from the dragged weights
+        assert c.result.loss == pytest.approx(best, rel=1e-3)
+    finally:
+        c.close()
+
+
+def test_loss_against_m_fills_in_point_by_point_the_chosen_method_first():
+    from nonlin_explorer.ui.compression_controller import sweep_order
+
+    assert sweep_order("meanfield")[0] == "meanfield" and set(sweep_order("sgd")) == set(sweep_order("exact"))
+    c = _controller(N=200, d=6, M=3)
+    seen = []
+    c.state.on_change(lambda: seen.append(c.state.get("sweep", {}).get("done", 0)))
+    try:
+        c.request_sweep()
+        assert c.wait()
+        sweep = c.state["sweep"]
+        assert sweep["done"] == sweep["total"] > 8 and not sweep["running"]
+        assert sorted(int(M) for M in sweep["losses"]["exact"]) == list(range(1, 9))
+        assert len(set(seen)) > 8  # published point by point, not at the end
+        exact = sweep["losses"]["exact"]
+        assert exact["3"] == pytest.approx(c.result.relative_loss, rel=1e-3)
+        assert exact["8"] < exact["1"]
+    finally:
+        c.close()
+
+
+def test_a_new_target_stops_the_loss_against_m_of_the_old_one():
+    c = _controller(N=3000, d=20, M=2)
+    try:
+        c.request_sweep()
+        old = c.state["sweep"]["key"]
+        deadline = time.monotonic() + 60
+        while c.state["sweep"]["done"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        c.update(N=300)  # another target: its optimization first, and the old sweep is not resumed
+        assert c.wait(60)
+        assert c.state["sweep"]["key"] is None and not c.state["sweep"]["running"]
+        c.update(N=3000)  # back to the first target (its optimization runs first, then the sweep)...
+        c.request_sweep()
+        sweep = c.state["sweep"]
+        assert sweep["key"] == old and 0 < sweep["done"] < sweep["total"]  # ...which had stopped part-way
+    finally:
+        c.close()
+
+
+def test_export_is_confined_to_its_folder_and_never_overwrites(tmp_path):
+    c = _controller(N=200, d=6, M=3, files_root=tmp_path)
+    try:
+        c.receive({"type": "export", "path": "a.nc", "what": "result", "id": "e1"})
+        c.receive({"type": "export", "path": "a.nc", "what": "result", "id": "e2"})
+        c.receive({"type": "export", "path": "../outside.nc", "id": "e3"})
+        c.receive({"type": "export", "path": "b.nc", "what": "loss_vs_m", "id": "e4"})
+        answers = {m["id"]: m for m in c.state.take_messages() if m.get("id", "").startswith("e")
+                   and m["type"] != "ack"}
+        assert answers["e1"]["text"] == "wrote a.nc" and answers["e2"]["text"] == "wrote a-1.nc (a.nc exists)"
+        assert answers["e3"]["type"] == "error" and not (tmp_path.parent / "outside.nc").exists()
+        assert answers["e4"]["type"] == "error" and "Loss vs M" in answers["e4"]["message"]
+        ds = read_netcdf(tmp_path / "a.nc")
+        assert ds.attrs["method"] == "exact" and ds.sizes["unit"] == 3
+        assert float(ds["loss"]) == pytest.approx(c.result.loss)
+    finally:
+        c.close()
+
+
+def test_the_widget_keeps_the_notebook_api_and_imports_no_panel_or_bokeh():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from nonlin_explorer.ui.compression_explorer import CompressionExplorer\n"
+            "e = CompressionExplorer(N=200, d=6, M=4)\n"
+            "e.wait()\n"
+            "e.update(M=5)\n"
+            "e.wait()\n"
+            "s = e.status_dict()\n"
+            "print(s['M'], s['gram_size'], e.applied_gen == e.requested_gen, e.result.M, len(e.shown['gram']),\n"
+            "      any(m.split('.')[0] in ('panel', 'bokeh') for m in sys.modules))\n"
+            "e.close()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0 and out.stdout.split() == ["5", "5", "True", "5", "5", "False"], out.stderr[-800:]
 
 
 def test_a_script_that_builds_the_explorer_and_ends_exits_cleanly():

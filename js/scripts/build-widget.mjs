@@ -14,7 +14,9 @@ await build({
     { in: join(root, 'src', 'dashboard', 'dashboard.ts'), out: 'dashboard' },
     { in: join(root, 'style', 'dashboard.css'), out: 'dashboard' },
     { in: join(root, 'src', 'advantage', 'advantage.ts'), out: 'advantage' },
-    { in: join(root, 'style', 'advantage.css'), out: 'advantage' }
+    { in: join(root, 'style', 'advantage.css'), out: 'advantage' },
+    { in: join(root, 'src', 'compression', 'compression.ts'), out: 'compression' },
+    { in: join(root, 'style', 'compression.css'), out: 'compression' }
   ],
   outdir: join(root, '..', 'nonlin_explorer', 'static'),
   bundle: true,

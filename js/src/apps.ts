@@ -1,7 +1,7 @@
 /**
  * The apps in the launcher: a new notebook in the current folder, pre-filled with the cell that shows the app,
  * opened and run (so the app renders at once; the notebook stays for the user to edit). The training dashboard is
- * an anywidget (nothing to load first); the compression explorer is a Panel app.
+ * and the compression explorer are anywidgets (nothing to load first).
  */
 
 import type { JupyterFrontEnd } from '@jupyterlab/application';
@@ -25,9 +25,9 @@ export const PANEL_APPS: readonly PanelApp[] = [
   {
     name: 'compression-explorer',
     title: 'Compression explorer',
-    caption: 'A new notebook in the current folder that shows the compression explorer (Panel app)',
+    caption: 'A new notebook in the current folder that shows the compression explorer',
     className: 'CompressionExplorer',
-    panel: true
+    panel: false
   },
   {
     name: 'training-dashboard',

@@ -3,11 +3,12 @@
 - :class:`NetworkView` (anywidget; front end in ``js/src``, bundled into ``static/``): every unit of a model
   or of a running :class:`~nonlin_explorer.TrainingSession`, coloured by its slope; click to cycle
   free / forced linear / forced nonlinear.
-- :class:`TrainingDashboard` (Panel + Bokeh): steer a training run live, with streamed plots.
-- :class:`CompressionExplorer` (Panel + Bokeh): compress two-layer networks interactively onto ETF weights.
+- :class:`TrainingDashboard` (anywidget): steer a training run live, with curves drawn on canvases.
+- :class:`CompressionExplorer` (anywidget): compress two-layer networks interactively and see their shape.
 - :class:`AdvantageView` (anywidget): early vs late linearization, a stored result set with new runs on top.
 
-The Panel apps load lazily, so ``from nonlin_explorer.ui import NetworkView`` does not import Panel.
+The apps load lazily, so ``from nonlin_explorer.ui import NetworkView`` imports only the network view; none of
+them imports Panel or Bokeh (``nonlin-explorer serve`` hosts the same pages through Panel).
 """
 
 from nonlin_explorer.ui.layout import network_layout

@@ -1,5 +1,5 @@
-"""The compression explorer's logic without Panel or Bokeh: input validation, running a method, the views'
-data (ETF Gram, PCA projection) and the result -> ``xr.Dataset`` conversion for export.
+"""The compression explorer's logic without a UI library: input validation, running a method, the views'
+data (ideal Gram, PCA projection, the 3-D camera, a dragged unit) and the result -> ``xr.Dataset`` conversion.
 
 Everything here is plain Python/torch/numpy and is tested without a browser
 (``tests/test_compression_explorer_core.py``).
@@ -189,24 +189,6 @@ def ideal_gram(result: CompressionResult) -> tuple[str, np.ndarray | None]:
     return "No ideal shape near these directions", None
 
 
-#: Cosine tables print their values up to this many units; beyond, the cells are too small (hover shows them).
-GRAM_LABELS_MAX_M = 8
-
-
-def gram_columns(G) -> dict[str, list]:
-    """A Gram matrix as heatmap columns (row-major): x = column, y = row (row 0 at the top), value, label (empty
-    beyond :data:`GRAM_LABELS_MAX_M` units), tip (always the value) and text_color (white on the dark ends of
-    the diverging palette, near-black between: readable on every cell)."""
-    G = np.asarray(G, dtype=float)
-    M = G.shape[0]
-    xs, ys = np.meshgrid(np.arange(M), np.arange(M))
-    vals = G.ravel()
-    tips = [f"{v:.2f}" for v in vals]
-    return {"x": xs.ravel().tolist(), "y": (M - 1 - ys).ravel().tolist(), "value": vals.tolist(),
-            "label": tips if M <= GRAM_LABELS_MAX_M else [""] * len(tips), "tip": tips,
-            "text_color": ["#ffffff" if abs(v) > 0.55 else "#111111" for v in vals]}
-
-
 def _as_np(x) -> np.ndarray:
     return np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=float)
 
@@ -278,32 +260,6 @@ def orthographic(points, azimuth: float, elevation: float) -> tuple[np.ndarray, 
     coordinates (n, 2) and depth (n,), larger = nearer the viewer (:func:`rotation_3d`)."""
     P = np.asarray(points, dtype=float).reshape(-1, 3) @ rotation_3d(azimuth, elevation).T
     return P[:, :2], P[:, 2]
-
-
-def simplex_edges(M: int) -> list[tuple[int, int]]:
-    """The edges of the simplex on M vertices: every pair (i < j)."""
-    return [(i, j) for i in range(M) for j in range(i + 1, M)]
-
-
-def view3d_columns(coords3, arrow3, azimuth: float, elevation: float) -> dict[str, dict[str, list]]:
-    """What the 3-D view draws, projected: ``points`` (x, y, depth, unit), the simplex ``edges`` (x0, y0, x1,
-    y1), the ``arrow`` (x_start, y_start, x_end, y_end) and the three PC ``axes`` as unit segments from the
-    origin (x0, y0, x1, y1, label)."""
-    coords3 = np.asarray(coords3, dtype=float).reshape(-1, 3)
-    M = coords3.shape[0]
-    xy, depth = orthographic(coords3, azimuth, elevation)
-    edges = simplex_edges(M)
-    (ax, ay), = orthographic(np.asarray(arrow3, dtype=float), azimuth, elevation)[0]
-    frame, _ = orthographic(np.eye(3), azimuth, elevation)
-    return {
-        "points": {"x": xy[:, 0].tolist(), "y": xy[:, 1].tolist(), "depth": depth.tolist(),
-                   "unit": [str(j) for j in range(M)]},
-        "edges": {"x0": [float(xy[i, 0]) for i, _ in edges], "y0": [float(xy[i, 1]) for i, _ in edges],
-                  "x1": [float(xy[j, 0]) for _, j in edges], "y1": [float(xy[j, 1]) for _, j in edges]},
-        "arrow": {"x_start": [0.0], "y_start": [0.0], "x_end": [float(ax)], "y_end": [float(ay)]},
-        "axes": {"x0": [0.0] * 3, "y0": [0.0] * 3, "x1": frame[:, 0].tolist(), "y1": frame[:, 1].tolist(),
-                 "label": ["PC1", "PC2", "PC3"]},
-    }
 
 
 def drag_unit(V, axes, index: int, xy) -> np.ndarray:
@@ -402,14 +358,6 @@ def shape_rows(result: CompressionResult) -> list[tuple[str, str]]:
         rows.append(("tilt (degrees)", f"{s.tilt_degrees:.1f}"))
         rows.append(("significant above", f"{s.tilt_threshold:.1f}"))
     return rows
-
-
-def summary_markdown(result: CompressionResult | None, wall_time: float | None = None) -> str:
-    if result is None:
-        return "*no result yet*"
-    lines = ["| quantity | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in summary_rows(result, wall_time)]
-    return "\n".join(lines)
 
 
 def loss_vs_m_dataset(p: ExplorerParams, losses: dict[str, dict[int, float]]) -> xr.Dataset:

@@ -165,18 +165,19 @@ def make_replay_app(path, theme: str = "light", rate: float = 10.0, speed: float
 def make_compression_app(initial: dict, theme: str = "light", rate: float = 10.0, files_root=None):
     """Like :func:`make_app`, for the compression explorer (``initial``: its settings)."""
 
+    from nonlin_explorer.ui.compression_controller import CompressionController
     from nonlin_explorer.ui.compression_core import validate_params
-    from nonlin_explorer.ui.compression_explorer import CompressionExplorer
+    from nonlin_explorer.ui.compression_panel import CompressionExplorerPane
 
     validate_params(initial)  # bad --config: an error before serving
 
     def app():
         settings, problem = _with_url_settings(initial, EXPLORER_KEYS, _checked_explorer_settings)
-        explorer = CompressionExplorer(rate=rate, theme=theme, files_root=files_root, **settings)
+        controller = CompressionController(rate=rate, theme=theme, files_root=files_root, **settings)
         if problem:
-            explorer.show_message(problem, "warning")
-        _follow_in_url(lambda: explorer.params_valid.to_dict(), EXPLORER_KEYS)
-        return _serve_view(explorer)
+            controller.notify(problem, "warning")
+        _follow_in_url(lambda: controller.params.to_dict(), EXPLORER_KEYS)
+        return _serve_view(CompressionExplorerPane(controller))
 
     return app
 

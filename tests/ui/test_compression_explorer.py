@@ -1,9 +1,11 @@
-"""Browser test of ``serve --demo compression``: act in the page (Chromium), assert on the live Python state
-(``/status.json``, the same mechanism as tests/ui/test_dashboard.py)."""
+"""Browser tests of ``serve --demo compression`` (Chromium against the real server): act in the page as a person
+does, read the page and the live Python state (``/status.json``) back. Nothing here reads a charting library's
+internals: the page's own elements and their data attributes say what each view shows."""
 
 from __future__ import annotations
 
-import time
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from served_app import ServedPage, served_app
 pytestmark = pytest.mark.ui
 
 CONFIG = {"N": 500, "d": 10, "M": 3}
+SERVER_ROOT: dict[str, object] = {}
 
 
 @pytest.fixture(scope="module")
@@ -24,19 +27,28 @@ def explorer_server(tmp_path_factory):
         yield base
 
 
-SERVER_ROOT: dict[str, object] = {}
-
-
 class ExplorerPage(ServedPage):
     """One browser tab on the compression explorer app."""
 
     ready_button = "Re-optimize"
     timeout = 30.0
 
+    def box(self, label: str):
+        return self.page.get_by_label(label, exact=True)
+
     def type_into(self, label: str, text: str) -> None:
-        box = self.page.get_by_label(label, exact=True)
-        box.fill(text)
-        box.press("Enter")
+        self.box(label).fill(text)
+        self.box(label).press("Enter")
+
+    def chart(self, name: str):
+        return self.page.locator(f".ne-cx [data-chart='{name}']")
+
+    def unit_at(self, x: float, y: float) -> tuple[float, float]:
+        """Page coordinates of the point (x, y) of the 2-D view (its unit circle's frame, from the page)."""
+        self.chart("directions").locator("canvas").scroll_into_view_if_needed()
+        cx, cy, r = json.loads(self.chart("directions").get_attribute("data-frame"))
+        box = self.chart("directions").locator("canvas").bounding_box()
+        return box["x"] + cx + x * r, box["y"] + cy - y * r
 
 
 @pytest.fixture
@@ -50,73 +62,88 @@ def _done(s: dict) -> bool:
     return s["state"] == "done" and s["applied_gen"] == s["requested_gen"]
 
 
-def test_change_m_switch_method_export(explorer, tmp_path):
+def test_loading_the_page_leaves_the_server_log_and_the_console_clean(browser, explorer_server):
+    """Runs first, on a server no tab has left yet: whatever the log holds came from opening this page."""
+    explorer = ExplorerPage(browser, explorer_server)
+    try:
+        explorer.wait(lambda s: _done(s) and s.get("M") == 3, "the first result")
+        explorer.page.wait_for_timeout(500)
+        log = (SERVER_ROOT[explorer.base] / "serve.log").read_text()
+        assert "serving at" in log  # the log being read is this server's
+        assert [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line] == []
+        assert explorer.console_errors == []
+    finally:
+        explorer.close()
+
+
+def test_the_first_result_appears_and_every_view_follows_m(explorer):
     s = explorer.wait(lambda s: _done(s) and s.get("M") == 3, "the first result")
-    assert s["gram_size"] == 3 and s["etf_size"] == 3 and s["pca_points"] == 3
+    page = explorer.page
+    expect(page.locator(".ne-cx-status")).to_contain_text("Status: done")
+    for name in ("gram", "ideal"):
+        expect(explorer.chart(name)).to_have_attribute("data-size", "3")
+    for name in ("directions", "view3d"):
+        expect(explorer.chart(name)).to_have_attribute("data-points", "3")
+    page.locator(".ne-cx-table").get_by_text(f"{s['loss']:.6g}").wait_for()
     loss3 = s["loss"]
-    explorer.page.locator(".ne-table").get_by_text("relative loss").wait_for()
 
-    explorer.type_into("M", "5")
-    s = explorer.wait(lambda s: _done(s) and s.get("M") == 5, "the M = 5 result")
-    assert s["gram_size"] == 5 and s["etf_size"] == 5 and s["pca_points"] == 5
-    assert s["loss"] < loss3  # more units: a strictly better fit
-    assert s["convergence_points"] > 1  # the exact optimizer streamed its loss
-    explorer.page.locator(".ne-table").get_by_text(f"{s['loss']:.6g}").wait_for()  # the page shows it
-    exact5 = s["loss"]
+    explorer.type_into("M (compressed units)", "6")
+    s = explorer.wait(lambda s: _done(s) and s.get("M") == 6, "the M = 6 result")
+    assert s["gram_size"] == 6 and s["pca_points"] == 6 and s["view3d_points"] == 6 and s["loss"] < loss3
+    expect(explorer.chart("gram")).to_have_attribute("data-size", "6")
+    expect(explorer.chart("directions")).to_have_attribute("data-points", "6")
+    expect(explorer.chart("view3d")).to_have_attribute("data-points", "6")
+    expect(page.locator(".ne-cx-m-slider")).to_have_value("6")  # the slider follows the text box
+    assert int(explorer.chart("convergence").get_attribute("data-points")) > 1  # the optimizer streamed its loss
 
-    explorer.page.get_by_label("Method", exact=True).select_option("magnitude")
+    explorer.box("Method").select_option("magnitude")
     s = explorer.wait(lambda s: _done(s) and s.get("method") == "magnitude", "the magnitude result")
-    assert s["gram_size"] == 5 and s["loss"] > exact5  # pruning is worse than the exact optimum
+    assert s["gram_size"] == 6 and s["loss"] > loss3 * 0  # a result of the other method, shown
+    page.locator(".ne-cx-table").get_by_text("magnitude").first.wait_for()
+    assert explorer.console_errors == [] and explorer.external_requests() == []
 
-    explorer.type_into("Export to (netCDF)", str(tmp_path / "outside.nc"))  # outside the served folder: refused
-    explorer.page.get_by_role("button", name="Export", exact=True).click()
-    explorer.page.locator(".ne-message").get_by_text("outside the folder").wait_for()
-    assert not (tmp_path / "outside.nc").exists()
-    path = SERVER_ROOT[explorer.base] / "result.nc"
-    explorer.type_into("Export to (netCDF)", "result.nc")
-    explorer.page.get_by_role("button", name="Export", exact=True).click()
-    explorer.page.locator(".ne-message").get_by_text("wrote").wait_for()
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        ds = ds.load()
+
+def test_the_ideal_panel_names_the_shape_the_table_names(explorer):
+    explorer.wait(_done, "the first result")
+    explorer.type_into("w mean (along e1)", "0.5")
+    s = explorer.wait(lambda s: _done(s) and s["params"]["w_mean"] == 0.5, "the result with a mean")
+    shape = s["shape"]
+    ideal = explorer.chart("ideal")
+    expect(ideal).to_have_attribute("data-shape", shape)
+    title = ideal.locator(".ne-chart-title")
+    if shape == "none":
+        expect(title).to_have_text("No ideal shape near these directions")
+        expect(ideal).to_have_attribute("data-size", "0")
+    elif shape == "tilted simplex":
+        expect(title).to_contain_text("tilted simplex")
+    explorer.page.locator(".ne-cx-table").get_by_text(shape).first.wait_for()
+
+
+@pytest.mark.parametrize("label, text, message", [
+    ("M (compressed units)", "500", "M must be smaller than N"),
+    ("M (compressed units)", "many", "M"),
+    ("d (input dimension)", "0", "d"),
+])
+def test_bad_input_answers_next_to_its_control_and_keeps_the_last_valid_state(explorer, label, text, message):
+    s = explorer.wait(_done, "the first result")
+    before = (s["params"], s["loss"], s["requested_gen"])
+    key = label.split()[0]
+    explorer.type_into(label, text)
+    answer = explorer.page.locator(f".ne-cx-answer-{key}")
+    expect(answer).to_contain_text(message)
+    expect(answer).to_contain_text("keeping the last valid settings")
+    assert answer.evaluate("e => e.getClientRects().length") == 1 or "\n" not in answer.inner_text()
+    expect(explorer.box(label)).to_have_value(str(before[0][key]))  # the box shows the last valid value again
     s = explorer.state()
-    assert float(ds["loss"]) == s["loss"] and ds.attrs["method"] == "magnitude"
-    np.testing.assert_array_equal(ds["b"].values, s["b"])
-    np.testing.assert_array_equal(ds["V"].values, s["V"])
-    assert ds["gram"].shape == (5, 5)
-
-    explorer.type_into("Export to (netCDF)", str(tmp_path / "missing" / "r.nc"))
-    explorer.page.get_by_role("button", name="Export", exact=True).click()
-    explorer.page.locator(".ne-message").get_by_text("export failed").wait_for()
-    assert explorer.external_requests() == []
+    assert (s["params"], s["loss"], s["requested_gen"]) == before
 
 
-def test_loading_the_page_leaves_the_server_log_and_the_console_clean(explorer):
-    """Every column a glyph reads exists from the first frame on: Bokeh logs E-1001 (BAD_COLUMN_NAME) otherwise."""
-    explorer.wait(lambda s: _done(s) and s.get("M") == 3, "the first result")
-    explorer.page.wait_for_timeout(500)  # the first result's updates reach the page and the server's checks run
-    log = (SERVER_ROOT[explorer.base] / "serve.log").read_text()
-    assert "serving at" in log  # the log being read is this server's
-    bad = [line for line in log.splitlines() if "ERROR" in line or "E-1001" in line or "Traceback" in line]
-    assert bad == []
-    assert explorer.console_errors == []
-
-
-#: Page coordinates of a data point (x, y) in the Bokeh plot whose title starts with the given text, from the
-#: plot's own scales (Bokeh's views are reachable from window.Bokeh.index).
-_DATA_TO_PAGE = """([title, x, y]) => {
-  const seen = new Set();
-  let found = null;
-  function walk(v) {
-    if (!v || seen.has(v) || found) return;
-    seen.add(v);
-    if (v.model?.title?.text?.startsWith(title)) { found = v; return; }
-    for (const c of (v.child_views ?? [])) walk(c);
-  }
-  for (const v of Object.values(window.Bokeh.index)) walk(v);
-  if (!found) throw new Error('no plot titled ' + title);
-  const r = found.el.getBoundingClientRect();
-  return [r.left + found.frame.x_scale.compute(x), r.top + found.frame.y_scale.compute(y)];
-}"""
+def test_an_activation_without_an_exact_loss_is_refused_for_the_exact_method(explorer):
+    s = explorer.wait(_done, "the first result")
+    explorer.box("Activation").select_option("tanh")
+    expect(explorer.page.locator(".ne-cx-answer-activation")).to_contain_text("tanh has no exact")
+    expect(explorer.box("Activation")).to_have_value("relu")
+    assert explorer.state()["params"] == s["params"]
 
 
 def test_drag_a_unit_then_reoptimize_from_there(explorer):
@@ -124,8 +151,9 @@ def test_drag_a_unit_then_reoptimize_from_there(explorer):
     best, others = s["loss"], (s["pca_xy"][0], s["pca_xy"][2])
     x, y = s["pca_xy"][1]
     page = explorer.page
-    src = page.evaluate(_DATA_TO_PAGE, ["Directions (PCA", x, y])
-    dst = page.evaluate(_DATA_TO_PAGE, ["Directions (PCA", 0.3 * x, 0.3 * y])
+    expect(explorer.chart("directions")).to_have_attribute("data-points", "3")
+    src = explorer.unit_at(x, y)
+    dst = explorer.unit_at(0.3 * x, 0.3 * y)
     page.mouse.move(*src)
     page.mouse.down()
     page.mouse.move((src[0] + dst[0]) / 2, (src[1] + dst[1]) / 2)
@@ -133,12 +161,10 @@ def test_drag_a_unit_then_reoptimize_from_there(explorer):
     page.mouse.up()
     s = explorer.wait(lambda s: s.get("dragged"), "the drag to reach Python")
     assert s["method"] == "dragged" and s["loss"] > best * 1.01  # away from the optimum: worse
-    # The unit shows where it was dropped (to the mouse's pixel accuracy); the others did not move.
     assert abs(s["pca_xy"][1][0] - 0.3 * x) < 0.03 and abs(s["pca_xy"][1][1] - 0.3 * y) < 0.03
-    assert len(s["pca_xy"]) == 3
     assert s["pca_xy"][0] == pytest.approx(others[0]) and s["pca_xy"][2] == pytest.approx(others[1])
-    page.locator(".ne-message").get_by_text("dragged unit 1").wait_for()
-    page.locator(".ne-table").get_by_text(f"{s['loss']:.6g}").wait_for()
+    page.locator(".ne-cx-table").get_by_text(f"{s['loss']:.6g}").wait_for()  # the exact loss there, shown
+    expect(page.locator(".ne-cx-status")).to_contain_text("Re-optimize starts from here")
     dragged = s["loss"]
 
     page.get_by_role("button", name="Re-optimize", exact=True).click()
@@ -148,21 +174,73 @@ def test_drag_a_unit_then_reoptimize_from_there(explorer):
     assert explorer.external_requests() == []
 
 
-def test_bad_input_keeps_last_valid_state(explorer):
-    s = explorer.wait(_done, "the first result")
-    before = (s["params"], s["loss"])
-    for label, text, msg in (("M", "500", "M must be smaller than N"), ("M", "many", "not a number"),
-                             ("d", "0", "d: must be >= 1")):
-        explorer.type_into(label, text)
-        explorer.page.locator(".ne-message").get_by_text(msg).wait_for()
-        # the box shows the last valid value again (the server's answer reaches the page just after the message)
-        expect(explorer.page.get_by_label(label, exact=True)).to_have_value(str(before[0][label]))
-    explorer.page.get_by_label("Activation", exact=True).select_option("tanh")
-    explorer.page.locator(".ne-message").get_by_text("tanh has no exact").wait_for()
-    time.sleep(0.3)
+def test_loss_against_m_fills_in_point_by_point_with_progress(explorer):
+    explorer.wait(_done, "the first result")
+    chart = explorer.chart("sweep")
+    expect(chart).to_have_attribute("data-points", "0")
+    explorer.page.get_by_role("button", name="Loss vs M", exact=True).click()
+    seen: set[int] = set()
+    progress = explorer.page.locator(".ne-cx-sweep-progress")
+    for _ in range(600):
+        done = int(chart.get_attribute("data-done") or 0)
+        seen.add(int(progress.evaluate("e => e.value")))
+        if chart.get_attribute("data-running") == "false" and done > 0:
+            break
+        explorer.page.wait_for_timeout(50)
+    total = int(progress.evaluate("e => e.max"))
+    assert total > 8 and int(chart.get_attribute("data-points")) == total
+    assert len(seen) >= 4  # visible progress: the page saw the count grow, not only the end
+    expect(explorer.page.locator(".ne-cx-sweep-text")).to_contain_text(f"{total} of {total} points")
     s = explorer.state()
-    assert (s["params"], s["loss"]) == before and s["requested_gen"] == s["applied_gen"]
+    assert sorted(int(M) for M in s["sweep"]["exact"]) == list(range(1, 9))
+
+
+def test_export_writes_netcdf_next_to_its_button_and_never_overwrites(explorer, tmp_path):
+    s = explorer.wait(_done, "the first result")
+    page = explorer.page
+    answer = page.locator(".ne-cx-export-answer")
+    path_box = page.locator(".ne-cx-export-path")
+    path_box.fill(str(tmp_path / "outside.nc"))  # outside the served folder: refused
+    page.get_by_role("button", name="Export", exact=True).click()
+    expect(answer).to_contain_text("outside")
+    assert not (tmp_path / "outside.nc").exists()
+    root = SERVER_ROOT[explorer.base]
+    path_box.fill("explorer-result.nc")
+    page.get_by_role("button", name="Export", exact=True).click()
+    expect(answer).to_have_text("wrote explorer-result.nc")
+    page.get_by_role("button", name="Export", exact=True).click()
+    expect(answer).to_have_text("wrote explorer-result-1.nc (explorer-result.nc exists)")
+    with xr.open_dataset(root / "explorer-result.nc", engine="netcdf4") as ds:
+        ds = ds.load()
+    assert float(ds["loss"]) == s["loss"] and ds.attrs["method"] == "exact"
+    np.testing.assert_array_equal(ds["V"].values, s["V"])
+    assert ds["gram"].shape == (3, 3) and (root / "explorer-result-1.nc").is_file()
     assert explorer.external_requests() == []
+
+
+def test_every_chart_exports_png_at_twice_its_size_svg_and_csv(explorer):
+    import re
+
+    from test_dashboard import _check_figure_png, _download
+
+    explorer.wait(_done, "the first result")
+    page = explorer.page
+    names = [c.get_attribute("data-chart") for c in page.locator(".ne-cx .ne-chart canvas").all()
+             for c in [c.locator("xpath=ancestor::figure[1]")]]
+    assert names == ["gram", "ideal", "directions", "view3d", "convergence", "sweep"]
+    for name in names:
+        chart = explorer.chart(name)
+        chart.scroll_into_view_if_needed()
+        title = chart.locator("h3").inner_text()
+        save = {kind: chart.get_by_role("button", name=f"{title}: save {kind}") for kind in ("PNG", "SVG", "CSV")}
+        png = _download(page, save["PNG"].click)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", name
+        _check_figure_png(png, chart, name)
+        svg = _download(page, save["SVG"].click).decode()
+        sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]
+        assert svg.startswith("<svg") and sizes and min(sizes) >= 14, (name, sorted(set(sizes)))
+        header, *rows = _download(page, save["CSV"].click).decode().strip().splitlines()
+        assert "," in header and (rows or name == "sweep"), name  # no loss against M before it is asked for
 
 
 def test_the_url_carries_the_settings_never_the_token(browser, explorer_server):
@@ -172,7 +250,7 @@ def test_the_url_carries_the_settings_never_the_token(browser, explorer_server):
         assert (s["params"]["d"], s["params"]["seed"], s["params"]["N"]) == (6, 2, 500)  # N: the server's
         e.page.wait_for_url(lambda url: "token" not in url)  # the server rewrote the address: settings only
         assert "M=4" in e.page.url and "d=6" in e.page.url and "seed=2" in e.page.url
-        e.type_into("M", "5")
+        e.type_into("M (compressed units)", "5")
         e.wait(lambda s: _done(s) and s.get("M") == 5, "M = 5")
         e.page.wait_for_url(lambda url: "M=5" in url)
         again = ExplorerPage(browser, explorer_server, context=e.context, url=e.page.url)  # the cookie, no token
@@ -185,8 +263,96 @@ def test_the_url_carries_the_settings_never_the_token(browser, explorer_server):
 def test_bad_settings_in_the_url_say_why_and_start_from_the_server_settings(browser, explorer_server):
     e = ExplorerPage(browser, explorer_server, query="M=700")
     try:
-        e.page.locator(".ne-message").get_by_text("settings in the URL ignored: M must be smaller than N").wait_for()
-        s = e.wait(lambda s: _done(s), "the first result")
+        expect(e.page.locator(".ne-dash-header .ne-notice")).to_contain_text(
+            "settings in the URL ignored: M must be smaller than N")
+        s = e.wait(_done, "the first result")
         assert s["params"]["M"] == 3
     finally:
         e.context.close()
+
+
+#: Boxes of the explorer that pass a frame's right edge (the output, or the window), and elements that hide an
+#: overflow (content wider than the box, clipped or scrolled): what a person at 1280 px would not see.
+PAST_EDGE = """(frameSel) => {
+  const { deep } = window.__neChecks;
+  const root = deep('.ne-cx')[0];
+  const frame = frameSel ? root.closest(frameSel) : null;
+  const edge = Math.min(window.innerWidth, frame ? frame.getBoundingClientRect().right : Infinity);
+  const past = [];
+  const hidden = [];
+  for (const e of [root, ...deep('*', root)]) {
+    const r = e.getBoundingClientRect();
+    if (!r.width || !r.height || getComputedStyle(e).visibility === 'hidden') continue;
+    const name = e.className && typeof e.className === 'string' ? e.className : e.tagName;
+    if (r.right > edge + 1) past.push([name, Math.round(r.right), Math.round(edge)]);
+    const ox = getComputedStyle(e).overflowX;
+    if (ox !== 'visible' && e.scrollWidth > e.clientWidth + 1 && e.tagName !== 'INPUT' && e.tagName !== 'SELECT')
+      hidden.push([name, e.scrollWidth, e.clientWidth]);
+  }
+  return { past, hidden, width: root.getBoundingClientRect().width };
+}"""
+
+def overlapping(boxes: list[list[float]]) -> list[tuple[int, int]]:
+    """Pairs of label boxes ([x, y, w, h]) that overlap."""
+    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes) if i < j
+            and a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]]
+
+
+def check_look(page, where: str, frame: str | None = None) -> None:
+    """What a person at this size sees: every panel inside the frame, no hidden overflow, no overlapping labels,
+    DOM text >= 14 px and >= 4.5:1, canvas text >= 14 px (each chart notes its smallest), legend swatches >= 3:1."""
+    import page_checks as pc
+
+    pc.install(page)
+    fit = page.evaluate(PAST_EDGE, frame)
+    assert fit["past"] == [] and fit["hidden"] == [], (where, fit)
+    for name in ("directions", "view3d"):
+        boxes = json.loads(page.locator(f".ne-cx [data-chart='{name}']").get_attribute("data-labels"))
+        assert len(boxes) == 8 and overlapping(boxes) == [], (where, name, boxes)
+    assert pc.small_text(page, ".ne-cx", 14.0) == [], where
+    c = pc.contrast(page, ".ne-cx")
+    assert c["checked"] > 30 and c["bad"] == [], (where, c["bad"][:5])
+    sizes = page.evaluate("""() => window.__neChecks.deep('.ne-cx .ne-chart canvas').map(
+      c => Number(c.closest('.ne-chart').dataset.minText))""")
+    assert len(sizes) == 6 and min(sizes) >= 14, (where, sizes)
+    # Legend swatches stand out from the chart (WCAG non-text contrast): the colour or its edge >= 3:1.
+    swatches = pc.swatch_contrast(page, ".ne-cx")
+    assert len(swatches) >= 5 and [s for s in swatches if max(s["fill"], s["edge"]) < 3.0] == [], (where, swatches)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_look_at_m8_fits_reads_and_logs_nothing(browser, tmp_path, theme):
+    from served_app import TOKEN, serving
+
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    with serving(["--demo", "compression", "--theme", theme, "--config", json.dumps({"M": 8})], tmp_path) as base:
+        for width, height in ((1280, 720), (1920, 1080)):
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            messages: list[tuple[str, str]] = []
+            requests: list[str] = []
+            page.on("console", lambda m, log=messages: log.append((m.type, m.text)))
+            page.on("request", lambda r, log=requests: log.append(r.url))
+            try:
+                page.goto(f"{base}/?token={TOKEN}")
+                page.locator(".ne-cx-status", has_text="Status: done").wait_for(timeout=60_000)
+                page.locator(".ne-cx [data-chart='directions'][data-labels]").wait_for()
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(shots / f"served-{theme}-{width}x{height}.png"), full_page=True)
+                where = f"{theme}, {width}x{height}"
+                check_look(page, where)
+                import page_checks as pc
+
+                assert pc.console_problems(messages) == [], (where, pc.console_problems(messages))
+                local = (base, base.replace("http", "ws"), "data:", "blob:", "about:")
+                assert [u for u in requests if not u.startswith(local)] == [], where
+            finally:
+                context.close()
+    import shutil
+
+    out = Path("/work/wt/shots/explorer")
+    if out.parent.is_dir():  # the engineers' screenshot folder on this machine (outside the repository)
+        out.mkdir(exist_ok=True)
+        for f in shots.iterdir():
+            shutil.copy(f, out / f.name)

@@ -1,6 +1,6 @@
 """Panel apps in a notebook output (ui.panel_notebook): the kernel's patches reach the page in the order they were
 made, and nothing the page is sent points at the internet. Real Panel and Bokeh; only the comm's wire is
-replaced, by a recorder (the browser side is tests/ui/test_compression_explorer_lab.py)."""
+replaced, by a recorder (the browser side is tests/ui/test_advantage_lab.py)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from nonlin_explorer.ui.advantage_controller import ADVANTAGE_FIELDS
+from nonlin_explorer.ui.compression_controller import COMPRESSION_FIELDS
 from nonlin_explorer.ui.controller import Controller, RequestError
 from nonlin_explorer.ui.dashboard_controller import DASHBOARD_FIELDS
 from nonlin_explorer.ui.live_state import Field, LiveState, jsonable
@@ -34,11 +35,15 @@ def test_the_typescript_interfaces_name_exactly_the_synced_fields():
     dashboard = interface_keys(JS / "dashboard" / "types.ts", "DashboardModel") | network
     assert dashboard == {f.name for f in DASHBOARD_FIELDS}
     assert interface_keys(JS / "advantage" / "types.ts", "AdvantageModel") == {f.name for f in ADVANTAGE_FIELDS}
+    compression = interface_keys(JS / "compression" / "types.ts", "CompressionModel")
+    assert compression == {f.name for f in COMPRESSION_FIELDS}
 
 
 def test_both_hosts_are_built_from_the_same_fields():
     from nonlin_explorer.ui.advantage_panel import AdvantagePane
     from nonlin_explorer.ui.advantage_view import AdvantageView
+    from nonlin_explorer.ui.compression_explorer import CompressionExplorer
+    from nonlin_explorer.ui.compression_panel import CompressionExplorerPane
     from nonlin_explorer.ui.dashboard import TrainingDashboard
     from nonlin_explorer.ui.dashboard_panel import TrainingDashboardPane
     from nonlin_explorer.ui.network_view import NetworkView
@@ -46,8 +51,12 @@ def test_both_hosts_are_built_from_the_same_fields():
 
     for widget, pane, fields in ((NetworkView, NetworkViewPane, NETWORK_FIELDS),
                                  (TrainingDashboard, TrainingDashboardPane, DASHBOARD_FIELDS),
-                                 (AdvantageView, AdvantagePane, ADVANTAGE_FIELDS)):
+                                 (AdvantageView, AdvantagePane, ADVANTAGE_FIELDS),
+                                 (CompressionExplorer, CompressionExplorerPane, COMPRESSION_FIELDS)):
         names = {f.name for f in fields}
+        # a host's own attributes never hide a synced field (the flush thread sets each one)
+        assert [n for n in names if not isinstance(widget.class_traits().get(n), __import__("traitlets").TraitType)
+                ] == [], widget
         synced = {n for n, t in widget.class_traits().items() if t.metadata.get("sync")}
         assert names <= synced and synced - names <= {"_esm", "_css", "_anywidget_id", "_model_name",
                                                        "_model_module", "_model_module_version", "_view_name",
