@@ -32,12 +32,6 @@ PACKAGE_NAME = "nonlin_explorer"
 #: address). Only their own attributes, one level down.
 SETTINGS_OBJECTS = ("panel.config", "panel.config.config", "panel.state.location")
 
-#: Files that break the rule on purpose and are scheduled for deletion (issue 23): ``ui/panel_notebook.py`` replaces
-#: ``push`` in Panel modules and wraps two Panel methods so the Panel apps work in notebooks; it goes once the
-#: compression explorer and the early-vs-late view are controllers with anywidget pages. An entry must name a file
-#: that exists and still breaks the rule, so the exemption disappears with the file.
-SCHEDULED_FOR_DELETION = ("ui/panel_notebook.py",)
-
 #: Calls that return a module by its name.
 _MODULE_GETTERS = ("importlib.import_module", "__import__")
 
@@ -239,17 +233,8 @@ def test_no_module_assigns_into_another_librarys_modules_or_classes():
     found = {}
     for path in _modules():
         name = path.relative_to(PACKAGE).as_posix()
-        if name in SCHEDULED_FOR_DELETION:
-            continue
         bad = violations(path.read_text())
         if bad:
             found[name] = bad
     assert not found, "assignments into other libraries:\n" + "\n".join(
         f"{name} {line}" for name, lines in found.items() for line in lines)
-
-
-@pytest.mark.parametrize("name", SCHEDULED_FOR_DELETION)
-def test_each_exemption_names_a_file_that_exists_and_still_breaks_the_rule(name):
-    path = PACKAGE / name
-    assert path.is_file(), f"{name} is gone: remove it from SCHEDULED_FOR_DELETION"
-    assert violations(path.read_text()), f"{name} follows the rule now: remove it from SCHEDULED_FOR_DELETION"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from nonlin_explorer.trainer import TrainConfig
-from nonlin_explorer.ui import bokeh_style, url_settings
+from nonlin_explorer.ui import palette as palettes
+from nonlin_explorer.ui import url_settings
 from nonlin_explorer.ui.dashboard_controller import _settings_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,13 +36,13 @@ def test_contrast_matches_wcag_reference_values():
 
 
 def test_the_python_palettes_are_the_json_file():
-    assert bokeh_style.PALETTES == json.loads((UI / "palette.json").read_text())
+    assert palettes.PALETTES == json.loads((UI / "palette.json").read_text())
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_every_palette_names_the_same_colours_and_its_text_is_readable(theme):
-    palette = bokeh_style.PALETTES[theme]
-    other = bokeh_style.PALETTES["dark" if theme == "light" else "light"]
+    palette = palettes.PALETTES[theme]
+    other = palettes.PALETTES["dark" if theme == "light" else "light"]
     assert set(palette) == set(other) and set(palette["series"]) == set(other["series"])
     colours = [v for k, v in palette.items() if k != "series"] + list(palette["series"].values())
     assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours), colours
@@ -52,7 +53,7 @@ def test_every_palette_names_the_same_colours_and_its_text_is_readable(theme):
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_every_series_colour_stands_out_from_the_chart_background(theme):
     """Lines, points and bars are drawn in these colours on the background: WCAG non-text contrast, >= 3:1."""
-    palette = bokeh_style.PALETTES[theme]
+    palette = palettes.PALETTES[theme]
     faint = {k: round(contrast(v, palette["background"]), 2) for k, v in palette["series"].items()
              if contrast(v, palette["background"]) < 3.0}
     assert faint == {}

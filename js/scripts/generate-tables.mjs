@@ -1,6 +1,6 @@
 // The tables Python and TypeScript share, read from the package's JSON files into src/generated/tables.ts:
 // the light and dark palettes (nonlin_explorer/ui/palette.json) and the dashboard's run settings
-// (nonlin_explorer/ui/dashboard_settings.json). Python reads the same files (ui/bokeh_style.py, ui/url_settings.py).
+// (nonlin_explorer/ui/dashboard_settings.json). Python reads the same files (ui/palette.py, ui/url_settings.py).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

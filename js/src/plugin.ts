@@ -13,7 +13,6 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { PANEL_APPS, findApp, openApp } from './apps';
 import { DEMO_NOTEBOOKS, findDemo, openDemo } from './demos';
-import { keepFilteringPanelEchoes } from './panel_echo';
 import { pickOutput, present } from './present';
 
 export const PLUGIN_ID = 'nonlin-explorer:plugin';
@@ -102,8 +101,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
       palette?.addItem({ command: CommandIDs.openApp, args: { ...args, isPalette: true }, category: CATEGORY });
     });
     palette?.addItem({ command: CommandIDs.present, args: { isPalette: true }, category: CATEGORY });
-    // Panel apps in notebooks (ours included) would send the kernel back every change it made: see panel_echo.
-    keepFilteringPanelEchoes();
     app.contextMenu.addItem({ command: CommandIDs.present, selector: '.jp-OutputArea-child', rank: 0 });
   }
 };

@@ -16,12 +16,9 @@ from typing import Any
 import panel as pn
 import param
 
-from nonlin_explorer.ui import panel_notebook
 from nonlin_explorer.ui.codecs import encode
 from nonlin_explorer.ui.controller import STATIC, Controller
 from nonlin_explorer.ui.live_state import Field, jsonable
-
-panel_notebook.install()
 
 
 def _wire(field: Field, value: Any) -> Any:
