@@ -49,9 +49,9 @@ SHAPES = ("vacuous", "simplex ETF", "tilted simplex", "distorted simplex", "gene
 @dataclass(frozen=True)
 class DrawFit:
     """How far the target's draw alone moves the exact optimum: ``scale * N^n_power * d^d_power`` (a least-squares fit
-    in logs over the centred runs of ``results/compression_shapes.nc``), and ``envelope``, the largest ratio of a
-    stored run to the fit. :meth:`bound` is the envelope times :data:`MARGIN`: what a shape may show before the draw
-    no longer explains it."""
+    in logs over the centred runs of ``results/compression_shapes.nc``; powers to 3 digits), and ``envelope``, the
+    largest ratio of a stored run to the fit (rounded up). :meth:`bound` is the envelope times :data:`MARGIN`: what a
+    shape may show before the draw no longer explains it."""
 
     scale: float
     n_power: float
@@ -72,11 +72,11 @@ MARGIN = 1.25
 #: The draw's tilt in degrees: the exact optimum's tilt on centred targets (W = N(0, I/d), a = (1 + g)/N: any tilt
 #: is the draw's), ``results/compression_shapes.nc`` at w_mean 0, d = 6, 10, 20, N = 500..8000, 5 seeds (75 runs
 #: per M). An antipodal pair (M = 2) tilts more and more slowly in N; M > 2 uses the M = 4 fit.
-NOISE_TILT = {2: DrawFit(52.8, -0.24, 0.066, 1.29), "M>2": DrawFit(46.2, -0.50, 0.29, 1.68)}
+NOISE_TILT = {2: DrawFit(52.8, -0.236, 0.0657, 1.29), "M>2": DrawFit(46.2, -0.499, 0.288, 1.69)}
 #: The draw's scatter (same runs, M = 4, the N power fixed at -1/2): the largest deviation of a cosine from their
 #: mean, and the output scales' relative spread (max - min) / mean. Both shrink with d.
-COSINE_SCATTER = DrawFit(4.82, -0.5, -0.73, 2.44)
-SCALE_SCATTER = DrawFit(7.99, -0.5, -0.67, 2.21)
+COSINE_SCATTER = DrawFit(4.82, -0.5, -0.726, 2.45)
+SCALE_SCATTER = DrawFit(7.99, -0.5, -0.672, 2.22)
 #: Numerical floors: the smallest tilt named (and the only threshold when N is None: a mean field, a frame without a
 #: target), the cosine deviation and scale spread always allowed.
 MIN_TILT_DEGREES = 0.5
@@ -128,7 +128,10 @@ def shape_name(M: int, d: int, N: int | None, *, tilt: float, cosine_spread: flo
     equal_scales = math.isnan(scale_spread) or scale_spread <= scale_tolerance(N, d)
     if M <= d + 1 and equiangular and equal_scales:  # a tilt within the draw's reach is no tilt
         return "tilted simplex" if significant else "simplex ETF"
-    if significant and cosine_spread <= DISTORTION:
+    # A distorted shape is tilted when its common cosine sits above -1/(M-1) by more than its cosines scatter:
+    # 1 + (M - 1) rho = M sin^2(tilt), so that lift is M sin^2(tilt) / (M - 1).
+    lift = M * math.sin(math.radians(tilt)) ** 2 / (M - 1) if M > 1 else 0.0
+    if significant and cosine_spread <= DISTORTION and lift > cosine_spread:
         return "distorted tilted simplex"
     if M <= d + 1 and simplex_distance <= DISTORTION:
         return "distorted simplex"
@@ -145,16 +148,16 @@ class FrameShape:
     ``-1/(M-1)``, equal scales, tilt not significant); *tilted simplex* (equiangular at a common cosine above
     ``-1/(M-1)``: a simplex ETF in the hyperplane orthogonal to ``direction`` with every unit lifted out of it by
     ``tilt_degrees``, more than :func:`tilt_threshold`; equiangular but not tight, so no ETF); *distorted tilted
-    simplex* (tilt above the threshold, every cosine within :data:`DISTORTION` of the common one, but not equiangular
-    or with unequal scales); *distorted simplex* (tilt not significant, every cosine within :data:`DISTORTION` of
-    ``-1/(M-1)``, but not equiangular or with unequal scales); *general ETF* (M > d + 1, |cosines| at Welch's bound,
-    tight); else *none* (:func:`shape_name`). ``distances`` holds the largest cosine deviation from each shape that
-    can exist for (M, d) (``nan`` where none can); ``distance`` that of the named shape (the nearest one for
-    "none"). What counts as significant and equal is what the target's draw alone gives the exact optimum at its N
-    and d (:func:`tilt_threshold`, :func:`equiangular_tolerance`, :func:`scale_tolerance`: fits of
-    ``results/compression_shapes.nc``, d = 6..20, N = 500..8000, M = 2 and 4, extrapolated beyond). For odd
-    activations a unit ``(b_j, v_j)`` is the unit ``(-b_j, -v_j)``: directions are taken with ``b_j >= 0``, so the
-    name does not depend on such flips."""
+    simplex* (a significant tilt whose common cosine sits above ``-1/(M-1)`` by more than the cosines scatter, every
+    cosine within :data:`DISTORTION` of the common one, but not equiangular or with unequal scales); *distorted
+    simplex* (every cosine within :data:`DISTORTION` of ``-1/(M-1)``, but not equiangular or with unequal scales);
+    *general ETF* (M > d + 1, |cosines| at Welch's bound, tight); else *none* (:func:`shape_name`). ``distances``
+    holds the largest cosine deviation from each shape that can exist for (M, d) (``nan`` where none can);
+    ``distance`` that of the named shape (the nearest one for "none"). What counts as significant and equal is what
+    the target's draw alone gives the exact optimum at its N and d (:func:`tilt_threshold`,
+    :func:`equiangular_tolerance`, :func:`scale_tolerance`: fits of ``results/compression_shapes.nc``, d = 6..20,
+    N = 500..8000, M = 2 and 4, extrapolated beyond). For odd activations a unit ``(b_j, v_j)`` is the unit
+    ``(-b_j, -v_j)``: directions are taken with ``b_j >= 0``, so the name does not depend on such flips."""
 
     name: str
     distance: float
