@@ -128,10 +128,11 @@ def shape_name(M: int, d: int, N: int | None, *, tilt: float, cosine_spread: flo
     equal_scales = math.isnan(scale_spread) or scale_spread <= scale_tolerance(N, d)
     if M <= d + 1 and equiangular and equal_scales:  # a tilt within the draw's reach is no tilt
         return "tilted simplex" if significant else "simplex ETF"
-    # A distorted shape is tilted when its common cosine sits above -1/(M-1) by more than its cosines scatter:
-    # 1 + (M - 1) rho = M sin^2(tilt), so that lift is M sin^2(tilt) / (M - 1).
+    # A distorted shape is tilted when its tilt exceeds the draw's reach; with no draw (N None, where the threshold is
+    # a numerical floor) also when its common cosine sits above -1/(M-1) by more than the cosines scatter, since
+    # 1 + (M - 1) rho = M sin^2(tilt) makes any distortion that moves rho look like a tilt.
     lift = M * math.sin(math.radians(tilt)) ** 2 / (M - 1) if M > 1 else 0.0
-    if significant and cosine_spread <= DISTORTION and lift > cosine_spread:
+    if significant and cosine_spread <= DISTORTION and (N is not None or lift > cosine_spread):
         return "distorted tilted simplex"
     if M <= d + 1 and simplex_distance <= DISTORTION:
         return "distorted simplex"
@@ -148,8 +149,9 @@ class FrameShape:
     ``-1/(M-1)``, equal scales, tilt not significant); *tilted simplex* (equiangular at a common cosine above
     ``-1/(M-1)``: a simplex ETF in the hyperplane orthogonal to ``direction`` with every unit lifted out of it by
     ``tilt_degrees``, more than :func:`tilt_threshold`; equiangular but not tight, so no ETF); *distorted tilted
-    simplex* (a significant tilt whose common cosine sits above ``-1/(M-1)`` by more than the cosines scatter, every
-    cosine within :data:`DISTORTION` of the common one, but not equiangular or with unequal scales); *distorted
+    simplex* (tilt above :func:`tilt_threshold`, every cosine within :data:`DISTORTION` of the common one, but not
+    equiangular or with unequal scales; with N None the common cosine must also sit above ``-1/(M-1)`` by more than
+    the cosines scatter); *distorted
     simplex* (every cosine within :data:`DISTORTION` of ``-1/(M-1)``, but not equiangular or with unequal scales);
     *general ETF* (M > d + 1, |cosines| at Welch's bound, tight); else *none* (:func:`shape_name`). ``distances``
     holds the largest cosine deviation from each shape that can exist for (M, d) (``nan`` where none can);
