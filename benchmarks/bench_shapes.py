@@ -5,10 +5,11 @@ untilted simplex ETF (M <= d + 1), so the tilt and the cosine scatter of the exa
 each (d, M, N) and seed this prints the tilt (degrees; the angle of the units' mean direction out of their
 hyperplane), the cosine spread (largest deviation of a cosine from their mean) and the scale spread ((max - min) /
 mean of the output scales), then fits ``scale * N^-power`` to the mean over seeds and d, per M, and prints the
-largest spreads times sqrt(N): the numbers behind ``diagnostics.NOISE_TILT``, ``EQUIANGULAR_SCALE`` and
-``SCALE_SCALE``. Each point is ``nonlin_explorer.compression.studies.shape_point``, the function of the stored set
-``results/compression_shapes.nc``. ``--checks`` instead prints seed 0 of each configuration of ``studies.CASES``
-(the stored set ``results/compression_cases.nc``) and the time each took.
+largest spreads times sqrt(N): a quick look at the draws behind ``frame_shape``'s thresholds, whose constants
+(``diagnostics.NOISE_TILT``, ``COSINE_SCATTER``, ``SCALE_SCATTER``: fits in N and d) come from the stored set
+(``findings.draw_calibration``). Each point is ``nonlin_explorer.compression.studies.shape_point``, the function of
+the stored set ``results/compression_shapes.nc``. ``--checks`` instead prints seed 0 of each configuration of
+``studies.CASES`` (the stored set ``results/compression_cases.nc``) and the time each took.
 
     python benchmarks/bench_shapes.py [--seeds 3] [--ns 500 2000 8000] [--ds 6 10 20] [--ms 4 2] [--checks]
 """

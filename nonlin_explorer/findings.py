@@ -35,10 +35,10 @@ import xarray as xr
 from nonlin_explorer.advantage import schedule_gap
 
 __all__ = ["COMPRESSION_SETS", "CONVERGED_EVALS", "FEW", "LEVEL", "PREDICTED_RATE", "advantage_tables",
-           "approximation_table", "cases_table", "compression_tables", "converged", "core_depth_tables", "doc_tables",
-           "draw_tables", "gap_tables", "load_advantage", "load_compression", "load_core_depth", "matched_gap",
-           "render_tables", "shape_counts", "t_interval", "unsupported_numbers", "update_doc", "verdict",
-           "welch_interval"]
+           "approximation_table", "calibration_table", "cases_table", "compression_tables", "converged",
+           "core_depth_tables", "doc_tables", "draw_calibration", "draw_tables", "gap_tables", "load_advantage",
+           "load_compression", "load_core_depth", "matched_gap", "render_tables", "shape_counts", "t_interval",
+           "unsupported_numbers", "update_doc", "verdict", "welch_interval"]
 
 #: Confidence level of every interval.
 LEVEL = 0.95
@@ -384,6 +384,61 @@ def _rate_fit(da: xr.DataArray):
     return fit_exponents(kept), int(np.isfinite(da.values).sum() - np.isfinite(kept.values).sum())
 
 
+def _draw_fit(da: xr.DataArray, n_power: float | None = None):
+    """``da ~ scale * N^n_power * d^d_power`` by least squares in logs over every positive run (``n_power`` fitted
+    unless given), with the largest ratio of a run to the fit."""
+    from nonlin_explorer.compression.diagnostics import DrawFit
+
+    full = da.broadcast_like(da)
+    y = full.values.ravel()
+    N = full.N.broadcast_like(full).values.ravel().astype(float)
+    d = full.d.broadcast_like(full).values.ravel().astype(float)
+    keep = np.isfinite(y) & (y > 0)
+    y, N, d = np.log(y[keep]), np.log(N[keep]), np.log(d[keep])
+    if n_power is None:
+        coef = np.linalg.lstsq(np.c_[np.ones_like(N), N, d], y, rcond=None)[0]
+    else:
+        c, b = np.linalg.lstsq(np.c_[np.ones_like(N), d], y - n_power * N, rcond=None)[0]
+        coef = (c, n_power, b)
+    envelope = float(np.exp(y - (coef[0] + coef[1] * N + coef[2] * d)).max())
+    return DrawFit(float(np.exp(coef[0])), float(coef[1]), float(coef[2]), envelope)
+
+
+def draw_calibration(ds: xr.DataArray) -> dict:
+    """What the draw alone gives the exact optimum, from the centred runs (w_mean 0) of the ``shapes`` set:
+    :class:`~nonlin_explorer.compression.diagnostics.DrawFit` of the tilt (M = 2; M = 4, used for M > 2) and of
+    the cosine and scale spread (M = 4, N power fixed at -1/2). ``frame_shape``'s constants are these, rounded."""
+    centred = ds.sel(w_mean=0.0)
+    return {"tilt M=2": _draw_fit(centred.tilt_degrees.sel(M=2)), "tilt M>2": _draw_fit(centred.tilt_degrees.sel(M=4)),
+            "cosine": _draw_fit(centred.cosine_spread.sel(M=4), -0.5),
+            "scale": _draw_fit(centred.scale_spread.sel(M=4), -0.5)}
+
+
+def calibration_table(ds: xr.Dataset) -> dict[str, str]:
+    """``compression-calibration``: :func:`draw_calibration` beside the constants ``frame_shape`` uses and what they
+    allow at N = 1000 (:data:`~nonlin_explorer.compression.diagnostics.MARGIN` times the largest run over the fit,
+    times the fit; never below the numerical floors)."""
+    from nonlin_explorer.compression import diagnostics as D
+
+    used = {"tilt M=2": D.NOISE_TILT[2], "tilt M>2": D.NOISE_TILT["M>2"], "cosine": D.COSINE_SCATTER,
+            "scale": D.SCALE_SCATTER}
+    what = {"tilt M=2": "tilt, M = 2 (deg)", "tilt M>2": "tilt, M = 4 (deg; used for M > 2)",
+            "cosine": "cosine spread, M = 4", "scale": "scale spread, M = 4"}
+    allowed = {"tilt M=2": lambda d: D.tilt_threshold(1000, 2, d), "tilt M>2": lambda d: D.tilt_threshold(1000, 4, d),
+               "cosine": lambda d: D.equiangular_tolerance(1000, d), "scale": lambda d: D.scale_tolerance(1000, d)}
+    ds_ = [int(d) for d in ds.d.values]
+    runs = len(ds.N) * len(ds.d) * len(ds.seed)
+    rows = [f"| draw statistic ({runs} centred runs) | fit: scale x N^a x d^b | largest run / fit | "
+            "frame_shape's constants | " + " | ".join(f"allowed at N = 1000, d = {d}" for d in ds_) + " |",
+            "|---" * (4 + len(ds_)) + "|"]
+    for key, fit in draw_calibration(ds).items():
+        c = used[key]
+        bounds = " | ".join(f"{allowed[key](d):.3g}" for d in ds_)
+        rows.append(f"| {what[key]} | {fit.scale:.3g} N^{fit.n_power:+.2f} d^{fit.d_power:+.2f} | {fit.envelope:.2f} | "
+                    f"{c.scale:g} N^{c.n_power:+.2f} d^{c.d_power:+.2f}, x {c.envelope:g} x {D.MARGIN:g} | {bounds} |")
+    return {"compression-calibration": "\n".join(rows)}
+
+
 def draw_tables(ds: xr.Dataset) -> dict[str, str]:
     """Tables of the ``shapes`` set: ``compression-tilt`` (tilt of the exact optimum per w_mean, M, d and N),
     ``compression-draw`` (spreads and names per w_mean, M, N, over d and seeds) and ``compression-tilt-fit``."""
@@ -397,14 +452,15 @@ def draw_tables(ds: xr.Dataset) -> dict[str, str]:
                 rows.append(f"| {w:g} | {M} | {d} | " + " | ".join(cells) + " |")
     tilt = "\n".join(rows)
     runs = len(ds.d) * seeds
-    rows = ["| w mean | M | N | tilt named above (deg) | largest cosine spread x sqrt(N) | "
+    rows = ["| w mean | M | N | tilt named above (deg, over d) | largest cosine spread x sqrt(N) | "
             f"largest scale spread x sqrt(N) | names ({runs} runs: d x seeds) |", "|---|---|---|---|---|---|---|"]
     for w in ds.w_mean.values:
         for M in ds.M.values:
             for n in ns:
                 p = ds.sel(w_mean=w, M=M, N=n)
                 cos = "n/a" if M < 3 else f"{float(p.cosine_spread.max()) * math.sqrt(n):.2f}"
-                rows.append(f"| {w:g} | {M} | {n} | {float(p.tilt_threshold.max()):.2f} | {cos} | "
+                thr = f"{float(p.tilt_threshold.min()):.2f}-{float(p.tilt_threshold.max()):.2f}"
+                rows.append(f"| {w:g} | {M} | {n} | {thr} | {cos} | "
                             f"{float(p.scale_spread.max()) * math.sqrt(n):.2f} | {shape_counts(p)} |")
     draw = "\n".join(rows)
     from nonlin_explorer.compression.diagnostics import NOISE_TILT
@@ -414,11 +470,12 @@ def draw_tables(ds: xr.Dataset) -> dict[str, str]:
     for w in ds.w_mean.values:
         for M in ds.M.values:
             fit, _ = _rate_fit(ds.tilt_degrees.sel(w_mean=w, M=M))
-            scale, power = NOISE_TILT[2] if M == 2 else NOISE_TILT["M>2"]
-            noise = f"{scale:g} N^-{power:g}" if w == 0 else ""
+            c = NOISE_TILT[2] if M == 2 else NOISE_TILT["M>2"]
+            noise = f"{c.scale:g} N^{c.n_power:+.2f} d^{c.d_power:+.2f}" if w == 0 else ""
             rows.append(f"| {w:g} | {M} | {_interval(fit, 'alpha')} | {_interval(fit, 'beta')} | {fit.r2:.2f} | "
                         f"{fit.points} | {noise} |")
-    return {"compression-tilt": tilt, "compression-draw": draw, "compression-tilt-fit": "\n".join(rows)}
+    return {"compression-tilt": tilt, "compression-draw": draw, "compression-tilt-fit": "\n".join(rows),
+            **calibration_table(ds)}
 
 
 def cases_table(ds: xr.Dataset) -> dict[str, str]:

@@ -82,8 +82,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "etf_distance": ("largest deviation of a cosine between compressed units from the simplex ETF's -1/(M-1)", "1"),
     "mean_cosine": ("mean cosine between distinct compressed units", "1"),
     "meanfield_loss": ("mean-field prediction of the optimal loss (method meanfield only)", "1"),
-    "shape": ("name of the units' shape by frame_shape (vacuous, simplex ETF, tilted simplex, distorted simplex, "
-              "general ETF, none); empty where not computed", "1"),
+    "shape": ("name of the units' shape by frame_shape (vacuous, simplex ETF, tilted simplex, distorted tilted "
+              "simplex, distorted simplex, general ETF, none); empty where not computed", "1"),
     "shape_distance": ("largest cosine deviation from the named shape (from the nearest one for none)", "1"),
     "tilt_degrees": ("angle of each unit out of the hyperplane orthogonal to the units' mean direction", "degrees"),
     "energy": ("E f*(x)^2 of the target", "1"),
@@ -99,7 +99,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "wall_time": ("wall-clock seconds of the computation in the explorer", "s"),
     # compression studies (results/make_compression.py)
     "shape_index": ("index of the units' shape name in the set's shape_names attribute (frame_shape)", "1"),
-    "tilt_threshold": ("smallest tilt frame_shape names a tilted simplex at the target's N", "degrees"),
+    "tilt_threshold": ("smallest tilt frame_shape names a tilted simplex at the target's N and d", "degrees"),
     "cosine_spread": ("largest deviation of a cosine between compressed units from their mean", "1"),
     "scale_spread": ("(max - min) / mean of the compressed units' output scales", "1"),
     "cosine_min": ("smallest cosine between two compressed units", "1"),

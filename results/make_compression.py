@@ -6,6 +6,7 @@
     OMP_NUM_THREADS=1 nice -n 10 python results/make_compression.py gap_erf  # results/compression_gap_erf.nc
     OMP_NUM_THREADS=1 nice -n 10 python results/make_compression.py approximation
     OMP_NUM_THREADS=1 nice -n 10 python results/make_compression.py all
+    python results/make_compression.py relabel  # name the stored runs again by frame_shape's current rules
 
 Each set is a sweep (``nonlin_explorer.sweep``, ``kind = "function"``) over the functions of
 ``nonlin_explorer.compression.studies``, run serially on one torch thread:
@@ -20,7 +21,10 @@ Each set is a sweep (``nonlin_explorer.sweep``, ``kind = "function"``) over the 
 - ``approximation``: the simplification's cross-term error (RMS and largest found over the sphere) on centred
   targets over N x d x seed.
 
-Shape names are stored as ``shape_index*`` into the set's ``shape_names`` attribute; ``wall_seconds`` is the wall
+Shape names are stored as ``shape_index*`` into the set's ``shape_names`` attribute. ``relabel`` recomputes them
+and the tilt thresholds from each run's stored numbers (``studies.relabel``: the names follow from the tilt, the
+spreads and the extreme cosines, so new naming rules need no new optima) and records the command in the set's
+``relabelled`` attribute; ``wall_seconds`` is the wall
 time of the command that finished the set (a resumed run counts only its own part), ``points_seconds`` the sum of
 every point's own time (all five sets: about 44 minutes of point time on one thread of a shared 2-core machine).
 ``--resume`` continues an interrupted set. The tables of docs/compression.md come from these files:
@@ -75,12 +79,17 @@ def spec(name: str, seeds: int | None = None) -> dict:
             "grid": grid, "seeds": seeds or cfg["seeds"], "threads": 1, "description": cfg["description"]}
 
 
-def store_small(path: Path, **attrs) -> None:
-    """Rewrite a finished result file with ``attrs`` added and every variable compressed (zlib; strings as
-    character arrays, which HDF5 can compress, unlike variable-length strings). Reads back identical."""
+#: The sets that store shape names (``shape_index*``), which ``relabel`` names again.
+NAMED = ("shapes", "cases", "gap", "gap_erf")
+
+
+def store_small(path: Path, ds=None, **attrs) -> None:
+    """Rewrite a finished result file (or write ``ds`` over it) with ``attrs`` added and every variable compressed
+    (zlib; strings as character arrays, which HDF5 can compress, unlike variable-length strings). Reads back
+    identical."""
     from nonlin_explorer.results import read_netcdf
 
-    ds = read_netcdf(path)
+    ds = read_netcdf(path) if ds is None else ds
     ds.attrs.update(attrs)
     tmp = path.with_name(f".{path.name}.tmp")
     encoding = {v: {"zlib": True, "complevel": 6, **({"dtype": "S1"} if ds[v].dtype.kind in "UO" else {})}
@@ -91,7 +100,7 @@ def store_small(path: Path, **attrs) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("set", choices=[*SETS, "all"])
+    parser.add_argument("set", choices=[*SETS, "all", "relabel"])
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the set's)")
     parser.add_argument("--out", type=Path, default=HERE, help="folder of the result files")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted set")
@@ -104,6 +113,18 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     given = sys.argv[1:] if argv is None else list(argv)
     command = "python " + " ".join(shlex.quote(a) for a in [f"results/{Path(__file__).name}", *given])
+    if args.set == "relabel":
+        from nonlin_explorer.compression.studies import relabel
+        from nonlin_explorer.results import read_netcdf
+
+        for name in NAMED:
+            path = args.out / f"compression_{name}.nc"
+            old = read_netcdf(path)
+            ds = relabel(old)
+            changed = sum(int((ds[v] != old[v]).sum()) for v in ds.data_vars if v.startswith("shape_index"))
+            store_small(path, ds, shape_names=json.dumps(list(SHAPES)), relabelled=command)
+            print(f"{path}: {changed} shape names changed", flush=True)
+        return 0
     for name in (list(SETS) if args.set == "all" else [args.set]):
         path = args.out / f"compression_{name}.nc"
         t0 = time.perf_counter()

@@ -2,6 +2,7 @@
 loss with its interval."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,7 +18,16 @@ from nonlin_explorer.compression import (
     random_target,
     simplex_etf,
 )
-from nonlin_explorer.compression.diagnostics import noise_tilt, tilt_threshold
+from nonlin_explorer.compression.diagnostics import (
+    COSINE_SCATTER,
+    MARGIN,
+    NOISE_TILT,
+    SCALE_SCATTER,
+    equiangular_tolerance,
+    noise_tilt,
+    shape_name,
+    tilt_threshold,
+)
 
 f64 = torch.float64
 
@@ -93,10 +103,12 @@ def test_a_tilt_is_named_with_its_angle_when_it_exceeds_the_draws_noise():
     assert torch.allclose(s.direction, torch.eye(12, dtype=torch.float64)[-1], atol=1e-12)
     # At large N the same frame is a tilted simplex; at small N its tilt is within what the draw alone gives.
     assert frame_shape(V, torch.ones(4), N=16_000).name == "tilted simplex"
-    assert tilt_threshold(500, 4) > 7.256 and frame_shape(V, torch.ones(4), N=500).name == "simplex ETF"
-    # The threshold shrinks like the draw's noise: twice the noise tilt, about N^-1/2 for M > 2.
-    assert tilt_threshold(2000, 4) == pytest.approx(2 * noise_tilt(2000, 4))
-    assert 0.45 < math.log(noise_tilt(2000, 4) / noise_tilt(8000, 4)) / math.log(4) < 0.55
+    assert tilt_threshold(500, 4, 12) > 7.256 and frame_shape(V, torch.ones(4), N=500).name == "simplex ETF"
+    # The threshold is the draw's reach: its noise tilt times the largest stored run over it, times the margin;
+    # about N^-1/2 for M > 2.
+    envelope = NOISE_TILT["M>2"].envelope
+    assert tilt_threshold(2000, 4, 12) == pytest.approx(MARGIN * envelope * noise_tilt(2000, 4, 12))
+    assert 0.45 < math.log(noise_tilt(2000, 4, 12) / noise_tilt(8000, 4, 12)) / math.log(4) < 0.55
 
 
 def test_a_distorted_simplex_and_unequal_scales_are_named_as_such():
@@ -145,3 +157,94 @@ def test_odd_activations_need_b_and_bad_n_is_refused():
         frame_shape(simplex_etf(3, 4), activation="erf")
     with pytest.raises(ValueError, match="N"):
         frame_shape(simplex_etf(3, 4), torch.ones(3), N=0)
+
+
+# --- frame_shape's thresholds: calibrated in N and d on the stored draw ---------------------------------------
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+@pytest.fixture(scope="module")
+def shapes_set():
+    from nonlin_explorer import findings
+
+    return findings.load_compression(RESULTS, "shapes")
+
+
+def _stored_name(run) -> str:
+    """The name frame_shape's rules give a stored exact optimum from its stored numbers."""
+    M, d, N = int(run.M), int(run.d), int(run.N)
+    off = -1.0 / (M - 1)
+    return shape_name(M, d, N, tilt=float(run.tilt_degrees), cosine_spread=float(run.cosine_spread),
+                      scale_spread=float(run.scale_spread),
+                      simplex_distance=max(abs(float(run.cosine_min) - off), abs(float(run.cosine_max) - off)))
+
+
+def test_the_thresholds_are_the_stored_draws_fits_and_cover_every_centred_run(shapes_set):
+    from nonlin_explorer import findings
+
+    fits = findings.draw_calibration(shapes_set)
+    used = {"tilt M=2": NOISE_TILT[2], "tilt M>2": NOISE_TILT["M>2"], "cosine": COSINE_SCATTER,
+            "scale": SCALE_SCATTER}
+    for key, fit in fits.items():  # the constants are the fits, rounded (the envelope up)
+        c = used[key]
+        assert c.scale == pytest.approx(fit.scale, rel=0.002), key
+        assert (c.n_power, c.d_power) == pytest.approx((fit.n_power, fit.d_power), abs=0.001), key
+        assert fit.envelope <= c.envelope <= fit.envelope + 0.01, key
+    centred = shapes_set.sel(w_mean=0.0)
+    for M in (2, 4):
+        for d in centred.d.values:
+            for N in centred.N.values:
+                run = centred.sel(M=M, d=d, N=N)
+                assert (run.tilt_degrees <= tilt_threshold(int(N), M, int(d)) / MARGIN).all()
+                if M == 4:  # the scatter bounds, where the floors do not raise them
+                    assert (run.cosine_spread <= COSINE_SCATTER.bound(N, d) / MARGIN).all()
+                    assert (run.scale_spread <= SCALE_SCATTER.bound(N, d) / MARGIN).all()
+
+
+def test_every_centred_stored_optimum_is_a_simplex_etf_at_its_n_and_d(shapes_set):
+    # Old N-only scale tolerance 5 / sqrt(N): d = 6, N = 1000 seed 0 and N = 2000 seed 3 spread 5.08 and 5.31 / sqrt(N).
+    for point in ({"N": 1000, "seed": 0}, {"N": 2000, "seed": 3}):
+        run = shapes_set.sel(w_mean=0.0, M=4, d=6, **point)
+        assert float(run.scale_spread) * math.sqrt(point["N"]) > 5.0
+        assert _stored_name(run) == "simplex ETF"
+    centred = shapes_set.sel(w_mean=0.0).stack(run=("M", "d", "N", "seed"))
+    assert {_stored_name(centred.isel(run=i)) for i in range(centred.sizes["run"])} == {"simplex ETF"}
+
+
+def test_a_tilted_simplex_with_unequal_scales_is_never_none(shapes_set):
+    # With a mean (w_mean 0.3, M = 4) every stored optimum is tilted about 22 degrees; 9 of 75 have scales or
+    # cosines beyond the centred draw's scatter, named "none" by an N-only rule.
+    tilted = shapes_set.sel(w_mean=0.3, M=4).stack(run=("d", "N", "seed"))
+    names = [_stored_name(tilted.isel(run=i)) for i in range(tilted.sizes["run"])]
+    assert set(names) == {"tilted simplex", "distorted tilted simplex"}
+    # A constructed one: a simplex tilted 20 degrees whose last unit carries 1.5 times the others' output scale.
+    s = frame_shape(_tilted(4, 12, 20.0), torch.tensor([1.0, 1.0, 1.0, 1.5]), N=2000)
+    assert s.name == "distorted tilted simplex" and s.label == "distorted tilted simplex (20.0 deg)"
+    assert s.distance == pytest.approx(0.0, abs=1e-12)  # its cosines are exactly equal: only the scales differ
+    assert frame_shape(_tilted(4, 12, 20.0), torch.ones(4), N=2000).name == "tilted simplex"
+
+
+def test_the_tilt_threshold_grows_with_d_like_the_draws_tilt():
+    # At N = 1000 the draw tilts the optimum more in d = 20 than in d = 6 (d^+0.29): a 6.5 degree tilt is
+    # significant in d = 6 and within the draw's reach in d = 20 (an N-only threshold names both alike).
+    assert tilt_threshold(1000, 4, 6) < 6.5 < tilt_threshold(1000, 4, 20)
+    assert frame_shape(_tilted(4, 6, 6.5), torch.ones(4), N=1000).name == "tilted simplex"
+    assert frame_shape(_tilted(4, 20, 6.5), torch.ones(4), N=1000).name == "simplex ETF"
+    ratio = tilt_threshold(1000, 4, 20) / tilt_threshold(1000, 4, 6)
+    assert ratio == pytest.approx((20 / 6) ** NOISE_TILT["M>2"].d_power, rel=1e-12)
+
+
+def test_the_scatter_allowed_shrinks_with_d_like_the_draws():
+    # Cosines -1/3 +- 0.07 at N = 1000: within the draw's scatter in d = 6, beyond it in d = 20.
+    assert equiangular_tolerance(1000, 20) < 0.07 < equiangular_tolerance(1000, 6)
+    G = torch.full((4, 4), -1.0 / 3, dtype=f64)
+    G[0, 1] = G[1, 0] = G[2, 3] = G[3, 2] = -1.0 / 3 + 0.07
+    G[0, 2] = G[2, 0] = G[1, 3] = G[3, 1] = -1.0 / 3 - 0.07
+    G.fill_diagonal_(1.0)
+    evals, evecs = torch.linalg.eigh(G)
+    U = evecs * evals.clamp_min(0).sqrt()
+    for d, name in ((6, "simplex ETF"), (20, "distorted simplex")):
+        V = torch.cat([U, torch.zeros(4, d - 4, dtype=f64)], dim=1)
+        s = frame_shape(V, torch.ones(4), N=1000)
+        assert s.cosine_spread == pytest.approx(0.07, abs=1e-9) and s.name == name, d

@@ -405,6 +405,21 @@ def test_the_ideal_is_never_impossible():
     assert crowded.shape.name == "none" and G is None and title == "No ideal shape near these directions"
 
 
+def test_a_distorted_tilted_simplex_is_drawn_as_the_tilted_simplex_it_departs_from():
+    """The stored runs named so (a mean along e1, unequal scales) keep a common cosine: the panel draws that."""
+    from nonlin_explorer.compression.diagnostics import frame_shape
+
+    V = simplex_etf(4, 6) * 0.3 + torch.tensor([1.0, 0, 0, 0, 0, 0], dtype=torch.float64)
+    V = V / V.norm(dim=1, keepdim=True)
+    b = torch.tensor([1.0, 1.0, 1.6, 0.6], dtype=torch.float64)
+    shape = frame_shape(V, b, N=300)
+    assert shape.name == "distorted tilted simplex", shape
+    r = finish(random_target(300, 6, seed=0), b, V, "exact", 0.0)
+    title, G = ideal_gram(r)
+    assert title == f"Distorted; nearest ideal: tilted simplex, {r.shape.tilt_degrees:.1f} deg"
+    assert r.shape.name == "distorted tilted simplex" and np.allclose(G[0, 1], r.shape.common_cosine) and G[0, 1] > 0
+
+
 @pytest.mark.parametrize("raw", [{"N": 200, "w_mean": "0.5"}, {"N": 200, "w_mean": "0.5", "method": "meanfield"},
                                  {"N": 500}, {"N": 400, "d": 3, "M": 7}])
 def test_the_panel_draws_the_shape_the_table_names(raw):
@@ -415,8 +430,9 @@ def test_the_panel_draws_the_shape_the_table_names(raw):
     title, G = ideal_gram(result)
     expected = {"simplex ETF": "Ideal simplex ETF", "distorted simplex": "Distorted; nearest ideal: simplex ETF",
                 "none": "No ideal shape near these directions"}
-    if shape.startswith("tilted simplex"):
-        assert title == f"Ideal: tilted simplex, {result.shape.tilt_degrees:.1f} deg"
+    if "tilted simplex" in shape:
+        prefix = "Distorted; nearest ideal" if shape.startswith("distorted") else "Ideal"
+        assert title == f"{prefix}: tilted simplex, {result.shape.tilt_degrees:.1f} deg"
         assert np.allclose(G[~np.eye(p.M, dtype=bool)], result.shape.common_cosine)
     else:
         assert title == expected[shape]

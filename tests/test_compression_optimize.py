@@ -149,3 +149,13 @@ def test_bad_arguments(kwargs, message):
     t = random_target(40, 4, seed=5)
     with pytest.raises(ValueError, match=message):
         compress(t, **kwargs)
+
+
+def test_meanfield_draw_is_the_n_the_mean_fields_shape_is_named_at():
+    from nonlin_explorer.compression.optimize import meanfield_draw
+
+    centred = random_target(300, 5, seed=0)  # relu, centred isotropic: the closed form, no draw
+    with_mean = random_target(300, 5, w_mean=0.4, seed=0)  # the population target's points
+    for target in (centred, with_mean):
+        assert compress(target, M=3, method="meanfield").shape.N == meanfield_draw(target)
+    assert meanfield_draw(centred) is None and meanfield_draw(with_mean) == 4096

@@ -88,7 +88,8 @@ def test_bad_arguments(kwargs, message):
 
 def test_each_run_carries_its_shape_name(small_sweep):
     names = set(small_sweep["shape"].values.ravel().tolist())
-    assert names <= {"", "vacuous", "simplex ETF", "tilted simplex", "distorted simplex", "general ETF", "none"}
+    assert names <= {"", "vacuous", "simplex ETF", "tilted simplex", "distorted tilted simplex", "distorted simplex",
+                     "general ETF", "none"}
     assert names - {""}, "every computed run is named"
     computed = ~np.isnan(small_sweep["loss"].values)
     assert (small_sweep["shape"].values[computed] != "").all() and (small_sweep["shape"].values[~computed] == "").all()

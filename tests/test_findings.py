@@ -239,3 +239,18 @@ def test_a_ci_sized_rerun_of_a_stored_compression_point_reproduces_it(name, poin
         loss_like = any(part in var for part in ("loss", "ratio", "cross_term"))
         tolerance = {"rel": 1e-6} if loss_like else {"abs": 1e-3}
         assert float(again[var]) == pytest.approx(float(stored[var]), **tolerance), var
+
+
+@pytest.mark.parametrize("name", ["shapes", "cases", "gap", "gap_erf"])
+def test_stored_shape_names_follow_frame_shapes_current_rules(name):
+    """Naming the stored runs again from their stored numbers changes nothing: the sets were written (or relabelled,
+    ``results/make_compression.py relabel``) by the rules ``frame_shape`` applies now."""
+    from nonlin_explorer.compression.diagnostics import SHAPES
+    from nonlin_explorer.compression.studies import relabel
+
+    ds = findings.load_compression(RESULTS, name)
+    assert json.loads(ds.attrs["shape_names"]) == list(SHAPES)
+    again = relabel(ds)
+    for var in ds.data_vars:
+        if var.startswith(("shape_index", "tilt_threshold")):
+            assert again[var].equals(ds[var]), var

@@ -1,5 +1,6 @@
-"""Checks on a compressed network: the shape of its units (vacuous, simplex ETF, tilted simplex, distorted simplex,
-general ETF, none), ETF distance, alignment with the target's linear part, Monte Carlo loss."""
+"""Checks on a compressed network: the shape of its units (vacuous, simplex ETF, tilted simplex, distorted tilted
+simplex, distorted simplex, general ETF, none), ETF distance, alignment with the target's linear part, Monte Carlo
+loss."""
 
 from __future__ import annotations
 
@@ -41,55 +42,103 @@ def etf_distance(V) -> float:
     return float((off.abs() - welch_bound(M, d)).abs().max())
 
 
-SHAPES = ("vacuous", "simplex ETF", "tilted simplex", "distorted simplex", "general ETF", "none")
+SHAPES = ("vacuous", "simplex ETF", "tilted simplex", "distorted simplex", "general ETF", "none",
+          "distorted tilted simplex")
 
-#: Realization noise of the tilt, in degrees, ``scale * N^-power``: the tilt of the exact optimum on targets whose
-#: law has no mean and no anisotropy (W = N(0, I/d), a = (1 + g)/N), where any tilt comes from the draw alone.
-#: Fitted by ``benchmarks/bench_shapes.py`` (M = 4 for M > 2) over d = 6, 10, 20, N = 500..8000, seeds 0-2 (M = 2
-#: apart: an antipodal pair tilts more, and more slowly in N).
-NOISE_TILT = {2: (58.0, 0.22), "M>2": (88.0, 0.48)}
-#: A tilt is significant when it exceeds this many times the noise tilt at the target's N (and never below
-#: ``MIN_TILT_DEGREES``, the numerical floor used when N is None: a mean field or a frame without a target).
-TILT_SIGNIFICANCE = 2.0
+
+@dataclass(frozen=True)
+class DrawFit:
+    """How far the target's draw alone moves the exact optimum: ``scale * N^n_power * d^d_power`` (a least-squares fit
+    in logs over the centred runs of ``results/compression_shapes.nc``; powers to 3 digits), and ``envelope``, the
+    largest ratio of a stored run to the fit (rounded up). :meth:`bound` is the envelope times :data:`MARGIN`: what a
+    shape may show before the draw no longer explains it."""
+
+    scale: float
+    n_power: float
+    d_power: float
+    envelope: float
+
+    def __call__(self, N: float, d: float) -> float:
+        """The fit at N units in dimension d."""
+        return self.scale * float(N) ** self.n_power * float(d) ** self.d_power
+
+    def bound(self, N: float, d: float) -> float:
+        """:data:`MARGIN` times the largest stored ratio, times the fit: the draw's reach at (N, d)."""
+        return MARGIN * self.envelope * self(N, d)
+
+
+#: How much beyond the largest stored run a bound reaches (:meth:`DrawFit.bound`).
+MARGIN = 1.25
+#: The draw's tilt in degrees: the exact optimum's tilt on centred targets (W = N(0, I/d), a = (1 + g)/N: any tilt
+#: is the draw's), ``results/compression_shapes.nc`` at w_mean 0, d = 6, 10, 20, N = 500..8000, 5 seeds (75 runs
+#: per M). An antipodal pair (M = 2) tilts more and more slowly in N; M > 2 uses the M = 4 fit.
+NOISE_TILT = {2: DrawFit(52.8, -0.236, 0.0657, 1.29), "M>2": DrawFit(46.2, -0.499, 0.288, 1.69)}
+#: The draw's scatter (same runs, M = 4, the N power fixed at -1/2): the largest deviation of a cosine from their
+#: mean, and the output scales' relative spread (max - min) / mean. Both shrink with d.
+COSINE_SCATTER = DrawFit(4.82, -0.5, -0.726, 2.45)
+SCALE_SCATTER = DrawFit(7.99, -0.5, -0.672, 2.22)
+#: Numerical floors: the smallest tilt named (and the only threshold when N is None: a mean field, a frame without a
+#: target), the cosine deviation and scale spread always allowed.
 MIN_TILT_DEGREES = 0.5
-#: Cosines count as equal when none is further than ``max(EQUIANGULAR_FLOOR, EQUIANGULAR_SCALE / sqrt(N))`` from
-#: their mean, and output scales ``c_j`` (``|b_j|`` times the unit's RMS output) when their spread (max - min) / mean
-#: is at most ``max(SCALE_SPREAD, SCALE_SCALE / sqrt(N))``: the draw scatters both like N^-1/2, up to
-#: 2.8 / sqrt(N) (cosines) and 4.0 / sqrt(N) (scales) for M = 4, d = 6..20 (``benchmarks/bench_shapes.py``).
 EQUIANGULAR_FLOOR = 0.01
-EQUIANGULAR_SCALE = 4.0
 SCALE_SPREAD = 0.1
-SCALE_SCALE = 5.0
 #: Every output scale below this: the vacuous solution g = 0.
 VACUOUS_SCALE = 1e-10
-#: A *distorted* simplex: not equiangular (or unequal scales), every cosine within this of ``-1/(M-1)``.
+#: A *distorted* (tilted) simplex: not equiangular (or unequal scales), every cosine within this of ``-1/(M-1)``
+#: (of the common cosine, for a tilted one).
 DISTORTION = 0.15
 #: A general ETF: every |cosine| within this of Welch's bound, and tight to this (relative).
 SHAPE_TOLERANCE = 0.05
 
 
-def noise_tilt(N: int | None, M: int) -> float:
-    """The tilt (degrees) that the target's draw alone gives the optimum at N units (:data:`NOISE_TILT`); 0 if
-    N is None (no draw)."""
+def noise_tilt(N: int | None, M: int, d: int) -> float:
+    """The tilt (degrees) that the target's draw alone typically gives the optimum at N units in dimension d
+    (:data:`NOISE_TILT`); 0 if N is None (no draw)."""
     if N is None:
         return 0.0
-    scale, power = NOISE_TILT[2] if M == 2 else NOISE_TILT["M>2"]
-    return scale * float(N) ** -power
+    return (NOISE_TILT[2] if M == 2 else NOISE_TILT["M>2"])(N, d)
 
 
-def tilt_threshold(N: int | None, M: int) -> float:
-    """Smallest tilt (degrees) named a tilted simplex: :data:`TILT_SIGNIFICANCE` times :func:`noise_tilt`."""
-    return max(MIN_TILT_DEGREES, TILT_SIGNIFICANCE * noise_tilt(N, M))
+def tilt_threshold(N: int | None, M: int, d: int) -> float:
+    """Smallest tilt (degrees) named a tilted simplex: the draw's reach (:meth:`DrawFit.bound` of
+    :data:`NOISE_TILT`), at least :data:`MIN_TILT_DEGREES`."""
+    if N is None:
+        return MIN_TILT_DEGREES
+    return max(MIN_TILT_DEGREES, (NOISE_TILT[2] if M == 2 else NOISE_TILT["M>2"]).bound(N, d))
 
 
-def equiangular_tolerance(N: int | None) -> float:
+def equiangular_tolerance(N: int | None, d: int) -> float:
     """Largest deviation of a cosine from the common one at which directions still count as equiangular."""
-    return EQUIANGULAR_FLOOR if N is None else max(EQUIANGULAR_FLOOR, EQUIANGULAR_SCALE / math.sqrt(N))
+    return EQUIANGULAR_FLOOR if N is None else max(EQUIANGULAR_FLOOR, COSINE_SCATTER.bound(N, d))
 
 
-def scale_tolerance(N: int | None) -> float:
+def scale_tolerance(N: int | None, d: int) -> float:
     """Largest relative spread (max - min) / mean of the output scales at which they still count as equal."""
-    return SCALE_SPREAD if N is None else max(SCALE_SPREAD, SCALE_SCALE / math.sqrt(N))
+    return SCALE_SPREAD if N is None else max(SCALE_SPREAD, SCALE_SCATTER.bound(N, d))
+
+
+def shape_name(M: int, d: int, N: int | None, *, tilt: float, cosine_spread: float, scale_spread: float,
+               simplex_distance: float, general_etf_distance: float = math.nan) -> str:
+    """The name (one of :data:`SHAPES`, vacuous aside) of units with these numbers: the rules of :class:`FrameShape`.
+
+    ``simplex_distance`` is the largest deviation of a cosine from ``-1/(M-1)``; ``scale_spread`` NaN means no
+    output scales (then they count as equal). A stored run's numbers give its name again without recomputing it."""
+    significant = M <= d and tilt > tilt_threshold(N, M, d)
+    equiangular = cosine_spread <= equiangular_tolerance(N, d)
+    equal_scales = math.isnan(scale_spread) or scale_spread <= scale_tolerance(N, d)
+    if M <= d + 1 and equiangular and equal_scales:  # a tilt within the draw's reach is no tilt
+        return "tilted simplex" if significant else "simplex ETF"
+    # A distorted shape is tilted when its tilt exceeds the draw's reach; with no draw (N None, where the threshold is
+    # a numerical floor) also when its common cosine sits above -1/(M-1) by more than the cosines scatter, since
+    # 1 + (M - 1) rho = M sin^2(tilt) makes any distortion that moves rho look like a tilt.
+    lift = M * math.sin(math.radians(tilt)) ** 2 / (M - 1) if M > 1 else 0.0
+    if significant and cosine_spread <= DISTORTION and (N is not None or lift > cosine_spread):
+        return "distorted tilted simplex"
+    if M <= d + 1 and simplex_distance <= DISTORTION:
+        return "distorted simplex"
+    if M > d + 1 and general_etf_distance <= SHAPE_TOLERANCE:
+        return "general ETF"
+    return "none"
 
 
 @dataclass
@@ -99,14 +148,18 @@ class FrameShape:
     ``name`` is one of :data:`SHAPES`: *vacuous* (every output scale is zero: g = 0); *simplex ETF* (equiangular at
     ``-1/(M-1)``, equal scales, tilt not significant); *tilted simplex* (equiangular at a common cosine above
     ``-1/(M-1)``: a simplex ETF in the hyperplane orthogonal to ``direction`` with every unit lifted out of it by
-    ``tilt_degrees``, more than :func:`tilt_threshold` at the target's N; equiangular but not tight, so no ETF);
-    *distorted simplex* (every cosine within :data:`DISTORTION` of ``-1/(M-1)``, but not equiangular or with unequal
-    scales); *general ETF* (M > d + 1, |cosines| at Welch's bound, tight); else *none*. ``distances`` holds the
-    largest cosine deviation from each shape that can exist for (M, d) (``nan`` where none can); ``distance`` that of
-    the named shape (the nearest one for "none"). "Equal" cosines and scales allow the draw's scatter at the target's
-    N (:func:`equiangular_tolerance`, :func:`scale_tolerance`; calibrated on N = 500..8000, extrapolated beyond).
-    For odd activations a unit ``(b_j, v_j)`` is the unit ``(-b_j, -v_j)``: directions are taken with ``b_j >= 0``,
-    so the name does not depend on such flips."""
+    ``tilt_degrees``, more than :func:`tilt_threshold`; equiangular but not tight, so no ETF); *distorted tilted
+    simplex* (tilt above :func:`tilt_threshold`, every cosine within :data:`DISTORTION` of the common one, but not
+    equiangular or with unequal scales; with N None the common cosine must also sit above ``-1/(M-1)`` by more than
+    the cosines scatter); *distorted
+    simplex* (every cosine within :data:`DISTORTION` of ``-1/(M-1)``, but not equiangular or with unequal scales);
+    *general ETF* (M > d + 1, |cosines| at Welch's bound, tight); else *none* (:func:`shape_name`). ``distances``
+    holds the largest cosine deviation from each shape that can exist for (M, d) (``nan`` where none can);
+    ``distance`` that of the named shape (the nearest one for "none"). What counts as significant and equal is what
+    the target's draw alone gives the exact optimum at its N and d (:func:`tilt_threshold`,
+    :func:`equiangular_tolerance`, :func:`scale_tolerance`: fits of ``results/compression_shapes.nc``, d = 6..20,
+    N = 500..8000, M = 2 and 4, extrapolated beyond). For odd activations a unit ``(b_j, v_j)`` is the unit
+    ``(-b_j, -v_j)``: directions are taken with ``b_j >= 0``, so the name does not depend on such flips."""
 
     name: str
     distance: float
@@ -121,9 +174,9 @@ class FrameShape:
 
     @property
     def label(self) -> str:
-        """The name as a reader sees it: a tilted simplex with its angle."""
-        if self.name == "tilted simplex":
-            return f"tilted simplex ({self.tilt_degrees:.1f} deg)"
+        """The name as a reader sees it: a tilted simplex (distorted or not) with its angle."""
+        if self.name in ("tilted simplex", "distorted tilted simplex"):
+            return f"{self.name} ({self.tilt_degrees:.1f} deg)"
         return self.name
 
     def summary(self) -> dict:
@@ -146,12 +199,12 @@ def output_scales(b, V, activation: str | Activation = "relu") -> torch.Tensor:
 def frame_shape(V, b=None, *, activation: str | Activation = "relu", N: int | None = None) -> FrameShape:
     """Name the shape of a compressed network's units ``(b, V)`` (V: (M, d)) for a target of N units.
 
-    The names and their tests are those of :class:`FrameShape`. N sets what counts as significant: the tilt a
-    target's draw gives the optimum by itself (:func:`noise_tilt`, shrinking with N) and the scatter of its
-    cosines and scales (:func:`equiangular_tolerance`, :func:`scale_tolerance`); ``N=None`` (a mean field, a frame
-    on its own) uses the numerical floors. ``b`` (M,) gives the output scales (vacuous, equal or not) and, for odd
-    activations, the unit signs: it is required there, since without it a flipped unit cannot be told from
-    another direction."""
+    The names and their tests are those of :class:`FrameShape`. N and d (V's columns) set what counts as
+    significant: the tilt a target's draw gives the optimum by itself (:func:`noise_tilt`: about N^-1/2 d^0.29 for
+    M > 2) and the scatter of its cosines and scales (:func:`equiangular_tolerance`, :func:`scale_tolerance`: about
+    N^-1/2 d^-0.7); ``N=None`` (a mean field, a frame on its own) uses the numerical floors. ``b`` (M,) gives the
+    output scales (vacuous, equal or not) and, for odd activations, the unit signs: it is required there, since
+    without it a flipped unit cannot be told from another direction."""
     V = as_tensor("V", V, ndim=2).to(torch.float64)
     act = get_activation(activation)
     M, d = V.shape
@@ -169,7 +222,7 @@ def frame_shape(V, b=None, *, activation: str | Activation = "relu", N: int | No
     norms = V.norm(dim=1)
     if bool((norms == 0).all()) or (scales is not None and float(scales.max()) <= VACUOUS_SCALE):
         return FrameShape("vacuous", nan, {}, nan, nan, None, nan, nan, 0.0, N)
-    threshold = tilt_threshold(N, M)
+    threshold = tilt_threshold(N, M, d)
     spread_c = nan if scales is None else float((scales.max() - scales.min()) / scales.mean())
     if M < 2:
         return FrameShape("simplex ETF", 0.0, {"simplex ETF": 0.0}, nan, 0.0, None, threshold, 0.0, spread_c, N)
@@ -192,15 +245,9 @@ def frame_shape(V, b=None, *, activation: str | Activation = "relu", N: int | No
         frame = U.T @ U
         tight = float((frame - (M / d) * torch.eye(d, dtype=frame.dtype, device=frame.device)).abs().max()) / (M / d)
         dist["general ETF"] = max(float((off.abs() - mu).abs().max()), tight)
-    equiangular = spread <= equiangular_tolerance(N)
-    equal_scales = scales is None or spread_c <= scale_tolerance(N)
-    name = "none"
-    if M <= d + 1 and equiangular and equal_scales:  # a tilt within the draw's noise is no tilt
-        name = "tilted simplex" if M <= d and tilt > threshold else "simplex ETF"
-    elif M <= d + 1 and dist["distorted simplex"] <= DISTORTION:
-        name = "distorted simplex"
-    elif M > d + 1 and dist["general ETF"] <= SHAPE_TOLERANCE:
-        name = "general ETF"
+    dist["distorted tilted simplex"] = dist["tilted simplex"]
+    name = shape_name(M, d, N, tilt=tilt, cosine_spread=spread, scale_spread=spread_c,
+                      simplex_distance=dist["distorted simplex"], general_etf_distance=dist["general ETF"])
     finite = {k: v for k, v in dist.items() if not math.isnan(v)}
     distance = finite[name] if name in finite else min(finite.values())
     return FrameShape(name, distance, dist, rho, tilt, direction, threshold, spread, spread_c, N)

@@ -24,7 +24,12 @@ from nonlin_explorer.compression._hessian import relu_grad_hess, tangent_bases
 from nonlin_explorer.compression.diagnostics import FrameShape, alignment, cosine_gram, etf_distance, frame_shape
 from nonlin_explorer.compression.etf import etf_search, random_rotation, simplex_coordinates, simplex_etf
 from nonlin_explorer.compression.kernels import get_activation
-from nonlin_explorer.compression.meanfield import closed_form_applies, meanfield_population, meanfield_solution
+from nonlin_explorer.compression.meanfield import (
+    POPULATION_POINTS,
+    closed_form_applies,
+    meanfield_population,
+    meanfield_solution,
+)
 from nonlin_explorer.compression.targets import Target, as_target
 from nonlin_explorer.threads import threads_for
 from nonlin_explorer.validation import check_seed
@@ -445,6 +450,14 @@ def _compress_etf(target, M, *, init, restarts, gen, max_iter, tol, callback, qu
                      # angle from the complement of m towards m (positive: towards the linear part)
                      "tilt_degrees": math.degrees(math.asin(math.cos(chart.phi))) if fam.tilted else 0.0})
     return res
+
+
+def meanfield_draw(target: Target) -> int | None:
+    """How many units the mean field's solution of ``target`` comes from, the N its shape is named at: None for the
+    closed form (no draw), else the population target's points."""
+    if closed_form_applies(target):
+        return None
+    return POPULATION_POINTS[get_activation(target.activation).exact]
 
 
 def _compress_meanfield(target, M, *, seed, restarts, max_iter, tol, quad_points, t0, expected=True):

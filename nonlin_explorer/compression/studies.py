@@ -12,6 +12,9 @@ the benchmarks print the same computation. Shape names travel as their index in 
   :data:`LAWS`, plain and with the mean field's units at their best orientation on the draw (the oracle).
 - :func:`cross_term_point`: the simplification's cross-term error on one centred target
   (:func:`.approximation.cross_term_error`).
+
+:func:`relabel` names a stored set's runs again from their stored numbers (:func:`.diagnostics.shape_name`), so a
+change of naming rules needs no recomputation of the optima.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from typing import Any
 
 import torch
 
-from nonlin_explorer.compression.diagnostics import SHAPES, cosine_gram
-from nonlin_explorer.compression.optimize import CompressionResult, compress
+from nonlin_explorer.compression.diagnostics import SHAPES, cosine_gram, shape_name, tilt_threshold
+from nonlin_explorer.compression.optimize import CompressionResult, compress, meanfield_draw
 from nonlin_explorer.compression.targets import Target, random_target
 
-__all__ = ["CASES", "LAWS", "case_point", "cross_term_point", "gap_point", "law_target", "oracle_loss",
+__all__ = ["CASES", "LAWS", "case_point", "cross_term_point", "gap_point", "law_target", "oracle_loss", "relabel",
            "shape_names", "shape_point", "unit_numbers"]
 
 #: Laws of targets for the mean-field gap (a = (1 + g)/N throughout): ``isotropic+mean`` W = N(0.3 e1, I) (the law
@@ -149,3 +152,51 @@ def cross_term_point(N: int, d: int, seed: int, directions: int = 512) -> dict[s
 def shape_names(codes) -> list[str]:
     """Names of stored shape indices (NaN: "")."""
     return ["" if not math.isfinite(float(c)) else SHAPES[int(c)] for c in codes]
+
+
+def _point_target(args: dict[str, Any]) -> Target:
+    """The target of one stored point (its spec's base and coordinates), as the point's function built it."""
+    cfg = {**args, **CASES[args["case"]]} if "case" in args else args
+    if cfg.get("law"):
+        return law_target(cfg["law"], cfg["N"], cfg["d"], cfg["seed"])
+    return random_target(cfg["N"], cfg["d"], w_mean=cfg.get("w_mean") or None, a_mean=cfg.get("a_mean", 1.0),
+                         seed=cfg["seed"])
+
+
+def relabel(ds):
+    """``ds`` (a stored set of :func:`shape_point`, :func:`case_point` or :func:`gap_point`) with every
+    ``shape_index*`` and ``tilt_threshold*`` recomputed by the current naming rules from the run's stored tilt,
+    cosine and scale spread and extreme cosines, at the N whose draw the solution saw (the target's; for the mean
+    field :func:`.optimize.meanfield_draw`). Vacuous runs keep their name."""
+    import json
+
+    import numpy as np
+
+    ds = ds.copy(deep=True)
+    base = json.loads(ds.attrs["spec"])["base"]
+    suffixes = [s for s in ("", "_exact", "_meanfield") if f"shape_index{s}" in ds]
+    for suffix in suffixes:
+        index, thr = ds[f"shape_index{suffix}"], ds[f"tilt_threshold{suffix}"]
+        new_index, new_thr = index.values.copy(), thr.values.copy()
+        for pos in np.ndindex(index.shape):
+            point = ds.isel(dict(zip(index.dims, pos)))
+            if SHAPES[int(point[f"shape_index{suffix}"])] == "vacuous":
+                continue
+            args = {**base, **{k: point[k].item() for k in ds[f"shape_index{suffix}"].dims}}
+            M, d, N = (int(point[k]) if k in point else int(args[k]) for k in ("M", "d", "N"))
+            if M > d + 1:
+                raise ValueError(f"relabel names shapes with M <= d + 1 only (a general ETF needs the frame's "
+                                 f"tightness, which a set does not store); got M = {M}, d = {d}")
+            args.update(M=M, d=d, N=N, seed=int(args["seed"]))
+            meanfield = suffix == "_meanfield" or args.get("method") == "meanfield"
+            seen = meanfield_draw(_point_target(args)) if meanfield else N
+            off = -1.0 / (M - 1)
+            name = shape_name(M, d, seen, tilt=float(point[f"tilt_degrees{suffix}"]),
+                              cosine_spread=float(point[f"cosine_spread{suffix}"]),
+                              scale_spread=float(point[f"scale_spread{suffix}"]),
+                              simplex_distance=max(abs(float(point[f"cosine_min{suffix}"]) - off),
+                                                   abs(float(point[f"cosine_max{suffix}"]) - off)))
+            new_index[pos], new_thr[pos] = float(SHAPES.index(name)), tilt_threshold(seen, M, d)
+        ds[f"shape_index{suffix}"] = index.copy(data=new_index)
+        ds[f"tilt_threshold{suffix}"] = thr.copy(data=new_thr)
+    return ds

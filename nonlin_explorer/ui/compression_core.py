@@ -168,17 +168,20 @@ def ideal_gram(result: CompressionResult) -> tuple[str, np.ndarray | None]:
     """The ideal shape the panel draws beside the result: ``(title, Gram)``, or ``(title, None)`` when none is drawn
     (titles fit the 280-px table). Always the shape the diagnostics named (the table's "shape" row): a simplex ETF;
     a tilted simplex at its common cosine, with its angle; a general ETF at Welch's bound (the result's signs); for a
-    distorted simplex the simplex ETF it departs from, titled so; nothing for "vacuous" and "none"."""
+    distorted simplex the simplex ETF it departs from, titled so; for a distorted tilted simplex the tilted simplex at
+    its common cosine, titled so with its angle; nothing for "vacuous" and "none"."""
     s = result.shape
     M, d = result.V.shape
     name = s.name if s is not None else "none"
     if name in ("simplex ETF", "distorted simplex"):
         title = "Ideal simplex ETF" if name == "simplex ETF" else "Distorted; nearest ideal: simplex ETF"
         return title, etf_gram(M)
-    if name == "tilted simplex":
+    if name in ("tilted simplex", "distorted tilted simplex"):
         G = np.full((M, M), s.common_cosine)
         np.fill_diagonal(G, 1.0)
-        return f"Ideal: tilted simplex, {s.tilt_degrees:.1f} deg", G
+        if name == "tilted simplex":
+            return f"Ideal: tilted simplex, {s.tilt_degrees:.1f} deg", G
+        return f"Distorted; nearest ideal: tilted simplex, {s.tilt_degrees:.1f} deg", G
     if name == "general ETF":
         mu = welch_bound(M, d)
         G = np.sign(result.gram.cpu().numpy()) * mu
