@@ -159,7 +159,10 @@ class LinearizableActivation(nn.Module):
         :func:`clamp_slopes_` after ``optimizer.step()`` in a training loop of your own.
         """
         free, fixed = self._masks()
-        return self.alpha if free is None else torch.addcmul(fixed, self.alpha, free)
+        if free is None:
+            return self.alpha
+        # every unit forced: the slopes are constants, so autograd skips the d alpha work (a reduction per call)
+        return fixed if self._all_forced else torch.addcmul(fixed, self.alpha, free)
 
     def _masks(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(free as 0/1 floats, forced value) recomputed only when the state buffer changes;
@@ -167,6 +170,7 @@ class LinearizableActivation(nn.Module):
         key = (self.state._version, self.state.data_ptr(), self.alpha.dtype, self.alpha.device)
         if getattr(self, "_mask_key", None) != key:
             state = self.state
+            self._all_forced = not bool((state == UnitState.FREE).any())
             if bool((state == UnitState.FREE).all()):
                 self._mask_cache = (None, None)
             else:
