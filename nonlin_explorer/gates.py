@@ -71,13 +71,14 @@ class _GateFunction(torch.autograd.Function):
         if x.dim() > 1:
             shape[1] = -1
         grad_x = grad_slope = None
+        # two full-size allocations (pos, neg); everything else in place on them
         pos = torch.ops.aten.threshold_backward(grad, x, 0)  # grad where x > 0, else 0
-        neg = grad - pos  # grad where x <= 0, else 0
+        neg = torch.sub(grad, pos)  # grad where x <= 0, else 0
         if ctx.needs_input_grad[0]:
-            grad_x = torch.addcmul(pos, slope.view(shape), neg)  # + slope * grad where x <= 0
+            grad_x = pos.addcmul_(slope.view(shape), neg)  # + slope * grad where x <= 0
         if ctx.needs_input_grad[1]:
             reduce = [d for d in range(x.dim()) if d != 1] if x.dim() > 1 else [0]
-            grad_slope = (neg * x).sum(reduce)  # sum of grad * min(x, 0)
+            grad_slope = neg.mul_(x).sum(reduce)  # sum of grad * min(x, 0)
             if x.dim() <= 1:
                 grad_slope = grad_slope.reshape(slope.shape)
         return grad_x, grad_slope

@@ -142,3 +142,17 @@ def test_a_gate_with_every_unit_forced_does_no_alpha_work_and_still_passes_the_i
     g.release(1)  # a free unit again: alpha gets its gradient back
     g(x).sum().backward()
     assert g.alpha.grad is not None and g.alpha.grad[1] != 0 and g.alpha.grad[0] == 0
+
+
+@pytest.mark.parametrize("wants", ["x", "alpha"])
+def test_fast_backward_gives_the_one_gradient_asked_for(wants):
+    x = torch.randn(300, 3, 100, dtype=torch.float64, requires_grad=wants == "x")
+    g = LinearizableReLU(3).double()
+    with torch.no_grad():
+        g.alpha.copy_(torch.tensor([0.0, 0.3, 1.0]))
+    g.alpha.requires_grad_(wants == "alpha")
+    grad = torch.randn(x.shape, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(g(x), x if wants == "x" else g.alpha, grad)
+    ref_x, ref_alpha = x.detach().requires_grad_(), g.alpha.detach().clone().requires_grad_()
+    ref = torch.autograd.grad(torch.nn.functional.prelu(ref_x, ref_alpha), (ref_x, ref_alpha), grad)
+    torch.testing.assert_close(ours, ref[0] if wants == "x" else ref[1])
