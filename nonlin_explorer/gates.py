@@ -163,7 +163,7 @@ class LinearizableActivation(nn.Module):
         if free is None:
             return self.alpha
         # every unit forced: the slopes are constants, so autograd skips the d alpha work (a reduction per call)
-        return fixed if self._all_forced else torch.addcmul(fixed, self.alpha, free)
+        return fixed if getattr(self, "_all_forced", False) else torch.addcmul(fixed, self.alpha, free)
 
     def _masks(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(free as 0/1 floats, forced value) recomputed only when the state buffer changes;
