@@ -71,13 +71,14 @@ class _GateFunction(torch.autograd.Function):
         if x.dim() > 1:
             shape[1] = -1
         grad_x = grad_slope = None
+        # two full-size allocations (pos, neg); everything else in place on them
         pos = torch.ops.aten.threshold_backward(grad, x, 0)  # grad where x > 0, else 0
-        neg = grad - pos  # grad where x <= 0, else 0
+        neg = torch.sub(grad, pos)  # grad where x <= 0, else 0
         if ctx.needs_input_grad[0]:
-            grad_x = torch.addcmul(pos, slope.view(shape), neg)  # + slope * grad where x <= 0
+            grad_x = pos.addcmul_(slope.view(shape), neg)  # + slope * grad where x <= 0
         if ctx.needs_input_grad[1]:
             reduce = [d for d in range(x.dim()) if d != 1] if x.dim() > 1 else [0]
-            grad_slope = (neg * x).sum(reduce)  # sum of grad * min(x, 0)
+            grad_slope = neg.mul_(x).sum(reduce)  # sum of grad * min(x, 0)
             if x.dim() <= 1:
                 grad_slope = grad_slope.reshape(slope.shape)
         return grad_x, grad_slope
@@ -159,7 +160,10 @@ class LinearizableActivation(nn.Module):
         :func:`clamp_slopes_` after ``optimizer.step()`` in a training loop of your own.
         """
         free, fixed = self._masks()
-        return self.alpha if free is None else torch.addcmul(fixed, self.alpha, free)
+        if free is None:
+            return self.alpha
+        # every unit forced: the slopes are constants, so autograd skips the d alpha work (a reduction per call)
+        return fixed if getattr(self, "_all_forced", False) else torch.addcmul(fixed, self.alpha, free)
 
     def _masks(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(free as 0/1 floats, forced value) recomputed only when the state buffer changes;
@@ -167,6 +171,7 @@ class LinearizableActivation(nn.Module):
         key = (self.state._version, self.state.data_ptr(), self.alpha.dtype, self.alpha.device)
         if getattr(self, "_mask_key", None) != key:
             state = self.state
+            self._all_forced = not bool((state == UnitState.FREE).any())
             if bool((state == UnitState.FREE).all()):
                 self._mask_cache = (None, None)
             else:

@@ -8,6 +8,7 @@ from nonlin_explorer.gates import (
     LinearizableReLU,
     UnitState,
     gate_snapshot,
+    make_gate,
     nonlinear_count,
     restore_gates,
     sparsity_penalty,
@@ -123,3 +124,35 @@ def test_unit_indices_must_be_integers_not_coerced(units):
     assert int(g.state.sum()) == 0
     g.set_linear([])  # nothing selected is fine
     assert int(g.state.sum()) == 0
+
+
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.GELU()], ids=repr)
+def test_a_gate_with_every_unit_forced_does_no_alpha_work_and_still_passes_the_input_gradient(act):
+    g = make_gate(act, 3)
+    g.set_linear([0, 2])
+    g.set_nonlinear(1)
+    x = torch.randn(8, 3, requires_grad=True)
+    y = g(x)
+    y.sum().backward()
+    assert g.alpha.grad is None  # the slopes were constants: no d alpha reduction ran
+    torch.testing.assert_close(y, torch.stack([x[:, 0], act(x[:, 1]), x[:, 2]], 1).detach())
+    expected = torch.ones(8, 3)
+    expected[:, 1] = torch.autograd.functional.vjp(act, x[:, 1].detach(), torch.ones(8))[1]
+    torch.testing.assert_close(x.grad, expected)
+    g.release(1)  # a free unit again: alpha gets its gradient back
+    g(x).sum().backward()
+    assert g.alpha.grad is not None and g.alpha.grad[1] != 0 and g.alpha.grad[0] == 0
+
+
+@pytest.mark.parametrize("wants", ["x", "alpha"])
+def test_fast_backward_gives_the_one_gradient_asked_for(wants):
+    x = torch.randn(300, 3, 100, dtype=torch.float64, requires_grad=wants == "x")
+    g = LinearizableReLU(3).double()
+    with torch.no_grad():
+        g.alpha.copy_(torch.tensor([0.0, 0.3, 1.0]))
+    g.alpha.requires_grad_(wants == "alpha")
+    grad = torch.randn(x.shape, dtype=torch.float64)
+    (ours,) = torch.autograd.grad(g(x), x if wants == "x" else g.alpha, grad)
+    ref_x, ref_alpha = x.detach().requires_grad_(), g.alpha.detach().clone().requires_grad_()
+    ref = torch.autograd.grad(torch.nn.functional.prelu(ref_x, ref_alpha), (ref_x, ref_alpha), grad)
+    torch.testing.assert_close(ours, ref[0] if wants == "x" else ref[1])

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import nonlin_explorer as ne
+from nonlin_explorer import gate_kernels
 from nonlin_explorer.gates import (
     FUNCTIONAL_KINDS,
     MODULE_KINDS,
@@ -262,9 +263,17 @@ def _gate_with_alpha(gate):
     return lambda x, alpha: torch.func.functional_call(gate, {"alpha": alpha}, (x,))
 
 
+@pytest.fixture(params=["autograd", "hand-written"])
+def gate_path(request, monkeypatch):
+    """Run a test on both gate paths: autograd (small inputs) and the hand-written backward (every input)."""
+    if request.param == "hand-written":
+        monkeypatch.setattr(gate_kernels, "FUNCTION_MIN_NUMEL", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("act", MODULES, ids=lambda m: repr(m))
 @pytest.mark.parametrize("axis, shape", [(1, (3, 4, 2, 2)), (-1, (2, 3, 4)), (1, (4,))])
-def test_gate_gradients_pass_gradcheck_in_float64(act, axis, shape):
+def test_gate_gradients_pass_gradcheck_in_float64(act, axis, shape, gate_path):
     g = make_gate(act, 4, axis=axis).double()
     x = (torch.randn(*shape, dtype=torch.float64) * 3).requires_grad_(True)
     alpha = torch.tensor([0.0, 0.3, 0.8, 1.0], dtype=torch.float64, requires_grad=True)
@@ -272,7 +281,8 @@ def test_gate_gradients_pass_gradcheck_in_float64(act, axis, shape):
 
 
 @pytest.mark.parametrize("act", [m for m in MODULES if type(m) is not nn.ReLU], ids=lambda m: repr(m))
-def test_hand_written_backward_is_used_and_equals_autograd_through_act_then_lerp(act):
+def test_hand_written_backward_is_used_and_equals_autograd_through_act_then_lerp(act, monkeypatch):
+    monkeypatch.setattr(gate_kernels, "FUNCTION_MIN_NUMEL", 0)
     g = make_gate(act, 6).double()
     x = (torch.randn(5, 6, 3, dtype=torch.float64) * 3).requires_grad_(True)
     alpha = torch.linspace(0, 1, 6, dtype=torch.float64, requires_grad=True)
@@ -283,3 +293,29 @@ def test_hand_written_backward_is_used_and_equals_autograd_through_act_then_lerp
     reference = torch.autograd.grad(torch.lerp(act(x), x, alpha.view(1, -1, 1)), (x, alpha), grad)
     for a, b in zip(ours, reference):
         torch.testing.assert_close(a, b)
+
+
+
+@pytest.mark.parametrize("act", [nn.GELU(), nn.Hardswish()], ids=repr)
+def test_small_inputs_take_autograd_and_large_ones_the_hand_written_backward_with_equal_gradients(act, monkeypatch):
+    g = make_gate(act, 512)
+    with torch.no_grad():
+        g.alpha.copy_(torch.linspace(0, 1, 512))
+    x = torch.randn(gate_kernels.FUNCTION_MIN_NUMEL // 512 + 1, 512) * 3
+    assert type(g(x[:4].requires_grad_(True)).grad_fn).__name__.startswith("LerpBackward")
+
+    def grads():
+        xi = x.clone().requires_grad_(True)
+        y = g(xi)
+        y.backward(torch.linspace(-1, 1, y.numel()).view_as(y))
+        got = type(y.grad_fn).__name__, xi.grad, g.alpha.grad
+        g.alpha.grad = None
+        return got
+
+    name, gx, galpha = grads()
+    assert name == "LerpGateBackward"
+    monkeypatch.setattr(gate_kernels, "FUNCTION_MIN_NUMEL", x.numel())
+    ref_name, ref_gx, ref_galpha = grads()
+    assert ref_name.startswith("LerpBackward")
+    torch.testing.assert_close(gx, ref_gx)
+    torch.testing.assert_close(galpha, ref_galpha, rtol=1e-5, atol=1e-4)
