@@ -138,6 +138,9 @@ def test_train_steer_click_pause_and_run_cells_while_training(nb):
     # The sparsity slider, moved with the keyboard in the page, sets the kernel's session; nonlinear units fall.
     slider = nb.widget(APP_CELL, "Sparsity λ (log scale)")
     slider.focus()
+    before = slider.input_value()
+    slider.press("ArrowLeft" if int(before) > 0 else "ArrowRight")  # arrows stay the slider's, not the notebook's
+    expect(slider).not_to_have_value(before)
     slider.press("End")
     s = nb.wait(lambda s: s["sparsity"] == pytest.approx(0.1), "the session's sparsity to change")
     expect(nb.widget(APP_CELL, "Sparsity λ (exact)")).to_have_value("0.1")

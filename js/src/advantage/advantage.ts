@@ -12,6 +12,7 @@ import type { RenderProps } from '@anywidget/types';
 import { BandChart, BandData, LivePoints } from '../charts/band_chart';
 import { el } from '../charts/chart';
 import { palette, resolveTheme } from '../charts/theme';
+import { keepControlKeys } from '../own_keys';
 import { Channel, Request } from '../transport';
 import { AdvantageMessage, AdvantageModel, BandGap, StoredSet } from './types';
 
@@ -165,6 +166,7 @@ export class AdvantagePage {
     body.append(controls, main);
     this.root.append(header, body);
     host.append(this.root);
+    keepControlKeys(this.root);
 
     this.sizer = new ResizeObserver(entries => {
       for (const entry of entries) {

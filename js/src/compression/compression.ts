@@ -11,6 +11,7 @@ import type { AnyModel, RenderProps } from '@anywidget/types';
 import { Chart, el } from '../charts/chart';
 import { palette, resolveTheme } from '../charts/theme';
 import { dropTokenFromUrl } from '../dashboard/dashboard';
+import { keepControlKeys } from '../own_keys';
 import { Channel, Request } from '../transport';
 import { ConvergenceChart, DirectionsChart, GramChart, SweepChart, View3DChart } from './charts';
 import { CompressionMessage, CompressionModel, ParamKey, Params, Shown } from './types';
@@ -195,15 +196,7 @@ export class CompressionPage {
     body.append(controls, views);
     this.root.append(header, body);
     host.append(this.root);
-    // Keys typed into a control are the control's: the notebook around it (JupyterLab's cell handlers) would
-    // otherwise take arrows and prevent their default (a range input would not move from the keyboard).
-    const ownKeys = (e: KeyboardEvent) => {
-      const t = e.target as HTMLElement | null;
-      if (t && /^(INPUT|SELECT|TEXTAREA)$/.test(t.tagName)) {
-        e.stopPropagation();
-      }
-    };
-    this.root.addEventListener('keydown', ownKeys);
+    keepControlKeys(this.root);
 
     this.sizer = new ResizeObserver(entries => {
       for (const entry of entries) {

@@ -19,6 +19,7 @@ import { palette, resolveTheme } from '../charts/theme';
 import { decode } from '../codecs';
 import { RUN_SETTING_KEYS, RunSettingKey } from '../generated/tables';
 import { NetworkView } from '../network_view';
+import { keepControlKeys } from '../own_keys';
 import { Channel, Request } from '../transport';
 import { SeriesStore } from './series';
 import { DashboardMessage, DashboardModel, RunSettings, RunStatus } from './types';
@@ -253,6 +254,7 @@ export class Dashboard {
     body.append(controls, main);
     this.root.append(header, body);
     host.append(this.root);
+    keepControlKeys(this.root);
 
     this.network = new NetworkView(model as unknown as AnyModel<never>, netHost);
     const loss = new LineChart({ id: 'loss', title: 'Loss', xLabel: 'step', yLabel: 'cross-entropy', log: 'toggle',
