@@ -41,6 +41,10 @@ SECURITY_HEADERS = {
 }
 
 
+#: The packages whose components Panel's ``/components/`` route may import (it imports the module a URL names).
+COMPONENT_PACKAGES = ("nonlin_explorer", "panel")
+
+
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and localhost."""
     if host == "localhost":
@@ -173,6 +177,9 @@ class AccessGuard:
             return 403, foreign
         if not (self._token_in_query(request) or self._token_in_cookie(request)):
             return 403, "no valid token (open the URL that nonlin-explorer serve printed)"
+        component = self._component_problem(request)
+        if component:
+            return 403, component
         problem = self._query_problem(request)
         if problem is None and host.startswith("["):
             # Panel cannot serve a page whose Host is an IPv6 literal (nor Bokeh check its Origin): the same page
@@ -182,6 +189,16 @@ class AccessGuard:
                 return 307, where + request.uri
             return 400, f"Host {host!r}: open this app at {where}{self.prefix}/ instead"
         return problem
+
+    def _component_problem(self, request: HTTPServerRequest) -> str | None:
+        """Panel's ``/components/<module>/...`` imports the module it names: only this package's and Panel's own."""
+        head = self.prefix + "/components/"
+        if not request.path.startswith(head):
+            return None
+        module = request.path[len(head):].split("/", 1)[0]
+        if module.split(".")[0] in COMPONENT_PACKAGES:
+            return None
+        return f"component module {module[:80]!r} is not served (only {', '.join(COMPONENT_PACKAGES)})"
 
     def _token_in_query(self, request: HTTPServerRequest) -> bool:
         values = request.query_arguments.get("token")

@@ -269,7 +269,7 @@ def test_every_route_is_documented_and_refused_without_the_token(server):
     assert sessions(base) == before
 
 
-def test_components_import_nothing_without_the_token(server):
+def test_components_import_nothing_without_the_token_and_only_our_modules_with_it(server):
     """Panel's /components/<module>/... imports the module it names: `import this` prints the Zen of Python."""
     base, root = server
     for url in (f"{base}/components/this/x/y/z", f"{base}/components/this/x/y/z?token=wrong"):
@@ -280,6 +280,10 @@ def test_components_import_nothing_without_the_token(server):
     img = {"Cookie": cookie, "Sec-Fetch-Site": "same-site", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Dest": "image"}
     status, _, body = fetch(f"{base}/components/this/x/y/z", headers=img)
     assert status == 403 and "a request from another site" in body
+    # With the token, the route still imports only this package's and Panel's modules.
+    for module in ("this", "antigravity", "nonlin_explorerx", "os"):
+        status, _, body = fetch(f"{base}/components/{module}/x/y/z?token={TOKEN}")
+        assert status == 403 and f"component module '{module}' is not served" in body, (module, status, body[:200])
     time.sleep(0.5)
     assert "Beautiful is better than ugly" not in (root / "serve.log").read_text()
 
