@@ -28,6 +28,7 @@ from torch import nn
 
 from nonlin_explorer import datasets as _datasets
 from nonlin_explorer import models as _models
+from nonlin_explorer import seeding
 from nonlin_explorer.devices import pick_device
 from nonlin_explorer.gates import (
     DEFAULT_TOL,
@@ -263,10 +264,20 @@ class Trainer:
             self.metrics_error = f"path length not tracked: {exc}"
 
     def _build(self) -> None:
+        """Build data, model and optimizer from the config, drawing initial weights from the run's seed alone
+        (:mod:`seeding`)."""
+        with seeding.seeded(self.config.seed):
+            self._build_seeded()
+            # a model that draws in training (dropout) goes on from where its build left the seeded stream
+            cpu_draws = self.device.type == "cpu" and seeding.draws_in_training(self.model)
+            self._train_rng = seeding.global_state() if cpu_draws else None
+            if self.device.type == "cuda":  # dropout on the GPU draws from its generator: seeded, not per run
+                torch.cuda.manual_seed(self.config.seed)
+
+    def _build_seeded(self) -> None:
         cfg = self.config
         #: The config this run started from (``config`` follows live changes; events say when they came).
         self.initial_config = copy.deepcopy(cfg)
-        torch.manual_seed(cfg.seed)
         self.data = _datasets.load(self._user_data if self._user_data is not None else cfg.dataset,
                                    **cfg.dataset_kwargs)
         if self._user_model is not None:
@@ -513,6 +524,12 @@ class Trainer:
         """One optimizer step (the prior switched on first when its step has come). Returns the cross-entropy of the
         batch. Readers on other threads see whole steps when the caller holds :meth:`locked` around each (a runner
         does)."""
+        if self._train_rng is None:
+            return self._train_step()
+        with seeding.drawing_from(self._train_rng):
+            return self._train_step()
+
+    def _train_step(self) -> float:
         if not self.prior_on and self.step >= self.switch_step:
             self._apply(PriorOn())
         if not self.model.training:
