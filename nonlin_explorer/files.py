@@ -306,15 +306,20 @@ def _temp_names(name: str) -> Iterator[str]:
         yield f".{name[:128]}.{secrets.token_hex(6)}.tmp"
 
 
-def _remove_stale(folder: Path, name: str) -> None:
-    """Remove temporary files a killed writer of ``name`` left (regular files named as :func:`_temp_names` names
-    them). Called under the lock of ``name``: no other writer of it is running, so every such file is stale."""
+def _remove_stale(folder: Path, name: str, *, folders: bool = False) -> None:
+    """Remove temporary files (``folders``: temporary folders) a killed writer of ``name`` left, named as
+    :func:`_temp_names` names them; links and anything else are left. Called under the lock of ``name``: no other
+    writer of it is running (a live one holds that lock while its temporary exists), so every such entry is stale."""
     import re
 
     pattern = re.compile(re.escape(f".{name[:128]}.") + r"[0-9a-f]{12}\.tmp")
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
-            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            if not pattern.fullmatch(entry.name):
+                continue
+            if folders and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            elif not folders and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 
@@ -571,12 +576,15 @@ def write_folder(path: str | os.PathLike, write: Callable[[Path], Any], *, exist
     to ``remove_old``, which should delete only what it knows), ``"refuse"`` (``FileExistsError``) or ``"rename"``:
     ``NAME-1.EXT``. Anything else at ``path`` (a file, a link, a foreign folder) is never replaced. On any failure
     the new folder is removed (it was created here) and ``path`` is as it was.
+    A killed writer's temporary folder (``.NAME.<random>.tmp``, whose writer no longer holds the lock) goes with the
+    next write to ``path``.
     """
     _check_exists(exists)
     path = Path(os.path.abspath(Path(path).expanduser()))
     check_name(path.name)
     with locked(path):
         recover_folder(path, is_ours)
+        _remove_stale(path.parent, path.name, folders=True)  # a killed writer's half-written folder
         if os.path.lexists(path) and exists != "rename":
             st = os.lstat(path)
             if not stat.S_ISDIR(st.st_mode):

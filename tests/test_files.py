@@ -312,6 +312,39 @@ def test_a_writer_waits_for_the_lock_and_a_killed_writer_releases_it(tmp_path):
     assert not leftovers(tmp_path)  # the killed writer's temporary file went with the next write (under the lock)
 
 
+FOLDER_WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from nonlin_explorer.files import write_folder
+    def slow(tmp):
+        (tmp / "data").write_text("half")
+        print("writing", flush=True)
+        time.sleep(600)
+    write_folder(sys.argv[1], slow, is_ours=lambda p: True, remove_old=lambda p: None)
+""")
+
+
+def test_a_killed_folder_writer_leaves_its_temporary_folder_only_until_the_next_write(tmp_path):
+    target = tmp_path / "run.rec"
+    proc = subprocess.Popen([sys.executable, "-c", FOLDER_WRITER, str(target)], stdout=subprocess.PIPE, text=True,
+                            env=_env())
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        temp = [p for p in tmp_path.iterdir() if p.is_dir() and p.suffix == ".tmp"]
+        assert len(temp) == 1 and (temp[0] / "data").read_text() == "half"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert temp[0].is_dir()  # a killed writer cannot clean up
+    foreign = tmp_path / ".run.rec.notours.tmp"  # not a name the package makes: left alone
+    foreign.mkdir()
+    assert files.write_folder(target, _fill("whole"), is_ours=_ours, remove_old=_remove) == target
+    assert (target / "data").read_text() == "whole"
+    assert not temp[0].exists() and foreign.is_dir()
+    assert leftovers(tmp_path) == [foreign.name]
+
+
 def test_a_lock_file_planted_as_a_link_is_refused(tmp_path):
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
