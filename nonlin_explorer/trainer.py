@@ -519,16 +519,17 @@ class Trainer:
         ce = F.cross_entropy(logits.float(), y)
         return ce, (logits.argmax(-1) == y).sum()
 
-    @forward_pass()
     def train_step(self) -> float:
         """One optimizer step (the prior switched on first when its step has come). Returns the cross-entropy of the
         batch. Readers on other threads see whole steps when the caller holds :meth:`locked` around each (a runner
         does)."""
         if self._train_rng is None:
             return self._train_step()
+        # the stream's lock before the forward pass's: a build holds it while it traces (which waits for passes)
         with seeding.drawing_from(self._train_rng):
             return self._train_step()
 
+    @forward_pass()
     def _train_step(self) -> float:
         if not self.prior_on and self.step >= self.switch_step:
             self._apply(PriorOn())

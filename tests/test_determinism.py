@@ -93,3 +93,19 @@ def test_only_models_that_draw_in_training_are_stepped_on_their_own_stream():
     assert not seeding.draws_in_training(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.0)))
     assert seeding.draws_in_training(torch.nn.MultiheadAttention(4, 2, dropout=0.1))
     assert not seeding.draws_in_training(torch.nn.MultiheadAttention(4, 2))
+
+
+def test_runs_are_built_while_a_dropout_run_steps():
+    dropout = TrainingSession(dataset="reverse", dataset_kwargs={"num_samples": 200}, model="transformer",
+                              model_kwargs={"d_model": 16, "depth": 1, "heads": 2, "ff_width": 16, "dropout": 0.2},
+                              epochs=10_000, batch_size=32, eval_every=10**6, seed=1).start()
+    built = []
+    builder = threading.Thread(target=lambda: built.extend(
+        TrainingSession(dataset="spirals", dataset_kwargs={"num_samples": 100}, model="mlp", seed=s) for s in range(5)),
+        daemon=True)
+    try:
+        builder.start()
+        builder.join(timeout=60)
+        assert len(built) == 5 and not builder.is_alive()  # building traces the model: it waits for no step forever
+    finally:
+        dropout.stop(timeout=10)
