@@ -520,9 +520,11 @@ class Trainer:
         if not self.model.training:
             self.model.train()
         x, y = self._batch()
-        with torch.autocast(self.device.type, dtype=self._autocast_dtype,
-                            enabled=self._autocast_dtype is not None):
+        if self._autocast_dtype is None:  # full precision: no autocast context to enter and leave each step
             logits = self.model(x)
+        else:
+            with torch.autocast(self.device.type, dtype=self._autocast_dtype):
+                logits = self.model(x)
         ce, correct = self._loss(logits, y)
         ce_value = float(ce.detach())
         if not math.isfinite(ce_value):
