@@ -4,8 +4,10 @@
 2. "loss against M" at the explorer's default settings (N=500, d=10, exact): the seconds to its first point and to
    M = 1..8 of the chosen method, against the same eight ``compress`` calls run bare.
 
-Each part runs quiet and then beside another process spinning one core (``cpu_hog.py``). The explorer runs without
-a page here: its controller, which the widget and the served page both host, is driven through its public API.
+Each part runs without and then beside another process spinning one core (``cpu_hog.py``); the first is labelled
+quiet only when other processes' load (``load.py``: the load average less this run's own share) is below 0.5. The
+explorer runs without a page here: its controller, which the widget and the served page both host, is driven
+through its public API.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_compression_ui.py [--repeats 3]
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu_hog import cpu_hog  # noqa: E402
+from load import OtherLoad  # noqa: E402
 
 from nonlin_explorer.compression import compress, random_target  # noqa: E402
 from nonlin_explorer.ui.compression_controller import SWEEP_M_MAX, CompressionController  # noqa: E402
@@ -91,11 +94,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    load = OtherLoad()
     for loaded in (False, True):
         with cpu_hog(loaded):
             ui, bare = changes(args.repeats)
             sweeps = [sweep_once() for _ in range(args.repeats)]
-        where = "beside cpu_hog (one core busy)" if loaded else "quiet"
+            where = "beside cpu_hog (one core busy)" if loaded else f"without a hog, {load.label()}"
         mu, mb = statistics.median(ui), statistics.median(bare)
         print(f"compression explorer, {where} (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         print(f"  change of M -> shown (N={N}, d={D}, M in {MS}, {len(ui)} changes): median {mu:.3f} s, "

@@ -17,7 +17,10 @@ Then, per activation (ReLU, LeakyReLU, ReLU6, GELU, SiLU, Hardswish, ELU, Mish, 
 - ``mlp``: a training step of an MLP 4x256 on MNIST-1D with that activation, gated (slopes trained, prior on)
   vs plain. This is what a user pays; the op ratio is the worst case (no matmul to hide it).
 
-Each line ends with the load average it saw: ``quiet`` only below 0.5.
+Each line ends with the load other processes put on the machine (benchmarks/load.py): the 1-minute load average
+sampled before the first measurement, and later the load average less this benchmark's own share (its CPU use
+since the start, weighted as the kernel's average weights it), so that its own busy thread does not count.
+``quiet`` only when that is below 0.5.
 
     python benchmarks/bench_gates.py [--steps 30] [--device cpu|cuda] [--only activations|models] [--hog]
         [--threads N] [--compile]
@@ -33,6 +36,7 @@ import time
 import torch
 import torch.nn.functional as F
 from cpu_hog import cpu_hog
+from load import OtherLoad
 
 from nonlin_explorer import TrainingSession, clamp_slopes_, datasets, gates, linearize, make_gate, models
 from nonlin_explorer.gate_kernels import COMPILE_ENV
@@ -97,10 +101,14 @@ def bench(name: str, data, build, steps: int, batch_size: int, device: torch.dev
     return gates_ratio, session_ratio
 
 
+#: The other processes' load, from before the first measurement (the script's own threads not counted).
+LOAD = OtherLoad()
+
+
 def load_label() -> str:
-    """``quiet`` when the 1-minute load average is below 0.5, else ``loaded, load avg X`` (a shared machine's noise)."""
-    load = os.getloadavg()[0]
-    return "quiet" if load < 0.5 else f"loaded, load avg {load:.1f}"
+    """``quiet`` when other processes' load is below 0.5, else ``loaded, others' load X`` (a shared machine's
+    noise); see benchmarks/load.py."""
+    return LOAD.label()
 
 
 def _median_interleaved(fns: dict, steps: int, device: torch.device) -> dict[str, float]:
@@ -221,7 +229,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs, {load_label()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs, 1-minute load "
+          f"average before the first measurement {LOAD.before:.2f}")
     if args.hog:
         print("== without the hog ==")
     run(args)

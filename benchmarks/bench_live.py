@@ -8,8 +8,10 @@ in Panel) the dashboard trains the MNIST-1D MLP demo (width 64, depth 3, sparsit
    and p90 over several clicks; and click -> kernel acknowledged (the controller's answer reaching the page);
 3. JupyterLab only: a notebook cell sent while it trains starts in the kernel within this many ms.
 
-Each is measured quiet and, with ``--hog``, beside a CPU hog (another process spinning one core). Targets (issue 13):
-click -> visible median <= 250 ms and p90 <= 500 ms, >= 20 fps, kernel ack median <= 500 ms, cell start <= 1 s.
+Each is measured without and, with ``--hog``, beside a CPU hog (another process spinning one core); the first is
+never called quiet, since the benchmark's own server and browser load the machine (the load average is printed).
+Targets (issue 13): click -> visible median <= 250 ms and p90 <= 500 ms, >= 20 fps, kernel ack median <= 500 ms,
+cell start <= 1 s.
 
     python benchmarks/bench_live.py [--hosts lab,served] [--clicks 15] [--seconds 5] [--hog both|quiet|loaded]
                                     [--screenshots DIR]
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -165,7 +168,8 @@ def lab_host(browser, args, tmp: Path, loaded: bool) -> dict:
                 m["big"] = measure_big(page, nb, args)
         if args.screenshots:
             page.screenshot(path=str(args.screenshots / f"live-lab{'-loaded' if loaded else ''}.png"))
-        m.update(idle_fps=idle, first_paint_s=first_paint, loaded=loaded, external=rec.external_requests())
+        m.update(idle_fps=idle, first_paint_s=first_paint, loaded=loaded, external=rec.external_requests(),
+                 load_avg=os.getloadavg()[0])
         return m
     finally:
         server.stop()
@@ -193,14 +197,15 @@ def served_host(browser, args, tmp: Path, loaded: bool) -> dict:
             page.screenshot(path=str(args.screenshots / f"live-served{'-loaded' if loaded else ''}.png"))
         context.close()
         local = (base, base.replace("http", "ws"), "data:", "blob:", "about:")
-        m.update(idle_fps=idle, first_paint_s=first_paint, loaded=loaded,
+        m.update(idle_fps=idle, first_paint_s=first_paint, loaded=loaded, load_avg=os.getloadavg()[0],
                  external=[u for u in requests if not u.startswith(local)])
         return m
 
 
 def report(m: dict) -> None:
     ok = lambda good: "ok" if good else "MISSED"
-    load = "beside a CPU hog" if m["loaded"] else "quiet"
+    # its own JupyterLab server and browser load the machine too: "without a hog", never a claim of a quiet machine
+    load = "beside a CPU hog" if m["loaded"] else f"without a hog, load average {m['load_avg']:.1f}"
     print(f"\n{m['host']} ({load}): first unit drawn {m['first_paint_s']:.1f} s after the cell/page")
     print(f"  frames per second while training : {m['fps']:5.1f} (idle page {m['idle_fps']:.1f}, ratio "
           f"{m['fps'] / m['idle_fps']:.2f})   target >= 20: {ok(m['fps'] >= 20)}")

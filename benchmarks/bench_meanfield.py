@@ -2,9 +2,10 @@
 
 For each target (W = N(mu e1, I/d), a = (1 + g)/N) both methods run in the same process, alternately; printed per
 row: exact and mean-field wall time (median over seeds), their ratio, and the mean-field relative loss over the
-exact one (min..max over seeds). The same table is printed quiet and beside a CPU hog (another process spinning
-one core). The mean field's cost does not grow with N (it solves a fixed 4096-point population), the exact one's
-does; its loss ratio falls towards 1 as N grows (docs/compression.md).
+exact one (min..max over seeds). The same table is printed without and beside a CPU hog (another process spinning
+one core); the first is labelled quiet only when other processes' load (``load.py``: the load average less this
+run's own share) stayed below 0.5. The mean field's cost does not grow with N (it solves a fixed 4096-point
+population), the exact one's does; its loss ratio falls towards 1 as N grows (docs/compression.md).
 
     python benchmarks/bench_meanfield.py [--seeds 2] [--no-hog] [--full (quiet only)]
 """
@@ -18,6 +19,7 @@ import time
 
 import torch
 from cpu_hog import cpu_hog
+from load import OtherLoad
 
 from nonlin_explorer.compression import compress, random_target
 
@@ -56,12 +58,15 @@ def main() -> None:
     p.add_argument("--full", action="store_true", help="add N = 16000 rows (minutes)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads (default settings), float64, CPU")
+    load = OtherLoad()
     rows = FULL_ROWS if args.full else ROWS
     compress(random_target(500, 5, w_mean=0.3), M=2, method="meanfield")  # warm up
     for hog in (False,) if args.no_hog or args.full else (False, True):
-        print(f"\n{'beside a CPU hog' if hog else 'quiet'}:")
+        print(f"\n{'beside a CPU hog' if hog else 'without a hog'}:")
         with cpu_hog(hog):
             table(rows, args.seeds)
+            if not hog:  # quiet only if other processes left the cores free meanwhile
+                print(f"[{load.label()}]")
 
 
 if __name__ == "__main__":

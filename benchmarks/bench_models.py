@@ -3,7 +3,8 @@ linearize, the unit graph, APL + core network after a toggle, collapse, and one 
 
 Target (interactive after a click): plain ``average_path_length(model, x)`` + ``core_network(model, x)`` after a
 toggle (no graph passed: the package reuses its own) at most 0.5x one forward pass at batch 1, for every family.
-Prints quiet and, with ``--hog``, beside another process spinning a core.
+Prints without and, with ``--hog``, beside another process spinning a core; the first is labelled quiet only when
+other processes' load (``load.py``: the load average less this run's own share) stayed below 0.5.
 
     python benchmarks/bench_models.py [--models resnet50,vit_b_16] [--hog] [--skip-collapse]
 """
@@ -16,6 +17,7 @@ import time
 
 import torch
 from cpu_hog import cpu_hog
+from load import OtherLoad
 
 from nonlin_explorer import average_path_length, collapse, core_network, gates, linearize, unit_graph
 from nonlin_explorer.torchvision_compat import CLASSIFIERS, import_torchvision
@@ -90,8 +92,10 @@ def main() -> None:
     ap.add_argument("--skip-collapse", action="store_true", help="time everything but collapse")
     args = ap.parse_args()
     names = [n for n in args.models.split(",") if n]
-    print("== quiet ==")
+    load = OtherLoad()
+    print("== without a hog ==")
     run(names, args.skip_collapse)
+    print(f"[{load.label()}]")
     if args.hog:
         with cpu_hog():
             print("== beside a CPU hog ==")

@@ -1,5 +1,6 @@
 """Thread policy: the key paths with torch's default threads (what a user's kernel has) against OMP_NUM_THREADS=1,
-quiet and beside a CPU hog (another process spinning one core).
+without and beside a CPU hog (another process spinning one core); the first labelled quiet only when other
+processes' load (``load.py``: the load average less this run's and its children's share) is below 0.5.
 
 Each configuration runs in a fresh subprocess (the thread count is fixed at process start): ``compress(N=2000, d=20,
 M=4)`` and a short MNIST-1D MLP run (64 x 3). Three settings:
@@ -23,6 +24,7 @@ import subprocess
 import sys
 
 from cpu_hog import cpu_hog
+from load import OtherLoad
 
 CHILD = """
 import json, time, torch
@@ -57,10 +59,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
+    load = OtherLoad(children=True)  # the runs are child processes: their CPU is ours, not other processes'
     for hog in (False, True):
         with cpu_hog(hog):
             res = {name: run(env, args.repeats) for name, env in SETTINGS.items()}
-        print(f"\n{'beside a CPU hog' if hog else 'quiet'} ({os.cpu_count()} cores):")
+            where = "beside a CPU hog" if hog else f"without a hog, {load.label()}"
+        print(f"\n{where} ({os.cpu_count()} cores):")
         for task in ("compress", "train"):
             base = statistics.median(res["OMP=1"][task])
             for name, r in res.items():

@@ -318,9 +318,11 @@ class Trainer:
         weights = [p for p in self.model.parameters() if id(p) not in slope_ids]
         # One optimizer, two groups: weights, then slopes (no weight decay on slopes; Adam or plain SGD).
         optimizer = _AdamWithSGDSlopes if cfg.slope_optimizer == "sgd" else torch.optim.Adam
-        self._opt = optimizer([dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay),
+        # foreach in both groups: one C++ loop per update instead of a Python loop over tensors (the same
+        # elementwise arithmetic, so the same numbers; torch picks the per-tensor loop on CPU by default)
+        self._opt = optimizer([dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True),
                                       dict(params=slope_params, lr=cfg.slope_lr, weight_decay=0.0,
-                                           foreach=True)])  # many tiny tensors: one fused update
+                                           foreach=True)])
         self._generator = torch.Generator().manual_seed(cfg.seed)
         self._perm = torch.empty(0, dtype=torch.long)
         self.step = 0
@@ -536,9 +538,11 @@ class Trainer:
         if not self.model.training:
             self.model.train()
         x, y = self._batch()
-        with torch.autocast(self.device.type, dtype=self._autocast_dtype,
-                            enabled=self._autocast_dtype is not None):
+        if self._autocast_dtype is None:  # full precision: no autocast context to enter and leave each step
             logits = self.model(x)
+        else:
+            with torch.autocast(self.device.type, dtype=self._autocast_dtype):
+                logits = self.model(x)
         ce, correct = self._loss(logits, y)
         ce_value = float(ce.detach())
         if not math.isfinite(ce_value):
