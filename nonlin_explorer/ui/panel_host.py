@@ -50,8 +50,21 @@ class PanelHost(pn.custom.AnyWidgetComponent):
         self.requests = 0
         self._callback = None
         self.param.watch(self._on_request, "request")
+        self._closed = False
+        # Push only once the page has loaded: before its WebSocket is open, Panel queues a change for later while a
+        # change made after it opens goes out at once, so a queued (older) status could land after a newer one and
+        # stay on screen. Until then the controller's changes wait in its state, and the first flush sends them all.
         try:
-            self._callback = pn.state.add_periodic_callback(self.flush, period=max(10, int(1000 / controller.rate)))
+            pn.state.onload(self._start)
+        except Exception:  # no event loop (a plain script): call flush() yourself
+            self._callback = None
+
+    def _start(self) -> None:
+        if self._closed or self._callback is not None:
+            return
+        try:
+            period = max(10, int(1000 / self.controller.rate))
+            self._callback = pn.state.add_periodic_callback(self.flush, period=period)
         except Exception:  # no event loop (a plain script): call flush() yourself
             self._callback = None
 
@@ -95,6 +108,7 @@ class PanelHost(pn.custom.AnyWidgetComponent):
 
     def close(self) -> None:
         """Stop the refresh loop and close the controller (safe to call twice)."""
+        self._closed = True
         if self._callback is not None:
             self._callback.stop()
             self._callback = None

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.ui
 
 APP_CELL = 0  # cell 0: the explorer; last: scratch
 STATE = "ex.status_dict()"
-SHOTS = Path("/work/wt/shots/explorer")
+SHOTS = Path(__file__).resolve().parents[2] / ".test-artifacts" / "screens"  # ignored by git
 
 
 def _opened_notebook(page, stem: str) -> str:
@@ -177,10 +177,9 @@ def test_look_in_a_notebook_with_the_file_browser_open(lab_page, lab_server, the
             page.set_viewport_size({"width": width, "height": height})
             page.wait_for_timeout(800)  # the layout and the charts follow the new width
             check_look(page, f"JupyterLab, {theme}, {width}x{height}", frame=".jp-OutputArea-output")
-            if SHOTS.parent.is_dir():  # the engineers' screenshot folder on this machine (outside the repository)
-                SHOTS.mkdir(exist_ok=True)
-                out.locator(".ne-cx").scroll_into_view_if_needed()
-                page.screenshot(path=str(SHOTS / f"lab-{'dark' if dark else 'light'}-{width}x{height}.png"))
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            out.locator(".ne-cx").scroll_into_view_if_needed()
+            page.screenshot(path=str(SHOTS / f"explorer-lab-{'dark' if dark else 'light'}-{width}x{height}.png"))
         assert lab_page.external_requests() == []
     finally:
         if theme != "JupyterLab Light":
