@@ -47,6 +47,9 @@ setup_python() {
     log "installing torchvision==$tv (tests only, no dependencies)"
     "$PY" -m pip install -q --no-deps "torchvision==$tv"
   fi
+  # The fused CPU gate kernels (nonlin_explorer/fused_gates.cpp), compiled once per machine into ~/.cache
+  # (about a minute; nothing when built). Without a C++ compiler it says so and gates run eagerly.
+  "$VENV/bin/nonlin-explorer" kernels
 }
 
 setup_frontend() {

@@ -39,7 +39,8 @@ from cpu_hog import cpu_hog
 from load import OtherLoad
 
 from nonlin_explorer import TrainingSession, clamp_slopes_, datasets, gates, linearize, make_gate, models
-from nonlin_explorer.gate_kernels import COMPILE_ENV
+from nonlin_explorer.fused import FUSED_ENV
+from nonlin_explorer.gate_kernels import COMPILE_ENV, gate_backend
 
 #: The activations compared one by one: (label, plain module factory).
 ACTIVATIONS = [
@@ -92,12 +93,14 @@ def bench(name: str, data, build, steps: int, batch_size: int, device: torch.dev
     plain_step = hand_step(build(), False, x_all, y_all, batch_size, device, gen, sparsity)
     gated_step = hand_step(build(), True, x_all, y_all, batch_size, device, gen, sparsity)
     # interleaved, rotating order: all three see the same machine noise
-    med = _median_interleaved({"relu": plain_step, "gated": gated_step, "session": session.train_step}, steps, device)
+    med = _median_interleaved({"relu": plain_step, "gated": gated_step, "session": session.train_step,
+                               "gated_eager": _eager(gated_step), "session_eager": _eager(session.train_step)},
+                              steps, device)
     gates_ratio, session_ratio = med["gated"] / med["relu"], med["session"] / med["relu"]
     for label, ratio, key in (("gates", gates_ratio, "gated"), ("session", session_ratio, "session")):
         print(f"{name:<24} {device.type:<5} {label:<8} {med[key] * 1e3:8.2f} ms  relu {med['relu'] * 1e3:8.2f} ms  "
-              f"ratio {ratio:5.3f}  {'OK' if ratio <= 1.10 else 'ABOVE TARGET'} (target <= 1.10, median of {steps})  "
-              f"[{load_label()}]")
+              f"ratio {ratio:5.3f}  {'OK' if ratio <= 1.10 else 'ABOVE TARGET'} (target <= 1.10, median of {steps}; "
+              f"eager gates {med[key + '_eager'] / med['relu']:5.3f})  [{load_label()}]")
     return gates_ratio, session_ratio
 
 
@@ -128,15 +131,25 @@ def _median_interleaved(fns: dict, steps: int, device: torch.device) -> dict[str
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def _with_env(name: str, value: str, fn):
+    """``fn`` run with one environment variable set (the gates read it at each call)."""
+    def run():
+        os.environ[name] = value
+        try:
+            return fn()
+        finally:
+            del os.environ[name]
+    return run
+
+
 def _with_compile(fn):
     """``fn`` run with compiled gates opted in (:data:`nonlin_explorer.gate_kernels.COMPILE_ENV`)."""
-    def run():
-        os.environ[COMPILE_ENV] = "1"
-        try:
-            fn()
-        finally:
-            del os.environ[COMPILE_ENV]
-    return run
+    return _with_env(COMPILE_ENV, "1", fn)
+
+
+def _eager(fn):
+    """``fn`` run with the fused kernels turned off (:data:`nonlin_explorer.fused.FUSED_ENV` = 0): the eager gate."""
+    return _with_env(FUSED_ENV, "0", fn)
 
 
 def bench_activation(kind: str, build, steps: int, device: torch.device, mnist, compiled: bool = False) -> None:
@@ -178,7 +191,8 @@ def bench_activation(kind: str, build, steps: int, device: torch.device, mnist, 
             torch.sub(x, y, out=buf).mul_(g).sum(0)
         x.grad = None
 
-    fns = {"plain": op(plain), "gate": op(gate), "unfused": unfused, "floor": floor, "dalpha": dalpha}
+    fns = {"plain": op(plain), "gate": op(gate), "eager": _eager(op(gate)), "unfused": unfused, "floor": floor,
+           "dalpha": dalpha}
     if kind == "relu":
         fns["prelu"] = op(prelu)
     if compiled:  # the same gate through torch.compile (first call: compile, timed apart)
@@ -189,7 +203,8 @@ def bench_activation(kind: str, build, steps: int, device: torch.device, mnist, 
     med = _median_interleaved(fns, steps * 2, device)
     ratio = med["gate"] / med["plain"]
     line = (f"{kind:<11} {device.type:<5} op   gate {med['gate'] * 1e6:7.0f} us  plain {med['plain'] * 1e6:7.0f} us  "
-            f"x{ratio:5.2f} plain  (autograd gate x{med['unfused'] / med['plain']:5.2f}, "
+            f"x{ratio:5.2f} plain  (eager gate x{med['eager'] / med['plain']:5.2f}, "
+            f"autograd gate x{med['unfused'] / med['plain']:5.2f}, "
             f"floor x{med['floor'] / med['plain']:5.2f}: gate / floor x{med['gate'] / med['floor']:5.2f}, "
             f"d alpha alone {med['dalpha'] * 1e6:.0f} us)")
     if compiled:
@@ -210,10 +225,12 @@ def bench_activation(kind: str, build, steps: int, device: torch.device, mnist, 
         model = models.MLP(40, 10, width=256, depth=4, activation=build)
         return hand_step(model, gated, x_all, y_all, batch, device, torch.Generator().manual_seed(0), sparsity)
 
-    med = _median_interleaved({"plain": mlp_step(False), "gate": mlp_step(True)}, steps, device)
+    med = _median_interleaved({"plain": mlp_step(False), "gate": mlp_step(True), "eager": _eager(mlp_step(True))},
+                              steps, device)
     ratio = med["gate"] / med["plain"]
     print(f"{kind:<11} {device.type:<5} mlp  gate {med['gate'] * 1e3:7.2f} ms  plain {med['plain'] * 1e3:7.2f} ms  "
-          f"x{ratio:5.2f} plain  {'OK' if ratio <= 1.25 else 'ABOVE'} (<= 1.25, MLP 4x256, batch {batch})  "
+          f"x{ratio:5.2f} plain (eager gate x{med['eager'] / med['plain']:5.2f})  "
+          f"{'OK' if ratio <= 1.25 else 'ABOVE'} (<= 1.25, MLP 4x256, batch {batch})  "
           f"[{load_label()}]")
 
 
@@ -230,7 +247,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} CPUs, 1-minute load "
-          f"average before the first measurement {LOAD.before:.2f}")
+          f"average before the first measurement {LOAD.before:.2f}; gates: {gate_backend()}")
     if args.hog:
         print("== without the hog ==")
     run(args)

@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint", help="also save a checkpoint (torch.save) here")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    k = sub.add_parser("kernels", help="build the fused CPU gate kernels once (about a minute; needs c++ and ninja)")
+    k.add_argument("--verbose", action="store_true", help="show the compiler's output")
+
     from nonlin_explorer.sweep.cli import add_sweep_parser
     from nonlin_explorer.ui.serve import add_serve_parser
 
@@ -139,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "kernels":
+            from nonlin_explorer.fused import build_and_say
+
+            return build_and_say(verbose=args.verbose)
         if args.command == "sweep":
             from nonlin_explorer.sweep.cli import sweep_main
 

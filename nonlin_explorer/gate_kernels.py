@@ -17,6 +17,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nonlin_explorer import fused
+
 aten = torch.ops.aten
 
 #: d act / dx applied to an upstream gradient: ``(grad, x, act(x)) -> grad * act'(x)``.
@@ -94,15 +96,56 @@ class LerpGate(torch.autograd.Function):
 FUNCTION_MIN_NUMEL = 65536
 
 
+#: Per exact module type the fused kernels cover (:mod:`nonlin_explorer.fused`): ``(kind, p1, p2)`` from its settings.
+_FUSED_KINDS: dict[type, Callable[[nn.Module], tuple[int, float, float]]] = {
+    nn.ReLU: lambda m: (fused.RELU, 0.0, 0.0),
+    nn.LeakyReLU: lambda m: (fused.LEAKY_RELU, float(m.negative_slope), 0.0),
+    nn.ReLU6: lambda m: (fused.HARDTANH, 0.0, 6.0),
+    nn.Hardtanh: lambda m: (fused.HARDTANH, float(m.min_val), float(m.max_val)),
+}
+
+#: Above this many elements torch runs elementwise ops on several threads (its grain size); the fused kernels run on
+#: one, so there they are used only when torch has one thread too.
+SERIAL_MAX_NUMEL = 32768
+
+
+def fused_kind(act: nn.Module) -> tuple[int, float, float] | None:
+    """The fused kernels' ``(kind, p1, p2)`` for an activation module of a covered type, else None."""
+    make = _FUSED_KINDS.get(type(act))
+    return None if make is None else make(act)
+
+
+def fused_gate(x: torch.Tensor, slope: torch.Tensor, kind: tuple[int, float, float], numerics: int
+               ) -> torch.Tensor | None:
+    """The gate through the fused CPU kernels, with the arithmetic of the eager path named by ``numerics``
+    (:data:`fused.AUTOGRAD`, :data:`fused.PRELU`, :data:`fused.FUNCTION`); None where they do not apply (not built or
+    turned off, not a contiguous CPU float32/float64 input of 2 or more dims, a large input with several threads)."""
+    if (x.dim() < 2 or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
+            or slope.dtype != x.dtype or not x.is_contiguous()
+            or (x.numel() > SERIAL_MAX_NUMEL and torch.get_num_threads() > 1)):
+        return None
+    kernels = fused.kernels()
+    if kernels is None:
+        return None
+    return kernels.gate(x, slope.contiguous(), kind[0], kind[1], kind[2], numerics)
+
+
 def lerp_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Derivative | None) -> torch.Tensor:
     """``lerp(act(x), x, slope)`` (slope per unit on dim 1): compiled when opted in (:func:`compile_requested`),
-    else through :class:`LerpGate` when a derivative kernel is known, a gradient is needed and x has more than
-    :data:`FUNCTION_MIN_NUMEL` elements, else plain ops (autograd)."""
+    else fused (:func:`fused_gate`) for the piecewise-linear activations, else through :class:`LerpGate` when a
+    derivative kernel is known, a gradient is needed and x has more than :data:`FUNCTION_MIN_NUMEL` elements, else
+    plain ops (autograd). The fused kernels compute exactly what the eager path they replace computes."""
     if not (x.requires_grad or slope.requires_grad) or x.dtype != slope.dtype:
         return torch.lerp(act(x), x, _unit_view(slope, x))
     y = compiled_gate(x, slope, act)
     if y is not None:
         return y
+    kind = fused_kind(act)
+    if kind is not None:
+        eager_function = deriv is not None and x.numel() > FUNCTION_MIN_NUMEL
+        y = fused_gate(x, slope, kind, fused.FUNCTION if eager_function else fused.AUTOGRAD)
+        if y is not None:
+            return y
     if deriv is None or x.numel() <= FUNCTION_MIN_NUMEL:
         return torch.lerp(act(x), x, _unit_view(slope, x))
     return LerpGate.apply(x, slope, act, deriv)
@@ -128,9 +171,13 @@ def compile_requested() -> bool:
 
 
 def gate_backend() -> dict:
-    """How gates run: ``{"backend": "compiled" | "eager", "fallback": reason or None, "first_call_s": {...}}``."""
+    """How gates run: ``{"backend": "compiled" | "fused" | "eager", "fallback": why compiling failed or None,
+    "fused": why the fused kernels are not used or None, "first_call_s": {...}}`` ("fused": ReLU, LeakyReLU, ReLU6
+    and Hardtanh gates on CPU run fused, the others eagerly)."""
     compiled = compile_requested() and _BACKEND["fallback"] is None
-    return {"backend": "compiled" if compiled else "eager", "fallback": _BACKEND["fallback"],
+    state = fused.status()
+    backend = "compiled" if compiled else "fused" if state["fused"] else "eager"
+    return {"backend": backend, "fallback": _BACKEND["fallback"], "fused": state["reason"],
             "first_call_s": dict(_BACKEND["first_call_s"])}
 
 

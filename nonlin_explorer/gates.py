@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nonlin_explorer import fused
 from nonlin_explorer.activations import GATED_FUNCTIONS, GATED_MODULES, OUT_OF_PLACE
-from nonlin_explorer.gate_kernels import compiled_gate, derivative, lerp_gate
+from nonlin_explorer.gate_kernels import compiled_gate, derivative, fused_gate, lerp_gate
 from nonlin_explorer.validation import check_int, check_name
 
 #: The attribute ``linearize`` (and ``collapse``) set on a model: its gates' qualified names in forward order
@@ -85,6 +86,7 @@ class _GateFunction(torch.autograd.Function):
 
 
 _RELU = nn.ReLU()
+_FUSED_RELU = (fused.RELU, 0.0, 0.0)
 
 #: From this many elements on, the custom backward beats torch's prelu (measured: benchmarks/bench_gates.py).
 _CUSTOM_BACKWARD_MIN_NUMEL = 65536
@@ -94,7 +96,11 @@ def _gate(x: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
     """f(x) = max(x, 0) + slope * min(x, 0), slope per channel (dim 1)."""
     if not (x.requires_grad or slope.requires_grad):
         return F.prelu(x, slope)  # inference: one native kernel
-    if x.numel() < _CUSTOM_BACKWARD_MIN_NUMEL:
+    small = x.numel() < _CUSTOM_BACKWARD_MIN_NUMEL
+    y = fused_gate(x, slope, _FUSED_RELU, fused.AUTOGRAD if small else fused.PRELU)  # the same numbers, fewer passes
+    if y is not None:
+        return y
+    if small:
         # Small inputs: relu(x) + slope * (x - relu(x)) as torch.lerp, two native ops whose backward is cheaper
         # than prelu's on CPU (bench_gates: the MLP's gate cost roughly halves); exact at slope 0 and 1.
         view = slope.view([-1 if d == 1 else 1 for d in range(x.dim())]) if x.dim() > 1 else slope

@@ -1,4 +1,4 @@
-"""The gates' kernels: eager by default (no compiler touched), compiled only when the user opts in."""
+"""The gates' kernels: no compiler touched at run time; torch.compile only when the user opts in."""
 
 import pytest
 import torch
@@ -15,11 +15,11 @@ def _forward_backward(gate, x):
     return y.detach(), x.grad, gate.alpha.grad
 
 
-def test_gates_run_eagerly_without_the_opt_in(monkeypatch):
+def test_gates_are_not_compiled_without_the_opt_in(monkeypatch):
     monkeypatch.delenv(gate_kernels.COMPILE_ENV, raising=False)
     compiled_before = dict(gate_kernels._COMPILED)
     _forward_backward(make_gate(nn.GELU(), 8), torch.randn(4, 8))
-    assert gate_kernels.gate_backend()["backend"] == "eager"
+    assert gate_kernels.gate_backend()["backend"] in ("fused", "eager")
     assert gate_kernels._COMPILED == compiled_before
 
 

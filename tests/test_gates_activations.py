@@ -283,6 +283,7 @@ def test_gate_gradients_pass_gradcheck_in_float64(act, axis, shape, gate_path):
 @pytest.mark.parametrize("act", [m for m in MODULES if type(m) is not nn.ReLU], ids=lambda m: repr(m))
 def test_hand_written_backward_is_used_and_equals_autograd_through_act_then_lerp(act, monkeypatch):
     monkeypatch.setattr(gate_kernels, "FUNCTION_MIN_NUMEL", 0)
+    monkeypatch.setenv("NONLIN_EXPLORER_FUSED", "0")  # the eager hand-written path (tests/test_fused.py: the fused one)
     g = make_gate(act, 6).double()
     x = (torch.randn(5, 6, 3, dtype=torch.float64) * 3).requires_grad_(True)
     alpha = torch.linspace(0, 1, 6, dtype=torch.float64, requires_grad=True)

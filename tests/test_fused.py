@@ -1,0 +1,222 @@
+"""The fused CPU gate kernels (nonlin_explorer.fused): built by the setup where a compiler exists, loaded and never
+compiled at run time, and computing the numbers the eager gates compute (the same roundings, not just close), so that
+a run's numbers do not depend on whether they are built."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from nonlin_explorer import TrainingSession, fused, gate_kernels, gates
+from nonlin_explorer.gates import make_gate
+
+HAVE_TOOLS = shutil.which("c++") is not None and shutil.which("ninja") is not None
+BUILT = fused.kernels() is not None
+needs_kernels = pytest.mark.skipif(not BUILT, reason=f"fused kernels not available: {fused.status()['reason']}")
+
+#: The activations the kernels cover, each with the eager path its arithmetic repeats on small and large inputs.
+COVERED = [nn.ReLU(), nn.LeakyReLU(0.01), nn.LeakyReLU(0.3), nn.ReLU6(), nn.Hardtanh(-1.0, 1.0)]
+#: Small (the autograd path: <= 65,536 elements) and large (prelu's or the hand-written backward) inputs, 2-D
+#: features and 4-D conv maps, and an odd size.
+SHAPES = [(128, 256), (256, 1024), (16, 8, 9, 9), (64, 16, 16, 16), (3, 5)]
+
+
+def test_the_setup_built_the_kernels_where_a_compiler_and_ninja_exist():
+    if not HAVE_TOOLS:
+        pytest.skip("no c++ or ninja on PATH: the setup says so and gates run eagerly")
+    assert BUILT, fused.status()
+    assert gate_kernels.gate_backend()["backend"] == "fused"
+
+
+def _run(act, x0, s0, grad, fused_on: bool, monkeypatch):
+    monkeypatch.setenv(fused.FUSED_ENV, "1" if fused_on else "0")
+    x, s = x0.clone().requires_grad_(), s0.clone().requires_grad_()
+    gate = make_gate(act, x0.shape[1])
+    y = gate._gated(x, s)
+    y.backward(grad)
+    return y.detach(), x.grad, s.grad, y.grad_fn.name()
+
+
+def same_numbers(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Every element the same number (NaN where the other is NaN). The sign of a zero may differ: torch itself
+    rounds -0.0 differently in its vector loop and the scalar loop that finishes a row (x = -0.0, alpha = 1)."""
+    return a.dtype == b.dtype and torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(7.0),
+                                                                                    b.nan_to_num(7.0))
+
+
+def _inputs(shape, dtype, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype) * 3
+    x.view(-1)[:6] = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), 6.0, -1.0], dtype=dtype)  # edges
+    s = torch.rand(shape[1], generator=g, dtype=dtype)
+    s[:3] = torch.tensor([0.0, 1.0, 0.5], dtype=dtype)  # the activation, a linear unit, lerp's switch point
+    return x, s, torch.randn(shape, generator=g, dtype=dtype)
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("act", COVERED, ids=repr)
+def test_a_fused_gate_gives_the_eager_gates_numbers(act, shape, dtype, monkeypatch):
+    x, s, grad = _inputs(shape, dtype)
+    *fused_out, fused_fn = _run(act, x, s, grad, True, monkeypatch)
+    *eager_out, eager_fn = _run(act, x, s, grad, False, monkeypatch)
+    assert "FusedGate" in fused_fn and "FusedGate" not in eager_fn
+    for name, a, b in zip(("output", "d input", "d alpha"), fused_out, eager_out):
+        assert same_numbers(a, b), (name, (a - b).abs().nan_to_num(0.0).max().item())
+
+
+@needs_kernels
+def test_a_nan_input_gives_nan_out_of_the_fused_gate_as_out_of_the_eager_one(monkeypatch):
+    x, s, grad = _inputs((4, 16), torch.float32)
+    x[1, 3] = float("nan")
+    for act in COVERED:
+        y_fused, *_ = _run(act, x, s, grad, True, monkeypatch)
+        y_eager, *_ = _run(act, x, s, grad, False, monkeypatch)
+        assert torch.isnan(y_fused[1, 3]) and torch.isnan(y_eager[1, 3])
+        assert torch.equal(y_fused.nan_to_num(7.0), y_eager.nan_to_num(7.0))
+
+
+@needs_kernels
+def test_a_training_run_is_the_same_with_and_without_the_kernels(monkeypatch):
+    """The end-to-end form: every weight, slope and recorded number of a short run agrees exactly."""
+    kw = dict(dataset="spirals", dataset_kwargs={"num_samples": 400}, model="mlp", model_kwargs={"width": 16},
+              epochs=3, batch_size=32, eval_every=10, sparsity=1e-2, seed=3)
+    runs = []
+    for on in ("1", "0"):
+        monkeypatch.setenv(fused.FUSED_ENV, on)
+        runs.append(TrainingSession(**kw).run(progress=False))
+    a, b = runs
+    assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
+    for (name, p), (_, q) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(p, q), name
+    assert any(bool((g.alpha > 0).any()) for g in gates(a.model))  # the prior moved slopes: the gates were trained
+
+
+@needs_kernels
+def test_a_gate_with_every_unit_forced_skips_the_d_alpha_work_and_stays_exact(monkeypatch):
+    x, s, grad = _inputs((64, 32), torch.float32)
+    results = []
+    for on in ("1", "0"):
+        monkeypatch.setenv(fused.FUSED_ENV, on)
+        gate = make_gate(nn.ReLU(), 32)
+        gate.set_linear(range(16))
+        gate.set_nonlinear(range(16, 32))
+        xi = x.clone().requires_grad_()
+        y = gate(xi)
+        y.backward(grad)
+        results.append((y.detach(), xi.grad, gate.alpha.grad))
+    assert same_numbers(results[0][0], results[1][0]) and same_numbers(results[0][1], results[1][1])
+    assert results[0][2] is None and results[1][2] is None
+
+
+def _second_derivatives(gate_fn, x0, s0):
+    x, s = x0.clone().requires_grad_(), s0.clone().requires_grad_()
+    y = gate_fn(x, s)
+    gx, gs = torch.autograd.grad((y * y).sum(), (x, s), create_graph=True)
+    return torch.autograd.grad((gx * gx).sum() + (gs * gs).sum(), (x, s))
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape", [(8, 6), (300, 256), (40, 6, 20, 20)], ids=str)
+@pytest.mark.parametrize("act", [nn.ReLU(), nn.LeakyReLU(0.2), nn.Hardtanh(-1.0, 1.0)], ids=repr)
+def test_a_fused_gate_is_differentiable_twice(act, shape, monkeypatch):
+    """Second derivatives through the fused gate equal those of autograd through ``lerp(act(x), x, alpha)`` (up to
+    rounding: the two graphs order their operations differently), on small and large inputs."""
+    x0, s0, _ = _inputs(shape, torch.float64)
+    x0.view(-1)[:6] = torch.linspace(-2, 2, 6, dtype=torch.float64)
+    monkeypatch.setenv(fused.FUSED_ENV, "1")
+    got = _second_derivatives(make_gate(act, shape[1])._gated, x0, s0)
+    view = [-1 if d == 1 else 1 for d in range(len(shape))]
+    expected = _second_derivatives(lambda x, s: torch.lerp(act(x), x, s.view(view)), x0, s0)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-8)  # float64; d alpha sums 16,000 terms
+
+
+@needs_kernels
+@pytest.mark.parametrize("case", ["non-contiguous", "float16", "bfloat16", "1-D", "GELU", "threads"])
+def test_inputs_the_kernels_do_not_cover_run_eagerly_and_correctly(case, monkeypatch):
+    monkeypatch.setenv(fused.FUSED_ENV, "1")
+    act, x, units = nn.ReLU(), torch.randn(64, 32), 32
+    if case == "non-contiguous":
+        x = torch.randn(32, 64).t()
+    elif case in ("float16", "bfloat16"):
+        x = x.to(getattr(torch, case))
+    elif case == "1-D":
+        x = torch.randn(32)
+    elif case == "GELU":
+        act = nn.GELU()
+    elif case == "threads":  # a large input while torch runs several threads: torch's parallel ops are faster
+        x, units = torch.randn(64, 1024), 1024
+        previous = torch.get_num_threads()
+        torch.set_num_threads(2)
+    try:
+        gate = make_gate(act, units).to(x.dtype)
+        with torch.no_grad():
+            gate.alpha.uniform_(0, 1)
+        xi = x.clone().requires_grad_()
+        y = gate(xi)
+        y.sum().backward()
+    finally:
+        if case == "threads":
+            torch.set_num_threads(previous)
+    assert "FusedGate" not in y.grad_fn.name()
+    view = gate.alpha.detach().to(x.dtype).view(-1 if x.dim() == 1 else (1, -1))
+    expected = torch.lerp(act(x.float()), x.float(), view.float())
+    torch.testing.assert_close(y.detach().float(), expected, rtol=1e-2, atol=1e-2)
+    assert xi.grad.shape == x.shape and gate.alpha.grad.shape == (units,)
+
+
+def test_turned_off_by_the_environment_and_said_so(monkeypatch):
+    monkeypatch.setenv(fused.FUSED_ENV, "0")
+    assert fused.kernels() is None
+    report = gate_kernels.gate_backend()
+    assert report["backend"] == "eager" and "NONLIN_EXPLORER_FUSED=0" in report["fused"]
+    y = make_gate(nn.ReLU(), 8)._gated(torch.randn(4, 8, requires_grad=True), torch.rand(8, requires_grad=True))
+    assert "FusedGate" not in y.grad_fn.name()
+
+
+def test_a_broken_library_is_not_loaded_and_gates_run_eagerly(tmp_path, monkeypatch):
+    """A file at the library's path that is not a loadable library (a truncated copy, another machine's): one
+    reason in the status, eager gates, no crash."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv(fused.FUSED_ENV, raising=False)
+    path = fused.library_path()
+    assert str(path).startswith(str(tmp_path))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x7fELF not really")
+    monkeypatch.setitem(fused._STATE, "loaded", False)
+    monkeypatch.setitem(fused._STATE, "module", None)
+    monkeypatch.setitem(fused._STATE, "reason", None)
+    assert fused.kernels() is None
+    assert fused.status()["reason"].startswith("could not load")
+    y = make_gate(nn.ReLU(), 8)._gated(torch.randn(4, 8, requires_grad=True), torch.rand(8, requires_grad=True))
+    y.sum().backward()
+    assert "FusedGate" not in y.grad_fn.name()
+
+
+def test_without_a_compiler_the_build_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no c++, no ninja
+    with pytest.raises(RuntimeError, match=r"^cannot build the fused gate kernels: c\+\+ and ninja not found"):
+        fused.build()
+    assert fused.build_and_say() == 0  # setup goes on: gates run eagerly
+
+
+def test_nothing_is_compiled_at_import_or_on_first_use():
+    """A fresh interpreter imports the package and runs a gate without importing torch's compiler machinery."""
+    code = ("import sys, torch; import nonlin_explorer as ne; from torch import nn;"
+            "g = ne.make_gate(nn.ReLU(), 8); x = torch.randn(4, 8, requires_grad=True); g(x).sum().backward();"
+            "print('torch.utils.cpp_extension' in sys.modules, 'nonlin_explorer.fused' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "True"], out.stdout + out.stderr
+
+
+@needs_kernels
+def test_the_command_line_reports_the_built_kernels():
+    out = subprocess.run([sys.executable, "-m", "nonlin_explorer.cli", "kernels"], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.startswith("fused gate kernels ready") and str(fused.library_path()) in out.stdout
