@@ -21,6 +21,7 @@ import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -708,7 +709,7 @@ class Trainer:
         with self._lock:  # a consistent snapshot: the training thread holds the lock for each step
             return session_to_xarray(self, max_slope_values=max_slope_values)
 
-    def save(self, path):
+    def save(self, path) -> Path:
         """Checkpoint: everything :meth:`state_dict` holds (``torch.save``, written atomically); the path written."""
         from nonlin_explorer.results import save_checkpoint
 

@@ -20,6 +20,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -316,7 +317,7 @@ class TrainingSession:
         """The run as an ``xr.Dataset``, read between two steps (:meth:`Trainer.to_xarray`)."""
         return self.trainer.to_xarray(max_slope_values)
 
-    def save(self, path):
+    def save(self, path) -> Path:
         """Checkpoint: everything needed to continue the run (:meth:`Trainer.save`); the path written."""
         return self.trainer.save(path)
 
