@@ -328,6 +328,8 @@ class Trainer:
         #: the data order: this generator draws each epoch's permutation (``_perm``); the step gives the batch in it
         self._generator = torch.Generator().manual_seed(cfg.seed)
         self._perm = torch.empty(0, dtype=torch.long)
+        #: the generator's state before ``_perm`` was drawn: a checkpoint redraws this epoch's order from it
+        self._order_state = self._generator.get_state()
         #: why the data order restarted on loading a checkpoint ("": it did not); the next permutation drawn warns
         self._order_restarted = ""
         self.step = 0
@@ -517,6 +519,7 @@ class Trainer:
         if pos == 0 or len(self._perm) != len(self._x_train):
             if self._order_restarted:
                 self._warn_order_restarted()
+            self._order_state = self._generator.get_state()
             self._perm = torch.randperm(len(self._x_train), generator=self._generator)
         idx = self._perm[pos:pos + bs].to(self.device)
         return self._x_train[idx], self._y_train[idx]
@@ -762,12 +765,14 @@ class Trainer:
                 self._restore_streams(streams)
 
     def _streams(self) -> dict[str, Any]:
-        """Where the run's random streams and running sums stand, for :meth:`state_dict`: the data generator's state,
-        this epoch's order (the step gives the position in it), the dropout stream of a model that draws in training
-        (:mod:`seeding`) and the sums behind the next evaluation's train loss and accuracy."""
+        """Where the run's random streams and running sums stand, for :meth:`state_dict`: the data generator's state
+        before it drew this epoch's order and that order's size (0: none drawn yet; the step gives the position in
+        it), the dropout stream of a model that draws in training (:mod:`seeding`), and the sums behind the next
+        evaluation's train loss and accuracy. A few KB whatever the data's size."""
+        drawn = len(self._perm)
         streams: dict[str, Any] = {
-            "data_generator": self._generator.get_state(),
-            "epoch_order": self._perm.detach().cpu().clone(),
+            "data_generator": self._order_state.clone() if drawn else self._generator.get_state(),
+            "epoch_order_size": drawn,
             "running_loss": float(self._running_loss),
             "running_correct": float(self._running_correct),
             "running_count": float(self._running_count),
@@ -778,13 +783,16 @@ class Trainer:
 
     def _restore_streams(self, streams: dict[str, Any]) -> None:
         """Put back what :meth:`_streams` saved: the run goes on drawing what it would have drawn."""
-        order = streams["epoch_order"]
-        if len(order) not in (0, len(self._x_train)):  # another training set: its order cannot be this one's
-            self._restart_streams(f"the checkpoint's data order covers {len(order)} examples, this run's training "
+        size = streams["epoch_order_size"]
+        if size not in (0, len(self._x_train)):  # another training set: its order cannot be this one's
+            self._restart_streams(f"the checkpoint's data order covers {size} examples, this run's training "
                                   f"set {len(self._x_train)}")
             return
         self._generator.set_state(streams["data_generator"])
-        self._perm = order.clone()
+        self._order_state = self._generator.get_state()
+        self._perm = torch.empty(0, dtype=torch.long)
+        if size:  # this epoch's order, drawn again: the generator ends where the saved run's did
+            self._perm = torch.randperm(size, generator=self._generator)
         self._running_loss = float(streams["running_loss"])
         self._running_correct = float(streams["running_correct"])
         self._running_count = float(streams["running_count"])
@@ -797,6 +805,7 @@ class Trainer:
         permutation drawn warns, saying ``why``)."""
         self._generator = torch.Generator().manual_seed(self.config.seed)
         self._perm = torch.empty(0, dtype=torch.long)
+        self._order_state = self._generator.get_state()
         self._running_loss = self._running_correct = self._running_count = 0.0
         self._order_restarted = why
 
@@ -813,18 +822,18 @@ class Trainer:
 
 
 #: The entries of a checkpoint's ``"resume"`` and their kinds (``dropout_stream`` only for a model that draws).
-_STREAM_KINDS = {"data_generator": torch.Tensor, "epoch_order": torch.Tensor, "running_loss": float,
+_STREAM_KINDS = {"data_generator": torch.Tensor, "epoch_order_size": int, "running_loss": float,
                  "running_correct": float, "running_count": float}
 
 
 def _check_streams(streams: Any, state_size: int) -> None:
     """``ValueError`` in one line when a checkpoint's ``"resume"`` entry is not what :meth:`Trainer._streams`
-    writes (generator states of ``state_size`` bytes, an order that is a permutation)."""
+    writes (generator states of ``state_size`` bytes, an order size of at least 0)."""
     if not isinstance(streams, dict):
         raise ValueError(f"the checkpoint's 'resume' entry must be a dict, got {type(streams).__name__}")
     for key, kind in _STREAM_KINDS.items():
         if not isinstance(streams.get(key), kind):
-            raise ValueError(f"the checkpoint's 'resume' entry needs {key!r} as a {kind.__name__}, got "
+            raise ValueError(f"the checkpoint's 'resume' entry needs {key!r} ({kind.__name__}), got "
                              f"{type(streams.get(key)).__name__}")
     for key in ("data_generator", "dropout_stream"):
         value = streams.get(key)
@@ -832,9 +841,9 @@ def _check_streams(streams: Any, state_size: int) -> None:
                                    and value.shape == (state_size,)):
             raise ValueError(f"the checkpoint's 'resume' entry {key!r} is not a CPU generator state ({state_size} "
                              "bytes)")
-    order = streams["epoch_order"]
-    if order.dtype != torch.long or order.dim() != 1 or not torch.equal(order.sort().values, torch.arange(len(order))):
-        raise ValueError("the checkpoint's 'resume' entry 'epoch_order' is not a permutation (1-D int64 tensor)")
+    if streams["epoch_order_size"] < 0:
+        raise ValueError(f"the checkpoint's 'resume' entry 'epoch_order_size' must be >= 0, got "
+                         f"{streams['epoch_order_size']}")
 
 
 def _validate_except_dataset(config: TrainConfig) -> TrainConfig:
