@@ -38,11 +38,11 @@ def _stopped_saved_and_resumed(config: TrainConfig, k: int, path) -> TrainingSes
     return load_checkpoint(path).run(progress=False)
 
 
-def _recorded(session) -> list[tuple]:
-    """Every evaluation's numbers (all but its wall-clock time)."""
-    keys = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "sparsity", "prior_on", "lr",
-            "nonlinear")
-    return [tuple(h[key] for key in keys) + tuple(s.tolist() for s in h["slopes"]) for h in session.history]
+def _recorded(session) -> list[dict]:
+    """Every evaluation's numbers (losses, accuracies, nonlinear counts, path lengths, slopes): all but its wall-clock
+    time."""
+    return [{**{k: v for k, v in h.items() if k != "time"}, "slopes": [s.tolist() for s in h["slopes"]]}
+            for h in session.history]
 
 
 def assert_same_run(resumed: TrainingSession, straight: TrainingSession) -> None:
@@ -53,6 +53,7 @@ def assert_same_run(resumed: TrainingSession, straight: TrainingSession) -> None
         assert torch.equal(ours[name], theirs[name]), name
     for a, b in zip(resumed.snapshot().slopes, straight.snapshot().slopes, strict=True):
         assert torch.equal(a, b)
+    assert {"train_loss", "test_loss", "apl_normalized"} <= set(straight.history[-1])
     assert _recorded(resumed) == _recorded(straight)
     assert resumed.events == straight.events
     assert resumed.prior_on and straight.prior_on
