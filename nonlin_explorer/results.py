@@ -186,8 +186,8 @@ def save_run(session, out: str | os.PathLike, checkpoint: str | os.PathLike | No
 
 
 def save_checkpoint(session, path: str | os.PathLike, *, exists: str = "replace") -> Path:
-    """Model weights, gate states, optimizer state, history, events and config in one file (atomic, like
-    :func:`write_netcdf`); the path written."""
+    """Model weights, gate states, optimizer state, history, events, config and the run's random streams
+    (``session.state_dict()``) in one file (atomic, like :func:`write_netcdf`); the path written."""
     path = check_writable(path)
     state = {"format": "nonlin_explorer.checkpoint/1", "version": __version__, **session.state_dict()}
     return write_file(path, lambda tmp: torch.save(state, tmp.file), exists=exists)

@@ -18,8 +18,10 @@ import math
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -323,8 +325,13 @@ class Trainer:
         self._opt = optimizer([dict(params=weights, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True),
                                       dict(params=slope_params, lr=cfg.slope_lr, weight_decay=0.0,
                                            foreach=True)])
+        #: the data order: this generator draws each epoch's permutation (``_perm``); the step gives the batch in it
         self._generator = torch.Generator().manual_seed(cfg.seed)
         self._perm = torch.empty(0, dtype=torch.long)
+        #: the generator's state before ``_perm`` was drawn: a checkpoint redraws this epoch's order from it
+        self._order_state = self._generator.get_state()
+        #: why the data order restarted on loading a checkpoint ("": it did not); the next permutation drawn warns
+        self._order_restarted = ""
         self.step = 0
         self.sparsity = float(cfg.sparsity)
         self.prior_on = self.switch_step <= 0
@@ -510,6 +517,9 @@ class Trainer:
         bs = self.config.batch_size
         pos = (self.step % self.steps_per_epoch) * bs
         if pos == 0 or len(self._perm) != len(self._x_train):
+            if self._order_restarted:
+                self._warn_order_restarted()
+            self._order_state = self._generator.get_state()
             self._perm = torch.randperm(len(self._x_train), generator=self._generator)
         idx = self._perm[pos:pos + bs].to(self.device)
         return self._x_train[idx], self._y_train[idx]
@@ -702,15 +712,17 @@ class Trainer:
         with self._lock:  # a consistent snapshot: the training thread holds the lock for each step
             return session_to_xarray(self, max_slope_values=max_slope_values)
 
-    def save(self, path) -> None:
-        """Checkpoint: model, gate states, optimizer, history and config (``torch.save``)."""
+    def save(self, path) -> Path:
+        """Checkpoint: everything :meth:`state_dict` holds (``torch.save``, written atomically); the path written."""
         from nonlin_explorer.results import save_checkpoint
 
-        save_checkpoint(self, path)
+        return save_checkpoint(self, path)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run (``load_state_dict``): weights and gate states, optimizer, step,
-        prior, history and events (JSON), status. Tensors and plain values only (safe with ``weights_only``)."""
+        prior, history and events (JSON), status, and ``"resume"``: the random streams and running sums
+        (:meth:`_streams`), so that a run resumed from it is bit-identical on a CPU to one that never stopped.
+        Tensors and plain values only (safe with ``weights_only``)."""
         with self._lock:
             history = [{**h, "slopes": [s.tolist() for s in h["slopes"]]} for h in self.history]
             return {
@@ -724,10 +736,17 @@ class Trainer:
                 "events": json.dumps(self.events, default=str),
                 "status": self.status,
                 "stop_reason": self.stop_reason,
+                "resume": self._streams(),
             }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state_dict` (of a run with the same config)."""
+        """Continue from :meth:`state_dict` (of a run with the same config). A state without ``"resume"`` loads too:
+        then the data order restarts from the seed (a fresh permutation, as at step 0, from the position the step
+        gives), the running train loss from zero, and a dropout stream goes on from where this trainer's stream is
+        (right after the build for a trainer just built); the first step says so in a warning."""
+        streams = state.get("resume")
+        if streams is not None:
+            _check_streams(streams, self._generator.get_state().numel())
         with self._lock:
             self.model.load_state_dict(state["model"])
             self._opt.load_state_dict(state["optimizer"])
@@ -740,11 +759,91 @@ class Trainer:
             self.events = json.loads(state["events"])
             self.status, self.stop_reason = state["status"], state["stop_reason"]
             self._good_state = self._snapshot()
+            if streams is None:
+                self._restart_streams()
+            else:
+                self._restore_streams(streams)
+
+    def _streams(self) -> dict[str, Any]:
+        """Where the run's random streams and running sums stand, for :meth:`state_dict`: the data generator's state
+        before it drew this epoch's order and that order's size (0: none drawn yet; the step gives the position in
+        it), the dropout stream of a model that draws in training (:mod:`seeding`), and the sums behind the next
+        evaluation's train loss and accuracy. A few KB whatever the data's size."""
+        drawn = len(self._perm)
+        streams: dict[str, Any] = {
+            "data_generator": self._order_state.clone() if drawn else self._generator.get_state(),
+            "epoch_order_size": drawn,
+            "running_loss": float(self._running_loss),
+            "running_correct": float(self._running_correct),
+            "running_count": float(self._running_count),
+        }
+        if self._train_rng is not None:
+            streams["dropout_stream"] = self._train_rng.clone()
+        return streams
+
+    def _restore_streams(self, streams: dict[str, Any]) -> None:
+        """Put back what :meth:`_streams` saved: the run goes on drawing what it would have drawn."""
+        size = streams["epoch_order_size"]
+        if size not in (0, len(self._x_train)):  # another training set: its order cannot be this one's
+            self._restart_streams(f"the checkpoint's data order covers {size} examples, this run's training "
+                                  f"set {len(self._x_train)}")
+            return
+        self._generator.set_state(streams["data_generator"])
+        self._order_state = self._generator.get_state()
+        self._perm = torch.empty(0, dtype=torch.long)
+        if size:  # this epoch's order, drawn again: the generator ends where the saved run's did
+            self._perm = torch.randperm(size, generator=self._generator)
+        self._running_loss = float(streams["running_loss"])
+        self._running_correct = float(streams["running_correct"])
+        self._running_count = float(streams["running_count"])
+        self._order_restarted = ""
+        if self._train_rng is not None and "dropout_stream" in streams:
+            self._train_rng.copy_(streams["dropout_stream"])
+
+    def _restart_streams(self, why: str = "the checkpoint holds no data order or dropout stream") -> None:
+        """No usable saved streams: the data order restarts from the seed, the running sums from zero (the next
+        permutation drawn warns, saying ``why``)."""
+        self._generator = torch.Generator().manual_seed(self.config.seed)
+        self._perm = torch.empty(0, dtype=torch.long)
+        self._order_state = self._generator.get_state()
+        self._running_loss = self._running_correct = self._running_count = 0.0
+        self._order_restarted = why
+
+    def _warn_order_restarted(self) -> None:
+        why, self._order_restarted = self._order_restarted, ""
+        dropout = ", dropout from this session's own stream" if self._train_rng is not None else ""
+        warnings.warn(f"{why}: from step {self.step} the data order restarts from seed {self.config.seed}{dropout}, "
+                      "so this run differs from one trained straight through", UserWarning, stacklevel=2)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.config.model} on {self.data.name}, step {self.step}/{self.total_steps}, "
                 f"{self.status}, sparsity={self.sparsity:g}, nonlinear={self.nonlinear_count()}, "
                 f"device={self.device})")
+
+
+#: The entries of a checkpoint's ``"resume"`` and their kinds (``dropout_stream`` only for a model that draws).
+_STREAM_KINDS = {"data_generator": torch.Tensor, "epoch_order_size": int, "running_loss": float,
+                 "running_correct": float, "running_count": float}
+
+
+def _check_streams(streams: Any, state_size: int) -> None:
+    """``ValueError`` in one line when a checkpoint's ``"resume"`` entry is not what :meth:`Trainer._streams`
+    writes (generator states of ``state_size`` bytes, an order size of at least 0)."""
+    if not isinstance(streams, dict):
+        raise ValueError(f"the checkpoint's 'resume' entry must be a dict, got {type(streams).__name__}")
+    for key, kind in _STREAM_KINDS.items():
+        if not isinstance(streams.get(key), kind):
+            raise ValueError(f"the checkpoint's 'resume' entry needs {key!r} ({kind.__name__}), got "
+                             f"{type(streams.get(key)).__name__}")
+    for key in ("data_generator", "dropout_stream"):
+        value = streams.get(key)
+        if key in streams and not (isinstance(value, torch.Tensor) and value.dtype == torch.uint8
+                                   and value.shape == (state_size,)):
+            raise ValueError(f"the checkpoint's 'resume' entry {key!r} is not a CPU generator state ({state_size} "
+                             "bytes)")
+    if streams["epoch_order_size"] < 0:
+        raise ValueError(f"the checkpoint's 'resume' entry 'epoch_order_size' must be >= 0, got "
+                         f"{streams['epoch_order_size']}")
 
 
 def _validate_except_dataset(config: TrainConfig) -> TrainConfig:

@@ -20,6 +20,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from operator import attrgetter
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -316,9 +317,9 @@ class TrainingSession:
         """The run as an ``xr.Dataset``, read between two steps (:meth:`Trainer.to_xarray`)."""
         return self.trainer.to_xarray(max_slope_values)
 
-    def save(self, path) -> None:
-        """Checkpoint: model, gate states, optimizer, history and config (:meth:`Trainer.save`)."""
-        self.trainer.save(path)
+    def save(self, path) -> Path:
+        """Checkpoint: everything needed to continue the run (:meth:`Trainer.save`); the path written."""
+        return self.trainer.save(path)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run (:meth:`Trainer.state_dict`)."""

@@ -170,3 +170,38 @@ def test_readers_hold_a_session_through_its_public_contract():
         text = path.read_text()
         assert not re.search(r"(?<!\bself)\._lock\b", text), f"{path.relative_to(PACKAGE)} reads another's _lock"
         assert '"_lock"' not in text and "'_lock'" not in text, f"{path.relative_to(PACKAGE)} looks up _lock"
+
+
+TESTS = PACKAGE.parent / "tests"
+
+
+def imported_test_modules(source: str) -> list[str]:
+    """The ``test_*`` modules a file imports, anywhere in it (``import test_x``, ``from test_x import f``,
+    ``from tests.test_x import f``, ``from tests import test_x``, ``from . import test_x``), one name per import."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            names = [base] + [f"{base}.{a.name}" if base else a.name for a in node.names]
+        else:
+            continue
+        hits = [n for n in names if any(part.startswith("test_") for part in n.split("."))]
+        found += hits[:1]
+    return found
+
+
+def test_no_test_module_imports_another_test_module():
+    """Shared test code lives in helper modules (``tests/tiny_models.py``, ``tests/ui/lab_helpers.py``,
+    ``tests/ui/chart_exports.py``, ...), never in a test module that others import: that would collect and build the
+    other file's module-level state again and tie one file's tests to another's private names."""
+    found = {str(p.relative_to(TESTS)): imported_test_modules(p.read_text()) for p in sorted(TESTS.rglob("*.py"))}
+    assert {path: names for path, names in found.items() if names} == {}
+
+
+def test_the_test_import_check_names_every_form_of_import():
+    source = ("import test_a\nfrom test_b import f\nfrom tests.test_c import g\nfrom tests import test_d\n"
+              "from . import test_e\nimport tiny_models\nfrom page_checks import install\nimport pytest\n"
+              "\ndef later():\n    from test_f import h\n")
+    assert imported_test_modules(source) == ["test_a", "test_b", "tests.test_c", "tests.test_d", "test_e", "test_f"]

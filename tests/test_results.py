@@ -13,9 +13,10 @@ from nonlin_explorer import TrainingSession, gates, load_checkpoint, read_netcdf
 
 
 @pytest.fixture(scope="module")
-def session(mnist1d_small):
-    s = TrainingSession(data=mnist1d_small, model="mlp", model_kwargs=dict(width=24, depth=2), epochs=3,
-                        sparsity=1e-3, eval_every=10, seed=1)
+def session():
+    # the data by name, so that load_checkpoint (which rebuilds from the config) trains on the same data
+    s = TrainingSession(dataset="mnist1d", dataset_kwargs=dict(num_samples=2000, seed=7), model="mlp",
+                        model_kwargs=dict(width=24, depth=2), epochs=3, sparsity=1e-3, eval_every=10, seed=1)
     s.run(progress=False)
     s.toggle(0, [0, 1], 1)
     return s

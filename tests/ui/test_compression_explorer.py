@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from chart_exports import check_figure_png, download
+from compression_look import check_look
 from playwright.sync_api import expect
 from served_app import ServedPage, served_app
 
@@ -221,8 +223,6 @@ def test_export_writes_netcdf_next_to_its_button_and_never_overwrites(explorer, 
 def test_every_chart_exports_png_at_twice_its_size_svg_and_csv(explorer):
     import re
 
-    from test_dashboard import _check_figure_png, _download
-
     explorer.wait(_done, "the first result")
     page = explorer.page
     names = [c.get_attribute("data-chart") for c in page.locator(".ne-cx .ne-chart canvas").all()
@@ -233,13 +233,13 @@ def test_every_chart_exports_png_at_twice_its_size_svg_and_csv(explorer):
         chart.scroll_into_view_if_needed()
         title = chart.locator("h3").inner_text()
         save = {kind: chart.get_by_role("button", name=f"{title}: save {kind}") for kind in ("PNG", "SVG", "CSV")}
-        png = _download(page, save["PNG"].click)
+        png = download(page, save["PNG"].click)
         assert png[:8] == b"\x89PNG\r\n\x1a\n", name
-        _check_figure_png(png, chart, name)
-        svg = _download(page, save["SVG"].click).decode()
+        check_figure_png(png, chart, name)
+        svg = download(page, save["SVG"].click).decode()
         sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]
         assert svg.startswith("<svg") and sizes and min(sizes) >= 14, (name, sorted(set(sizes)))
-        header, *rows = _download(page, save["CSV"].click).decode().strip().splitlines()
+        header, *rows = download(page, save["CSV"].click).decode().strip().splitlines()
         assert "," in header and (rows or name == "sweep"), name  # no loss against M before it is asked for
 
 
@@ -269,55 +269,6 @@ def test_bad_settings_in_the_url_say_why_and_start_from_the_server_settings(brow
         assert s["params"]["M"] == 3
     finally:
         e.context.close()
-
-
-#: Boxes of the explorer that pass a frame's right edge (the output, or the window), and elements that hide an
-#: overflow (content wider than the box, clipped or scrolled): what a person at 1280 px would not see.
-PAST_EDGE = """(frameSel) => {
-  const { deep } = window.__neChecks;
-  const root = deep('.ne-cx')[0];
-  const frame = frameSel ? root.closest(frameSel) : null;
-  const edge = Math.min(window.innerWidth, frame ? frame.getBoundingClientRect().right : Infinity);
-  const past = [];
-  const hidden = [];
-  for (const e of [root, ...deep('*', root)]) {
-    const r = e.getBoundingClientRect();
-    if (!r.width || !r.height || getComputedStyle(e).visibility === 'hidden') continue;
-    const name = e.className && typeof e.className === 'string' ? e.className : e.tagName;
-    if (r.right > edge + 1) past.push([name, Math.round(r.right), Math.round(edge)]);
-    const ox = getComputedStyle(e).overflowX;
-    if (ox !== 'visible' && e.scrollWidth > e.clientWidth + 1 && e.tagName !== 'INPUT' && e.tagName !== 'SELECT')
-      hidden.push([name, e.scrollWidth, e.clientWidth]);
-  }
-  return { past, hidden, width: root.getBoundingClientRect().width };
-}"""
-
-def overlapping(boxes: list[list[float]]) -> list[tuple[int, int]]:
-    """Pairs of label boxes ([x, y, w, h]) that overlap."""
-    return [(i, j) for i, a in enumerate(boxes) for j, b in enumerate(boxes) if i < j
-            and a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]]
-
-
-def check_look(page, where: str, frame: str | None = None) -> None:
-    """What a person at this size sees: every panel inside the frame, no hidden overflow, no overlapping labels,
-    DOM text >= 14 px and >= 4.5:1, canvas text >= 14 px (each chart notes its smallest), legend swatches >= 3:1."""
-    import page_checks as pc
-
-    pc.install(page)
-    fit = page.evaluate(PAST_EDGE, frame)
-    assert fit["past"] == [] and fit["hidden"] == [], (where, fit)
-    for name in ("directions", "view3d"):
-        boxes = json.loads(page.locator(f".ne-cx [data-chart='{name}']").get_attribute("data-labels"))
-        assert len(boxes) == 8 and overlapping(boxes) == [], (where, name, boxes)
-    assert pc.small_text(page, ".ne-cx", 14.0) == [], where
-    c = pc.contrast(page, ".ne-cx")
-    assert c["checked"] > 30 and c["bad"] == [], (where, c["bad"][:5])
-    sizes = page.evaluate("""() => window.__neChecks.deep('.ne-cx .ne-chart canvas').map(
-      c => Number(c.closest('.ne-chart').dataset.minText))""")
-    assert len(sizes) == 6 and min(sizes) >= 14, (where, sizes)
-    # Legend swatches stand out from the chart (WCAG non-text contrast): the colour or its edge >= 3:1.
-    swatches = pc.swatch_contrast(page, ".ne-cx")
-    assert len(swatches) >= 5 and [s for s in swatches if max(s["fill"], s["edge"]) < 3.0] == [], (where, swatches)
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from compression_look import check_look
 from lab_helpers import set_lab_theme
 from panel_lab import PanelNotebook, open_panel_notebook
 from playwright.sync_api import expect
-from test_compression_explorer import check_look
 
 pytestmark = pytest.mark.ui
 

@@ -7,14 +7,12 @@ server process has it (sparsity, status, nonlinear units per layer, unit states)
 
 from __future__ import annotations
 
-import io
 import re
 import time
 
-import numpy as np
 import pytest
+from chart_exports import check_figure_png, download
 from page_checks import click_latencies, install, median
-from PIL import Image
 from playwright.sync_api import expect
 from served_app import ServedPage, served_app
 
@@ -224,31 +222,6 @@ def test_step_charts_share_one_x_range_while_training(dash):
     dash.click("Pause")
 
 
-def _download(page, click) -> bytes:
-    """The bytes of the file a click saves (the page makes it: nothing is fetched)."""
-    with page.expect_download(timeout=15_000) as info:
-        click()
-    time.sleep(0.6)  # at a person's pace: Chromium drops a download that follows the last within ~0.5 s
-    with open(info.value.path(), "rb") as f:
-        return f.read()
-
-
-def _check_figure_png(png: bytes, chart, name: str) -> None:
-    """A chart's PNG is the figure at twice the size on screen: the drawing below a band with its title and legend."""
-    w, h = chart.locator("canvas").evaluate("c => [c.clientWidth, c.clientHeight]")
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    assert image.width == 2 * w and image.height > 2 * (h + 30), (name, image.size, (w, h))
-    pixels = np.asarray(image).astype(int)
-    background = pixels[1, 1]
-    head = image.height - 2 * h
-    inked = np.abs(pixels - background).sum(axis=2) > 60
-    title_band, legend_band = inked[: 2 * 30], inked[2 * 30: head]
-    assert title_band.sum() > 200, (name, "no title drawn")
-    legend = chart.locator(".ne-legend-item").count()
-    assert legend == 0 or legend_band.sum() > 100 * legend, (name, "no legend drawn")
-    assert inked[head:].sum() > 1000, (name, "no chart drawn")
-
-
 def test_every_chart_exports_png_svg_and_csv_and_the_page_saves_an_offline_snapshot(dash):
     dash.click("Start")
     s = dash.wait(lambda s: s["history"] >= 4, "a few evaluations")
@@ -262,29 +235,29 @@ def test_every_chart_exports_png_svg_and_csv_and_the_page_saves_an_offline_snaps
         chart = page.locator(f".ne-chart[data-chart='{name}']")
         title = chart.locator("h3").inner_text()
         save = {kind: chart.get_by_role("button", name=f"{title}: save {kind}") for kind in ("PNG", "SVG", "CSV")}
-        png = _download(page, save["PNG"].click)
+        png = download(page, save["PNG"].click)
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000, name
-        _check_figure_png(png, chart, name)
-        svg = _download(page, save["SVG"].click).decode()
+        check_figure_png(png, chart, name)
+        svg = download(page, save["SVG"].click).decode()
         assert svg.startswith("<svg") and svg.endswith("</svg>") and ("<path" in svg or "<rect" in svg), name
         sizes = [float(v) for v in re.findall(r'font-size="([\d.]+)"', svg)]  # the chart's own text, as drawn
         assert sizes and min(sizes) >= 14, (name, sorted(set(sizes)))
-        csv = _download(page, save["CSV"].click).decode()
+        csv = download(page, save["CSV"].click).decode()
         header, *rows = csv.strip().splitlines()
         assert rows and "," in header, name
     # The loss CSV holds the plotted numbers: every evaluation's test loss of this run.
-    csv = _download(page, lambda: page.get_by_role("button", name="Loss: save CSV").click()).decode()
+    csv = download(page, lambda: page.get_by_role("button", name="Loss: save CSV").click()).decode()
     test_rows = [r.split(",") for r in csv.strip().splitlines()[1:] if r.split(",")[1] == "test_loss"]
     s = dash.state()
     assert len(test_rows) == s["history"]
     # The network as PNG and SVG.
-    png = _download(page, lambda: page.get_by_role("button", name="network: save PNG").click())
+    png = download(page, lambda: page.get_by_role("button", name="network: save PNG").click())
     assert png[:4] == b"\x89PNG"
-    svg = _download(page, lambda: page.get_by_role("button", name="network: save SVG").click()).decode()
+    svg = download(page, lambda: page.get_by_role("button", name="network: save SVG").click()).decode()
     assert svg.count("<rect") == sum(len(v) for v in s["unit_states"])
     # A snapshot: one HTML file, no script, no external reference, every chart inside.
     page.get_by_text("Export and record").click()
-    html = _download(page, lambda: page.get_by_role("button", name="Save a snapshot (HTML)").click()).decode()
+    html = download(page, lambda: page.get_by_role("button", name="Save a snapshot (HTML)").click()).decode()
     assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html.replace(
         "http://www.w3.org/2000/svg", "")
     assert html.count("<svg") >= len(names) and "data:image/png;base64," in html and "TrainingSession" in html
