@@ -87,17 +87,23 @@ function scale(lo: number, hi: number, a: number, b: number, ticks: number[], la
 
 const PAL = { grid: '#grid', axis: '#axis', muted: '#muted' };
 
+/** A 200 x 100 canvas whose plot spans x 40..190 (the x axis from 0 to 100) and y 80..10 (0 to 1). */
+function drawOnSmallCanvas(xTicks: number[], xLabels: string[], yTicks: number[], yLabels: string[], yAt?: number):
+  FakeContext {
+  const { p, ctx } = fakePainter(200, 100);
+  const box = plotBox(p, { left: 40, right: 10, top: 10, bottom: 20 });
+  drawAxes(p, box, scale(0, 100, 40, 190, xTicks, xLabels), scale(0, 1, 80, 10, yTicks, yLabels),
+    { x: 'steps', y: 'loss', yAt }, PAL);
+  return ctx;
+}
+
 test('the plot box is the canvas less its margins', () => {
   assert.deepEqual(plotBox({ width: 300, height: 200 }, { left: 62, right: 14, top: 10, bottom: 42 }),
     { x0: 62, x1: 286, y0: 158, y1: 10 });
 });
 
 test('grid lines at every tick, then the x and y axis lines, in their own colours', () => {
-  const { p, ctx } = fakePainter(200, 100);
-  const box = plotBox(p, { left: 40, right: 10, top: 10, bottom: 20 });
-  const xs = scale(0, 100, 40, 190, [0, 50, 100], ['0', '50', '100']);
-  const ys = scale(0, 1, 80, 10, [0, 1], ['0', '1']);
-  drawAxes(p, box, xs, ys, { x: 'steps', y: 'loss' }, PAL);
+  const ctx = drawOnSmallCanvas([0, 50, 100], ['0', '50', '100'], [0, 1], ['0', '1']);
   assert.deepEqual(ctx.strokes, [
     { color: '#grid', segments: [[40, 80, 190, 80], [40, 10, 190, 10], [40, 80, 40, 10], [115, 80, 115, 10],
       [190, 80, 190, 10]] },
@@ -106,13 +112,9 @@ test('grid lines at every tick, then the x and y axis lines, in their own colour
 });
 
 test('tick labels sit by their ticks, and an x label at an end of the canvas moves in to stay whole', () => {
-  const { p, ctx } = fakePainter(200, 100);
-  const box = plotBox(p, { left: 40, right: 10, top: 10, bottom: 20 });
-  // "a long label" is 84 px wide: centred on x = 40 it would start 2 px left of the canvas; "100" (21 px) on
-  // x = 190 fits before the right edge at 200 with no room to spare for its 1 px pad: both move in.
-  const xs = scale(0, 100, 40, 190, [0, 50, 100], ['a long label', '50', '100']);
-  const ys = scale(0, 1, 80, 10, [0, 0.5], ['0', '0.5']);
-  drawAxes(p, box, xs, ys, { x: 'steps', y: 'loss' }, PAL);
+  // "a long label" is 84 px wide: centred on x = 40 it would start 2 px left of the canvas; "100" (21 px) centred
+  // on x = 190 would end 0.5 px past its right edge at 200. Both move in (to their half width and 1 px more).
+  const ctx = drawOnSmallCanvas([0, 50, 100], ['a long label', '50', '100'], [0, 0.5], ['0', '0.5']);
   const at = (text: string) => ctx.texts.find(t => t.text === text);
   assert.deepEqual([at('0')?.x, at('0')?.y, at('0')?.align, at('0')?.baseline], [34, 80, 'right', 'middle']);
   assert.deepEqual([at('0.5')?.x, at('0.5')?.y], [34, 45]);
@@ -128,11 +130,7 @@ test('tick labels sit by their ticks, and an x label at an end of the canvas mov
 
 test('the axis titles: x centred under the plot at the bottom, y turned a quarter at yAt (13 px unless given)', () => {
   for (const yAt of [undefined, 14]) {
-    const { p, ctx } = fakePainter(200, 100);
-    const box = plotBox(p, { left: 40, right: 10, top: 10, bottom: 20 });
-    const xs = scale(0, 1, 40, 190, [], []);
-    const ys = scale(0, 1, 80, 10, [], []);
-    drawAxes(p, box, xs, ys, { x: 'steps', y: 'loss', yAt }, PAL);
+    const ctx = drawOnSmallCanvas([], [], [], [], yAt);
     assert.deepEqual(ctx.texts.map(t => [t.text, t.x, t.y, t.align, t.baseline, t.rotate]), [
       ['steps', 115, 96, 'center', 'bottom', 0],
       ['loss', yAt ?? 13, 45, 'center', 'middle', -90]
