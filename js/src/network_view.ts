@@ -23,6 +23,7 @@ import { labelRoom, shortenLeft } from './network/labels';
 import { Label, SCALE, Theme, overviewSvg, paintOverview, paintUnits, readTheme, unitsSvg } from './network/painter';
 import { STATE_NAMES, UnitData, WORDS } from './network/units';
 import { LayerInfo, NetworkViewModel, NetworkViewReply, NetworkViewRequest, UnitState } from './network_view_types';
+import { subscribe, watchTheme } from './page_wiring';
 import { Channel } from './transport';
 
 /** Above this many units, or below this cell size, the view shows the overview. */
@@ -211,30 +212,24 @@ export class NetworkView {
     listen(this.unitLayer, 'click', e => this.onLayerClick(e as MouseEvent));
     listen(this.unitLayer, 'keydown', e => this.onLayerKey(e as KeyboardEvent));
 
-    const on = (event: string, fn: () => void) => {
-      model.on(event, fn);
-      this.cleanups.push(() => model.off(event, fn));
-    };
-    on('change:layers', () => this.rebuild());
-    on('change:blocks', () => this.rebuild());
-    on('change:max_rows', () => this.rebuild());
-    on('change:slopes', () => this.onSlopes());
-    on('change:states', () => this.onStates());
-    on('change:activations', () => this.onActivations());
-    on('change:tol', () => this.onSlopes());
-    on('change:title', () => this.updateHeader());
-    on('change:status', () => this.updateHeader());
-    on('change:step', () => this.updateHeader());
-    const onMsg = (msg: NetworkViewReply) => this.onReply(msg);
-    model.on('msg:custom', onMsg);
-    this.cleanups.push(() => model.off('msg:custom', onMsg));
+    this.cleanups.push(subscribe<NetworkViewReply>(model, {
+      'change:layers': () => this.rebuild(),
+      'change:blocks': () => this.rebuild(),
+      'change:max_rows': () => this.rebuild(),
+      'change:slopes': () => this.onSlopes(),
+      'change:states': () => this.onStates(),
+      'change:activations': () => this.onActivations(),
+      'change:tol': () => this.onSlopes(),
+      'change:title': () => this.updateHeader(),
+      'change:status': () => this.updateHeader(),
+      'change:step': () => this.updateHeader(),
+      'msg:custom': msg => this.onReply(msg)
+    }));
 
     this.resize = new ResizeObserver(() => this.relayoutIfResized());
     this.resize.observe(this.stage);
     // A theme switch changes the colours the canvas reads from CSS variables.
-    const theme = new MutationObserver(() => this.relayout());
-    theme.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-name', 'data-jp-theme-light'] });
-    this.cleanups.push(() => theme.disconnect());
+    this.cleanups.push(watchTheme(() => this.relayout()));
     this.rebuild();
   }
 

@@ -13,6 +13,7 @@ import { BandChart, BandData, LivePoints } from '../charts/band_chart';
 import { el } from '../charts/chart';
 import { palette, resolveTheme } from '../charts/theme';
 import { keepControlKeys } from '../own_keys';
+import { dropTokenFromUrl, subscribe, watchTheme } from '../page_wiring';
 import { Channel, Request } from '../transport';
 import { AdvantageMessage, AdvantageModel, BandGap, StoredSet } from './types';
 
@@ -90,7 +91,6 @@ export class AdvantagePage {
   /** Where the next notice goes (the control whose request it answers). */
   private noticeAt: HTMLElement | null = null;
   private noticeSeq = 0;
-  private readonly themeObserver: MutationObserver;
   private readonly sizer: ResizeObserver;
 
   constructor(
@@ -177,23 +177,16 @@ export class AdvantagePage {
     this.sizer.observe(this.acc.el);
     this.sizer.observe(this.gap.el);
 
-    const on = (event: string, fn: () => void) => {
-      model.on(event, fn);
-      this.cleanups.push(() => model.off(event, fn));
-    };
-    on('change:stored', () => this.draw());
-    on('change:live', () => this.draw());
-    on('change:progress', () => this.onProgress());
-    on('change:settings', () => this.onSettings());
-    on('change:options', () => this.onOptions());
-    on('change:notice', () => this.onNotice());
-    on('change:theme', () => this.applyTheme());
-    const onMsg = (msg: AdvantageMessage) => this.onMessage(msg);
-    model.on('msg:custom', onMsg);
-    this.cleanups.push(() => model.off('msg:custom', onMsg));
-    this.themeObserver = new MutationObserver(() => this.applyTheme());
-    this.themeObserver.observe(document.body, { attributes: true,
-      attributeFilter: ['data-jp-theme-name', 'data-jp-theme-light'] });
+    this.cleanups.push(subscribe<AdvantageMessage>(model, {
+      'change:stored': () => this.draw(),
+      'change:live': () => this.draw(),
+      'change:progress': () => this.onProgress(),
+      'change:settings': () => this.onSettings(),
+      'change:options': () => this.onOptions(),
+      'change:notice': () => this.onNotice(),
+      'change:theme': () => this.applyTheme(),
+      'msg:custom': msg => this.onMessage(msg)
+    }), watchTheme(() => this.applyTheme()));
 
     const given = model.get('notice');
     // A notice given before this view opened is old news, unless it is about how the app was started.
@@ -208,7 +201,6 @@ export class AdvantagePage {
 
   dispose(): void {
     this.cleanups.forEach(fn => fn());
-    this.themeObserver.disconnect();
     this.sizer.disconnect();
     this.acc.dispose();
     this.gap.dispose();
@@ -378,15 +370,6 @@ export class AdvantagePage {
     this.secondEl.textContent = m && m.mean !== null ?
       `With more units nonlinear (${m.from}–${m.to}): ${gapText(m)} (${m.verdict}).` : '';
     this.labelEl.textContent = `Stored set ${s.name} (${s.path}): ${s.label}.`;
-  }
-}
-
-/** The served app's page: take the token out of the address bar (the server keeps it in a cookie). */
-function dropTokenFromUrl(win: Window = window): void {
-  const url = new URL(win.location.href);
-  if (url.pathname === '/' && url.searchParams.has('token')) {
-    url.searchParams.delete('token');
-    win.history.replaceState(win.history.state, '', url.pathname + url.search + url.hash);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 
 import { parseColor } from '../colormap';
+import { Margins, TICK, drawAxes, plotBox } from './axes';
 import { Chart, LegendItem } from './chart';
 import { Painter } from './painter';
 import { Scale, formatNumber, linearScale, niceDomain } from './scale';
@@ -57,8 +58,7 @@ export interface BandChartSpec {
   symlog?: number;
 }
 
-const MARGIN = { left: 62, right: 16, top: 12, bottom: 44 };
-const TICK = 14;
+const MARGIN: Margins = { left: 62, right: 16, top: 12, bottom: 44 };
 /** Pixels between the plot's frame and the outermost data (a dot at the edge stays whole). */
 const INSET = 9;
 
@@ -167,10 +167,8 @@ export class BandChart extends Chart {
     p.font = this.font;
     p.clear(pal.bg);
     const d = this.data;
-    const x0 = MARGIN.left;
-    const x1 = p.width - MARGIN.right;
-    const y0 = p.height - MARGIN.bottom;
-    const y1 = MARGIN.top;
+    const box = plotBox(p, MARGIN);
+    const { x0, x1, y0, y1 } = box;
     const color = (key: string) => pal.series[key] ?? pal.fg;
     if (d.message) {
       this.drawMessage(p, d.message);
@@ -181,25 +179,8 @@ export class BandChart extends Chart {
     }
     const xs = this.xScale(x0, x1);
     const ys = this.yScale(y0, y1);
-    // Grid, frame and tick labels.
-    const grid: number[] = [];
-    ys.ticks.forEach(t => grid.push(x0, ys.map(t), x1, ys.map(t)));
-    xs.ticks.forEach(t => grid.push(xs.map(t), y0, xs.map(t), y1));
-    p.segments(grid, { color: pal.grid, width: 1 });
-    p.segments([x0, y0, x1, y0, x0, y0, x0, y1], { color: pal.axis, width: 1 });
-    for (const t of ys.ticks) {
-      p.text(x0 - 6, ys.map(t), ys.format(t), { color: pal.muted, size: TICK, align: 'right', baseline: 'middle' });
-    }
-    for (const t of xs.ticks) {
-      const label = xs.format(t);
-      const half = p.measure(label, TICK) / 2 + 1;
-      p.text(Math.min(p.width - half, Math.max(half, xs.map(t))), y0 + 5, label, { color: pal.muted, size: TICK,
-        align: 'center', baseline: 'top' });
-    }
-    p.text((x0 + x1) / 2, p.height - 4, this.spec.xLabel + (this.spec.symlog ? ' (log beyond ' +
-      `${this.spec.symlog})` : ''), { color: pal.muted, size: TICK, align: 'center', baseline: 'bottom' });
-    p.text(14, (y0 + y1) / 2, this.spec.yLabel, { color: pal.muted, size: TICK, align: 'center', baseline: 'middle',
-      rotate: -90 });
+    drawAxes(p, box, xs, ys, { x: this.spec.xLabel + (this.spec.symlog ? ` (log beyond ${this.spec.symlog})` : ''),
+      y: this.spec.yLabel, yAt: 14 }, pal);
     if (d.zero) {
       p.segments([x0, ys.map(0), x1, ys.map(0)], { color: pal.axis, width: 1.5, dash: [6, 4] });
     }

@@ -3,6 +3,7 @@
  * axis and smoothing (for losses), step-shaped lines for values that jump (lambda), gaps where a value is missing.
  */
 
+import { Margins, drawAxes, plotBox } from './axes';
 import { Chart, LegendItem, el } from './chart';
 import { ChartData, Column, RunSeries, num, smooth } from './data';
 import { Painter } from './painter';
@@ -39,8 +40,7 @@ export interface LineChartSpec {
   note?: (data: ChartData) => string;
 }
 
-const MARGIN = { left: 58, right: 14, top: 10, bottom: 42 };
-const TICK = 14;
+const MARGIN: Margins = { left: 58, right: 14, top: 10, bottom: 42 };
 
 export class LineChart extends Chart {
   private logOn: boolean;
@@ -98,12 +98,8 @@ export class LineChart extends Chart {
     p.font = this.font;
     p.clear(pal.bg);
     const data = this.data;
-    const w = p.width;
-    const h = p.height;
-    const x0 = MARGIN.left;
-    const x1 = w - MARGIN.right;
-    const y0 = h - MARGIN.bottom;
-    const y1 = MARGIN.top;
+    const box = plotBox(p, MARGIN);
+    const { x0, x1, y0, y1 } = box;
     const runs = data ? [...data.overlays, data.current] : [];
     // The y range over what is drawn; the x range the one all step charts share.
     let lo = Infinity;
@@ -130,31 +126,7 @@ export class LineChart extends Chart {
       ys = linearScale(Number.isFinite(lo) ? lo : 0, Number.isFinite(hi) ? hi : 1, y0, y1,
         Math.max(3, Math.floor((y0 - y1) / 40)));
     }
-    // Grid and axes.
-    const grid: number[] = [];
-    for (const t of ys.ticks) {
-      const y = ys.map(t);
-      grid.push(x0, y, x1, y);
-    }
-    for (const t of xs.ticks) {
-      const x = xs.map(t);
-      grid.push(x, y0, x, y1);
-    }
-    p.segments(grid, { color: pal.grid, width: 1 });
-    p.segments([x0, y0, x1, y0, x0, y0, x0, y1], { color: pal.axis, width: 1 });
-    for (const t of ys.ticks) {
-      p.text(x0 - 6, ys.map(t), ys.format(t), { color: pal.muted, size: TICK, align: 'right', baseline: 'middle' });
-    }
-    for (const t of xs.ticks) {
-      const label = xs.format(t);
-      const half = p.measure(label, TICK) / 2 + 1;
-      const x = Math.min(p.width - half, Math.max(half, xs.map(t))); // whole labels, even at the ends
-      p.text(x, y0 + 5, label, { color: pal.muted, size: TICK, align: 'center', baseline: 'top' });
-    }
-    p.text((x0 + x1) / 2, h - 4, this.spec.xLabel, { color: pal.muted, size: TICK, align: 'center',
-      baseline: 'bottom' });
-    p.text(13, (y0 + y1) / 2, this.spec.yLabel + (this.logOn ? ' (log)' : ''), { color: pal.muted, size: TICK,
-      align: 'center', baseline: 'middle', rotate: -90 });
+    drawAxes(p, box, xs, ys, { x: this.spec.xLabel, y: this.spec.yLabel + (this.logOn ? ' (log)' : '') }, pal);
     // Curves: earlier runs faded, then this one; smoothed curves over their raw values.
     p.clip(x0, y1 - 2, x1 - x0, y0 - y1 + 4);
     runs.forEach((run, k) => {

@@ -4,14 +4,16 @@
  * curve and the relative loss against M.
  */
 
+import { Margins, TICK, drawAxes, plotBox } from '../charts/axes';
 import { Chart, LegendItem, el } from '../charts/chart';
 import { Painter } from '../charts/painter';
 import { linearScale, logScale } from '../charts/scale';
 import { METHOD_SERIES, cosineColor, cosineText } from './colors';
 import { Box, placeLabels } from './labels';
 
-const TICK = 14;
 const WAIT = 'computing…';
+/** The convergence and loss-vs-M charts' margins. */
+const XY_MARGIN: Margins = { left: 62, right: 14, top: 10, bottom: 42 };
 
 type Cells = (number | null)[][];
 
@@ -455,15 +457,12 @@ export class ConvergenceChart extends Chart {
     const p = trackText(painter, this.el);
     const pal = this.palette;
     p.clear(pal.bg);
-    const m = { left: 62, right: 14, top: 10, bottom: 42 };
-    const x0 = m.left;
-    const x1 = p.width - m.right;
-    const y0 = p.height - m.bottom;
-    const y1 = m.top;
+    const box = plotBox(p, XY_MARGIN);
+    const { x0, x1, y0, y1 } = box;
     const finite = this.losses.filter(v => v > 0 && Number.isFinite(v));
     const xs = linearScale(0, Math.max(1, ...this.its), x0, x1, Math.max(2, Math.floor((x1 - x0) / 80)));
     const ys = logScale(finite.length ? Math.min(...finite) : 1e-3, finite.length ? Math.max(...finite) : 1, y0, y1);
-    axes(p, xs, ys, x0, x1, y0, y1, 'iteration', 'relative loss (log)', pal);
+    drawAxes(p, box, xs, ys, { x: 'iteration', y: 'relative loss (log)' }, pal);
     const color = pal.series[METHOD_SERIES[this.method] ?? 'train'] ?? pal.fg;
     if (this.its.length) {
       p.polyline(this.its.map(xs.map), this.losses.map(v => ys.map(v)), { color, width: 2 });
@@ -478,30 +477,6 @@ export class ConvergenceChart extends Chart {
   protected csvRows(): { header: string[]; rows: (string | number | null)[][] } {
     return { header: ['iteration', 'relative_loss'], rows: this.its.map((it, k) => [it, this.losses[k]]) };
   }
-}
-
-type Scale = ReturnType<typeof linearScale>;
-
-function axes(p: Painter, xs: Scale, ys: Scale, x0: number, x1: number, y0: number, y1: number, xLabel: string,
-  yLabel: string, pal: { grid: string; axis: string; muted: string }): void {
-  const grid: number[] = [];
-  for (const t of ys.ticks) {
-    grid.push(x0, ys.map(t), x1, ys.map(t));
-  }
-  for (const t of xs.ticks) {
-    grid.push(xs.map(t), y0, xs.map(t), y1);
-  }
-  p.segments(grid, { color: pal.grid, width: 1 });
-  p.segments([x0, y0, x1, y0, x0, y0, x0, y1], { color: pal.axis, width: 1 });
-  for (const t of ys.ticks) {
-    p.text(x0 - 6, ys.map(t), ys.format(t), { color: pal.muted, size: TICK, align: 'right', baseline: 'middle' });
-  }
-  for (const t of xs.ticks) {
-    p.text(xs.map(t), y0 + 5, xs.format(t), { color: pal.muted, size: TICK, align: 'center', baseline: 'top' });
-  }
-  p.text((x0 + x1) / 2, p.height - 4, xLabel, { color: pal.muted, size: TICK, align: 'center', baseline: 'bottom' });
-  p.text(13, (y0 + y1) / 2, yLabel, { color: pal.muted, size: TICK, align: 'center', baseline: 'middle',
-    rotate: -90 });
 }
 
 /** Relative loss against M, one line per method, filling in point by point. */
@@ -529,17 +504,14 @@ export class SweepChart extends Chart {
     const p = trackText(painter, this.el);
     const pal = this.palette;
     p.clear(pal.bg);
-    const m = { left: 62, right: 14, top: 10, bottom: 42 };
-    const x0 = m.left;
-    const x1 = p.width - m.right;
-    const y0 = p.height - m.bottom;
-    const y1 = m.top;
+    const box = plotBox(p, XY_MARGIN);
+    const { x0, x1, y0, y1 } = box;
     const values = this.methods.flatMap(k => Object.values(this.losses[k] ?? {}))
       .filter((v): v is number => typeof v === 'number' && v > 0);
     const mMax = Math.max(8, ...this.Ms);
     const xs = linearScale(1, mMax, x0 + 8, x1 - 8, Math.min(mMax, Math.max(2, Math.floor((x1 - x0) / 40))), true);
     const ys = logScale(values.length ? Math.min(...values) : 1e-2, values.length ? Math.max(...values) : 1, y0, y1);
-    axes(p, xs, ys, x0, x1, y0, y1, 'M (compressed units)', 'relative loss (log)', pal);
+    drawAxes(p, box, xs, ys, { x: 'M (compressed units)', y: 'relative loss (log)' }, pal);
     const items: LegendItem[] = [];
     for (const method of this.methods) {
       const row = this.losses[method] ?? {};

@@ -10,8 +10,8 @@
 import type { AnyModel, RenderProps } from '@anywidget/types';
 import { Chart, el } from '../charts/chart';
 import { palette, resolveTheme } from '../charts/theme';
-import { dropTokenFromUrl } from '../dashboard/dashboard';
 import { keepControlKeys } from '../own_keys';
+import { dropTokenFromUrl, subscribe, watchTheme } from '../page_wiring';
 import { Channel, Request } from '../transport';
 import { ConvergenceChart, DirectionsChart, GramChart, SweepChart, View3DChart } from './charts';
 import { CompressionMessage, CompressionModel, ParamKey, Params, Shown } from './types';
@@ -80,7 +80,6 @@ export class CompressionPage {
   private readonly sweep: SweepChart;
   private readonly charts: Chart[];
   private readonly sizer: ResizeObserver;
-  private readonly themeObserver: MutationObserver;
   /** Requests whose answer is shown next to a control: id -> its answer line. */
   private readonly answerAt = new Map<string, HTMLElement>();
   private readonly onRefused = new Map<string, () => void>();
@@ -210,24 +209,17 @@ export class CompressionPage {
     });
     this.charts.forEach(c => this.sizer.observe(c.el));
 
-    const on = (event: string, fn: () => void) => {
-      model.on(event, fn);
-      this.cleanups.push(() => model.off(event, fn));
-    };
-    on('change:params', () => this.onParams());
-    on('change:options', () => this.onOptions());
-    on('change:status', () => this.onStatus());
-    on('change:shown', () => this.onResult());
-    on('change:convergence', () => this.onConvergence());
-    on('change:sweep', () => this.onSweep());
-    on('change:notice', () => this.onNotice());
-    on('change:theme', () => this.applyTheme());
-    const onMsg = (msg: CompressionMessage) => this.onMessage(msg);
-    model.on('msg:custom', onMsg);
-    this.cleanups.push(() => model.off('msg:custom', onMsg));
-    this.themeObserver = new MutationObserver(() => this.applyTheme());
-    this.themeObserver.observe(document.body, { attributes: true,
-      attributeFilter: ['data-jp-theme-name', 'data-jp-theme-light'] });
+    this.cleanups.push(subscribe<CompressionMessage>(model, {
+      'change:params': () => this.onParams(),
+      'change:options': () => this.onOptions(),
+      'change:status': () => this.onStatus(),
+      'change:shown': () => this.onResult(),
+      'change:convergence': () => this.onConvergence(),
+      'change:sweep': () => this.onSweep(),
+      'change:notice': () => this.onNotice(),
+      'change:theme': () => this.applyTheme(),
+      'msg:custom': msg => this.onMessage(msg)
+    }), watchTheme(() => this.applyTheme()));
     this.onOptions();
     this.onParams();
     this.onStatus();
@@ -241,7 +233,6 @@ export class CompressionPage {
   dispose(): void {
     this.cleanups.forEach(fn => fn());
     this.sizer.disconnect();
-    this.themeObserver.disconnect();
     this.charts.forEach(c => c.dispose());
     this.root.remove();
   }

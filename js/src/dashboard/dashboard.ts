@@ -20,6 +20,7 @@ import { decode } from '../codecs';
 import { RUN_SETTING_KEYS, RunSettingKey } from '../generated/tables';
 import { NetworkView } from '../network_view';
 import { keepControlKeys } from '../own_keys';
+import { dropTokenFromUrl, subscribe, watchTheme } from '../page_wiring';
 import { Channel, Request } from '../transport';
 import { SeriesStore } from './series';
 import { DashboardMessage, DashboardModel, RunSettings, RunStatus } from './types';
@@ -122,7 +123,6 @@ export class Dashboard {
   private readonly speedSel: HTMLSelectElement;
   private readonly scrubber: HTMLInputElement;
   private readonly scrubLabel: HTMLElement;
-  private readonly themeObserver: MutationObserver;
   /** Requests shown before the kernel answered: id -> how to undo them. */
   private readonly pending = new Map<string, () => void>();
   /** Requests answered next to their button (Export, Record): id -> the answer's element. */
@@ -299,27 +299,20 @@ export class Dashboard {
     this.charts.forEach(c => this.chartSizer.observe(c.el));
 
     // Model events.
-    const on = (event: string, fn: () => void) => {
-      model.on(event, fn);
-      this.cleanups.push(() => model.off(event, fn));
-    };
-    on('change:run', () => this.onRun());
-    on('change:settings', () => this.onSettings());
-    on('change:options', () => this.onOptions());
-    on('change:code', () => (this.codeEl.textContent = model.get('code') ?? ''));
-    on('change:notice', () => this.onNotice());
-    on('change:replay', () => this.onReplay());
-    on('change:mode', () => this.onMode());
-    on('change:heading', () => this.onHeading());
-    on('change:theme', () => this.applyTheme());
-    on('change:boundary', () => this.onBoundary());
-    on('change:points', () => this.onBoundary());
-    const onMsg = (msg: DashboardMessage) => this.onMessage(msg);
-    model.on('msg:custom', onMsg);
-    this.cleanups.push(() => model.off('msg:custom', onMsg));
-    this.themeObserver = new MutationObserver(() => this.applyTheme());
-    this.themeObserver.observe(document.body, { attributes: true,
-      attributeFilter: ['data-jp-theme-name', 'data-jp-theme-light'] });
+    this.cleanups.push(subscribe<DashboardMessage>(model, {
+      'change:run': () => this.onRun(),
+      'change:settings': () => this.onSettings(),
+      'change:options': () => this.onOptions(),
+      'change:code': () => (this.codeEl.textContent = model.get('code') ?? ''),
+      'change:notice': () => this.onNotice(),
+      'change:replay': () => this.onReplay(),
+      'change:mode': () => this.onMode(),
+      'change:heading': () => this.onHeading(),
+      'change:theme': () => this.applyTheme(),
+      'change:boundary': () => this.onBoundary(),
+      'change:points': () => this.onBoundary(),
+      'msg:custom': msg => this.onMessage(msg)
+    }), watchTheme(() => this.applyTheme()));
 
     // Inputs.
     this.sparsitySlider.addEventListener('input', () => this.showSliderValue());
@@ -353,7 +346,6 @@ export class Dashboard {
 
   dispose(): void {
     this.cleanups.forEach(fn => fn());
-    this.themeObserver.disconnect();
     this.chartSizer.disconnect();
     this.charts.forEach(c => c.dispose());
     this.network.dispose();
@@ -721,18 +713,6 @@ export class Dashboard {
       '</body></html>';
     download('nonlin_explorer-snapshot.html', new Blob([html], { type: 'text/html' }));
   }
-}
-
-/** The served app's page: the token was in the URL for the first load only (the server keeps it in an HttpOnly
- * cookie from then on), so take it out of the address bar, the history and anything copied from there. */
-export function dropTokenFromUrl(win: Window = window): boolean {
-  const url = new URL(win.location.href);
-  if (url.pathname !== '/' || !url.searchParams.has('token')) {
-    return false; // not the served app's root (JupyterLab removes its own token)
-  }
-  url.searchParams.delete('token');
-  win.history.replaceState(win.history.state, '', url.pathname + (url.search ? url.search : '') + url.hash);
-  return true;
 }
 
 function render({ model, el: host }: RenderProps<DashboardModel>): () => void {
