@@ -92,8 +92,8 @@ def build(verbose: bool = False) -> Path:
         raise RuntimeError(f"cannot build the fused gate kernels: {' and '.join(missing)} not found on PATH")
     from torch.utils import cpp_extension
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         cpp_extension.load(_name(), [str(SOURCE)], extra_cflags=list(FLAGS), build_directory=str(path.parent),
                            verbose=verbose)
     except Exception as err:  # a compiler's many lines: the first one that says what failed

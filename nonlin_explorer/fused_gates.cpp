@@ -1,7 +1,10 @@
 // Fused CPU kernels for the piecewise-linear gates (ReLU, LeakyReLU, Hardtanh/ReLU6):
-// y = lerp(act(x), x, slope), slope per unit on dim 1, forward in one pass and backward in one pass plus torch's
-// own reduction for d slope. The arithmetic repeats the eager paths operation for operation (same roundings, the
-// same reduction kernel), so a run gives the same numbers bit for bit whichever path computed it:
+// y = lerp(act(x), x, slope), slope per unit on dim 1, forward in one pass and backward in one pass. The arithmetic
+// repeats the eager paths operation for operation (the same roundings), so the output and d input are the eager
+// path's numbers. d slope: on small inputs the same product reduced by torch's own sum (the eager numbers again);
+// on large ones summed in the backward pass itself (torch's separate reduction of a full-size product costs as much
+// as the plain activation), in blocks of float partial sums added in double: equal to the eager sum up to rounding,
+// and closer to the exact sum. The eager paths repeated:
 //   "lerp" numerics: autograd through act(x) then torch.lerp (small inputs);
 //   "prelu" numerics: prelu forward and the hand-written backward of nonlin_explorer.gates (large ReLU inputs);
 //   "function" numerics: the hand-written backward of nonlin_explorer.gate_kernels.LerpGate (other large inputs).
@@ -89,6 +92,49 @@ void backward_loop(const T* __restrict__ g, const T* __restrict__ x, const T* __
       if (d) for (int64_t i = 0; i < I; ++i) d[o + i] = P::dw(g[o + i], x[o + i], p1, p2);
     }
   }
+}
+
+// Large inputs: d input, and d slope summed in the same pass (see the head of the file). Rows of a 2-D input are
+// summed in blocks of ROWS into float partials per unit; a unit's positions of a conv map in L float lanes (so that
+// the compiler vectorizes the sum); both then added in double. The order is fixed, so the result is too.
+template <typename P, typename T>
+void backward_reduce_loop(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ s,
+                          T* __restrict__ gx, double* __restrict__ acc, T* __restrict__ part, int64_t B, int64_t C,
+                          int64_t I, T p1, T p2) {
+  constexpr int L = 16; constexpr int64_t ROWS = 32;
+  if (I == 1) {
+    for (int64_t b0 = 0; b0 < B; b0 += ROWS) {
+      const int64_t b1 = b0 + ROWS < B ? b0 + ROWS : B;
+      for (int64_t c = 0; c < C; ++c) part[c] = T(0);
+      for (int64_t b = b0; b < b1; ++b) {
+        const T* __restrict__ gr = g + b * C; const T* __restrict__ xr = x + b * C;
+        T* __restrict__ gxr = gx + b * C;
+        for (int64_t c = 0; c < C; ++c) {
+          gxr[c] = P::dx(gr[c], xr[c], s[c], p1, p2);
+          part[c] += P::dw(gr[c], xr[c], p1, p2);
+        }
+      }
+      for (int64_t c = 0; c < C; ++c) acc[c] += double(part[c]);
+    }
+    return;
+  }
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      const T w = s[c]; const int64_t o = (b * C + c) * I;
+      const T* __restrict__ gr = g + o; const T* __restrict__ xr = x + o; T* __restrict__ gxr = gx + o;
+      T lane[L];
+      for (int j = 0; j < L; ++j) lane[j] = T(0);
+      int64_t i = 0;
+      for (; i + L <= I; i += L)
+        for (int j = 0; j < L; ++j) {
+          gxr[i + j] = P::dx(gr[i + j], xr[i + j], w, p1, p2);
+          lane[j] += P::dw(gr[i + j], xr[i + j], p1, p2);
+        }
+      double sum = 0;
+      for (; i < I; ++i) { gxr[i] = P::dx(gr[i], xr[i], w, p1, p2); sum += double(P::dw(gr[i], xr[i], p1, p2)); }
+      for (int j = 0; j < L; ++j) sum += double(lane[j]);
+      acc[c] += sum;
+    }
 }
 
 template <typename F> void dispatch(int64_t kind, int64_t mode, F&& f) {
@@ -198,6 +244,20 @@ class FusedGate : public torch::autograd::Function<FusedGate> {
         if (want_s) gs2 = (g * (x - act_f(x, kind, p1, p2))).sum(reduce_dims(x), /*keepdim=*/true).view({-1});
       }
       return {gx2, gs2, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    }
+    if (mode != AUTOGRAD && want_x && want_s) {  // large inputs: d slope summed in the pass
+      auto gx = torch::empty_like(x);
+      auto acc = torch::zeros({x.size(1)}, x.options().dtype(torch::kFloat64));
+      auto part = torch::empty({x.size(1)}, x.options());
+      int64_t B, C, I; shape(x, B, C, I);
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_gate_backward_reduce", [&] {
+        dispatch(kind, mode, [&](auto pass) {
+          backward_reduce_loop<decltype(pass), scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+              s.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), acc.data_ptr<double>(), part.data_ptr<scalar_t>(),
+              B, C, I, scalar_t(p1), scalar_t(p2));
+        });
+      });
+      return {gx, acc.to(x.scalar_type()), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
     }
     auto [gx, d] = backward_kernel(g, x, s, kind, p1, p2, mode, want_x, want_s);
     torch::Tensor gs;
