@@ -274,9 +274,67 @@ torch::Tensor gate(torch::Tensor x, torch::Tensor s, int64_t kind, double p1, do
   return FusedGate::apply(x, s, kind, p1, p2, mode);
 }
 
+// Any activation, large inputs (nonlin_explorer.gate_kernels.LerpGate's backward): given ga = act'(x) * g from
+// torch's own derivative kernel, d input = lerp(ga, g, slope) written into ga, and d slope = sum (x - act(x)) * g
+// summed in the same pass as in backward_reduce_loop: one pass where the eager form takes four.
+template <typename T>
+void lerp_backward_loop(T* __restrict__ ga, const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ a,
+                        const T* __restrict__ s, double* __restrict__ acc, T* __restrict__ part, int64_t B, int64_t C,
+                        int64_t I) {
+  constexpr int L = 16; constexpr int64_t ROWS = 32;
+  if (I == 1) {
+    for (int64_t b0 = 0; b0 < B; b0 += ROWS) {
+      const int64_t b1 = b0 + ROWS < B ? b0 + ROWS : B;
+      if (acc) for (int64_t c = 0; c < C; ++c) part[c] = T(0);
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t o = b * C;
+        for (int64_t c = 0; c < C; ++c) ga[o + c] = lerp(ga[o + c], g[o + c], s[c]);
+        if (acc) for (int64_t c = 0; c < C; ++c) part[c] += (x[o + c] - a[o + c]) * g[o + c];
+      }
+      if (acc) for (int64_t c = 0; c < C; ++c) acc[c] += double(part[c]);
+    }
+    return;
+  }
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      const T w = s[c]; const int64_t o = (b * C + c) * I;
+      T* __restrict__ gar = ga + o; const T* __restrict__ gr = g + o;
+      const T* __restrict__ xr = x + o; const T* __restrict__ ar = a + o;
+      for (int64_t i = 0; i < I; ++i) gar[i] = lerp(gar[i], gr[i], w);
+      if (!acc) continue;
+      T lane[L];
+      for (int j = 0; j < L; ++j) lane[j] = T(0);
+      int64_t i = 0;
+      for (; i + L <= I; i += L)
+        for (int j = 0; j < L; ++j) lane[j] += (xr[i + j] - ar[i + j]) * gr[i + j];
+      double sum = 0;
+      for (; i < I; ++i) sum += double((xr[i] - ar[i]) * gr[i]);
+      for (int j = 0; j < L; ++j) sum += double(lane[j]);
+      acc[c] += sum;
+    }
+}
+
+std::vector<torch::Tensor> lerp_backward(torch::Tensor ga, torch::Tensor g, torch::Tensor x, torch::Tensor a,
+                                         torch::Tensor s, bool want_s) {
+  check(x, s);
+  for (const auto* t : {&ga, &g, &a})
+    TORCH_CHECK(t->is_contiguous() && t->sizes() == x.sizes() && t->scalar_type() == x.scalar_type() &&
+                t->device().is_cpu(), "lerp_backward: tensors of the input's shape, dtype and layout");
+  torch::Tensor acc = want_s ? torch::zeros({x.size(1)}, x.options().dtype(torch::kFloat64)) : torch::Tensor();
+  auto part = torch::empty({x.size(1)}, x.options());
+  int64_t B, C, I; shape(x, B, C, I);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_lerp_backward", [&] {
+    lerp_backward_loop<scalar_t>(ga.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                 a.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+                                 want_s ? acc.data_ptr<double>() : nullptr, part.data_ptr<scalar_t>(), B, C, I);
+  });
+  return {ga, want_s ? acc.to(x.scalar_type()) : acc};
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "nonlin_explorer's fused CPU gate kernels";
   m.def("gate", &gate, "lerp(act(x), x, slope) with one fused pass forward and one backward");
+  m.def("lerp_backward", &lerp_backward, "d input (into ga) and d slope of lerp(act(x), x, slope) in one pass");
 }

@@ -65,6 +65,20 @@ def _reduce_dims(x: torch.Tensor) -> list[int]:
     return [d for d in range(x.dim()) if d != 1] if x.dim() > 1 else []
 
 
+#: Above this many elements torch runs elementwise ops on several threads (its grain size); the fused kernels run on
+#: one, so there they are used only when torch has one thread too.
+SERIAL_MAX_NUMEL = 32768
+
+
+def _fused_backward(x: torch.Tensor, grad: torch.Tensor):
+    """The fused kernels for :class:`LerpGate`'s backward when they apply to this input (see :func:`fused_gate`)."""
+    if (x.dim() < 2 or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
+            or not x.is_contiguous() or grad.dtype != x.dtype
+            or (x.numel() > SERIAL_MAX_NUMEL and torch.get_num_threads() > 1)):
+        return None
+    return fused.kernels()
+
+
 class LerpGate(torch.autograd.Function):
     """``y = act(x) + slope * (x - act(x))`` with slope per unit on dim 1; saves x and act(x)."""
 
@@ -80,6 +94,11 @@ class LerpGate(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         x, a, slope = ctx.saved_tensors
         grad_x = grad_slope = None
+        kernels = _fused_backward(x, grad) if ctx.needs_input_grad[0] else None
+        if kernels is not None:  # one pass: d input into ga, d slope summed alongside
+            grad_x, grad_slope = kernels.lerp_backward(ctx.deriv(grad, x, a), grad.contiguous(), x, a, slope,
+                                                       ctx.needs_input_grad[1])
+            return grad_x, (grad_slope if ctx.needs_input_grad[1] else None), None, None
         if ctx.needs_input_grad[0]:
             ga = ctx.deriv(grad, x, a)
             grad_x = ga.lerp_(grad, _unit_view(slope, x))  # act'(x) g + slope (g - act'(x) g), in place
@@ -104,9 +123,6 @@ _FUSED_KINDS: dict[type, Callable[[nn.Module], tuple[int, float, float]]] = {
     nn.Hardtanh: lambda m: (fused.HARDTANH, float(m.min_val), float(m.max_val)),
 }
 
-#: Above this many elements torch runs elementwise ops on several threads (its grain size); the fused kernels run on
-#: one, so there they are used only when torch has one thread too.
-SERIAL_MAX_NUMEL = 32768
 
 
 def fused_kind(act: nn.Module) -> tuple[int, float, float] | None:

@@ -257,3 +257,29 @@ def test_an_unusable_cache_folder_stops_the_build_in_one_line(tmp_path, monkeypa
         fused.build()
     assert "\n" not in str(info.value)
     assert fused.build_and_say() == 0
+
+
+#: Activations outside the fused forward whose large-input backward (LerpGate's) runs its lerp and d alpha sum fused.
+SMOOTH = [nn.GELU(), nn.GELU(approximate="tanh"), nn.SiLU(), nn.ELU(), nn.Mish(), nn.Hardswish(), nn.Tanh(),
+          nn.Softplus()]
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("act", SMOOTH, ids=repr)
+def test_a_large_smooth_gate_fuses_its_backward_with_the_eager_numbers_and_a_closer_d_alpha(act, dtype, monkeypatch):
+    """Output and d input the eager numbers; d alpha equal up to rounding and within 2e-7 (float32) of the sum in
+    float64 of the same products."""
+    shape = (64, 16, 16, 16)
+    x, s, grad = _inputs(shape, dtype)
+    x = x.clamp(-8, 8)  # finite: the accuracy bound below needs finite sums
+    fused_out = _run(act, x, s, grad, True, monkeypatch)
+    eager_out = _run(act, x, s, grad, False, monkeypatch)
+    assert fused_out[3] == eager_out[3] == "LerpGateBackward"
+    for name, a, b in zip(("output", "d input"), fused_out[:2], eager_out[:2]):
+        assert same_numbers(a, b), (name, (a - b).abs().nan_to_num(0.0).max().item())
+    torch.testing.assert_close(fused_out[2], eager_out[2], rtol=1e-5 if dtype == torch.float32 else 1e-12, atol=1e-4)
+    with torch.no_grad():
+        exact = ((x - act(x)) * grad).double().sum((0, 2, 3))
+    error = float((fused_out[2].double() - exact).abs().max() / exact.abs().max())
+    assert error <= (2e-7 if dtype == torch.float32 else 1e-15), error
