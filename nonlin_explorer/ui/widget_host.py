@@ -83,6 +83,7 @@ class WidgetHost(anywidget.AnyWidget):
         super().__init__(**initial, **kwargs)
         self.controller = controller
         self.flushes = 0
+        self._flushing = threading.Lock()  # held from taking the changes until they are set on the widget
         self._closed = False
         self._cond = threading.Condition()
         self._woken = False
@@ -124,26 +125,34 @@ class WidgetHost(anywidget.AnyWidget):
     def flush(self) -> bool:
         """Send what changed (fields in one message, then the queued messages). True if anything went out."""
         state = self.controller.state
-        changes = state.take()
-        messages = state.take_messages()
-        if changes:
-            with self.hold_sync():
-                for name, value in changes.items():
-                    setattr(self, name, value)
-        for message in messages:
-            self.send(jsonable(message))
+        with self._flushing:
+            changes = state.take()
+            messages = state.take_messages()
+            if changes:
+                with self.hold_sync():
+                    for name, value in changes.items():
+                        setattr(self, name, value)
+            for message in messages:
+                self.send(jsonable(message))
         if changes or messages:
             self.flushes += 1
         return bool(changes or messages)
 
     def wait_flushed(self, timeout: float = 10.0) -> bool:
-        """Tick once, then block until the state has nothing left to send (for scripts and tests)."""
+        """Tick once, then block until the state has nothing left to send and what was taken is on the widget
+        (for scripts and tests)."""
         self.controller.tick()
         end = time.monotonic() + timeout
         while self.controller.state.pending and time.monotonic() < end:
             self._wake()
             time.sleep(0.01)
-        return not self.controller.state.pending
+        if self.controller.state.pending:
+            return False
+        # taken is not yet shown: a flush that took the last changes may still be setting them on the widget
+        if not self._flushing.acquire(timeout=max(0.0, end - time.monotonic())):
+            return False
+        self._flushing.release()
+        return True
 
     def close(self) -> None:
         """Stop the flush thread, close the controller (its threads and subscriptions) and the widget."""

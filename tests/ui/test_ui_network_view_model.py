@@ -3,6 +3,7 @@ following (the widget over its NetworkController)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -202,3 +203,25 @@ def test_update_repaints_from_the_gates_for_custom_training_loops(mlp):
     view.update()
     assert view.wait_idle()
     assert view.slopes[6:].tolist() == [0.5] * 6
+
+
+def test_wait_idle_returns_once_the_widget_shows_a_change_not_when_it_was_taken(mlp, monkeypatch):
+    """A flush takes the changes, then sets them on the widget (for a big model's arrays that takes a while):
+    wait_idle waits for both, so what it promises is on the widget when it returns."""
+    view = NetworkView(mlp, torch.randn(16, 8))
+    assert view.wait_idle()
+    original = NetworkView.hold_sync
+
+    @contextlib.contextmanager
+    def slow_hold_sync(self):
+        time.sleep(0.3)  # between taking the changes and setting them
+        with original(self):
+            yield
+
+    monkeypatch.setattr(NetworkView, "hold_sync", slow_hold_sync)
+    before = np.array(view.activations, dtype=np.float32)
+    view.toggle(0, [2], UnitState.LINEAR)  # the states, then the mean activations (another thread) change
+    assert view.wait_idle()
+    assert view.states[2] == UnitState.LINEAR
+    assert not np.array_equal(np.array(view.activations, dtype=np.float32), before)  # the last change is shown too
+    view.close()
