@@ -11,6 +11,7 @@ CPU; at run time a built library is only loaded, never compiled. Without one, or
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -49,7 +50,9 @@ def _cpu_flags() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
 def _key() -> str:
+    """What the built library depends on, hashed (once per process: it reads the source and /proc/cpuinfo)."""
     import torch
 
     h = hashlib.sha256()

@@ -70,10 +70,12 @@ def _reduce_dims(x: torch.Tensor) -> list[int]:
 SERIAL_MAX_NUMEL = 32768
 
 
-def _fused_backward(x: torch.Tensor, grad: torch.Tensor):
-    """The fused kernels for :class:`LerpGate`'s backward when they apply to this input (see :func:`fused_gate`)."""
+def _fused_kernels(x: torch.Tensor, other: torch.Tensor):
+    """The fused kernels when they apply to ``x`` and a tensor that goes with it (a slope, an upstream gradient) of
+    the same dtype: built and not turned off, a contiguous CPU float32/float64 input of 2 or more dims, and a large
+    one only while torch runs one thread. Else None (the eager path)."""
     if (x.dim() < 2 or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
-            or not x.is_contiguous() or grad.dtype != x.dtype
+            or other.dtype != x.dtype or not x.is_contiguous()
             or (x.numel() > SERIAL_MAX_NUMEL and torch.get_num_threads() > 1)):
         return None
     return fused.kernels()
@@ -94,7 +96,7 @@ class LerpGate(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         x, a, slope = ctx.saved_tensors
         grad_x = grad_slope = None
-        kernels = _fused_backward(x, grad) if ctx.needs_input_grad[0] else None
+        kernels = _fused_kernels(x, grad) if ctx.needs_input_grad[0] else None
         if kernels is not None:  # one pass: d input into ga, d slope summed alongside
             grad_x, grad_slope = kernels.lerp_backward(ctx.deriv(grad, x, a), grad.contiguous(), x, a, slope,
                                                        ctx.needs_input_grad[1])
@@ -134,13 +136,9 @@ def fused_kind(act: nn.Module) -> tuple[int, float, float] | None:
 def fused_gate(x: torch.Tensor, slope: torch.Tensor, kind: tuple[int, float, float], numerics: int
                ) -> torch.Tensor | None:
     """The gate through the fused CPU kernels, with the arithmetic of the eager path named by ``numerics``
-    (:data:`fused.AUTOGRAD`, :data:`fused.PRELU`, :data:`fused.FUNCTION`); None where they do not apply (not built or
-    turned off, not a contiguous CPU float32/float64 input of 2 or more dims, a large input with several threads)."""
-    if (x.dim() < 2 or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
-            or slope.dtype != x.dtype or not x.is_contiguous()
-            or (x.numel() > SERIAL_MAX_NUMEL and torch.get_num_threads() > 1)):
-        return None
-    kernels = fused.kernels()
+    (:data:`fused.AUTOGRAD`, :data:`fused.PRELU`, :data:`fused.FUNCTION`); None where they do not apply
+    (:func:`_fused_kernels`)."""
+    kernels = _fused_kernels(x, slope)
     if kernels is None:
         return None
     return kernels.gate(x, slope.contiguous(), kind[0], kind[1], kind[2], numerics)
