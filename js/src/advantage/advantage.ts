@@ -10,7 +10,7 @@
 
 import type { RenderProps } from '@anywidget/types';
 import { BandChart, BandData, LivePoints } from '../charts/band_chart';
-import { el } from '../charts/chart';
+import { button, el } from '../charts/chart';
 import { palette, resolveTheme } from '../charts/theme';
 import { keepControlKeys } from '../own_keys';
 import { dropTokenFromUrl, subscribe, watchTheme } from '../page_wiring';
@@ -20,15 +20,6 @@ import { AdvantageMessage, AdvantageModel, BandGap, StoredSet } from './types';
 /** Palette series key of each schedule (the dashboard's train blue and lambda orange: told apart in both themes). */
 export const SCHEDULE_COLORS: Record<string, string> = { early: 'train', late: 'sparsity' };
 const SCHEDULE_LABELS: Record<string, string> = { early: 'early: prior from the start', late: 'late: prior at half-time' };
-
-function button(label: string, cls: string, onClick: () => void, title = ''): HTMLButtonElement {
-  const b = el('button', { type: 'button', class: `ne-btn ${cls}`.trim() }, label);
-  if (title) {
-    b.title = title;
-  }
-  b.addEventListener('click', onClick);
-  return b;
-}
 
 function field<T extends HTMLElement>(label: string, control: T): HTMLElement {
   const id = `ne-adv-${label.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}-${Math.random().toString(36).slice(2, 7)}`;

@@ -50,6 +50,16 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<
   return e;
 }
 
+/** A page button (``ne-btn`` plus ``cls``) that calls ``onClick``; ``title`` as its tooltip. */
+export function button(label: string, cls: string, onClick: () => void, title = ''): HTMLButtonElement {
+  const b = el('button', { type: 'button', class: `ne-btn ${cls}`.trim() }, label);
+  if (title) {
+    b.title = title;
+  }
+  b.addEventListener('click', onClick);
+  return b;
+}
+
 /** A data: URL as a Blob (synchronously: a download started inside the click keeps the click's user activation). */
 export function dataUrlToBlob(url: string): Blob {
   const [head, body] = url.split(',', 2);

@@ -8,7 +8,7 @@
  */
 
 import type { AnyModel, RenderProps } from '@anywidget/types';
-import { Chart, el } from '../charts/chart';
+import { button, Chart, el } from '../charts/chart';
 import { palette, resolveTheme } from '../charts/theme';
 import { keepControlKeys } from '../own_keys';
 import { dropTokenFromUrl, subscribe, watchTheme } from '../page_wiring';
@@ -40,15 +40,6 @@ function show(line: HTMLElement, text: string, kind: string): void {
   line.textContent = text;
   line.dataset.kind = kind;
   line.hidden = !text;
-}
-
-function button(label: string, cls: string, onClick: () => void, title = ''): HTMLButtonElement {
-  const b = el('button', { type: 'button', class: `ne-btn ${cls}`.trim() }, label);
-  if (title) {
-    b.title = title;
-  }
-  b.addEventListener('click', onClick);
-  return b;
 }
 
 function isShown(r: CompressionModel['shown']): r is Shown {

@@ -11,7 +11,7 @@
 import type { AnyModel, RenderProps } from '@anywidget/types';
 import { CoreBars } from '../charts/bars';
 import { BoundaryChart } from '../charts/boundary';
-import { Chart, download, el } from '../charts/chart';
+import { button, Chart, download, el } from '../charts/chart';
 import { ChartData, num } from '../charts/data';
 import { Heatmap } from '../charts/heatmap';
 import { LineChart } from '../charts/line_chart';
@@ -42,15 +42,6 @@ function field<T extends HTMLElement>(label: string, control: T, cls = ''): { wr
   const wrap = el('div', { class: `ne-field ${cls}`.trim() });
   wrap.append(el('label', { for: id }, label), control);
   return { wrap, control };
-}
-
-function button(label: string, cls: string, onClick: () => void, title = ''): HTMLButtonElement {
-  const b = el('button', { type: 'button', class: `ne-btn ${cls}`.trim() }, label);
-  if (title) {
-    b.title = title;
-  }
-  b.addEventListener('click', onClick);
-  return b;
 }
 
 function select(options: string[], value: string): HTMLSelectElement {
