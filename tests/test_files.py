@@ -2,6 +2,7 @@
 the folder or through a link, never a device, folder or link replaced, a complete file however many processes write
 at once, a lock that a killed process gives back, and nothing left behind when a write fails."""
 
+import contextlib
 import os
 import re
 import signal
@@ -231,6 +232,19 @@ def _wait_for(proc: subprocess.Popen, line: str) -> None:
     assert got, f"the writer ended before {line!r}: {proc.stderr.read()}"
 
 
+@contextlib.contextmanager
+def _killed_after_block(code: str, target: Path, ready: str):
+    """Run ``code`` in a child process on ``target``; once it prints ``ready``, run the block, then kill -9 it."""
+    proc = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert proc.stdout.readline().strip() == ready
+        yield proc
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+
+
 def test_two_processes_writing_one_path_at_once_leave_one_complete_file(tmp_path):
     trials = 4
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), str(v), str(trials)],
@@ -268,16 +282,9 @@ HOLDER = textwrap.dedent("""
 
 def test_a_held_path_is_refused_at_once_and_kill_9_of_its_holder_gives_it_back(tmp_path):
     target = tmp_path / "sweep.nc"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(target)], stdout=subprocess.PIPE, text=True,
-                            env=_env())
-    try:
-        assert proc.stdout.readline().strip() == "held"
+    with _killed_after_block(HOLDER, target, "held"):
         with pytest.raises(FileInUse, match="in use by another process"):
             hold(target)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
     assert (tmp_path / ".sweep.nc.lock").exists()  # a killed holder leaves its lock file, but not its lock
     with hold(target):
         assert write_netcdf(dataset(7.0), target) == target  # the holder's own writes go ahead
@@ -297,15 +304,9 @@ def test_a_writer_waits_for_the_lock_and_a_killed_writer_releases_it(tmp_path):
             time.sleep(600)
         write_file(sys.argv[1], slow)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code, str(target)], stdout=subprocess.PIPE, text=True, env=_env())
-    try:
-        assert proc.stdout.readline().strip() == "writing"
+    with _killed_after_block(code, target, "writing"):
         with pytest.raises(FileInUse):
             hold(target)  # the writer holds the lock
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
     start = time.monotonic()
     assert write_netcdf(dataset(8.0), target) == target
     assert time.monotonic() - start < 10 and read_netcdf(target).attrs["value"] == 8.0
@@ -326,16 +327,9 @@ FOLDER_WRITER = textwrap.dedent("""
 
 def test_a_killed_folder_writer_leaves_its_temporary_folder_only_until_the_next_write(tmp_path):
     target = tmp_path / "run.rec"
-    proc = subprocess.Popen([sys.executable, "-c", FOLDER_WRITER, str(target)], stdout=subprocess.PIPE, text=True,
-                            env=_env())
-    try:
-        assert proc.stdout.readline().strip() == "writing"
+    with _killed_after_block(FOLDER_WRITER, target, "writing"):
         temp = [p for p in tmp_path.iterdir() if p.is_dir() and p.suffix == ".tmp"]
         assert len(temp) == 1 and (temp[0] / "data").read_text() == "half"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        proc.kill()
     assert temp[0].is_dir()  # a killed writer cannot clean up
     foreign = tmp_path / ".run.rec.notours.tmp"  # not a name the package makes: left alone
     foreign.mkdir()
