@@ -1,12 +1,15 @@
-"""Fused CPU kernels for the piecewise-linear gates (ReLU, LeakyReLU, ReLU6, Hardtanh), built once per machine.
+"""Fused CPU gate kernels, built once per machine: ``lerp(act(x), x, alpha)`` forward and backward.
 
-``lerp(act(x), x, alpha)`` runs as one C++ pass forward and one backward (plus torch's own reduction for the
-per-unit d alpha), instead of four to seven eager ops. The arithmetic repeats the eager paths' (the same roundings,
-the same reduction kernel: see ``fused_gates.cpp``), so a run gives the same numbers whether or not the kernels are
-built. They are compiled by ``nonlin-explorer kernels`` (the setup command runs it; about 30-60 s, a C++
-compiler and ninja needed) into a cache folder keyed by the source, torch's version, the Python version and the
-CPU; at run time a built library is only loaded, never compiled. Without one, or with
-``NONLIN_EXPLORER_FUSED=0``, gates run eagerly; :func:`status` says which and why.
+ReLU, LeakyReLU, ReLU6 and Hardtanh gates run one C++ pass forward and one backward, repeating the eager paths'
+arithmetic (the same roundings, and on small inputs torch's own reduction: see ``fused_gates.cpp``), so a run gives
+the same numbers whether or not the kernels are built. GELU (both forms), SiLU, Hardswish, ELU/SELU and Mish gates
+compute the activation and its derivative with torch's vector math (``at::vec::Vectorized``) in the same passes:
+their output and gradients equal the eager gate's up to rounding. The kernels run on torch's threads
+(``at::parallel_for``) and sum d alpha in a fixed order, so the numbers do not depend on the thread count. They are
+compiled by ``nonlin-explorer kernels`` (the setup command runs it; about 45-60 s, a C++ compiler and ninja needed)
+into a cache folder keyed by the source, the flags, torch's version, the Python version and the CPU; at run time a
+built library is only loaded, never compiled. Without one, or with ``NONLIN_EXPLORER_FUSED=0``, gates run eagerly;
+:func:`status` says which and why.
 """
 
 from __future__ import annotations
@@ -27,12 +30,39 @@ SOURCE = Path(__file__).with_name("fused_gates.cpp")
 #: Set to ``0`` to run every gate eagerly (an A/B of the kernels, or a machine where they misbehave).
 FUSED_ENV = "NONLIN_EXPLORER_FUSED"
 
-#: Compiler flags: optimized for this CPU, and no multiply-add contracted behind the source's back (the kernels
-#: must round as torch's eager ops do).
-FLAGS = ("-O3", "-march=native", "-ffp-contract=off")
+#: Compiler flags: optimized for this CPU, no multiply-add contracted behind the source's back (the kernels must
+#: round as torch's eager ops do), and OpenMP for torch's ``at::parallel_for`` (the kernels run on torch's threads).
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fopenmp")
+
+
+def _capability_flags() -> list[str]:
+    """The SIMD width of torch's vector type (``at::vec::Vectorized``, used by the smooth activations' kernels) for
+    this CPU, as torch's own builds name it; without AVX2 the portable fallback."""
+    flags = set(_cpu_flags().split())
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        return ["-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
+    if {"avx2", "fma"} <= flags:
+        return ["-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+    return []
+
+
+def _cflags() -> list[str]:
+    return [*FLAGS, *_capability_flags()]
+
+
+def _link_flags() -> list[str]:
+    """Link against the OpenMP runtime torch itself loaded (its wheels ship ``libgomp.so.1``): one runtime and one
+    thread pool in the process, sized by ``torch.set_num_threads``; the compiler's own where torch has none."""
+    import torch
+
+    bundled = Path(torch.__file__).parent / "lib" / "libgomp.so.1"
+    return [str(bundled)] if bundled.exists() else ["-fopenmp"]
 
 #: Gate kinds the kernels know (``fused_gates.cpp``'s ``Kind``), and the numerics of each eager path (``Numerics``).
 RELU, LEAKY_RELU, HARDTANH = 0, 1, 2
+GELU, GELU_TANH, SILU, HARDSWISH, ELU, MISH = 3, 4, 5, 6, 7, 8
+#: The smooth kinds: computed with torch's vector math in one pass each way, equal to the eager gate up to rounding.
+SMOOTH = frozenset({GELU, GELU_TANH, SILU, HARDSWISH, ELU, MISH})
 AUTOGRAD, PRELU, FUNCTION = 0, 1, 2
 
 _LOCK = threading.Lock()
@@ -56,7 +86,7 @@ def _key() -> str:
     import torch
 
     h = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), torch.__version__.encode(), sys.version.encode(), " ".join(FLAGS).encode(),
+    for part in (SOURCE.read_bytes(), torch.__version__.encode(), sys.version.encode(), " ".join(_cflags()).encode(),
                  platform.machine().encode(), _cpu_flags().encode()):
         h.update(part)
         h.update(b"\0")
@@ -97,8 +127,8 @@ def build(verbose: bool = False) -> Path:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        cpp_extension.load(_name(), [str(SOURCE)], extra_cflags=list(FLAGS), build_directory=str(path.parent),
-                           verbose=verbose)
+        cpp_extension.load(_name(), [str(SOURCE)], extra_cflags=_cflags(), extra_ldflags=_link_flags(),
+                           build_directory=str(path.parent), verbose=verbose)
     except Exception as err:  # a compiler's many lines: the first one that says what failed
         first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
         raise RuntimeError(f"cannot build the fused gate kernels: {first[:300]}") from err

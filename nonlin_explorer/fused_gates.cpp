@@ -1,21 +1,30 @@
-// Fused CPU kernels for the piecewise-linear gates (ReLU, LeakyReLU, Hardtanh/ReLU6):
-// y = lerp(act(x), x, slope), slope per unit on dim 1, forward in one pass and backward in one pass. The arithmetic
-// repeats the eager paths operation for operation (the same roundings), so the output and d input are the eager
-// path's numbers. d slope: on small inputs the same product reduced by torch's own sum (the eager numbers again);
-// on large ones summed in the backward pass itself (torch's separate reduction of a full-size product costs as much
-// as the plain activation), in blocks of float partial sums added in double: equal to the eager sum up to rounding,
-// and closer to the exact sum. The eager paths repeated:
+// Fused CPU gate kernels: y = lerp(act(x), x, slope), slope per unit on dim 1, forward in one pass and backward in
+// one pass, on torch's threads (at::parallel_for) in whole blocks, so that the numbers do not depend on the number of
+// threads.
+// Piecewise-linear gates (ReLU, LeakyReLU, Hardtanh/ReLU6): the arithmetic repeats the eager paths operation for
+// operation (the same roundings), so the output and d input are the eager path's numbers. d slope: on small inputs
+// the same product reduced by torch's own sum (the eager numbers again); on large ones summed in the backward pass
+// itself (torch's separate reduction of a full-size product costs as much as the plain activation), in blocks of
+// float partial sums added in double: equal to the eager sum up to rounding, and closer to the exact sum. The eager
+// paths repeated:
 //   "lerp" numerics: autograd through act(x) then torch.lerp (small inputs);
 //   "prelu" numerics: prelu forward and the hand-written backward of nonlin_explorer.gates (large ReLU inputs);
 //   "function" numerics: the hand-written backward of nonlin_explorer.gate_kernels.LerpGate (other large inputs).
+// Smooth gates (GELU, tanh GELU, SiLU, Hardswish, ELU/SELU, Mish): see their section below.
 // Built with -ffp-contract=off so that no multiply-add is fused behind our back; torch.lerp's own fused
 // multiply-add is written out as std::fma.
 #include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+#include <algorithm>
 #include <cmath>
+#include <type_traits>
+#include <vector>
 
 namespace {
 
-enum Kind : int64_t { RELU = 0, LEAKY = 1, HARDTANH = 2 };
+enum Kind : int64_t { RELU = 0, LEAKY = 1, HARDTANH = 2, GELU = 3, GELU_TANH = 4, SILU = 5, HARDSWISH = 6, ELU = 7,
+                      MISH = 8 };
 enum Numerics : int64_t { AUTOGRAD = 0, PRELU = 1, FUNCTION = 2 };
 
 // act(x) and torch's backward kernel of act applied to grad (threshold_backward, leaky_relu_backward,
@@ -58,84 +67,267 @@ template <typename A, int64_t M> struct Pass {
 };
 
 // Loops over (B, C, I) with the unit's slope at hand; the innermost loop runs over contiguous memory (units
-// when I == 1, positions otherwise) so that the compiler vectorizes it.
+// when I == 1, positions otherwise) so that the compiler vectorizes it. Each runs on torch's threads
+// (at::parallel_for) in chunks of at least GRAIN elements, torch's own grain for elementwise ops.
+constexpr int64_t GRAIN = 32768;
+
+inline int64_t grain_of(int64_t per_item) { return per_item >= GRAIN ? 1 : (GRAIN + per_item - 1) / per_item; }
+
+// body(o, n, c) for every run of n contiguous elements at offset o that belong to unit c, or (I == 1) to units
+// c .. c + n - 1 (one row); the runs split over threads.
+template <typename Body> void for_runs(int64_t B, int64_t C, int64_t I, const Body& body) {
+  if (I == 1) {
+    at::parallel_for(0, B, grain_of(C), [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) body(b * C, C, int64_t(0));
+    });
+  } else {
+    at::parallel_for(0, B * C, grain_of(I), [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) body(k * I, I, k % C);
+    });
+  }
+}
+
 template <typename P, typename T>
 void forward_loop(const T* __restrict__ x, const T* __restrict__ s, T* __restrict__ y, int64_t B, int64_t C,
                   int64_t I, T p1, T p2) {
-  if (I == 1) {
-    for (int64_t b = 0; b < B; ++b) {
-      const T* __restrict__ xr = x + b * C; T* __restrict__ yr = y + b * C;
-      for (int64_t c = 0; c < C; ++c) yr[c] = P::fwd(xr[c], s[c], p1, p2);
-    }
-    return;
-  }
-  for (int64_t bc = 0; bc < B * C; ++bc) {
-    const T w = s[bc % C];
-    const T* __restrict__ xr = x + bc * I; T* __restrict__ yr = y + bc * I;
-    for (int64_t i = 0; i < I; ++i) yr[i] = P::fwd(xr[i], w, p1, p2);
-  }
+  for_runs(B, C, I, [&](int64_t o, int64_t n, int64_t c) {
+    const T* __restrict__ xr = x + o; T* __restrict__ yr = y + o;
+    if (I == 1) for (int64_t j = 0; j < n; ++j) yr[j] = P::fwd(xr[j], s[j], p1, p2);
+    else { const T w = s[c]; for (int64_t j = 0; j < n; ++j) yr[j] = P::fwd(xr[j], w, p1, p2); }
+  });
 }
 
 template <typename P, typename T>
 void backward_loop(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ s, T* __restrict__ gx,
                    T* __restrict__ d, int64_t B, int64_t C, int64_t I, T p1, T p2) {
-  for (int64_t b = 0; b < B; ++b) {
-    if (I == 1) {
-      const int64_t o = b * C;
-      if (gx) for (int64_t c = 0; c < C; ++c) gx[o + c] = P::dx(g[o + c], x[o + c], s[c], p1, p2);
-      if (d) for (int64_t c = 0; c < C; ++c) d[o + c] = P::dw(g[o + c], x[o + c], p1, p2);
-      continue;
+  for_runs(B, C, I, [&](int64_t o, int64_t n, int64_t c) {
+    const T* __restrict__ gr = g + o; const T* __restrict__ xr = x + o;
+    if (gx) {
+      T* __restrict__ out = gx + o;
+      if (I == 1) for (int64_t j = 0; j < n; ++j) out[j] = P::dx(gr[j], xr[j], s[j], p1, p2);
+      else { const T w = s[c]; for (int64_t j = 0; j < n; ++j) out[j] = P::dx(gr[j], xr[j], w, p1, p2); }
     }
-    for (int64_t c = 0; c < C; ++c) {
-      const T w = s[c]; const int64_t o = (b * C + c) * I;
-      if (gx) for (int64_t i = 0; i < I; ++i) gx[o + i] = P::dx(g[o + i], x[o + i], w, p1, p2);
-      if (d) for (int64_t i = 0; i < I; ++i) d[o + i] = P::dw(g[o + i], x[o + i], p1, p2);
+    if (d) { T* __restrict__ out = d + o; for (int64_t j = 0; j < n; ++j) out[j] = P::dw(gr[j], xr[j], p1, p2); }
+  });
+}
+
+// Large inputs: a pass that writes d input and sums each unit's d slope terms, the sum in a fixed order whatever
+// the number of threads: rows of a 2-D input in blocks of ROWS into float partials per unit, a unit's positions
+// of a conv map in L float lanes (so that the compiler vectorizes the sum); the partials then added in double,
+// block by block (row by row for conv maps). Threads take whole blocks (rows), so the result is the same on any
+// number of them. step(o, n, w_row, w, part) handles one run: w_row the row's slopes (I == 1), w the unit's
+// slope (I > 1), part the run's float partials (C of them when I == 1, L otherwise) to add into.
+constexpr int LANES = 16;
+constexpr int64_t ROWS = 32;
+
+template <typename T, typename Step>
+void reduce_pass(int64_t B, int64_t C, int64_t I, const T* __restrict__ s, double* __restrict__ acc,
+                 const Step& step) {
+  if (I == 1) {
+    const int64_t blocks = (B + ROWS - 1) / ROWS;
+    std::vector<T> part(acc ? blocks * C : 0);
+    at::parallel_for(0, blocks, grain_of(ROWS * C), [&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        T* __restrict__ pk = acc ? part.data() + k * C : nullptr;
+        if (pk) for (int64_t c = 0; c < C; ++c) pk[c] = T(0);
+        for (int64_t b = k * ROWS, b1 = std::min(B, b + ROWS); b < b1; ++b) step(b * C, C, s, T(0), pk);
+      }
+    });
+    if (acc) for (int64_t k = 0; k < blocks; ++k) for (int64_t c = 0; c < C; ++c) acc[c] += double(part[k * C + c]);
+    return;
+  }
+  std::vector<double> sums(acc ? B * C : 0);
+  at::parallel_for(0, B * C, grain_of(I), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      T lane[LANES];
+      for (int j = 0; j < LANES; ++j) lane[j] = T(0);
+      const int64_t o = k * I, full = I - I % LANES;
+      step(o, full, nullptr, s[k % C], acc ? lane : nullptr);
+      double sum = 0;
+      if (acc) {  // the tail one element at a time, each added in double
+        for (int64_t i = full; i < I; ++i) { T one = T(0); step(o + i, 1, nullptr, s[k % C], &one); sum += double(one); }
+        for (int j = 0; j < LANES; ++j) sum += double(lane[j]);
+        sums[k] = sum;
+      } else if (full < I) {
+        step(o + full, I - full, nullptr, s[k % C], nullptr);
+      }
     }
+  });
+  if (acc) for (int64_t b = 0; b < B; ++b) for (int64_t c = 0; c < C; ++c) acc[c] += sums[b * C + c];
+}
+
+// One run of the fused gate's backward: d input written, d slope terms added to the run's partials.
+template <typename P, typename T>
+void backward_reduce_loop(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ s,
+                          T* __restrict__ gx, double* __restrict__ acc, int64_t B, int64_t C, int64_t I, T p1, T p2) {
+  reduce_pass<T>(B, C, I, s, acc, [&](int64_t o, int64_t n, const T* __restrict__ wr, T w, T* __restrict__ part) {
+    const T* __restrict__ gr = g + o; const T* __restrict__ xr = x + o; T* __restrict__ out = gx + o;
+    if (wr) {  // a row: one unit per element
+      for (int64_t j = 0; j < n; ++j) {
+        out[j] = P::dx(gr[j], xr[j], wr[j], p1, p2);
+        part[j] += P::dw(gr[j], xr[j], p1, p2);
+      }
+    } else if (n == 1) {
+      out[0] = P::dx(gr[0], xr[0], w, p1, p2);
+      part[0] += P::dw(gr[0], xr[0], p1, p2);
+    } else {
+      for (int64_t i = 0; i < n; i += LANES)
+        for (int j = 0; j < LANES; ++j) {
+          out[i + j] = P::dx(gr[i + j], xr[i + j], w, p1, p2);
+          part[j] += P::dw(gr[i + j], xr[i + j], p1, p2);
+        }
+    }
+  });
+}
+
+// ---- Smooth activations (GELU, tanh GELU, SiLU, Hardswish, ELU/SELU, Mish) --------------------------------------
+// Their values need exp, erf or tanh, so torch's own kernels cannot be repeated in the same pass; these compute them
+// with torch's vector type (at::vec::Vectorized: the same vector math torch's CPU kernels use, its SIMD width chosen
+// by the build's CPU_CAPABILITY), the activation and its derivative together: the forward is one pass where the
+// eager gate takes two, the backward one where it takes two and torch's reduction. The numbers equal the eager
+// gate's up to rounding (a few float ulps: the formulas are torch's, their operation order not always).
+template <typename T> using Vec = at::vec::Vectorized<T>;
+
+// act(x) and act'(x) on a vector; p1, p2: ELU's alpha and scale
+struct Gelu {  // the forward runs torch's own gelu (oneDNN's, faster than any vector erf here): see forward_kernel
+  template <typename T> static void fd(Vec<T> x, T, T, Vec<T>& a, Vec<T>* d) {
+    const Vec<T> half(T(0.5)), one(T(1)), e = (x * x * Vec<T>(T(-0.5))).exp();  // exp(-x^2 / 2)
+    Vec<T> cdf;
+    if constexpr (std::is_same_v<T, float>) {
+      // erf(x / sqrt 2) by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7, the formula of torch's vector erf) from
+      // the same exp(-x^2 / 2) that the density needs: one exp where erf and the density take two
+      const Vec<T> t = one / at::vec::fmadd(Vec<T>(T(0.3275911 * M_SQRT1_2)), x.abs(), one);
+      Vec<T> r = at::vec::fmadd(Vec<T>(T(1.061405429)), t, Vec<T>(T(-1.453152027)));
+      r = at::vec::fmadd(r, t, Vec<T>(T(1.421413741)));
+      r = at::vec::fmadd(r, t, Vec<T>(T(-0.284496736)));
+      r = at::vec::fmadd(r, t, Vec<T>(T(0.254829592)));
+      const Vec<T> erf_abs = one - r * t * e;
+      cdf = half * (one + Vec<T>::blendv(erf_abs, erf_abs.neg(), x < Vec<T>(T(0))));
+    } else {
+      cdf = half * (one + (x * Vec<T>(T(M_SQRT1_2))).erf());  // float64: Sleef's erf, to double precision
+    }
+    a = x * cdf;
+    if (d) *d = cdf + x * e * Vec<T>(T(M_2_SQRTPI * M_SQRT1_2 * 0.5));
+  }
+};
+struct GeluTanh {
+  template <typename T> static void fd(Vec<T> x, T, T, Vec<T>& a, Vec<T>* d) {
+    const T beta = T(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = T(0.044715);
+    const Vec<T> x2 = x * x, t = (Vec<T>(beta) * (x + Vec<T>(kappa) * x2 * x)).tanh();
+    const Vec<T> half_x = Vec<T>(T(0.5)) * x, half_1pt = Vec<T>(T(0.5)) * (Vec<T>(T(1)) + t);
+    a = x * half_1pt;
+    if (d) *d = half_1pt + half_x * (Vec<T>(T(1)) - t * t) * Vec<T>(beta) * (Vec<T>(T(1)) + Vec<T>(T(3) * kappa) * x2);
+  }
+};
+struct Silu {
+  template <typename T> static void fd(Vec<T> x, T, T, Vec<T>& a, Vec<T>* d) {
+    const Vec<T> one(T(1)), den = one + x.neg().exp();
+    if (!d) { a = x / den; return; }  // the output: one rounding, as torch's silu
+    const Vec<T> sig = one / den;  // the backward: one division for both
+    a = x * sig;
+    *d = sig * (one + x * (one - sig));
+  }
+};
+struct Hardswish {
+  template <typename T> static void fd(Vec<T> x, T, T, Vec<T>& a, Vec<T>* d) {
+    const Vec<T> three(T(3)), six(T(6)), clamped = at::vec::minimum(at::vec::maximum(x + three, Vec<T>(T(0))), six);
+    if (!d) { a = x * clamped / six; return; }  // the output: torch's formula and roundings
+    // the backward: multiplications where the forward divides (a division costs several multiplications here)
+    a = x * clamped * Vec<T>(T(1) / T(6));
+    const Vec<T> mid = at::vec::fmadd(x, Vec<T>(T(1) / T(3)), Vec<T>(T(0.5)));
+    // torch's hardswish_backward: 0 up to -3, x / 3 + 1/2 between, 1 from 3 on (NaN: 1)
+    *d = Vec<T>::blendv(Vec<T>::blendv(Vec<T>(T(1)), mid, x < three), Vec<T>(T(0)), x <= three.neg());
+  }
+};
+struct Elu {  // scale * x above 0, scale * alpha * (exp(x) - 1) at or below
+  template <typename T> static void fd(Vec<T> x, T alpha, T scale, Vec<T>& a, Vec<T>* d) {
+    const Vec<T> neg = x <= Vec<T>(T(0)), sa(scale * alpha);
+    if (!d) { a = Vec<T>::blendv(x * Vec<T>(scale), x.expm1() * sa, neg); return; }  // the output: expm1, as torch
+    const Vec<T> e = x.exp();  // the backward: one exp for both (act(x) only enters d slope, where e - 1 will do)
+    a = Vec<T>::blendv(x * Vec<T>(scale), (e - Vec<T>(T(1))) * sa, neg);
+    *d = Vec<T>::blendv(Vec<T>(scale), e * sa, neg);
+  }
+};
+struct Mish {
+  template <typename T> static void fd(Vec<T> x, T, T, Vec<T>& a, Vec<T>* d) {
+    const Vec<T> one(T(1)), ex = x.exp(), t = ex.log1p().tanh();
+    a = x * t;
+    if (d) *d = t + x * (one / (one + x.neg().exp())) * (one - t * t);
+  }
+};
+
+// torch.lerp's arithmetic on vectors (see lerp above)
+template <typename T> inline Vec<T> vlerp(Vec<T> start, Vec<T> end, Vec<T> w) {
+  const Vec<T> diff = end - start;
+  return Vec<T>::blendv(at::vec::fmadd(w - Vec<T>(T(1)), diff, end), at::vec::fmadd(w, diff, start),
+                        w < Vec<T>(T(0.5)));  // w in [0, 1]: |w| < 0.5 is w < 0.5
+}
+
+template <typename A, typename T>
+void smooth_forward_loop(const T* __restrict__ x, const T* __restrict__ s, T* __restrict__ y, int64_t B, int64_t C,
+                         int64_t I, T p1, T p2) {
+  constexpr int64_t V = Vec<T>::size();
+  for_runs(B, C, I, [&](int64_t o, int64_t n, int64_t c) {
+    const Vec<T> wc(s[c]);
+    for (int64_t j = 0; j < n; j += V) {
+      const int64_t k = std::min(V, n - j);
+      const Vec<T> xv = Vec<T>::loadu(x + o + j, k), w = I == 1 ? Vec<T>::loadu(s + j, k) : wc;
+      Vec<T> a;
+      A::fd(xv, p1, p2, a, static_cast<Vec<T>*>(nullptr));
+      vlerp(a, xv, w).store(y + o + j, k);
+    }
+  });
+}
+
+// a = lerp(a, x, slope) in place
+template <typename T>
+void lerp_inplace_loop(T* __restrict__ a, const T* __restrict__ x, const T* __restrict__ s, int64_t B, int64_t C,
+                       int64_t I) {
+  constexpr int64_t V = Vec<T>::size();
+  for_runs(B, C, I, [&](int64_t o, int64_t n, int64_t c) {
+    const Vec<T> wc(s[c]);
+    for (int64_t j = 0; j < n; j += V) {
+      const int64_t k = std::min(V, n - j);
+      vlerp(Vec<T>::loadu(a + o + j, k), Vec<T>::loadu(x + o + j, k), I == 1 ? Vec<T>::loadu(s + j, k) : wc)
+          .store(a + o + j, k);
+    }
+  });
+}
+
+// d input (when gx) and the d slope terms (x - act(x)) * g summed per unit (when acc), in reduce_pass's order
+template <typename A, typename T>
+void smooth_backward_loop(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ s,
+                          T* __restrict__ gx, double* __restrict__ acc, int64_t B, int64_t C, int64_t I, T p1, T p2) {
+  constexpr int64_t V = Vec<T>::size();
+  static_assert(LANES % V == 0, "the lanes of a conv map's sum are whole vectors");
+  reduce_pass<T>(B, C, I, s, acc, [&](int64_t o, int64_t n, const T* __restrict__ wr, T w, T* __restrict__ part) {
+    const Vec<T> wc(w);
+    for (int64_t j = 0; j < n; j += V) {
+      const int64_t k = std::min(V, n - j);
+      const Vec<T> xv = Vec<T>::loadu(x + o + j, k), gv = Vec<T>::loadu(g + o + j, k);
+      Vec<T> a, d;
+      A::fd(xv, p1, p2, a, &d);
+      if (gx) vlerp(d * gv, gv, wr ? Vec<T>::loadu(wr + j, k) : wc).store(gx + o + j, k);
+      if (part) {  // a row's units are the elements (j on); a conv map's lanes repeat every LANES elements
+        T* pj = part + (wr ? j : j % LANES);
+        (Vec<T>::loadu(pj, k) + (xv - a) * gv).store(pj, k);
+      }
+    }
+  });
+}
+
+template <typename F> void dispatch_smooth(int64_t kind, F&& f) {
+  switch (kind) {
+    case GELU: f(Gelu{}); break;
+    case GELU_TANH: f(GeluTanh{}); break;
+    case SILU: f(Silu{}); break;
+    case HARDSWISH: f(Hardswish{}); break;
+    case ELU: f(Elu{}); break;
+    default: f(Mish{}); break;
   }
 }
 
-// Large inputs: d input, and d slope summed in the same pass (see the head of the file). Rows of a 2-D input are
-// summed in blocks of ROWS into float partials per unit; a unit's positions of a conv map in L float lanes (so that
-// the compiler vectorizes the sum); both then added in double. The order is fixed, so the result is too.
-template <typename P, typename T>
-void backward_reduce_loop(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ s,
-                          T* __restrict__ gx, double* __restrict__ acc, T* __restrict__ part, int64_t B, int64_t C,
-                          int64_t I, T p1, T p2) {
-  constexpr int L = 16; constexpr int64_t ROWS = 32;
-  if (I == 1) {
-    for (int64_t b0 = 0; b0 < B; b0 += ROWS) {
-      const int64_t b1 = b0 + ROWS < B ? b0 + ROWS : B;
-      for (int64_t c = 0; c < C; ++c) part[c] = T(0);
-      for (int64_t b = b0; b < b1; ++b) {
-        const T* __restrict__ gr = g + b * C; const T* __restrict__ xr = x + b * C;
-        T* __restrict__ gxr = gx + b * C;
-        for (int64_t c = 0; c < C; ++c) {
-          gxr[c] = P::dx(gr[c], xr[c], s[c], p1, p2);
-          part[c] += P::dw(gr[c], xr[c], p1, p2);
-        }
-      }
-      for (int64_t c = 0; c < C; ++c) acc[c] += double(part[c]);
-    }
-    return;
-  }
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c = 0; c < C; ++c) {
-      const T w = s[c]; const int64_t o = (b * C + c) * I;
-      const T* __restrict__ gr = g + o; const T* __restrict__ xr = x + o; T* __restrict__ gxr = gx + o;
-      T lane[L];
-      for (int j = 0; j < L; ++j) lane[j] = T(0);
-      int64_t i = 0;
-      for (; i + L <= I; i += L)
-        for (int j = 0; j < L; ++j) {
-          gxr[i + j] = P::dx(gr[i + j], xr[i + j], w, p1, p2);
-          lane[j] += P::dw(gr[i + j], xr[i + j], p1, p2);
-        }
-      double sum = 0;
-      for (; i < I; ++i) { gxr[i] = P::dx(gr[i], xr[i], w, p1, p2); sum += double(P::dw(gr[i], xr[i], p1, p2)); }
-      for (int j = 0; j < L; ++j) sum += double(lane[j]);
-      acc[c] += sum;
-    }
-}
+bool is_smooth(int64_t kind) { return kind >= GELU && kind <= MISH; }
 
 template <typename F> void dispatch(int64_t kind, int64_t mode, F&& f) {
   auto by_mode = [&](auto act) {
@@ -162,6 +354,22 @@ torch::Tensor forward_kernel(const torch::Tensor& x, const torch::Tensor& s, int
                              int64_t mode) {
   auto y = torch::empty_like(x);
   int64_t B, C, I; shape(x, B, C, I);
+  if (kind == GELU) {  // torch's gelu (its output, exactly), then the lerp in place over it
+    auto a = at::gelu(x);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_gelu_lerp", [&] {
+      lerp_inplace_loop<scalar_t>(a.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), B, C, I);
+    });
+    return a;
+  }
+  if (is_smooth(kind)) {
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_smooth_forward", [&] {
+      dispatch_smooth(kind, [&](auto act) {
+        smooth_forward_loop<decltype(act), scalar_t>(x.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
+                                                     y.data_ptr<scalar_t>(), B, C, I, scalar_t(p1), scalar_t(p2));
+      });
+    });
+    return y;
+  }
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_gate_forward", [&] {
     dispatch(kind, mode, [&](auto pass) {
       forward_loop<decltype(pass), scalar_t>(x.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
@@ -192,14 +400,36 @@ std::pair<torch::Tensor, torch::Tensor> backward_kernel(const torch::Tensor& g, 
 // The same backward in differentiable ATen ops, for a backward that builds a graph (create_graph=True), so that
 // a fused gate is differentiable twice (the eager gate on large inputs is not).
 torch::Tensor act_f(const torch::Tensor& x, int64_t kind, double p1, double p2) {
-  if (kind == RELU) return at::relu(x);
-  if (kind == LEAKY) return at::leaky_relu(x, p1);
+  switch (kind) {
+    case RELU: return at::relu(x);
+    case LEAKY: return at::leaky_relu(x, p1);
+    case GELU: return at::gelu(x);
+    case GELU_TANH: return at::gelu(x, "tanh");
+    case SILU: return at::silu(x);
+    case HARDSWISH: return at::hardswish(x);
+    case ELU: return at::elu(x, p1, p2, 1.0);
+    case MISH: return at::mish(x);
+  }
   return at::hardtanh(x, p1, p2);
 }
 
 torch::Tensor act_df(const torch::Tensor& g, const torch::Tensor& x, int64_t kind, double p1, double p2) {
-  if (kind == RELU) return at::threshold_backward(g, x, 0);
-  if (kind == LEAKY) return at::leaky_relu_backward(g, x, p1, false);
+  switch (kind) {
+    case RELU: return at::threshold_backward(g, x, 0);
+    case LEAKY: return at::leaky_relu_backward(g, x, p1, false);
+    case GELU: return at::gelu_backward(g, x);
+    case GELU_TANH: return at::gelu_backward(g, x, "tanh");
+    case SILU: {  // silu_backward and mish_backward have no derivative: their formulas, as torch's autograd uses
+      auto sig = at::sigmoid(x);
+      return g * sig * (1 + x * (1 - sig));
+    }
+    case HARDSWISH: return at::hardswish_backward(g, x);
+    case ELU: return at::elu_backward(g, p1, p2, 1.0, false, x);
+    case MISH: {
+      auto t = at::tanh(at::softplus(x));
+      return g * (t + x * at::sigmoid(x) * (1 - t * t));
+    }
+  }
   return at::hardtanh_backward(g, x, p1, p2);
 }
 
@@ -245,16 +475,29 @@ class FusedGate : public torch::autograd::Function<FusedGate> {
       }
       return {gx2, gs2, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
     }
+    if (is_smooth(kind)) {  // one pass: d input and d slope together (each only when asked for)
+      auto gx = torch::empty_like(x);
+      auto acc = want_s ? torch::zeros({x.size(1)}, x.options().dtype(torch::kFloat64)) : torch::Tensor();
+      int64_t B, C, I; shape(x, B, C, I);
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_smooth_backward", [&] {
+        dispatch_smooth(kind, [&](auto act) {
+          smooth_backward_loop<decltype(act), scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+              s.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), want_s ? acc.data_ptr<double>() : nullptr, B, C, I,
+              scalar_t(p1), scalar_t(p2));
+        });
+      });
+      return {want_x ? gx : torch::Tensor(), want_s ? acc.to(x.scalar_type()) : torch::Tensor(), torch::Tensor(),
+              torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    }
     if (mode != AUTOGRAD && want_x && want_s) {  // large inputs: d slope summed in the pass
       auto gx = torch::empty_like(x);
       auto acc = torch::zeros({x.size(1)}, x.options().dtype(torch::kFloat64));
-      auto part = torch::empty({x.size(1)}, x.options());
       int64_t B, C, I; shape(x, B, C, I);
       AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_gate_backward_reduce", [&] {
         dispatch(kind, mode, [&](auto pass) {
           backward_reduce_loop<decltype(pass), scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-              s.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), acc.data_ptr<double>(), part.data_ptr<scalar_t>(),
-              B, C, I, scalar_t(p1), scalar_t(p2));
+              s.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), acc.data_ptr<double>(), B, C, I, scalar_t(p1),
+              scalar_t(p2));
         });
       });
       return {gx, acc.to(x.scalar_type()), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
@@ -268,7 +511,7 @@ class FusedGate : public torch::autograd::Function<FusedGate> {
 
 torch::Tensor gate(torch::Tensor x, torch::Tensor s, int64_t kind, double p1, double p2, int64_t mode) {
   check(x, s);
-  TORCH_CHECK(kind == RELU || kind == LEAKY || kind == HARDTANH, "unknown gate kind ", kind);
+  TORCH_CHECK(kind == RELU || kind == LEAKY || kind == HARDTANH || is_smooth(kind), "unknown gate kind ", kind);
   TORCH_CHECK(mode == AUTOGRAD || mode == PRELU || mode == FUNCTION, "unknown numerics ", mode);
   TORCH_CHECK(mode != PRELU || kind == RELU, "prelu numerics are for ReLU gates");
   return FusedGate::apply(x, s, kind, p1, p2, mode);
@@ -279,39 +522,18 @@ torch::Tensor gate(torch::Tensor x, torch::Tensor s, int64_t kind, double p1, do
 // summed in the same pass as in backward_reduce_loop: one pass where the eager form takes four.
 template <typename T>
 void lerp_backward_loop(T* __restrict__ ga, const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ a,
-                        const T* __restrict__ s, double* __restrict__ acc, T* __restrict__ part, int64_t B, int64_t C,
-                        int64_t I) {
-  constexpr int L = 16; constexpr int64_t ROWS = 32;
-  if (I == 1) {
-    for (int64_t b0 = 0; b0 < B; b0 += ROWS) {
-      const int64_t b1 = b0 + ROWS < B ? b0 + ROWS : B;
-      if (acc) for (int64_t c = 0; c < C; ++c) part[c] = T(0);
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t o = b * C;
-        for (int64_t c = 0; c < C; ++c) ga[o + c] = lerp(ga[o + c], g[o + c], s[c]);
-        if (acc) for (int64_t c = 0; c < C; ++c) part[c] += (x[o + c] - a[o + c]) * g[o + c];
-      }
-      if (acc) for (int64_t c = 0; c < C; ++c) acc[c] += double(part[c]);
-    }
-    return;
-  }
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t c = 0; c < C; ++c) {
-      const T w = s[c]; const int64_t o = (b * C + c) * I;
-      T* __restrict__ gar = ga + o; const T* __restrict__ gr = g + o;
-      const T* __restrict__ xr = x + o; const T* __restrict__ ar = a + o;
-      for (int64_t i = 0; i < I; ++i) gar[i] = lerp(gar[i], gr[i], w);
-      if (!acc) continue;
-      T lane[L];
-      for (int j = 0; j < L; ++j) lane[j] = T(0);
-      int64_t i = 0;
-      for (; i + L <= I; i += L)
-        for (int j = 0; j < L; ++j) lane[j] += (xr[i + j] - ar[i + j]) * gr[i + j];
-      double sum = 0;
-      for (; i < I; ++i) sum += double((xr[i] - ar[i]) * gr[i]);
-      for (int j = 0; j < L; ++j) sum += double(lane[j]);
-      acc[c] += sum;
-    }
+                        const T* __restrict__ s, double* __restrict__ acc, int64_t B, int64_t C, int64_t I) {
+  reduce_pass<T>(B, C, I, s, acc, [&](int64_t o, int64_t n, const T* __restrict__ wr, T w, T* __restrict__ part) {
+    T* __restrict__ gar = ga + o; const T* __restrict__ gr = g + o;
+    const T* __restrict__ xr = x + o; const T* __restrict__ ar = a + o;
+    if (wr) for (int64_t j = 0; j < n; ++j) gar[j] = lerp(gar[j], gr[j], wr[j]);
+    else for (int64_t j = 0; j < n; ++j) gar[j] = lerp(gar[j], gr[j], w);
+    if (!part) return;
+    if (wr || n == 1) for (int64_t j = 0; j < n; ++j) part[j] += (xr[j] - ar[j]) * gr[j];
+    else
+      for (int64_t i = 0; i < n; i += LANES)
+        for (int j = 0; j < LANES; ++j) part[j] += (xr[i + j] - ar[i + j]) * gr[i + j];
+  });
 }
 
 std::vector<torch::Tensor> lerp_backward(torch::Tensor ga, torch::Tensor g, torch::Tensor x, torch::Tensor a,
@@ -321,12 +543,11 @@ std::vector<torch::Tensor> lerp_backward(torch::Tensor ga, torch::Tensor g, torc
     TORCH_CHECK(t->is_contiguous() && t->sizes() == x.sizes() && t->scalar_type() == x.scalar_type() &&
                 t->device().is_cpu(), "lerp_backward: tensors of the input's shape, dtype and layout");
   torch::Tensor acc = want_s ? torch::zeros({x.size(1)}, x.options().dtype(torch::kFloat64)) : torch::Tensor();
-  auto part = torch::empty({x.size(1)}, x.options());
   int64_t B, C, I; shape(x, B, C, I);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_lerp_backward", [&] {
     lerp_backward_loop<scalar_t>(ga.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
                                  a.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(),
-                                 want_s ? acc.data_ptr<double>() : nullptr, part.data_ptr<scalar_t>(), B, C, I);
+                                 want_s ? acc.data_ptr<double>() : nullptr, B, C, I);
   });
   return {ga, want_s ? acc.to(x.scalar_type()) : acc};
 }

@@ -65,18 +65,12 @@ def _reduce_dims(x: torch.Tensor) -> list[int]:
     return [d for d in range(x.dim()) if d != 1] if x.dim() > 1 else []
 
 
-#: Above this many elements torch runs elementwise ops on several threads (its grain size); the fused kernels run on
-#: one, so there they are used only when torch has one thread too.
-SERIAL_MAX_NUMEL = 32768
-
-
 def _fused_kernels(x: torch.Tensor, other: torch.Tensor):
     """The fused kernels when they apply to ``x`` and a tensor that goes with it (a slope, an upstream gradient) of
-    the same dtype: built and not turned off, a contiguous CPU float32/float64 input of 2 or more dims, and a large
-    one only while torch runs one thread. Else None (the eager path)."""
+    the same dtype: built and not turned off, a contiguous CPU float32/float64 input of 2 or more dims. Else None
+    (the eager path). They run on torch's threads, with the same numbers on any number of them."""
     if (x.dim() < 2 or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
-            or other.dtype != x.dtype or not x.is_contiguous()
-            or (x.numel() > SERIAL_MAX_NUMEL and torch.get_num_threads() > 1)):
+            or other.dtype != x.dtype or not x.is_contiguous()):
         return None
     return fused.kernels()
 
@@ -117,12 +111,19 @@ class LerpGate(torch.autograd.Function):
 FUNCTION_MIN_NUMEL = 65536
 
 
-#: Per exact module type the fused kernels cover (:mod:`nonlin_explorer.fused`): ``(kind, p1, p2)`` from its settings.
+#: Per exact module type the fused kernels cover (:mod:`nonlin_explorer.fused`): ``(kind, p1, p2)`` from its settings
+#: (ELU's p1, p2: alpha and scale; CELU's input scale is not covered).
 _FUSED_KINDS: dict[type, Callable[[nn.Module], tuple[int, float, float]]] = {
     nn.ReLU: lambda m: (fused.RELU, 0.0, 0.0),
     nn.LeakyReLU: lambda m: (fused.LEAKY_RELU, float(m.negative_slope), 0.0),
     nn.ReLU6: lambda m: (fused.HARDTANH, 0.0, 6.0),
     nn.Hardtanh: lambda m: (fused.HARDTANH, float(m.min_val), float(m.max_val)),
+    nn.GELU: lambda m: (fused.GELU_TANH if m.approximate == "tanh" else fused.GELU, 0.0, 0.0),
+    nn.SiLU: lambda m: (fused.SILU, 0.0, 0.0),
+    nn.Hardswish: lambda m: (fused.HARDSWISH, 0.0, 0.0),
+    nn.ELU: lambda m: (fused.ELU, float(m.alpha), 1.0),
+    nn.SELU: lambda m: (fused.ELU, _SELU_ALPHA, _SELU_SCALE),
+    nn.Mish: lambda m: (fused.MISH, 0.0, 0.0),
 }
 
 
@@ -146,9 +147,10 @@ def fused_gate(x: torch.Tensor, slope: torch.Tensor, kind: tuple[int, float, flo
 
 def lerp_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Derivative | None) -> torch.Tensor:
     """``lerp(act(x), x, slope)`` (slope per unit on dim 1): compiled when opted in (:func:`compile_requested`),
-    else fused (:func:`fused_gate`) for the piecewise-linear activations, else through :class:`LerpGate` when a
+    else fused (:func:`fused_gate`) for the activations the kernels cover, else through :class:`LerpGate` when a
     derivative kernel is known, a gradient is needed and x has more than :data:`FUNCTION_MIN_NUMEL` elements, else
-    plain ops (autograd). The fused kernels compute exactly what the eager path they replace computes."""
+    plain ops (autograd). The piecewise-linear kernels compute exactly what the eager path they replace computes; the
+    smooth ones, the same up to rounding."""
     if not (x.requires_grad or slope.requires_grad) or x.dtype != slope.dtype:
         return torch.lerp(act(x), x, _unit_view(slope, x))
     y = compiled_gate(x, slope, act)
@@ -156,7 +158,7 @@ def lerp_gate(x: torch.Tensor, slope: torch.Tensor, act: nn.Module, deriv: Deriv
         return y
     kind = fused_kind(act)
     if kind is not None:
-        eager_function = deriv is not None and x.numel() > FUNCTION_MIN_NUMEL
+        eager_function = kind[0] in fused.SMOOTH or (deriv is not None and x.numel() > FUNCTION_MIN_NUMEL)
         y = fused_gate(x, slope, kind, fused.FUNCTION if eager_function else fused.AUTOGRAD)
         if y is not None:
             return y
@@ -186,8 +188,8 @@ def compile_requested() -> bool:
 
 def gate_backend() -> dict:
     """How gates run: ``{"backend": "compiled" | "fused" | "eager", "fallback": why compiling failed or None,
-    "fused": why the fused kernels are not used or None, "first_call_s": {...}}`` ("fused": ReLU, LeakyReLU, ReLU6
-    and Hardtanh gates on CPU run fused, the others eagerly)."""
+    "fused": why the fused kernels are not used or None, "first_call_s": {...}}`` ("fused": the gates of the activations
+    in :data:`_FUSED_KINDS` run fused on CPU, the others eagerly with a fused backward on large inputs)."""
     compiled = compile_requested() and _BACKEND["fallback"] is None
     state = fused.status()
     backend = "compiled" if compiled else "fused" if state["fused"] else "eager"

@@ -299,6 +299,7 @@ def test_hand_written_backward_is_used_and_equals_autograd_through_act_then_lerp
 
 @pytest.mark.parametrize("act", [nn.GELU(), nn.Hardswish()], ids=repr)
 def test_small_inputs_take_autograd_and_large_ones_the_hand_written_backward_with_equal_gradients(act, monkeypatch):
+    monkeypatch.setenv("NONLIN_EXPLORER_FUSED", "0")  # the eager paths (tests/test_fused.py: the fused one)
     g = make_gate(act, 512)
     with torch.no_grad():
         g.alpha.copy_(torch.linspace(0, 1, 512))
