@@ -69,7 +69,7 @@ def _fused_kernels(x: torch.Tensor, other: torch.Tensor):
     """The fused kernels when they apply to ``x`` and a tensor that goes with it (a slope, an upstream gradient) of
     the same dtype: built and not turned off, a contiguous CPU float32/float64 input of 2 or more dims. Else None
     (the eager path). They run on torch's threads, with the same numbers on any number of them."""
-    if (x.dim() < 2 or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64)
+    if (x.dim() < 2 or not x.is_cpu or x.dtype not in (torch.float32, torch.float64)
             or other.dtype != x.dtype or not x.is_contiguous()):
         return None
     return fused.kernels()
