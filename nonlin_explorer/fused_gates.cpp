@@ -184,8 +184,9 @@ void backward_reduce_loop(const T* __restrict__ g, const T* __restrict__ x, cons
 // Their values need exp, erf or tanh, so torch's own kernels cannot be repeated in the same pass; these compute them
 // with torch's vector type (at::vec::Vectorized: the same vector math torch's CPU kernels use, its SIMD width chosen
 // by the build's CPU_CAPABILITY), the activation and its derivative together: the forward is one pass where the
-// eager gate takes two, the backward one where it takes two and torch's reduction. The numbers equal the eager
-// gate's up to rounding (a few float ulps: the formulas are torch's, their operation order not always).
+// eager gate takes two (GELU and SiLU: torch's own forward and a lerp pass, see below), the backward one where it
+// takes two and torch's reduction. The numbers equal the eager gate's up to rounding (a few float ulps: the formulas
+// are torch's, their operation order not always; GELU's and SiLU's output exactly).
 template <typename T> using Vec = at::vec::Vectorized<T>;
 
 // act(x) and act'(x) on a vector; p1, p2: ELU's alpha and scale
@@ -254,7 +255,7 @@ struct Mish {
   template <typename T> static void fd(Vec<T> x, T, T, Vec<T>& a, Vec<T>* d) {
     const Vec<T> one(T(1)), ex = x.exp(), t = ex.log1p().tanh();
     a = x * t;
-    if (d) *d = t + x * (one / (one + x.neg().exp())) * (one - t * t);
+    if (d) *d = t + x * (one / (one + one / ex)) * (one - t * t);  // sigmoid from the same exp (inf: 1, 0: 0)
   }
 };
 
@@ -354,7 +355,6 @@ void check(const torch::Tensor& x, const torch::Tensor& s) {
 
 torch::Tensor forward_kernel(const torch::Tensor& x, const torch::Tensor& s, int64_t kind, double p1, double p2,
                              int64_t mode) {
-  auto y = torch::empty_like(x);
   int64_t B, C, I; shape(x, B, C, I);
   if (kind == GELU || kind == SILU) {  // torch's own (oneDNN's, faster than their vector math here: see Gelu), exactly,
     auto a = kind == GELU ? at::gelu(x) : at::silu(x);  // then the lerp in place over it
@@ -363,6 +363,7 @@ torch::Tensor forward_kernel(const torch::Tensor& x, const torch::Tensor& s, int
     });
     return a;
   }
+  auto y = torch::empty_like(x);
   if (is_smooth(kind)) {
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_smooth_forward", [&] {
       dispatch_smooth(kind, [&](auto act) {

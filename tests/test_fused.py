@@ -4,6 +4,7 @@ output and d input always, d alpha on inputs of up to 65,536 elements (an MLP's:
 whether the kernels are built); on larger inputs d alpha is summed in the backward pass, equal up to rounding and
 closer to the exact sum."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -348,3 +349,35 @@ def test_a_large_gate_outside_the_kernels_fuses_its_backward_with_the_eager_numb
         exact = ((x - act(x)) * grad).double().sum((0, 2, 3))
     error = float((fused_out[2].double() - exact).abs().max() / exact.abs().max())
     assert error <= (2e-7 if dtype == torch.float32 else 1e-15), error
+
+
+@needs_kernels
+def test_the_kernels_share_torchs_openmp_runtime():
+    """One OpenMP runtime in the process: the library links against the libgomp that torch loaded (a second runtime
+    would keep a second thread pool, which torch.set_num_threads does not size)."""
+    code = ("import json, torch; from nonlin_explorer import fused; assert fused.kernels() is not None; "
+            "print(json.dumps(sorted({l.split()[-1] for l in open('/proc/self/maps') if 'omp' in l.split()[-1]})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    runtimes = json.loads(out.stdout)
+    assert len(runtimes) == 1, runtimes
+
+
+@pytest.mark.parametrize("flags, capability", [
+    ("fpu sse4_2 avx2 fma avx512f avx512bw avx512vl avx512dq", "AVX512"),
+    ("fpu sse4_2 avx2 fma avx512f", "AVX2"),  # AVX512 without BW/VL/DQ: torch's AVX512 code needs them
+    ("fpu sse4_2 avx2 fma", "AVX2"),
+    ("fpu sse4_2 avx", None),
+])
+def test_the_build_takes_torchs_vector_width_from_the_cpu_and_keys_the_library_by_it(flags, capability, monkeypatch):
+    monkeypatch.setattr(fused, "_cpu_flags", lambda: flags)
+    expected = [] if capability is None else [f"-DCPU_CAPABILITY={capability}", f"-DCPU_CAPABILITY_{capability}"]
+    assert fused._capability_flags() == expected
+    fused._key.cache_clear()
+    try:
+        key = fused._key()
+        monkeypatch.setattr(fused, "_cpu_flags", lambda: flags + " sha_ni")
+        fused._key.cache_clear()
+        assert fused._key() != key  # another CPU: another library
+    finally:
+        monkeypatch.undo()
+        fused._key.cache_clear()
