@@ -186,7 +186,7 @@ void backward_reduce_loop(const T* __restrict__ g, const T* __restrict__ x, cons
 // by the build's CPU_CAPABILITY), the activation and its derivative together: the forward is one pass where the
 // eager gate takes two (GELU and SiLU: torch's own forward and a lerp pass, see below), the backward one where it
 // takes two and torch's reduction. The numbers equal the eager gate's up to rounding (a few float ulps: the formulas
-// are torch's, their operation order not always; GELU's and SiLU's output exactly).
+// are torch's, their operation order not always; GELU's and SiLU's output at slope 0 exactly).
 template <typename T> using Vec = at::vec::Vectorized<T>;
 
 // act(x) and act'(x) on a vector; p1, p2: ELU's alpha and scale
@@ -224,7 +224,7 @@ struct GeluTanh {
 };
 struct Silu {
   template <typename T> static void fd(Vec<T> x, T, T, Vec<T>& a, Vec<T>* d) {
-    const Vec<T> one(T(1)), den = one + x.neg().exp();
+    const Vec<T> one(T(1)), den = one + x.neg().exp_u20();
     if (!d) { a = x / den; return; }  // (not used: the forward is torch's silu)
     const Vec<T> sig = one / den;  // the backward: one division for both
     a = x * sig;
@@ -259,11 +259,11 @@ struct Mish {
   }
 };
 
-// torch.lerp's arithmetic on vectors (see lerp above)
+// lerp(start, end, w) = w end + (1 - w) start as two multiply-subtracts: exactly start at w = 0 and end at w = 1 (the
+// activation; a linear unit), within two roundings between. torch.lerp's blend of two forms (the scalar lerp above,
+// which the piecewise-linear gates repeat for torch's numbers) takes six vector operations.
 template <typename T> inline Vec<T> vlerp(Vec<T> start, Vec<T> end, Vec<T> w) {
-  const Vec<T> diff = end - start;
-  return Vec<T>::blendv(at::vec::fmadd(w - Vec<T>(T(1)), diff, end), at::vec::fmadd(w, diff, start),
-                        w < Vec<T>(T(0.5)));  // w in [0, 1]: |w| < 0.5 is w < 0.5
+  return at::vec::fmsub(w, end, at::vec::fmsub(w, start, start));
 }
 
 template <typename A, typename T>
