@@ -149,7 +149,7 @@ def _second_derivatives(gate_fn, x0, s0):
 @needs_kernels
 @pytest.mark.parametrize("shape", [(8, 6), (300, 256), (40, 6, 20, 20)], ids=str)
 @pytest.mark.parametrize("act", [nn.ReLU(), nn.LeakyReLU(0.2), nn.Hardtanh(-1.0, 1.0), nn.GELU(), nn.SiLU(),
-                                 nn.ELU(), nn.GELU(approximate="tanh"), nn.Mish(), nn.SELU()], ids=repr)
+                                 nn.ELU(), nn.GELU(approximate="tanh"), nn.Mish(), nn.SELU(), nn.Hardswish()], ids=repr)
 def test_a_fused_gate_is_differentiable_twice(act, shape, monkeypatch):
     """Second derivatives through the fused gate equal those of autograd through ``lerp(act(x), x, alpha)`` (up to
     rounding: the two graphs order their operations differently), on small and large inputs."""
