@@ -381,3 +381,20 @@ def test_the_build_takes_torchs_vector_width_from_the_cpu_and_keys_the_library_b
     finally:
         monkeypatch.undo()
         fused._key.cache_clear()
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape", [(256, 1024), (8, 16, 9, 9)], ids=str)
+@pytest.mark.parametrize("act", SMOOTH_FUSED, ids=repr)
+def test_a_smooth_gate_is_the_identity_at_alpha_1_and_torchs_gelu_and_silu_at_alpha_0(act, shape, monkeypatch):
+    """A linear unit passes its input through exactly (a collapsed model replaces it by nothing); GELU's and SiLU's
+    fused forward is torch's own activation at alpha 0, bit for bit."""
+    x, _, _ = _inputs(shape, torch.float32)
+    x = x.clamp(-30, 30)
+    for alpha in (1.0, 0.0):
+        y, *_, fn = _run(act, x, torch.full((shape[1],), alpha), torch.ones(shape), True, monkeypatch)
+        assert "FusedGate" in fn
+        if alpha == 1.0:
+            assert torch.equal(y, x)
+        elif type(act) in (nn.GELU, nn.SiLU) and getattr(act, "approximate", "none") == "none":
+            assert torch.equal(y, act(x))
