@@ -1,8 +1,9 @@
 """The fused CPU gate kernels (nonlin_explorer.fused): built by the setup where a compiler exists, loaded and never
-compiled at run time, and computing the numbers the eager gates compute (the same roundings, not just close): the
-output and d input always, d alpha on inputs of up to 65,536 elements (an MLP's: a run's numbers do not depend on
-whether the kernels are built); on larger inputs d alpha is summed in the backward pass, equal up to rounding and
-closer to the exact sum."""
+compiled at run time, run on torch's threads with the same numbers on any number of them. The piecewise-linear gates
+compute the numbers the eager gates compute (the same roundings, not just close): the output and d input always, d
+alpha on inputs of up to 65,536 elements (an MLP's: a run's numbers do not depend on whether the kernels are built);
+on larger inputs d alpha is summed in the backward pass, equal up to rounding and closer to the exact sum. The smooth
+gates (GELU, SiLU, Hardswish, ELU, SELU, Mish) equal the eager gate up to rounding, exactly the identity at alpha 1."""
 
 import json
 import shutil
