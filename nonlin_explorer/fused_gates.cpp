@@ -125,11 +125,10 @@ void reduce_pass(int64_t B, int64_t C, int64_t I, const T* __restrict__ s, doubl
                  const Step& step) {
   if (I == 1) {
     const int64_t blocks = (B + ROWS - 1) / ROWS;
-    std::vector<T> part(acc ? blocks * C : 0);
+    std::vector<T> part(acc ? blocks * C : 0);  // zeros
     at::parallel_for(0, blocks, grain_of(ROWS * C), [&](int64_t k0, int64_t k1) {
       for (int64_t k = k0; k < k1; ++k) {
         T* __restrict__ pk = acc ? part.data() + k * C : nullptr;
-        if (pk) for (int64_t c = 0; c < C; ++c) pk[c] = T(0);
         for (int64_t b = k * ROWS, b1 = std::min(B, b + ROWS); b < b1; ++b) step(b * C, C, s, T(0), pk);
       }
     });
@@ -479,18 +478,18 @@ class FusedGate : public torch::autograd::Function<FusedGate> {
       return {gx2, gs2, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
     }
     if (is_smooth(kind)) {  // one pass: d input and d slope together (each only when asked for)
-      auto gx = torch::empty_like(x);
+      auto gx = want_x ? torch::empty_like(x) : torch::Tensor();
       auto acc = want_s ? torch::zeros({x.size(1)}, x.options().dtype(torch::kFloat64)) : torch::Tensor();
       int64_t B, C, I; shape(x, B, C, I);
       AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_smooth_backward", [&] {
         dispatch_smooth(kind, [&](auto act) {
           smooth_backward_loop<decltype(act), scalar_t>(g.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-              s.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), want_s ? acc.data_ptr<double>() : nullptr, B, C, I,
-              scalar_t(p1), scalar_t(p2));
+              s.data_ptr<scalar_t>(), want_x ? gx.data_ptr<scalar_t>() : nullptr,
+              want_s ? acc.data_ptr<double>() : nullptr, B, C, I, scalar_t(p1), scalar_t(p2));
         });
       });
-      return {want_x ? gx : torch::Tensor(), want_s ? acc.to(x.scalar_type()) : torch::Tensor(), torch::Tensor(),
-              torch::Tensor(), torch::Tensor(), torch::Tensor()};
+      return {gx, want_s ? acc.to(x.scalar_type()) : torch::Tensor(), torch::Tensor(), torch::Tensor(),
+              torch::Tensor(), torch::Tensor()};
     }
     if (mode != AUTOGRAD && want_x && want_s) {  // large inputs: d slope summed in the pass
       auto gx = torch::empty_like(x);

@@ -399,3 +399,23 @@ def test_a_smooth_gate_is_the_identity_at_alpha_1_and_torchs_gelu_and_silu_at_al
             assert torch.equal(y, x)
         elif type(act) in (nn.GELU, nn.SiLU) and getattr(act, "approximate", "none") == "none":
             assert torch.equal(y, act(x))
+
+
+@needs_kernels
+@pytest.mark.parametrize("shape", [(256, 1024), (8, 16, 9, 9)], ids=str)
+@pytest.mark.parametrize("act", [nn.GELU(), nn.Hardswish(), nn.Mish()], ids=repr)
+def test_a_smooth_gate_whose_input_needs_no_gradient_gives_the_same_d_alpha(act, shape, monkeypatch):
+    """A gate right after a frozen input (no d input asked for) skips the d input and sums the same d alpha."""
+    monkeypatch.setenv(fused.FUSED_ENV, "1")
+    x, s, grad = _inputs(shape, torch.float32)
+    x = x.clamp(-30, 30)
+    gate = make_gate(act, shape[1])
+    d_alpha = []
+    for x_grad in (True, False):
+        xi, si = x.clone().requires_grad_(x_grad), s.clone().requires_grad_()
+        y = gate._gated(xi, si)
+        assert "FusedGate" in y.grad_fn.name()
+        y.backward(grad)
+        assert (xi.grad is not None) == x_grad
+        d_alpha.append(si.grad)
+    assert torch.equal(*d_alpha)
