@@ -5,6 +5,11 @@ in one run. Target ratio <= 1.10. Two ratios per model:
   slopes in the optimizer, the prior's gradient, the projection to [0, 1]). This is the cost of the gates.
 - ``session``: ``TrainingSession.train_step`` (prior on; it also counts correct predictions, drains the
   command queue and keeps running sums) over the bare ReLU step. This is the cost of gates plus the engine.
+- ``prelu`` (MLP only): the same hand-written step of the same MLP with torch's own per-unit-slope activation,
+  ``nn.PReLU(width)`` (the paper's unit, the gate's function at the same slopes), its slopes trained as the gates'
+  are (a second Adam group, the prior's gradient, the projection to [0, 1]): what any per-unit slope costs on top of
+  ReLU in torch (its input kept for the backward, the slopes' own optimizer group, a reduction per layer), against
+  which the gate's step is the gates' own share.
 
 Then, per activation (ReLU, LeakyReLU, ReLU6, GELU, SiLU, Hardswish, ELU, Mish, GPT-2's tanh GELU):
 
@@ -66,11 +71,13 @@ def hand_step(model: torch.nn.Module, gated: bool, x_all, y_all, batch_size: int
     if gated:
         model = linearize(model, x_all[:2])
     gate_list = gates(model)
-    slopes = {id(g.alpha) for g in gate_list}
+    prelus = [m for m in model.modules() if isinstance(m, torch.nn.PReLU)]
+    alphas = [g.alpha for g in gate_list] + [m.weight for m in prelus]
+    gated = gated or bool(prelus)
+    slopes = {id(a) for a in alphas}
     weights = [p for p in model.parameters() if id(p) not in slopes]
-    groups = [dict(params=weights)] + ([dict(params=[g.alpha for g in gate_list], lr=1e-2)] if gated else [])
+    groups = [dict(params=weights)] + ([dict(params=alphas, lr=1e-2)] if gated else [])
     opt = torch.optim.Adam(groups, lr=1e-3)
-    alphas = [g.alpha for g in gate_list]
 
     def step():
         idx = torch.randint(0, len(x_all), (batch_size,), generator=gen).to(device)
@@ -80,13 +87,18 @@ def hand_step(model: torch.nn.Module, gated: bool, x_all, y_all, batch_size: int
         if gated:  # d/d alpha of sparsity * sum(1 - alpha) = -sparsity (every unit free here)
             torch._foreach_add_([a.grad for a in alphas], -sparsity)
         opt.step()
-        if gated:
+        if gate_list:
             clamp_slopes_(model, gate_list)
+        elif prelus:
+            with torch.no_grad():
+                torch._foreach_clamp_min_(alphas, 0.0)
+                torch._foreach_clamp_max_(alphas, 1.0)
         float(loss.detach())  # the session reads the loss every step too (divergence check)
     return step
 
 
-def bench(name: str, data, build, steps: int, batch_size: int, device: torch.device) -> tuple[float, float]:
+def bench(name: str, data, build, steps: int, batch_size: int, device: torch.device, build_prelu=None
+          ) -> tuple[float, float]:
     sparsity = 1e-4
     session = TrainingSession(model=build(), data=data, batch_size=batch_size, sparsity=sparsity, epochs=1000,
                               eval_every=10**9, device=str(device), amp=False, seed=0)
@@ -95,15 +107,22 @@ def bench(name: str, data, build, steps: int, batch_size: int, device: torch.dev
 
     plain_step = hand_step(build(), False, x_all, y_all, batch_size, device, gen, sparsity)
     gated_step = hand_step(build(), True, x_all, y_all, batch_size, device, gen, sparsity)
-    # interleaved, rotating order: all three see the same machine noise
-    med = _median_interleaved({"relu": plain_step, "gated": gated_step, "session": session.train_step,
-                               "gated_eager": _eager(gated_step), "session_eager": _eager(session.train_step)},
-                              steps, device)
+    fns = {"relu": plain_step, "gated": gated_step, "session": session.train_step,
+           "gated_eager": _eager(gated_step), "session_eager": _eager(session.train_step)}
+    if build_prelu is not None:
+        fns["prelu"] = hand_step(build_prelu(), False, x_all, y_all, batch_size, device, gen, sparsity)
+    # interleaved, rotating order: all of them see the same machine noise
+    med = _median_interleaved(fns, steps, device)
     gates_ratio, session_ratio = med["gated"] / med["relu"], med["session"] / med["relu"]
     for label, ratio, key in (("gates", gates_ratio, "gated"), ("session", session_ratio, "session")):
         print(f"{name:<24} {device.type:<5} {label:<8} {med[key] * 1e3:8.2f} ms  relu {med['relu'] * 1e3:8.2f} ms  "
               f"ratio {ratio:5.3f}  {'OK' if ratio <= 1.10 else 'ABOVE TARGET'} (target <= 1.10, median of {steps}; "
               f"eager gates {med[key + '_eager'] / med['relu']:5.3f})  [{load_label()}]")
+    if build_prelu is not None:
+        prelu_ratio, vs_prelu = med["prelu"] / med["relu"], med["gated"] / med["prelu"]
+        print(f"{name:<24} {device.type:<5} {'prelu':<8} {med['prelu'] * 1e3:8.2f} ms  relu {med['relu'] * 1e3:8.2f} "
+              f"ms  ratio {prelu_ratio:5.3f}  (torch's nn.PReLU, slopes trained alike; gated step / this "
+              f"{vs_prelu:5.3f})  [{load_label()}]")
     return gates_ratio, session_ratio
 
 
@@ -293,7 +312,8 @@ def run(args) -> None:
         if args.only == "activations":
             continue
         big = device.type == "cuda"
-        bench("MLP 4x256 on MNIST-1D", mnist, mlp, args.steps, 512 if big else 128, device)
+        prelu_mlp = lambda: models.MLP(40, 10, width=256, depth=4, activation=lambda: torch.nn.PReLU(256, init=0.0))
+        bench("MLP 4x256 on MNIST-1D", mnist, mlp, args.steps, 512 if big else 128, device, prelu_mlp)
         bench("ResNet-20 on 32x32", cifar_like, resnet, args.steps if big else max(20, args.steps // 2),
               128 if big else 32, device)
 
