@@ -1,8 +1,10 @@
 """Training-step time of a gated model over the same architecture with plain nn.ReLU, measured interleaved
 in one run. Target ratio <= 1.10. Two ratios per model:
 
-- ``gates``: the same hand-written Adam step for both models; the gated one also does what gating needs (the
-  slopes in the optimizer, the prior's gradient, the projection to [0, 1]). This is the cost of the gates.
+- ``gates``: the same hand-written Adam step for both models, on the trainer's optimizer
+  (:func:`nonlin_explorer.trainer.make_optimizer`: the weights on torch's ``foreach`` kernels, the slopes in a group
+  of their own on its fused kernel); the gated one also does what gating needs (the slopes in the optimizer, the
+  prior's gradient, the projection to [0, 1]). This is the cost of the gates.
 - ``session``: ``TrainingSession.train_step`` (prior on; it also counts correct predictions, drains the
   command queue and keeps running sums) over the bare ReLU step. This is the cost of gates plus the engine.
 - ``prelu`` (MLP only): the same hand-written step of the same MLP with torch's own per-unit-slope activation,
@@ -49,6 +51,7 @@ from load import OtherLoad
 from nonlin_explorer import TrainingSession, clamp_slopes_, datasets, gates, linearize, make_gate, models
 from nonlin_explorer.fused import FUSED_ENV
 from nonlin_explorer.gate_kernels import COMPILE_ENV, gate_backend
+from nonlin_explorer.trainer import make_optimizer
 
 #: The activations compared one by one: (label, plain module factory).
 ACTIVATIONS = [
@@ -76,8 +79,8 @@ def hand_step(model: torch.nn.Module, gated: bool, x_all, y_all, batch_size: int
     gated = gated or bool(prelus)
     slopes = {id(a) for a in alphas}
     weights = [p for p in model.parameters() if id(p) not in slopes]
-    groups = [dict(params=weights)] + ([dict(params=alphas, lr=1e-2)] if gated else [])
-    opt = torch.optim.Adam(groups, lr=1e-3)
+    opt = (make_optimizer(weights, alphas, lr=1e-3, slope_lr=1e-2) if gated
+           else torch.optim.Adam([dict(params=weights, lr=1e-3, foreach=True)]))
 
     def step():
         idx = torch.randint(0, len(x_all), (batch_size,), generator=gen).to(device)

@@ -474,3 +474,53 @@ def test_show_slopes_puts_every_gate_free_at_the_given_slopes_and_the_step(mnist
     with pytest.raises(ValueError, match="1 slope tensors for 2 gates"):
         trainer.show_slopes(slopes[:1], 3)
     assert trainer.step == 0
+
+
+# -- the optimizer ----------------------------------------------------------------------------------------------------
+
+def test_the_optimizer_runs_the_weights_on_foreach_and_the_slopes_on_torchs_fused_adam():
+    from nonlin_explorer.trainer import make_optimizer
+
+    weights, slopes = [nn.Parameter(torch.randn(4, 3))], [nn.Parameter(torch.zeros(4)), nn.Parameter(torch.zeros(7))]
+    opt = make_optimizer(weights, slopes, lr=1e-3, slope_lr=1e-2, weight_decay=1e-4)
+    assert type(opt) is torch.optim.Adam
+    assert opt.param_groups[0]["foreach"] is True and opt.param_groups[0]["weight_decay"] == 1e-4
+    assert opt.param_groups[1]["fused"] is True and opt.param_groups[1]["weight_decay"] == 0.0
+    assert opt.param_groups[1]["lr"] == 1e-2
+    for p in weights + slopes:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert all(torch.all(p < 0) for p in slopes)  # one Adam step: -lr * sign(grad)
+    sgd = make_optimizer(weights, slopes, lr=1e-3, slope_lr=1e-2, slopes="sgd")
+    assert not sgd.param_groups[1].get("fused") and sgd.param_groups[1]["foreach"] is True
+    half = [nn.Parameter(torch.zeros(3, dtype=torch.int32), requires_grad=False)]
+    assert make_optimizer(weights, half, lr=1e-3, slope_lr=1e-2).param_groups[1]["foreach"] is True
+
+
+def test_fused_slope_updates_equal_foreach_ones_up_to_rounding(mnist1d_small, monkeypatch):
+    """Three epochs of an MLP with the prior on: the fused slopes' Adam and the foreach one end within 1e-5 of each
+    other in every parameter, with the same nonlinear counts."""
+    import nonlin_explorer.trainer as trainer
+
+    def run():
+        torch.manual_seed(0)
+        s = TrainingSession(model=models.MLP(40, 10, width=32, depth=3), data=mnist1d_small, epochs=3,
+                            batch_size=64, sparsity=1e-3, slope_lr=0.03, seed=3, amp=False)
+        s.run(progress=False)
+        return ([p.detach().clone() for p in s.model.parameters()], [g.nonlinear_count() for g in gates(s.model)],
+                s.trainer._opt.param_groups[1])
+
+    fused, counts, group = run()
+    assert group["fused"] is True
+    real = trainer.make_optimizer
+
+    def foreach_slopes(*args, **kwargs):
+        opt = real(*args, **kwargs)
+        opt.param_groups[1].update(fused=None, foreach=True)
+        return opt
+
+    monkeypatch.setattr(trainer, "make_optimizer", foreach_slopes)
+    foreach, counts_foreach, group = run()
+    assert not group["fused"] and group["foreach"]
+    assert max(float((a - b).abs().max()) for a, b in zip(fused, foreach)) < 1e-5
+    assert counts == counts_foreach
