@@ -48,5 +48,9 @@ class OtherLoad:
 
     def label(self) -> str:
         """``quiet (others' load X)`` below :data:`QUIET_BELOW`, else ``loaded, others' load X``."""
-        load = self.others()
-        return f"quiet (others' load {load:.2f})" if load < QUIET_BELOW else f"loaded, others' load {load:.1f}"
+        return label_of(self.others())
+
+
+def label_of(load: float) -> str:
+    """The line label for other processes' load ``load`` (see :meth:`OtherLoad.label`)."""
+    return f"quiet (others' load {load:.2f})" if load < QUIET_BELOW else f"loaded, others' load {load:.1f}"
