@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { rotation3d } from '../src/compression/charts';
-import { Box, overlaps, placeLabels } from '../src/compression/labels';
+import { Box, crossedBy, overlaps, placeLabels } from '../src/compression/labels';
 
 const BOUNDS: Box = { x: 0, y: 0, w: 300, h: 300 };
 const SIZE = { w: 10, h: 16 };
@@ -38,6 +38,25 @@ test('labels keep clear of boxes to avoid (the 3-D view\'s axis labels)', () => 
   const axis: Box = { x: 262, y: 140, w: 30, h: 20 };
   const [box] = placeLabels(pts, [SIZE], { x: 150, y: 150 }, 7, BOUNDS, [axis]);
   assert.ok(!overlaps(box, axis));
+});
+
+test('given a ring, no label crosses it: units inside the unit circle, next to its line', () => {
+  // Points just inside a circle of radius 120: outward placement alone would put labels across its line.
+  const centre = { x: 150, y: 150 };
+  const pts = Array.from({ length: 6 }, (_, k) => ({ x: 150 + 110 * Math.cos(k * Math.PI / 3 + 0.2),
+    y: 150 + 110 * Math.sin(k * Math.PI / 3 + 0.2) }));
+  const free = placeLabels(pts, pts.map(() => SIZE), centre, 7, BOUNDS);
+  assert.ok(free.some(b => crossedBy(b, centre, 120)), 'without the ring some label lies across the line');
+  const boxes = placeLabels(pts, pts.map(() => SIZE), centre, 7, BOUNDS, [], 120);
+  assert.deepEqual(boxes.filter(b => crossedBy(b, centre, 120)), []);
+  assert.deepEqual(pairwise(boxes), []);
+});
+
+test('a box is crossed by a circle only when the circle passes through it', () => {
+  const c = { x: 0, y: 0 };
+  assert.ok(crossedBy({ x: 95, y: -5, w: 10, h: 10 }, c, 100));  // straddles the line
+  assert.ok(!crossedBy({ x: 110, y: -5, w: 10, h: 10 }, c, 100));  // outside
+  assert.ok(!crossedBy({ x: -5, y: -5, w: 10, h: 10 }, c, 100));  // around the centre, inside
 });
 
 test('the 3-D camera is a rotation; at (0, 0) the screen shows PC1 and PC2', () => {

@@ -5,6 +5,7 @@ internals: the page's own elements and their data attributes say what each view 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +294,15 @@ def test_look_at_m8_fits_reads_and_logs_nothing(browser, tmp_path, theme):
                 page.screenshot(path=str(shots / f"explorer-served-{theme}-{width}x{height}.png"), full_page=True)
                 where = f"{theme}, {width}x{height}"
                 check_look(page, where)
+                # No unit label lies across the unit circle's line (a digit on the line is hard to read).
+                chart = page.locator(".ne-cx [data-chart='directions']")
+                cx, cy, r = json.loads(chart.get_attribute("data-frame"))
+                boxes = json.loads(chart.get_attribute("data-labels"))
+                assert len(boxes) == 8, where
+                for x, y, w, h in boxes:
+                    near = math.hypot(max(x, min(cx, x + w)) - cx, max(y, min(cy, y + h)) - cy)
+                    far = math.hypot(max(abs(x - cx), abs(x + w - cx)), max(abs(y - cy), abs(y + h - cy)))
+                    assert not (near < r + 1 and far > r - 1), (where, (x, y, w, h), (cx, cy, r))
                 import page_checks as pc
 
                 assert pc.console_problems(messages) == [], (where, pc.console_problems(messages))

@@ -161,12 +161,13 @@ function arrowHead(p: Painter, x0: number, y0: number, x1: number, y1: number, c
     [y1 - s * uy - (s / 2) * ux, y1, y1 - s * uy + (s / 2) * ux], { color, width: 2.5 });
 }
 
-/** Unit labels beside their points, placed so that none overlaps another or a point; the boxes are kept for tests. */
+/** Unit labels beside their points, placed so that none overlaps another, a point or (given) the ring of radius `ring`
+ * around `centre`; the boxes are kept for tests. */
 function drawLabels(p: Painter, chart: HTMLElement, pts: { x: number; y: number }[], centre: { x: number; y: number },
-  color: string, radius: number, avoid: Box[] = []): Box[] {
+  color: string, radius: number, avoid: Box[] = [], ring?: number): Box[] {
   const texts = pts.map((_, j) => String(j));
   const sizes = texts.map(t => ({ w: p.measure(t, TICK) + 2, h: TICK + 2 }));
-  const boxes = placeLabels(pts, sizes, centre, radius, { x: 0, y: 0, w: p.width, h: p.height }, avoid);
+  const boxes = placeLabels(pts, sizes, centre, radius, { x: 0, y: 0, w: p.width, h: p.height }, avoid, ring);
   boxes.forEach((b, j) => p.text(b.x + b.w / 2, b.y + b.h / 2, texts[j], { color, size: TICK, align: 'center',
     baseline: 'middle', weight: 'bold' }));
   chart.dataset.labels = JSON.stringify(boxes.map(b => [b.x, b.y, b.w, b.h].map(v => Math.round(v * 10) / 10)));
@@ -317,7 +318,7 @@ export class DirectionsChart extends Chart {
         p.segments([cx, cy, x1, y1], { color: lin, width: 2.5 });
         arrowHead(p, cx, cy, x1, y1, lin);
       }
-      drawLabels(p, this.el, pts, { x: cx, y: cy }, pal.fg, 8);
+      drawLabels(p, this.el, pts, { x: cx, y: cy }, pal.fg, 8, [], r);  // clear of the unit circle's line
     }
     const items: LegendItem[] = [{ label: 'unit directions (PC1, PC2)', color: unit },
       { label: 'linear part of the target', color: lin }];

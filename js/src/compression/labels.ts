@@ -1,6 +1,7 @@
 /**
  * Labels beside points that never overlap each other or the points: each label tries positions around its point,
- * outward from the centre first, and takes the first free one inside the bounds (clear of `avoid` too).
+ * outward from the centre first, and takes the first free one inside the bounds (clear of `avoid`, and of a ring
+ * when given, too).
  */
 
 export interface Box {
@@ -14,12 +15,22 @@ export function overlaps(a: Box, b: Box, pad = 0): boolean {
   return a.x < b.x + b.w + pad && b.x < a.x + a.w + pad && a.y < b.y + b.h + pad && b.y < a.y + a.h + pad;
 }
 
+/** Whether the circle of radius `ring` around `centre` passes through `box` (within `pad` pixels). */
+export function crossedBy(box: Box, centre: { x: number; y: number }, ring: number, pad = 2): boolean {
+  const nx = Math.max(box.x, Math.min(centre.x, box.x + box.w)) - centre.x;
+  const ny = Math.max(box.y, Math.min(centre.y, box.y + box.h)) - centre.y;
+  const fx = Math.max(Math.abs(box.x - centre.x), Math.abs(box.x + box.w - centre.x));
+  const fy = Math.max(Math.abs(box.y - centre.y), Math.abs(box.y + box.h - centre.y));
+  return Math.hypot(nx, ny) < ring + pad && Math.hypot(fx, fy) > ring - pad;
+}
+
 /**
  * Boxes for labels of size `sizes[i]` beside `points[i]` (pixels): outward from `centre`, at increasing distance
- * and angle, avoiding earlier labels, every point (a disc of `radius`) and the bounds' edges.
+ * and angle, avoiding earlier labels, every point (a disc of `radius`), the bounds' edges and, given `ring`, the
+ * circle of that radius around `centre` (a chart's unit circle: a label across its line is hard to read).
  */
 export function placeLabels(points: { x: number; y: number }[], sizes: { w: number; h: number }[],
-  centre: { x: number; y: number }, radius: number, bounds: Box, avoid: Box[] = []): Box[] {
+  centre: { x: number; y: number }, radius: number, bounds: Box, avoid: Box[] = [], ring?: number): Box[] {
   const discs: Box[] = [...points.map(p => ({ x: p.x - radius, y: p.y - radius, w: 2 * radius, h: 2 * radius })),
     ...avoid];
   const placed: Box[] = [];
@@ -39,7 +50,8 @@ export function placeLabels(points: { x: number; y: number }[], sizes: { w: numb
         const s = Math.sin(a);
         const reach = radius + gap + Math.abs(c) * w / 2 + Math.abs(s) * h / 2;
         const box = { x: p.x + c * reach - w / 2, y: p.y + s * reach - h / 2, w, h };
-        if (!inside(box) || placed.some(b => overlaps(b, box, 1)) || discs.some(d => overlaps(d, box))) {
+        if (!inside(box) || placed.some(b => overlaps(b, box, 1)) || discs.some(d => overlaps(d, box)) ||
+          (ring !== undefined && crossedBy(box, centre, ring))) {
           continue;
         }
         best = box;
