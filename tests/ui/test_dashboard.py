@@ -72,7 +72,13 @@ def test_start_slider_pause_resume_and_clicks_show_at_once(dash):
     latencies = click_latencies(dash.page, units, 6)
     assert len(latencies) == 6, latencies
     assert median(latencies) <= CLICK_MEDIAN_CEILING_MS and max(latencies) <= CLICK_MAX_CEILING_MS, latencies
-    dash.wait(lambda s: sum(map(sum, s["unit_states"])) == 6, "the six clicks to reach the session")
+    try:
+        dash.wait(lambda s: sum(map(sum, s["unit_states"])) == 6, "the six clicks to reach the session")
+    except AssertionError as err:  # say what the session holds: which units, in which states, at which step
+        s = dash.state()
+        held = [(layer, unit, v) for layer, states in enumerate(s["unit_states"])
+                for unit, v in enumerate(states) if v]
+        raise AssertionError(f"{err}; the session holds {held} (status {s['status']}, step {s['step']})") from None
 
     # The sparsity slider, moved with the keyboard as a user can, sets the session's lambda.
     slider = dash.page.get_by_label("Sparsity λ (log scale)")
