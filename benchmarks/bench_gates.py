@@ -68,18 +68,17 @@ def _sync(device: torch.device) -> None:
 
 def hand_step(model: torch.nn.Module, gated: bool, x_all, y_all, batch_size: int, device: torch.device,
               gen: torch.Generator, sparsity: float = 1e-4):
-    """One hand-written Adam step, the same for a plain and a gated model; the gated one also trains the slopes,
-    adds the prior's gradient and projects the slopes to [0, 1] (what gating costs)."""
+    """One hand-written Adam step, the same for a plain and a gated model; a model with slopes (``gated``: linearized
+    here; or built with nn.PReLU) also trains them, adds the prior's gradient and projects them to [0, 1]."""
     model = model.to(device)
     if gated:
         model = linearize(model, x_all[:2])
     gate_list = gates(model)
     prelus = [m for m in model.modules() if isinstance(m, torch.nn.PReLU)]
     alphas = [g.alpha for g in gate_list] + [m.weight for m in prelus]
-    gated = gated or bool(prelus)
     slopes = {id(a) for a in alphas}
     weights = [p for p in model.parameters() if id(p) not in slopes]
-    opt = (make_optimizer(weights, alphas, lr=1e-3, slope_lr=1e-2) if gated
+    opt = (make_optimizer(weights, alphas, lr=1e-3, slope_lr=1e-2) if alphas
            else torch.optim.Adam([dict(params=weights, lr=1e-3, foreach=True)]))
 
     def step():
@@ -87,7 +86,7 @@ def hand_step(model: torch.nn.Module, gated: bool, x_all, y_all, batch_size: int
         loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if gated:  # d/d alpha of sparsity * sum(1 - alpha) = -sparsity (every unit free here)
+        if alphas:  # d/d alpha of sparsity * sum(1 - alpha) = -sparsity (every unit free here)
             torch._foreach_add_([a.grad for a in alphas], -sparsity)
         opt.step()
         if gate_list:

@@ -493,8 +493,8 @@ def test_the_optimizer_runs_the_weights_on_foreach_and_the_slopes_on_torchs_fuse
     assert all(torch.all(p < 0) for p in slopes)  # one Adam step: -lr * sign(grad)
     sgd = make_optimizer(weights, slopes, lr=1e-3, slope_lr=1e-2, slopes="sgd")
     assert not sgd.param_groups[1].get("fused") and sgd.param_groups[1]["foreach"] is True
-    half = [nn.Parameter(torch.zeros(3, dtype=torch.int32), requires_grad=False)]
-    assert make_optimizer(weights, half, lr=1e-3, slope_lr=1e-2).param_groups[1]["foreach"] is True
+    integers = [nn.Parameter(torch.zeros(3, dtype=torch.int32), requires_grad=False)]  # no fused kernel for these
+    assert make_optimizer(weights, integers, lr=1e-3, slope_lr=1e-2).param_groups[1]["foreach"] is True
 
 
 def test_fused_slope_updates_equal_foreach_ones_up_to_rounding(mnist1d_small, monkeypatch):
